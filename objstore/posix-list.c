@@ -1,0 +1,208 @@
+/* posix-list.c: listing for the file:// store.  Each directory is read,
+ * filtered (no symlinks, special files or the temporary directory) and
+ * sorted with "/" appended to directory names, so that a depth-first walk
+ * yields keys in the same byte order as S3.  With the delimiter, a
+ * subdirectory is reported as a prefix only if it holds an object. */
+#include "posix-list.h"
+#include "posix-tmp.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct list_entry {
+	char *sort_name;	/* name, plus "/" for a directory */
+	bool is_dir;
+	uint64_t size;
+	time_t mtime;
+};
+
+struct list_ctx {
+	objstore_list_cb *callback;
+	void *context;
+	bool delimiter;
+	bool stopped;
+	char key[OBJSTORE_KEY_MAX + 2];
+};
+
+static int list_entry_cmp(const void *p1, const void *p2)
+{
+	const struct list_entry *e1 = p1, *e2 = p2;
+
+	return strcmp(e1->sort_name, e2->sort_name);
+}
+
+/* does directory dfd hold at least one object (at any depth)? */
+static bool dir_has_object(int dfd, unsigned int depth)
+{
+	struct dirent *d;
+	struct stat st;
+	bool found = false;
+	DIR *dir;
+	int fd;
+
+	if (depth > OBJSTORE_KEY_MAX / 2)
+		return false;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	while (!found && (d = readdir(dir)) != NULL) {
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode))
+			found = true;
+		else if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(dir), d->d_name, O_RDONLY |
+					 O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				found = dir_has_object(sub, depth + 1);
+				close(sub);
+			}
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
+/* read, filter and sort the entries of dfd */
+static int list_read_dir(int dfd, const char *name_prefix, bool top,
+			 struct list_entry **entries_r, size_t *count_r)
+{
+	struct list_entry *entries = NULL, *tmp;
+	size_t count = 0, alloc = 0, plen = strlen(name_prefix);
+	struct dirent *d;
+	struct stat st;
+	DIR *dir;
+	int fd;
+
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		const char *name = d->d_name;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+		    strncmp(name, name_prefix, plen) != 0 ||
+		    (top && strcmp(name, POSIX_TMP_DIR_NAME) == 0))
+			continue;
+		if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
+			continue;	/* vanished, symlink or special file */
+		if (count == alloc) {
+			alloc = alloc == 0 ? 64 : alloc * 2;
+			tmp = realloc(entries, alloc * sizeof(*entries));
+			if (tmp == NULL)
+				goto fail;
+			entries = tmp;
+		}
+		struct list_entry *e = &entries[count];
+
+		e->is_dir = S_ISDIR(st.st_mode);
+		e->size = (uint64_t)st.st_size;
+		e->mtime = st.st_mtim.tv_sec;
+		if (asprintf(&e->sort_name, "%s%s", name,
+			     e->is_dir ? "/" : "") < 0)
+			goto fail;
+		count++;
+	}
+	closedir(dir);
+	if (count > 0)
+		qsort(entries, count, sizeof(*entries), list_entry_cmp);
+	*entries_r = entries;
+	*count_r = count;
+	return 0;
+fail:
+	closedir(dir);
+	for (size_t i = 0; i < count; i++)
+		free(entries[i].sort_name);
+	free(entries);
+	errno = ENOMEM;
+	return -1;
+}
+
+static void close_keep_errno(int fd)
+{
+	int saved = errno;
+
+	close(fd);
+	errno = saved;
+}
+
+static int list_dir(struct list_ctx *ctx, int dfd, const char *name_prefix,
+		    bool top)
+{
+	struct list_entry *entries;
+	size_t count, key_len = strlen(ctx->key);
+	const char *reason;
+	int ret = 0;
+
+	if (list_read_dir(dfd, name_prefix, top, &entries, &count) < 0)
+		return errno == ENOENT ? 0 : -1; /* ENOENT: removed meanwhile */
+	for (size_t i = 0; i < count && ret == 0 && !ctx->stopped; i++) {
+		struct list_entry *e = &entries[i];
+		struct objstore_list_entry le = { .key = ctx->key };
+		size_t len = strlen(e->sort_name);
+
+		if (key_len + len > OBJSTORE_KEY_MAX)
+			continue;
+		memcpy(ctx->key + key_len, e->sort_name, len + 1);
+		if (!e->is_dir) {
+			if (objstore_key_check(ctx->key, &reason) < 0)
+				continue;	/* not a name we could write */
+			le.size = e->size;
+			le.mtime = e->mtime;
+			if (ctx->callback(&le, ctx->context) != 0)
+				ctx->stopped = true;
+			continue;
+		}
+		ctx->key[key_len + len - 1] = '\0';
+		int sub = openat(dfd, ctx->key + key_len, O_RDONLY |
+				 O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		ctx->key[key_len + len - 1] = '/';
+		if (sub < 0)
+			continue;
+		if (!ctx->delimiter)
+			ret = list_dir(ctx, sub, "", false);
+		else if (dir_has_object(sub, 0)) {
+			le.is_prefix = true;
+			if (ctx->callback(&le, ctx->context) != 0)
+				ctx->stopped = true;
+		}
+		close_keep_errno(sub);
+	}
+	ctx->key[key_len] = '\0';
+	for (size_t i = 0; i < count; i++)
+		free(entries[i].sort_name);
+	free(entries);
+	return ret;
+}
+
+int posix_list_dir(int dfd, const char *dir_key, const char *name_prefix,
+		   bool top, bool delimiter, objstore_list_cb *callback,
+		   void *context)
+{
+	struct list_ctx ctx = {
+		.callback = callback, .context = context,
+		.delimiter = delimiter,
+	};
+
+	if (strlen(dir_key) >= sizeof(ctx.key)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(ctx.key, dir_key);
+	return list_dir(&ctx, dfd, name_prefix, top);
+}

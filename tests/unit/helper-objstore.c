@@ -1,0 +1,150 @@
+/* helper-objstore.c: see helper-objstore.h. */
+#include "helper-objstore.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *objtest_mkdtemp(const char *name)
+{
+	const char *base = getenv("OBOXFS_TEST_DIR");
+	char *path;
+
+	if (base == NULL || base[0] == '\0')
+		base = "/tmp";
+	(void)mkdir(base, 0755);
+	if (asprintf(&path, "%s/%s.XXXXXX", base, name) < 0)
+		return NULL;
+	if (mkdtemp(path) == NULL) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+		 struct FTW *ftw)
+{
+	(void)st; (void)ftw;
+	if (flag == FTW_DP)
+		(void)rmdir(path);
+	else
+		(void)unlink(path);
+	return 0;
+}
+
+void objtest_rm_rf(const char *path)
+{
+	if (path != NULL)
+		(void)nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void objtest_random_bytes(void *buf, size_t size, unsigned int seed)
+{
+	unsigned char *p = buf;
+	uint64_t x = 0x853c49e6748fea9bULL ^ seed;
+
+	for (size_t i = 0; i < size; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (unsigned char)(x >> 24);
+	}
+}
+
+void objtest_many_key(char *buf, size_t size, const char *prefix,
+		      unsigned int i)
+{
+	snprintf(buf, size, "%s%05u", prefix, i);
+}
+
+struct put_many_ctx {
+	struct objstore *store;
+	const char *prefix;
+	unsigned int count, nthreads, index;
+	int ret;
+};
+
+static void *put_many_thread(void *context)
+{
+	struct put_many_ctx *ctx = context;
+	char key[OBJSTORE_KEY_MAX + 1];
+
+	for (unsigned int i = ctx->index; i < ctx->count; i += ctx->nthreads) {
+		objtest_many_key(key, sizeof(key), ctx->prefix, i);
+		if (objstore_put(ctx->store, key, key, strlen(key), NULL,
+				 0) < 0) {
+			fprintf(stderr, "put_many: %s\n", objstore_error());
+			ctx->ret = -1;
+			break;
+		}
+	}
+	return NULL;
+}
+
+int objtest_put_many(struct objstore *store, const char *prefix,
+		     unsigned int count, unsigned int nthreads)
+{
+	struct put_many_ctx ctx[nthreads];
+	pthread_t threads[nthreads];
+	int ret = 0;
+
+	for (unsigned int i = 0; i < nthreads; i++) {
+		ctx[i] = (struct put_many_ctx){
+			.store = store, .prefix = prefix, .count = count,
+			.nthreads = nthreads, .index = i,
+		};
+		if (pthread_create(&threads[i], NULL, put_many_thread,
+				   &ctx[i]) != 0)
+			return -1;
+	}
+	for (unsigned int i = 0; i < nthreads; i++) {
+		pthread_join(threads[i], NULL);
+		if (ctx[i].ret < 0)
+			ret = -1;
+	}
+	return ret;
+}
+
+static int list_cb(const struct objstore_list_entry *entry, void *context)
+{
+	struct objtest_list *list = context;
+
+	if (list->count == list->alloc) {
+		list->alloc = list->alloc == 0 ? 64 : list->alloc * 2;
+		list->keys = realloc(list->keys,
+				     list->alloc * sizeof(*list->keys));
+		list->is_prefix = realloc(list->is_prefix,
+				list->alloc * sizeof(*list->is_prefix));
+		list->sizes = realloc(list->sizes,
+				      list->alloc * sizeof(*list->sizes));
+		if (list->keys == NULL || list->is_prefix == NULL ||
+		    list->sizes == NULL)
+			abort();
+	}
+	list->keys[list->count] = strdup(entry->key);
+	list->is_prefix[list->count] = entry->is_prefix;
+	list->sizes[list->count] = entry->size;
+	list->count++;
+	return list->stop_after != 0 && list->count >= list->stop_after;
+}
+
+int objtest_list(struct objstore *store, const char *prefix,
+		 const char *delimiter, struct objtest_list *list)
+{
+	return objstore_list(store, prefix, delimiter, list_cb, list);
+}
+
+void objtest_list_free(struct objtest_list *list)
+{
+	for (size_t i = 0; i < list->count; i++)
+		free(list->keys[i]);
+	free(list->keys);
+	free(list->is_prefix);
+	free(list->sizes);
+	memset(list, 0, sizeof(*list));
+}

@@ -1,0 +1,38 @@
+/* helper-objstore.h: helpers for object-store unit tests: temporary
+ * directories, deterministic random data, bulk puts from several threads and
+ * collecting a listing into an array. */
+#ifndef OBOXFS_HELPER_OBJSTORE_H
+#define OBOXFS_HELPER_OBJSTORE_H
+
+#include "objstore.h"
+
+/* mkdtemp() below $OBOXFS_TEST_DIR (or /tmp); returns a malloc()ed path or
+   NULL */
+char *objtest_mkdtemp(const char *name);
+/* rm -rf path (does not follow symlinks) */
+void objtest_rm_rf(const char *path);
+/* fill buf with bytes from a fixed pseudo-random sequence */
+void objtest_random_bytes(void *buf, size_t size, unsigned int seed);
+
+/* put keys "<prefix>%05u" (content: the key) for 0..count-1 from nthreads
+   threads; returns 0 or -1 (with the first error printed to stderr) */
+int objtest_put_many(struct objstore *store, const char *prefix,
+		     unsigned int count, unsigned int nthreads);
+/* build the key objtest_put_many() uses; returns a static-size buffer */
+void objtest_many_key(char *buf, size_t size, const char *prefix,
+		      unsigned int i);
+
+struct objtest_list {
+	char **keys;
+	bool *is_prefix;
+	uint64_t *sizes;
+	size_t count, alloc;
+	/* stop after this many entries (0 = never) */
+	size_t stop_after;
+};
+/* objstore_list() into list (zeroed by the caller, stop_after optional) */
+int objtest_list(struct objstore *store, const char *prefix,
+		 const char *delimiter, struct objtest_list *list);
+void objtest_list_free(struct objtest_list *list);
+
+#endif
