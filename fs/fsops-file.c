@@ -1,0 +1,462 @@
+/* fsops-file.c: FUSE low-level operations on open files: create, open,
+ * read, write, flush, release, fsync, fallocate, lseek.
+ *
+ * A handle holds the metacache file opened with the caller's flags and, if
+ * the file is a stub, an fd of its bytes in the mail cache (fetched from the
+ * store on a miss at open).  The first write to a stub turns it back into a
+ * plain file (mailstore_unstub(): its bytes copied back, its object
+ * released; a rewritten mail becomes a new object, objects are never
+ * overwritten).  Opening with O_TRUNC drops a stub's bytes at once.
+ *
+ * Durability of mails written in place (a plain file in a mail location):
+ * fsync() stores it as a mail before returning; a file written and closed
+ * without fsync is stored at release (asynchronous to close(2)), failures
+ * logged.  Mails renamed or linked into place are stored by rename/link
+ * (fsops-dir.c).  fsync() of anything else is a no-op: the metacache is
+ * never fsynced (CONTRACT.md section 6).
+ */
+#include "fs.h"
+#include "mailcache.h"
+#include "mailpath.h"
+#include "mailstore.h"
+#include "stub.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_log.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct ofile {
+	pthread_mutex_t lock;
+	int fd;			/* the metacache file */
+	int mail_fd;		/* protected by lock: cached mail bytes if a
+				   stub, else -1 */
+	bool dirty;		/* protected by lock: written through this */
+	char *stats;		/* the stats file's text, else NULL */
+	size_t stats_len;
+};
+
+static struct ofile *ofile_get(struct fuse_file_info *fi)
+{
+	return (struct ofile *)(uintptr_t)fi->fh;
+}
+
+static struct ofile *ofile_new(int fd)
+{
+	struct ofile *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	pthread_mutex_init(&h->lock, NULL);
+	h->fd = fd;
+	h->mail_fd = -1;
+	return h;
+}
+
+static void ofile_free(struct ofile **_h)
+{
+	struct ofile *h = *_h;
+
+	*_h = NULL;
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->mail_fd >= 0)
+		close(h->mail_fd);
+	free(h->stats);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* Set up the handle for the metacache fd just opened with flags: a stub
+   gets its cached bytes (or loses them with O_TRUNC).  Returns 0 or
+   errno. */
+static int handle_setup(struct oboxfs *fs, struct ofile *h, int flags)
+{
+	struct stat st;
+	struct stub stub;
+	int ret;
+
+	if (fstat(h->fd, &st) < 0)
+		return errno;
+	ret = stub_read(h->fd, &st, &stub);
+	if (ret < 0)
+		return errno;
+	if (ret > 0 && (flags & O_TRUNC) != 0) {
+		mailstore_lock_inode(fs->ms, st.st_ino);
+		ret = mailstore_unstub(fs->ms, h->fd, false);
+		mailstore_unlock_inode(fs->ms, st.st_ino);
+		if (ret < 0)
+			return errno;
+		ret = 0;
+	}
+	if (ret > 0) {
+		if (mailcache_open(fs->mc, stub.key, stub.size, &h->mail_fd) < 0)
+			return errno;
+	} else if ((flags & O_TRUNC) != 0 && ftruncate(h->fd, 0) < 0)
+		return errno;
+	return 0;
+}
+
+static void reply_open_error(fuse_req_t req, struct ofile *h, int err)
+{
+	ofile_free(&h);
+	fuse_reply_err(req, err);
+}
+
+/* open: the metacache file with the caller's flags (O_TRUNC handled here,
+   see handle_setup()); the stats file gets a snapshot of the counters. */
+void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct oinode *inode = inode_get(req, ino);
+	struct ofile *h;
+	char proc[40];
+	int fd, err;
+
+	if (inode->is_stats) {
+		if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+			fuse_reply_err(req, EACCES);
+			return;
+		}
+		h = ofile_new(-1);
+		if (h == NULL ||
+		    (h->stats = fs_stats_text(fs, &h->stats_len)) == NULL) {
+			if (h != NULL)
+				ofile_free(&h);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		fi->direct_io = 1;
+		fi->fh = (uintptr_t)h;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
+	fd = open(proc, (fi->flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL | O_TRUNC)) |
+		  O_CLOEXEC);
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	h = ofile_new(fd);
+	if (h == NULL) {
+		close(fd);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	err = handle_setup(fs, h, fi->flags);
+	if (err != 0) {
+		reply_open_error(req, h, err);
+		return;
+	}
+	/* every change goes through this mount: keep the page cache */
+	fi->keep_cache = 1;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		ofile_free(&h);	/* interrupted: no release will come */
+}
+
+/* create: create (or open) name in parent; a new file is owned by the
+   caller.  Files cannot be created in the root. */
+void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode, struct fuse_file_info *fi)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct oinode *dir = inode_get(req, parent);
+	struct fuse_entry_param e;
+	struct ofile *h;
+	bool created = true;
+	int fd, err, flags;
+
+	err = fs_check_new_name(fs, dir, name, false);
+	if (err != 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	flags = (fi->flags & ~(O_NOFOLLOW | O_TRUNC)) | O_CLOEXEC;
+	fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+	if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL) == 0) {
+		created = false;
+		fd = openat(dir->fd, name, (flags & ~O_CREAT) | O_NOFOLLOW);
+	}
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	h = ofile_new(fd);
+	if (h == NULL) {
+		close(fd);
+		if (created)
+			(void)unlinkat(dir->fd, name, 0);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (created && fs_set_owner(req, dir->fd, name) < 0)
+		err = errno;
+	else if (!created)
+		err = handle_setup(fs, h, fi->flags);
+	if (err == 0)
+		err = inode_lookup(fs, dir, name, &e);
+	if (err != 0) {
+		if (created)
+			(void)unlinkat(dir->fd, name, 0);
+		reply_open_error(req, h, err);
+		return;
+	}
+	fi->keep_cache = 1;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+		ofile_free(&h);
+}
+
+/* the fd to read from: the cached mail bytes while the file is a stub.
+   It is checked each time: a plain file may have been stored as a mail
+   meanwhile (fsync through another handle), a stub truncated or
+   rewritten (setattr, another handle). */
+static int read_fd(struct oboxfs *fs, struct ofile *h, int *fd_r)
+{
+	struct stat st;
+	struct stub stub;
+	int ret;
+
+	pthread_mutex_lock(&h->lock);
+	if (fstat(h->fd, &st) < 0)
+		ret = -1;
+	else
+		ret = stub_read(h->fd, &st, &stub);
+	if (ret == 0 && h->mail_fd >= 0) {
+		close(h->mail_fd);
+		h->mail_fd = -1;
+	} else if (ret > 0 && h->mail_fd < 0) {
+		ret = mailcache_open(fs->mc, stub.key, stub.size, &h->mail_fd);
+	}
+	*fd_r = h->mail_fd >= 0 ? h->mail_fd : h->fd;
+	pthread_mutex_unlock(&h->lock);
+	return ret < 0 ? -1 : 0;
+}
+
+/* read: from the mail cache for a stub, else the metacache file. */
+void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	       struct fuse_file_info *fi)
+{
+	struct ofile *h = ofile_get(fi);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int fd;
+
+	(void)ino;
+	if (h->stats != NULL) {
+		if ((size_t)off >= h->stats_len)
+			size = 0;
+		else if (size > h->stats_len - (size_t)off)
+			size = h->stats_len - (size_t)off;
+		fuse_reply_buf(req, h->stats + (size > 0 ? off : 0), size);
+		return;
+	}
+	if (read_fd(fs_get(req), h, &fd) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* Before writing through h: a stub becomes a plain file again. */
+static int make_writable(struct oboxfs *fs, struct ofile *h)
+{
+	struct stat st;
+	int ret = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->dirty && h->mail_fd < 0) {
+		pthread_mutex_unlock(&h->lock);
+		return 0;
+	}
+	if (fstat(h->fd, &st) < 0)
+		ret = -1;
+	else {
+		mailstore_lock_inode(fs->ms, st.st_ino);
+		ret = mailstore_unstub(fs->ms, h->fd, true);
+		mailstore_unlock_inode(fs->ms, st.st_ino);
+	}
+	if (ret == 0) {
+		if (h->mail_fd >= 0) {
+			close(h->mail_fd);
+			h->mail_fd = -1;
+		}
+		h->dirty = true;
+	}
+	int saved = errno;
+
+	pthread_mutex_unlock(&h->lock);
+	errno = saved;
+	return ret;
+}
+
+/* write_buf: to the metacache file (a stub is unstubbed first). */
+void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+		    off_t off, struct fuse_file_info *fi)
+{
+	struct ofile *h = ofile_get(fi);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(bufv));
+	ssize_t ret;
+
+	(void)ino;
+	if (h->stats != NULL) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if (make_writable(fs_get(req), h) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = h->fd;
+	out.buf[0].pos = off;
+	ret = fuse_buf_copy(&out, bufv, 0);
+	if (ret < 0)
+		fuse_reply_err(req, (int)-ret);
+	else
+		fuse_reply_write(req, (size_t)ret);
+}
+
+/* flush: nothing to do (locks are the kernel's; data is in the cache). */
+void fsop_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+int fs_store_if_mail(struct oboxfs *fs, struct oinode *inode)
+{
+	char path[PATH_MAX], proc[40], *slash;
+	struct mailpath mp;
+	struct stat st;
+	int fd, ret;
+
+	if (inode->is_stats || inode == &fs->root)
+		return 0;
+	if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (inode_path(fs, inode, path, sizeof(path)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	slash = strrchr(path, '/');
+	if (slash == NULL)
+		return 0;
+	*slash = '\0';
+	if (mailpath_classify(path, slash + 1, &mp) < 0 || !mp.is_mail)
+		return 0;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
+	fd = open(proc, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	mailstore_lock_inode(fs->ms, st.st_ino);
+	ret = mailstore_store(fs->ms, fd, path, slash + 1);
+	mailstore_unlock_inode(fs->ms, st.st_ino);
+	int saved = errno;
+
+	close(fd);
+	errno = saved;
+	return ret;
+}
+
+/* release: a plain file written in a mail location is stored now. */
+void fsop_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct ofile *h = ofile_get(fi);
+
+	if (h->dirty && fs_store_if_mail(fs, inode_get(req, ino)) < 0) {
+		fuse_log(FUSE_LOG_ERR, "storing a mail at close failed: %s\n",
+			 strerror(errno));
+	}
+	ofile_free(&h);
+	fuse_reply_err(req, 0);
+}
+
+/* fsync: a plain file in a mail location is stored before replying;
+   anything else is a no-op (the metacache is never fsynced). */
+void fsop_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		struct fuse_file_info *fi)
+{
+	(void)datasync;
+	(void)fi;
+	if (fs_store_if_mail(fs_get(req), inode_get(req, ino)) < 0)
+		fuse_reply_err(req, errno == ENAMETOOLONG ? ENAMETOOLONG : EIO);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* fallocate: on the metacache file (a stub is unstubbed first). */
+void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		    off_t length, struct fuse_file_info *fi)
+{
+	struct ofile *h = ofile_get(fi);
+
+	(void)ino;
+	if (h->stats != NULL)
+		fuse_reply_err(req, EBADF);
+	else if (make_writable(fs_get(req), h) < 0 ||
+		 fallocate(h->fd, mode, offset, length) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* lseek: SEEK_DATA/SEEK_HOLE on the file holding the bytes. */
+void fsop_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		struct fuse_file_info *fi)
+{
+	struct ofile *h = ofile_get(fi);
+	off_t ret;
+	int fd;
+
+	(void)ino;
+	if (h->stats != NULL) {
+		fuse_reply_err(req, ESPIPE);
+		return;
+	}
+	if (read_fd(fs_get(req), h, &fd) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	ret = lseek(fd, off, whence);
+	if (ret < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, ret);
+}
+
+int fs_truncate_inode(struct oboxfs *fs, struct oinode *inode, off_t size)
+{
+	char proc[40];
+	struct stat st;
+	int fd, ret;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
+	fd = open(proc, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (fstat(fd, &st) < 0)
+		ret = -1;
+	else {
+		mailstore_lock_inode(fs->ms, st.st_ino);
+		ret = mailstore_unstub(fs->ms, fd, size > 0);
+		mailstore_unlock_inode(fs->ms, st.st_ino);
+	}
+	if (ret == 0)
+		ret = ftruncate(fd, size);
+	int saved = errno;
+
+	close(fd);
+	return ret < 0 ? saved : 0;
+}

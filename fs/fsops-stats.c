@@ -1,0 +1,58 @@
+/* fsops-stats.c: the text of the read-only virtual file
+ * MOUNTPOINT/.oboxfs-stats: one "name value" line per counter, object-store
+ * requests by operation first.  Each open() takes a snapshot.  The file is
+ * not listed by readdir and its name is not a valid user name.
+ */
+#include "fs.h"
+#include "mailcache.h"
+#include "mailstore.h"
+#include "objgc.h"
+#include "objstore.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
+{
+	struct objstore_stats os;
+	struct mailcache_stats mcs;
+	struct mailstore_stats mss;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (f == NULL)
+		return NULL;
+	objstore_get_stats(fs->store, &os);
+	mailcache_get_stats(fs->mc, &mcs);
+	mailstore_get_stats(fs->ms, &mss);
+	for (unsigned int op = 0; op < OBJSTORE_OP_COUNT; op++) {
+		const char *name = objstore_op_name((enum objstore_op)op);
+
+		fputs("requests_", f);
+		for (; *name != '\0'; name++)
+			fputc(tolower((unsigned char)*name), f);
+		fprintf(f, " %" PRIu64 "\n", os.requests[op]);
+	}
+	fprintf(f, "retries %" PRIu64 "\n", os.retries);
+	fprintf(f, "errors %" PRIu64 "\n", os.errors);
+	fprintf(f, "bytes_out %" PRIu64 "\n", os.bytes_out);
+	fprintf(f, "bytes_in %" PRIu64 "\n", os.bytes_in);
+	fprintf(f, "mails_stored %" PRIu64 "\n", mss.mails_stored);
+	fprintf(f, "mail_bytes_stored %" PRIu64 "\n", mss.bytes_stored);
+	fprintf(f, "mails_unstubbed %" PRIu64 "\n", mss.mails_unstubbed);
+	fprintf(f, "mails_relocated %" PRIu64 "\n", mss.mails_relocated);
+	fprintf(f, "objects_released %" PRIu64 "\n",
+		objgc_released_count(fs->gc));
+	fprintf(f, "mailcache_hits %" PRIu64 "\n", mcs.hits);
+	fprintf(f, "mailcache_misses %" PRIu64 "\n", mcs.misses);
+	fprintf(f, "mailcache_fetch_errors %" PRIu64 "\n", mcs.fetch_errors);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	*len_r = len;
+	return text;
+}

@@ -1,0 +1,206 @@
+/* fsops.c: FUSE low-level operations on inodes (lookup, forget, attributes,
+ * statfs) and the operations table.  Directory operations are in
+ * fsops-dir.c, file operations in fsops-file.c.
+ *
+ * Each operation replies exactly once; errors are the errno of the failing
+ * metacache call, saved before any cleanup.
+ */
+#include "fs.h"
+#include "mailstore.h"
+#include "stub.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_log.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* init: called once before any other request; no reply. */
+static void fsop_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* locks stay local: the kernel handles flock/fcntl itself when we
+	   do not ask for them (correct for the single mount of a cache) */
+	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS |
+			FUSE_CAP_WRITEBACK_CACHE);
+}
+
+/* lookup: resolve name in parent; replies with a referenced entry. */
+static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct fuse_entry_param e;
+	int err = inode_lookup(fs, inode_get(req, parent), name, &e);
+
+	if (err == 0)
+		fuse_reply_entry(req, &e);
+	else if (err == ENOENT) {
+		/* negative entries are cached too: all changes go through
+		   this mount */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+	} else
+		fuse_reply_err(req, err);
+}
+
+/* forget: drop nlookup references; no reply but fuse_reply_none(). */
+static void fsop_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_unref(fs_get(req), inode_get(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void fsop_forget_multi(fuse_req_t req, size_t count,
+			      struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++) {
+		inode_unref(fs_get(req), inode_get(req, forgets[i].ino),
+			    forgets[i].nlookup);
+	}
+	fuse_reply_none(req);
+}
+
+/* getattr: the metacache file's attributes, with a stub's mail size. */
+static void fsop_getattr(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct oinode *inode = inode_get(req, ino);
+	struct stat st;
+
+	(void)fi;
+	if (inode_stat(fs, inode, &st) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_attr(req, &st, inode->is_stats ? 0 : fs->timeout);
+}
+
+/* setattr: chmod/chown/truncate/utimens on the metacache file; truncating
+   a stub turns it back into a plain file first (see mailstore_unstub()). */
+static void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			 int valid, struct fuse_file_info *fi)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct oinode *inode = inode_get(req, ino);
+	char proc[40];
+	int err;
+
+	(void)fi;
+	if (inode->is_stats) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
+	if ((valid & FUSE_SET_ATTR_MODE) != 0 && chmod(proc, attr->st_mode) < 0)
+		goto fail;
+	if ((valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) != 0 ?
+			attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) != 0 ?
+			attr->st_gid : (gid_t)-1;
+
+		if (fchownat(inode->fd, "", uid, gid,
+			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			goto fail;
+	}
+	if ((valid & FUSE_SET_ATTR_SIZE) != 0) {
+		err = fs_truncate_inode(fs, inode, attr->st_size);
+		if (err != 0) {
+			fuse_reply_err(req, err);
+			return;
+		}
+	}
+	if ((valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) != 0) {
+		struct timespec tv[2] = {
+			{ .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT },
+		};
+
+		if ((valid & FUSE_SET_ATTR_ATIME_NOW) != 0)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if ((valid & FUSE_SET_ATTR_ATIME) != 0)
+			tv[0] = attr->st_atim;
+		if ((valid & FUSE_SET_ATTR_MTIME_NOW) != 0)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if ((valid & FUSE_SET_ATTR_MTIME) != 0)
+			tv[1] = attr->st_mtim;
+		if (utimensat(AT_FDCWD, proc, tv, 0) < 0)
+			goto fail;
+	}
+	fsop_getattr(req, ino, fi);
+	return;
+fail:
+	fuse_reply_err(req, errno);
+}
+
+/* readlink: symlinks are plain metacache symlinks. */
+static void fsop_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct oinode *inode = inode_get(req, ino);
+	char buf[PATH_MAX + 1];
+	ssize_t len;
+
+	if (inode->is_stats) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	len = readlinkat(inode->fd, "", buf, sizeof(buf));
+	if (len < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if ((size_t)len == sizeof(buf)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	buf[len] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* statfs: the metacache filesystem's figures (mail objects live in the
+   store and have no meaningful capacity). */
+static void fsop_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	(void)ino;
+	if (fstatvfs(fs_get(req)->meta_fd, &st) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+const struct fuse_lowlevel_ops oboxfs_ops = {
+	.init = fsop_init,
+	.lookup = fsop_lookup,
+	.forget = fsop_forget,
+	.forget_multi = fsop_forget_multi,
+	.getattr = fsop_getattr,
+	.setattr = fsop_setattr,
+	.readlink = fsop_readlink,
+	.statfs = fsop_statfs,
+	.mknod = fsop_mknod,
+	.mkdir = fsop_mkdir,
+	.symlink = fsop_symlink,
+	.link = fsop_link,
+	.unlink = fsop_unlink,
+	.rmdir = fsop_rmdir,
+	.rename = fsop_rename,
+	.opendir = fsop_opendir,
+	.readdir = fsop_readdir,
+	.readdirplus = fsop_readdirplus,
+	.releasedir = fsop_releasedir,
+	.fsyncdir = fsop_fsyncdir,
+	.create = fsop_create,
+	.open = fsop_open,
+	.read = fsop_read,
+	.write_buf = fsop_write_buf,
+	.flush = fsop_flush,
+	.release = fsop_release,
+	.fsync = fsop_fsync,
+	.fallocate = fsop_fallocate,
+	.lseek = fsop_lseek,
+};

@@ -1,0 +1,96 @@
+/* ids.c: random 128-bit ids, the user-name hash and mail key naming. */
+#include "ids.h"
+#include "objstore.h"
+
+#include <errno.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+static const char hexdigits[] = "0123456789abcdef";
+
+int ids_generate(char hex_r[IDS_HEX_LEN + 1])
+{
+	unsigned char raw[IDS_HEX_LEN / 2];
+	size_t got = 0;
+
+	while (got < sizeof(raw)) {
+		ssize_t ret = getrandom(raw + got, sizeof(raw) - got, 0);
+
+		if (ret < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		got += (size_t)ret;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		hex_r[i * 2] = hexdigits[raw[i] >> 4];
+		hex_r[i * 2 + 1] = hexdigits[raw[i] & 0xf];
+	}
+	hex_r[IDS_HEX_LEN] = '\0';
+	return 0;
+}
+
+bool ids_is_hex_id(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i >= IDS_HEX_LEN)
+			return false;
+		bool digit = s[i] >= '0' && s[i] <= '9';
+		bool lower = s[i] >= 'a' && s[i] <= 'f';
+
+		if (!digit && !lower)
+			return false;
+	}
+	return i == IDS_HEX_LEN;
+}
+
+void ids_user_hash(const char *user, char h1_r[3], char h2_r[4])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[6];
+
+	SHA256((const unsigned char *)user, strlen(user), md);
+	for (unsigned int i = 0; i < 3; i++) {
+		hex[i * 2] = hexdigits[md[i] >> 4];
+		if (i * 2 + 1 < 5)
+			hex[i * 2 + 1] = hexdigits[md[i] & 0xf];
+	}
+	memcpy(h1_r, hex, 2);
+	h1_r[2] = '\0';
+	memcpy(h2_r, hex + 2, 3);
+	h2_r[3] = '\0';
+}
+
+int ids_mail_key(const char *user, const char *folder_guid, const char *oid,
+		 char *buf, size_t size)
+{
+	char h1[3], h2[4];
+	const char *error;
+	int len;
+
+	ids_user_hash(user, h1, h2);
+	len = snprintf(buf, size, "%s/%s/%s/mailboxes/%s/%s",
+		       h1, h2, user, folder_guid, oid);
+	if (len < 0 || (size_t)len >= size || len > OBJSTORE_KEY_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (objstore_key_check(buf, &error) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+const char *ids_key_oid(const char *key)
+{
+	const char *p = strrchr(key, '/');
+
+	p = p == NULL ? key : p + 1;
+	return ids_is_hex_id(p) ? p : NULL;
+}

@@ -1,0 +1,109 @@
+/* mailpath.c: classification of tree paths into users, folders and mails. */
+#include "mailpath.h"
+#include "objstore.h"
+
+#include <errno.h>
+#include <string.h>
+
+int mailpath_user_name_check(const char *name, const char **error_r)
+{
+	size_t len = strlen(name);
+	const char *error;
+
+	if (len == 0) {
+		*error_r = "empty user name";
+		return -1;
+	}
+	if (len > MAILPATH_NAME_MAX) {
+		*error_r = "user name longer than 255 bytes";
+		return -1;
+	}
+	if (name[0] == '.') {
+		*error_r = "user name starts with '.'";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '/') {
+			*error_r = "'/' in user name";
+			return -1;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			*error_r = "control character in user name";
+			return -1;
+		}
+	}
+	if (objstore_key_check(name, &error) < 0) {
+		*error_r = error;
+		return -1;
+	}
+	return 0;
+}
+
+bool mailpath_is_sdbox_mail_name(const char *name)
+{
+	if (strncmp(name, "u.", 2) != 0 || name[2] == '\0')
+		return false;
+	for (const char *p = name + 2; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+	}
+	return true;
+}
+
+static bool dir_is_canonical(const char *dir)
+{
+	size_t len = strlen(dir);
+	const char *seg = dir;
+
+	if (len == 0)
+		return true;
+	if (dir[0] == '/' || dir[len - 1] == '/')
+		return false;
+	for (const char *p = dir;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		size_t seglen = (size_t)(p - seg);
+
+		if (seglen == 0 || (seglen == 1 && seg[0] == '.') ||
+		    (seglen == 2 && seg[0] == '.' && seg[1] == '.'))
+			return false;
+		if (*p == '\0')
+			return true;
+		seg = p + 1;
+	}
+}
+
+int mailpath_classify(const char *dir, const char *name,
+		      struct mailpath *mp_r)
+{
+	const char *slash, *last;
+	size_t dir_len = strlen(dir);
+
+	memset(mp_r, 0, sizeof(*mp_r));
+	if (!dir_is_canonical(dir)) {
+		errno = EINVAL;
+		return -1;
+	}
+	mp_r->user_dir = dir + dir_len;
+	if (dir_len == 0)
+		return 0;
+
+	slash = strchr(dir, '/');
+	mp_r->user_len = slash == NULL ? dir_len : (size_t)(slash - dir);
+	if (slash == NULL) {
+		/* entries directly in the user directory are never mails */
+		return 0;
+	}
+	mp_r->user_dir = slash + 1;
+
+	last = strrchr(dir, '/') + 1;
+	if (strcmp(last, "cur") == 0 || strcmp(last, "new") == 0 ||
+	    (strcmp(last, "dbox-Mails") == 0 &&
+	     mailpath_is_sdbox_mail_name(name))) {
+		mp_r->is_mail = true;
+		mp_r->folder_len = (size_t)(last - 1 - dir);
+	}
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* mailpath.h: what a path in the tree is (pure functions, no I/O).
+ *
+ * Paths are relative to the mount root, without leading or trailing '/':
+ * "" is the root, "user@example.com" a user directory,
+ * "user@example.com/Maildir/.Sent/cur" a directory below it.
+ *
+ * Mail locations (CONTRACT.md section 3):
+ *   maildir: any entry directly in a directory named "cur" or "new";
+ *            the folder is the directory containing cur/new,
+ *   sdbox:   an entry named "u.<digits>" directly in a directory named
+ *            "dbox-Mails"; the folder is the directory containing it.
+ * Both need the cur/new/dbox-Mails directory to be below a user directory
+ * (the folder may be the user directory itself).
+ */
+#ifndef OBOXFS_MAILPATH_H
+#define OBOXFS_MAILPATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define MAILPATH_NAME_MAX 255
+/* The name of the virtual statistics file in the mount root. */
+#define MAILPATH_STATS_NAME ".oboxfs-stats"
+
+struct mailpath {
+	/* the user: dir[0 .. user_len) ("" for the root) */
+	size_t user_len;
+	/* the entry is a mail location (see above) */
+	bool is_mail;
+	/* if is_mail: the folder directory is dir[0 .. folder_len) */
+	size_t folder_len;
+	/* dir relative to the user directory ("" for the user dir itself);
+	   points into dir */
+	const char *user_dir;
+};
+
+/* Return 0 if name may be a user (top-level) directory name, else -1 with a
+   reason in *error_r.  Refused: empty, ".", "..", a leading '.', '/',
+   control characters, more than 255 bytes, or anything objstore_key_check()
+   rejects as a key segment. */
+int mailpath_user_name_check(const char *name, const char **error_r);
+
+/* Classify the entry name in directory dir.  Returns 0, or -1 with errno =
+   EINVAL if dir is not a canonical relative path. */
+int mailpath_classify(const char *dir, const char *name,
+		      struct mailpath *mp_r);
+
+/* True if name is "u.<digits>" (an sdbox mail file name). */
+bool mailpath_is_sdbox_mail_name(const char *name);
+
+#endif

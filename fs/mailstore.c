@@ -1,0 +1,334 @@
+/* mailstore.c: uploading mails and keeping them as stubs (see mailstore.h). */
+#include "mailstore.h"
+#include "ids.h"
+#include "mailcache.h"
+#include "mailpath.h"
+#include "objgc.h"
+#include "objstore.h"
+#include "stub.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_log.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define INODE_LOCKS 64
+
+struct mailstore {
+	struct objstore *store;
+	struct mailcache *mc;
+	struct objgc *gc;
+	int meta_fd;
+	pthread_mutex_t guid_lock;
+	pthread_mutex_t inode_locks[INODE_LOCKS];
+	pthread_mutex_t stats_lock;
+	struct mailstore_stats stats;	/* protected by stats_lock */
+};
+
+struct mailstore *mailstore_init(struct objstore *store, struct mailcache *mc,
+				 struct objgc *gc, int meta_fd)
+{
+	struct mailstore *ms = calloc(1, sizeof(*ms));
+
+	if (ms == NULL)
+		return NULL;
+	ms->store = store;
+	ms->mc = mc;
+	ms->gc = gc;
+	ms->meta_fd = meta_fd;
+	pthread_mutex_init(&ms->guid_lock, NULL);
+	pthread_mutex_init(&ms->stats_lock, NULL);
+	for (unsigned int i = 0; i < INODE_LOCKS; i++)
+		pthread_mutex_init(&ms->inode_locks[i], NULL);
+	return ms;
+}
+
+void mailstore_deinit(struct mailstore **_ms)
+{
+	struct mailstore *ms = *_ms;
+
+	if (ms == NULL)
+		return;
+	*_ms = NULL;
+	pthread_mutex_destroy(&ms->guid_lock);
+	pthread_mutex_destroy(&ms->stats_lock);
+	for (unsigned int i = 0; i < INODE_LOCKS; i++)
+		pthread_mutex_destroy(&ms->inode_locks[i]);
+	free(ms);
+}
+
+void mailstore_lock_inode(struct mailstore *ms, ino_t ino)
+{
+	pthread_mutex_lock(&ms->inode_locks[ino % INODE_LOCKS]);
+}
+
+void mailstore_unlock_inode(struct mailstore *ms, ino_t ino)
+{
+	pthread_mutex_unlock(&ms->inode_locks[ino % INODE_LOCKS]);
+}
+
+static int read_guid(int dir_fd, char guid_r[33])
+{
+	ssize_t len = fgetxattr(dir_fd, STUB_XATTR_GUID, guid_r, 32);
+
+	if (len < 0)
+		return errno == ENODATA ? 0 : -1;
+	guid_r[len] = '\0';
+	if (!ids_is_hex_id(guid_r)) {
+		fuse_log(FUSE_LOG_ERR, "folder has a damaged %s xattr\n",
+			 STUB_XATTR_GUID);
+		errno = EIO;
+		return -1;
+	}
+	return 1;
+}
+
+int mailstore_folder_guid(struct mailstore *ms, const char *folder,
+			  char guid_r[33])
+{
+	int dir_fd, ret;
+
+	dir_fd = openat(ms->meta_fd, folder,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir_fd < 0)
+		return -1;
+	ret = read_guid(dir_fd, guid_r);
+	if (ret == 0) {
+		pthread_mutex_lock(&ms->guid_lock);
+		ret = read_guid(dir_fd, guid_r);
+		if (ret == 0) {
+			ret = ids_generate(guid_r);
+			if (ret == 0)
+				ret = fsetxattr(dir_fd, STUB_XATTR_GUID, guid_r,
+						IDS_HEX_LEN, XATTR_CREATE);
+		}
+		pthread_mutex_unlock(&ms->guid_lock);
+	}
+	int saved = errno;
+
+	close(dir_fd);
+	errno = saved;
+	return ret < 0 ? -1 : 0;
+}
+
+/* Where a mail named name in directory dir is stored: a new key (new oid)
+   in key_r, the metadata values in path_r (points into dir).  Returns 0
+   or -1 with errno. */
+static int new_mail_key(struct mailstore *ms, const char *dir,
+			const char *name, char key_r[OBJSTORE_KEY_MAX + 1],
+			const char **path_r)
+{
+	struct mailpath mp;
+	char user[MAILPATH_NAME_MAX + 1], folder[PATH_MAX];
+	char guid[IDS_HEX_LEN + 1], oid[IDS_HEX_LEN + 1];
+
+	if (mailpath_classify(dir, name, &mp) < 0)
+		return -1;
+	if (!mp.is_mail || mp.user_len > MAILPATH_NAME_MAX ||
+	    mp.folder_len >= sizeof(folder)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (strlen(mp.user_dir) > OBJSTORE_META_VALUE_MAX ||
+	    strlen(name) > OBJSTORE_META_VALUE_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(user, dir, mp.user_len);
+	user[mp.user_len] = '\0';
+	memcpy(folder, dir, mp.folder_len);
+	folder[mp.folder_len] = '\0';
+
+	if (mailstore_folder_guid(ms, folder, guid) < 0) {
+		fuse_log(FUSE_LOG_ERR, "folder GUID of %s: %s\n", folder,
+			 strerror(errno));
+		return -1;
+	}
+	if (ids_generate(oid) < 0 ||
+	    ids_mail_key(user, guid, oid, key_r, OBJSTORE_KEY_MAX + 1) < 0)
+		return -1;
+	*path_r = mp.user_dir;
+	return 0;
+}
+
+/* PUT size bytes of fd as key with the path/name metadata and cache them */
+static int put_mail(struct mailstore *ms, const char *key, int fd,
+		    uint64_t size, const char *path, const char *name)
+{
+	const struct objstore_meta meta[] = {
+		{ .name = "path", .value = path },
+		{ .name = "name", .value = name },
+	};
+
+	if (objstore_put_fd(ms->store, key, fd, size, meta, 2) < 0) {
+		fuse_log(FUSE_LOG_ERR, "storing mail %s/%s failed: %s\n",
+			 path, name, objstore_error());
+		errno = EIO;
+		return -1;
+	}
+	if (mailcache_add_fd(ms->mc, key, fd, size) < 0) {
+		/* not fatal: a miss fetches it from the store */
+		fuse_log(FUSE_LOG_WARNING, "caching mail %s failed: %s\n",
+			 key, strerror(errno));
+	}
+	pthread_mutex_lock(&ms->stats_lock);
+	ms->stats.mails_stored++;
+	ms->stats.bytes_stored += size;
+	pthread_mutex_unlock(&ms->stats_lock);
+	return 0;
+}
+
+int mailstore_store(struct mailstore *ms, int fd, const char *dir,
+		    const char *name)
+{
+	struct stat st;
+	struct stub stub;
+	const char *path;
+	int ret;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	ret = stub_read(fd, &st, &stub);
+	if (ret != 0)
+		return ret < 0 ? -1 : 0;
+	if (new_mail_key(ms, dir, name, stub.key, &path) < 0)
+		return -1;
+	stub.size = (uint64_t)st.st_size;
+	if (put_mail(ms, stub.key, fd, stub.size, path, name) < 0)
+		return -1;
+	if (stub_write(fd, &stub) < 0 || ftruncate(fd, 0) < 0) {
+		int saved = errno;
+
+		fuse_log(FUSE_LOG_ERR, "making %s/%s a stub failed: %s\n",
+			 dir, name, strerror(saved));
+		(void)stub_clear(fd);
+		(void)objgc_release(ms->gc, stub.key);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+/* the "<user>/mailboxes/<guid>/" part of a mail key (after h1/h2/) */
+static const char *key_owner(const char *key, size_t *len_r)
+{
+	const char *p = key, *oid = ids_key_oid(key);
+
+	for (unsigned int i = 0; i < 2; i++) {
+		p = strchr(p, '/');
+		if (p == NULL)
+			return NULL;
+		p++;
+	}
+	if (oid == NULL || oid < p)
+		return NULL;
+	*len_r = (size_t)(oid - p);
+	return p;
+}
+
+int mailstore_relocate(struct mailstore *ms, const struct stub *old,
+		       const char *dir, const char *name, struct stub *new_r)
+{
+	const char *path, *old_owner, *new_owner;
+	size_t old_len, new_len;
+	int fd, ret;
+
+	if (new_mail_key(ms, dir, name, new_r->key, &path) < 0)
+		return -1;
+	old_owner = key_owner(old->key, &old_len);
+	new_owner = key_owner(new_r->key, &new_len);
+	if (old_owner != NULL && new_owner != NULL && old_len == new_len &&
+	    memcmp(old_owner, new_owner, old_len) == 0)
+		return 0;	/* same user and folder */
+
+	new_r->size = old->size;
+	if (mailcache_open(ms->mc, old->key, old->size, &fd) < 0)
+		return -1;
+	ret = put_mail(ms, new_r->key, fd, old->size, path, name);
+	int saved = errno;
+
+	close(fd);
+	errno = saved;
+	if (ret < 0)
+		return -1;
+	pthread_mutex_lock(&ms->stats_lock);
+	ms->stats.mails_relocated++;
+	pthread_mutex_unlock(&ms->stats_lock);
+	return 1;
+}
+
+static int copy_fd(int in, int out, uint64_t size)
+{
+	char buf[65536];
+	uint64_t off = 0;
+
+	while (off < size) {
+		size_t want = size - off < sizeof(buf) ? size - off : sizeof(buf);
+		ssize_t ret = pread(in, buf, want, (off_t)off);
+
+		if (ret <= 0) {
+			if (ret == 0)
+				errno = EIO;
+			return -1;
+		}
+		ssize_t wret = pwrite(out, buf, (size_t)ret, (off_t)off);
+
+		if (wret != ret) {
+			if (wret >= 0)
+				errno = ENOSPC;
+			return -1;
+		}
+		off += (uint64_t)ret;
+	}
+	return 0;
+}
+
+int mailstore_unstub(struct mailstore *ms, int fd, bool keep_content)
+{
+	struct stat st;
+	struct stub stub;
+	int ret, cache_fd;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	ret = stub_read(fd, &st, &stub);
+	if (ret <= 0)
+		return ret;
+	if (keep_content && stub.size > 0) {
+		if (mailcache_open(ms->mc, stub.key, stub.size, &cache_fd) < 0)
+			return -1;
+		ret = copy_fd(cache_fd, fd, stub.size);
+		int saved = errno;
+
+		close(cache_fd);
+		if (ret < 0) {
+			(void)ftruncate(fd, 0);
+			errno = saved;
+			return -1;
+		}
+	}
+	if (stub_clear(fd) < 0)
+		return -1;
+	(void)objgc_release(ms->gc, stub.key);
+	pthread_mutex_lock(&ms->stats_lock);
+	ms->stats.mails_unstubbed++;
+	pthread_mutex_unlock(&ms->stats_lock);
+	return 0;
+}
+
+void mailstore_get_stats(struct mailstore *ms, struct mailstore_stats *stats_r)
+{
+	pthread_mutex_lock(&ms->stats_lock);
+	*stats_r = ms->stats;
+	pthread_mutex_unlock(&ms->stats_lock);
+}

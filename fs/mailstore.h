@@ -1,0 +1,73 @@
+/* mailstore.h: turning a file into a stored mail (a stub) and back.
+ *
+ * mailstore_store() is how a mail becomes durable (CONTRACT.md section 5):
+ * it PUTs the file's bytes as a new object
+ *     <h1>/<h2>/<user>/mailboxes/<folder-guid>/<oid>
+ * with metadata path=<directory relative to the user dir> and name=<file
+ * name>, copies the bytes into the mail cache and turns the metacache file
+ * itself into a stub (xattrs set, truncated to 0), so the inode keeps its
+ * identity (the kernel's view of it stays valid across the rename that
+ * follows).  The folder GUID is kept as STUB_XATTR_GUID on the folder's
+ * metacache directory, created with the folder's first mail.
+ *
+ * Objects belong to one user and folder: mailstore_relocate() decides
+ * when a stub moving to another folder needs a new object.
+ *
+ * Conversions of one inode are serialized with mailstore_lock_inode().
+ */
+#ifndef OBOXFS_MAILSTORE_H
+#define OBOXFS_MAILSTORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct objstore;
+struct mailcache;
+struct objgc;
+struct stub;
+struct mailstore;
+
+struct mailstore_stats {
+	uint64_t mails_stored, bytes_stored, mails_unstubbed, mails_relocated;
+};
+
+/* meta_fd: the metacache root directory (O_PATH is enough). */
+struct mailstore *mailstore_init(struct objstore *store, struct mailcache *mc,
+				 struct objgc *gc, int meta_fd);
+void mailstore_deinit(struct mailstore **ms);
+
+void mailstore_lock_inode(struct mailstore *ms, ino_t ino);
+void mailstore_unlock_inode(struct mailstore *ms, ino_t ino);
+
+/* Store the regular file open read-write as fd as the mail name in
+   directory dir (relative to the tree root; it must be a mail location).
+   A file that already is a stub is left alone.  Returns 0, or -1 with
+   errno: EIO if the store failed (then nothing changed), ENAMETOOLONG if
+   the path or name cannot be kept as object metadata, EINVAL if dir/name is
+   not a mail location. */
+int mailstore_store(struct mailstore *ms, int fd, const char *dir,
+		    const char *name);
+/* A stub (old) gets the name name in directory dir, a mail location.  If
+   that is another user's or another folder's (a COPY/MOVE between folders,
+   a delivery to several users sharing one file), the mail is stored again
+   under the new folder, with new metadata, as new_r (from the mail cache:
+   objstore_copy() cannot replace metadata) and 1 is returned; the caller
+   points a stub at new_r and releases old when its last name goes.
+   Returns 0 if the stub may keep its object, -1 with errno on failure
+   (EIO: the store failed). */
+int mailstore_relocate(struct mailstore *ms, const struct stub *old,
+		       const char *dir, const char *name, struct stub *new_r);
+/* Turn the stub open read-write as fd back into a plain file holding the
+   mail's bytes (or empty if !keep_content) and release its object.  A
+   plain file is left alone.  Returns 0 or -1 with errno. */
+int mailstore_unstub(struct mailstore *ms, int fd, bool keep_content);
+
+/* The GUID of the folder directory folder (relative to the tree root),
+   creating it if missing.  Returns 0 or -1 with errno. */
+int mailstore_folder_guid(struct mailstore *ms, const char *folder,
+			  char guid_r[33]);
+
+void mailstore_get_stats(struct mailstore *ms, struct mailstore_stats *stats_r);
+
+#endif

@@ -1,0 +1,172 @@
+/* options.c: parsing and checking oboxfs's mount options (see options.h). */
+#include "options.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	KEY_DROP,
+};
+
+#define OPT(t, p, v) { t, offsetof(struct oboxfs_options, p), v }
+
+static const struct fuse_opt oboxfs_opts[] = {
+	OPT("cache_dir=%s", cache_dir, 0),
+	OPT("endpoint=%s", endpoint, 0),
+	OPT("region=%s", region, 0),
+	OPT("addressing=%s", addressing_str, 0),
+	OPT("credentials=%s", credentials, 0),
+	OPT("fault=%s", fault, 0),
+	OPT("upload_interval=%s", upload_interval_str, 0),
+	OPT("upload_deliveries=%s", upload_deliveries_str, 0),
+	OPT("tls_insecure", tls_insecure, 1),
+	OPT("no_fsync", no_fsync, 1),
+	FUSE_OPT_KEY("_netdev", KEY_DROP),
+	FUSE_OPT_KEY("nofail", KEY_DROP),
+	FUSE_OPT_KEY("auto", KEY_DROP),
+	FUSE_OPT_KEY("noauto", KEY_DROP),
+	FUSE_OPT_KEY("defaults", KEY_DROP),
+	FUSE_OPT_KEY("user", KEY_DROP),
+	FUSE_OPT_KEY("users", KEY_DROP),
+	FUSE_OPT_KEY("nouser", KEY_DROP),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct oboxfs_options *opts = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_DROP:
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		opts->nonopt_count++;
+		if (opts->store_url == NULL) {
+			opts->store_url = strdup(arg);
+			return opts->store_url == NULL ? -1 : 0;
+		}
+		if (opts->nonopt_count > 2)
+			opts->extra_args++;
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static int parse_uint(const char *str, unsigned int min, unsigned int max,
+		      unsigned int *value_r)
+{
+	char *end;
+	unsigned long value;
+
+	if (str[0] < '0' || str[0] > '9')
+		return -1;
+	errno = 0;
+	value = strtoul(str, &end, 10);
+	if (errno != 0 || *end != '\0' || value < min || value > max)
+		return -1;
+	*value_r = (unsigned int)value;
+	return 0;
+}
+
+int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
+			 const char **error_r)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->upload_interval = OBOXFS_DEFAULT_UPLOAD_INTERVAL;
+	opts->upload_deliveries = OBOXFS_DEFAULT_UPLOAD_DELIVERIES;
+
+	if (fuse_opt_parse(args, opts, oboxfs_opts, opt_proc) < 0) {
+		*error_r = "invalid options";
+		return -1;
+	}
+	if (opts->extra_args > 0) {
+		*error_r = "too many arguments (expected STORE MOUNTPOINT)";
+		return -1;
+	}
+	if (opts->cache_dir == NULL) {
+		opts->cache_dir = strdup(OBOXFS_DEFAULT_CACHE_DIR);
+		if (opts->cache_dir == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+	}
+	if (opts->cache_dir[0] != '/') {
+		*error_r = "cache_dir must be an absolute path";
+		return -1;
+	}
+	if (opts->addressing_str == NULL ||
+	    strcmp(opts->addressing_str, "auto") == 0)
+		opts->addressing = OBJSTORE_ADDRESSING_AUTO;
+	else if (strcmp(opts->addressing_str, "path") == 0)
+		opts->addressing = OBJSTORE_ADDRESSING_PATH;
+	else if (strcmp(opts->addressing_str, "virtual") == 0)
+		opts->addressing = OBJSTORE_ADDRESSING_VIRTUAL;
+	else {
+		*error_r = "addressing must be path, virtual or auto";
+		return -1;
+	}
+	if (opts->upload_interval_str != NULL &&
+	    parse_uint(opts->upload_interval_str, 1, 86400 * 7,
+		       &opts->upload_interval) < 0) {
+		*error_r = "upload_interval must be 1..604800 seconds";
+		return -1;
+	}
+	if (opts->upload_deliveries_str != NULL &&
+	    parse_uint(opts->upload_deliveries_str, 1, 1000000,
+		       &opts->upload_deliveries) < 0) {
+		*error_r = "upload_deliveries must be 1..1000000";
+		return -1;
+	}
+	return 0;
+}
+
+void oboxfs_options_free(struct oboxfs_options *opts)
+{
+	free(opts->store_url);
+	free(opts->cache_dir);
+	free(opts->endpoint);
+	free(opts->region);
+	free(opts->addressing_str);
+	free(opts->credentials);
+	free(opts->fault);
+	free(opts->upload_interval_str);
+	free(opts->upload_deliveries_str);
+	memset(opts, 0, sizeof(*opts));
+}
+
+void oboxfs_options_to_settings(const struct oboxfs_options *opts,
+				struct objstore_settings *set_r)
+{
+	memset(set_r, 0, sizeof(*set_r));
+	set_r->endpoint = opts->endpoint;
+	set_r->region = opts->region;
+	set_r->addressing = opts->addressing;
+	set_r->credentials_file = opts->credentials;
+	set_r->tls_insecure = opts->tls_insecure != 0;
+	set_r->no_fsync = opts->no_fsync != 0;
+	set_r->fault = opts->fault;
+}
+
+void oboxfs_options_help(void)
+{
+	printf(
+"oboxfs options:\n"
+"    -o cache_dir=DIR          cache directory\n"
+"                              (default " OBOXFS_DEFAULT_CACHE_DIR ")\n"
+"    -o endpoint=URL           S3 endpoint (default AWS for the region)\n"
+"    -o region=NAME            S3 region (default us-east-1)\n"
+"    -o addressing=STYLE       path, virtual or auto (default auto)\n"
+"    -o credentials=FILE       S3 credentials file (mode 0600)\n"
+"    -o tls_insecure           do not verify TLS certificates\n"
+"    -o upload_interval=SECS   index upload interval (default 300)\n"
+"    -o upload_deliveries=N    index upload every N deliveries (default 10)\n"
+"    -o no_fsync               file:// store: do not fsync objects\n"
+"    -o fault=SPEC             inject store faults (testing)\n");
+}

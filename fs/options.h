@@ -1,0 +1,62 @@
+/* options.h: oboxfs's own mount options (fuse_opt table) and their checks.
+ *
+ *   cache_dir=DIR          cache directory (default /var/cache/oboxfs)
+ *   endpoint=URL           s3 endpoint
+ *   region=NAME            s3 region
+ *   addressing=path|virtual|auto   s3 addressing style (default auto)
+ *   credentials=FILE       s3 credentials file
+ *   tls_insecure           do not verify TLS certificates
+ *   upload_interval=SECS   index upload interval (default 300)
+ *   upload_deliveries=N    index upload after N deliveries (default 10)
+ *   no_fsync               posix store: no fsync of objects (tests)
+ *   fault=SPEC             fault injection (tests)
+ * The first non-option argument is the STORE URL; all other arguments (the
+ * mount point, -f, -d, FUSE's own -o options) are left in args for
+ * fuse_parse_cmdline() and fuse_session_new().  Options that mount(8) and
+ * fstab use but that mean nothing to FUSE (_netdev, nofail, auto, noauto,
+ * defaults, user, users, nouser) are dropped.
+ */
+#ifndef OBOXFS_OPTIONS_H
+#define OBOXFS_OPTIONS_H
+
+#include "objstore.h"
+
+#include <fuse_opt.h>
+
+#define OBOXFS_DEFAULT_CACHE_DIR "/var/cache/oboxfs"
+#define OBOXFS_DEFAULT_UPLOAD_INTERVAL 300
+#define OBOXFS_DEFAULT_UPLOAD_DELIVERIES 10
+
+struct oboxfs_options {
+	char *store_url;
+	char *cache_dir;
+	char *endpoint;
+	char *region;
+	char *addressing_str;
+	char *credentials;
+	char *fault;
+	char *upload_interval_str;
+	char *upload_deliveries_str;
+	int tls_insecure;
+	int no_fsync;
+	int extra_args;		/* non-option arguments after MOUNTPOINT */
+	int nonopt_count;
+
+	/* set by oboxfs_options_parse() */
+	enum objstore_addressing addressing;
+	unsigned int upload_interval;
+	unsigned int upload_deliveries;
+};
+
+/* Parse and check oboxfs's options out of args.  Returns 0, or -1 with a
+   one-line reason in *error_r.  Free with oboxfs_options_free(). */
+int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
+			 const char **error_r);
+void oboxfs_options_free(struct oboxfs_options *opts);
+/* Fill in store settings from the options. */
+void oboxfs_options_to_settings(const struct oboxfs_options *opts,
+				struct objstore_settings *set_r);
+/* Print the option help (for --help). */
+void oboxfs_options_help(void);
+
+#endif

@@ -1,0 +1,49 @@
+/* stub.h: mail stubs in the metacache.
+ *
+ * A stored mail is an empty regular file in the metacache carrying two
+ * xattrs: STUB_XATTR_KEY (its object key, relative to the store root) and
+ * STUB_XATTR_SIZE (the mail's size in decimal).  A file is a stub iff it is
+ * a regular file of size 0 on disk with a STUB_XATTR_KEY xattr: the size
+ * test keeps the common case (a non-empty index file) free of xattr calls.
+ * Values read back are validated: a damaged stub is an error (EIO), never
+ * trusted.
+ */
+#ifndef OBOXFS_STUB_H
+#define OBOXFS_STUB_H
+
+#include "objstore.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define STUB_XATTR_KEY "user.oboxfs.key"
+#define STUB_XATTR_SIZE "user.oboxfs.size"
+#define STUB_XATTR_GUID "user.oboxfs.guid"
+
+struct stub {
+	char key[OBJSTORE_KEY_MAX + 1];
+	uint64_t size;
+};
+
+/* fd may be any fd of the file, O_PATH too; st its fstat().  Returns 1 and
+   fills stub_r if it is a stub, 0 if not, -1 with errno on error (EIO for a
+   damaged stub, logged). */
+int stub_read(int fd, const struct stat *st, struct stub *stub_r);
+/* Parse and validate raw xattr values (for stub_read() and tests). */
+int stub_parse(const char *key, size_t key_len, const char *size,
+	       size_t size_len, struct stub *stub_r);
+/* Write the stub xattrs to fd.  Returns 0 or -1 with errno. */
+int stub_write(int fd, const struct stub *stub);
+/* Remove the stub xattrs from fd (missing ones are fine). */
+int stub_clear(int fd);
+/* If st is a stub's stat, replace st_size/st_blocks with the mail's.  Returns
+   0 or -1 with errno. */
+int stub_fix_stat(int fd, struct stat *st);
+
+/* xattr calls on any fd (O_PATH too), through /proc/self/fd */
+ssize_t fd_getxattr(int fd, const char *name, void *value, size_t size);
+int fd_setxattr(int fd, const char *name, const void *value, size_t size,
+		int flags);
+int fd_removexattr(int fd, const char *name);
+
+#endif

@@ -1,0 +1,723 @@
+#!/usr/bin/env python3
+"""test_fs_posix_ops.py: POSIX operations on a real oboxfs mount of a
+file:// store, and what they do to the store.
+
+Mounts build/fs/oboxfs in the foreground on OBOXFS_TEST_DIR/fs_posix_ops/mnt
+(cache and store next to it) and checks: user-name rules at the root,
+O_EXCL create, read/write/truncate, rename onto an existing name,
+RENAME_NOREPLACE and RENAME_EXCHANGE (renameat2 through ctypes), a link()
+dot-lock as Dovecot makes it, unlink, mkdir/rmdir, readdir, chmod/chown/
+utimens, ownership of files created by another uid, fsync, statfs,
+flock/fcntl locks, mmap of an index file; then the mail side: a mail written
+in tmp/ and renamed into new/ is exactly one object with the right name and
+metadata, tmp/ files are never stored, flag-change renames and hard-link
+copies cost no request, the object goes only with the last name, rename onto
+a stub and rewriting a stub release it, sdbox u.N files, mails written in
+place and fsynced, over-long paths refused; finally unmount + remount with
+the same cache dir keeps everything and a cache miss is fetched from the
+store.  The mount is always taken down, even on failure.
+"""
+import ctypes
+import errno
+import fcntl
+import hashlib
+import mmap
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+BUILD = os.environ.get("OBOXFS_BUILD_DIR")
+TEST_DIR = os.environ.get("OBOXFS_TEST_DIR")
+if not BUILD or not TEST_DIR:
+    sys.exit("OBOXFS_BUILD_DIR and OBOXFS_TEST_DIR must be set")
+OBOXFS = os.path.join(BUILD, "fs", "oboxfs")
+STORE_CLI = os.path.join(BUILD, "tools", "oboxfs-store")
+WORK = os.path.join(TEST_DIR, "fs_posix_ops")
+STORE = os.path.join(WORK, "store")
+CACHE = os.path.join(WORK, "cache")
+MNT = os.path.join(WORK, "mnt")
+URL = "file://" + STORE
+USER = "user@example.com"
+OTHER_UID = 54321
+
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+
+def renameat2(old, new, flags):
+    ret = libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD,
+                         os.fsencode(new), ctypes.c_uint(flags))
+    if ret != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), old)
+
+
+class Mount:
+    def __init__(self):
+        self.proc = None
+
+    def mounted(self):
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == MNT for line in f)
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [OBOXFS, "-f", "-o", "allow_other,no_fsync,cache_dir=" + CACHE,
+             URL, MNT], stderr=subprocess.PIPE, text=True)
+        for _ in range(100):
+            if self.mounted():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("oboxfs exited %d: %s" %
+                                     (self.proc.returncode,
+                                      self.proc.stderr.read()))
+            time.sleep(0.05)
+        raise AssertionError("mount did not appear")
+
+    def stop(self, check=True):
+        if self.proc is None:
+            return
+        if self.mounted():
+            subprocess.run(["fusermount3", "-u", MNT], check=False)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            subprocess.run(["fusermount3", "-u", "-z", MNT], check=False)
+            rc = -1
+        err = self.proc.stderr.read()
+        self.proc = None
+        if check:
+            assert rc == 0, "oboxfs exit status %d, stderr: %s" % (rc, err)
+            assert "ERROR" not in err and "runtime error" not in err, err
+
+    def emergency_stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.stop(check=False)
+        if self.mounted():
+            subprocess.run(["fusermount3", "-u", "-z", MNT], check=False)
+
+
+def stats():
+    with open(os.path.join(MNT, ".oboxfs-stats")) as f:
+        out = {}
+        for line in f:
+            name, value = line.split()
+            out[name] = int(value)
+        return out
+
+
+def requests(s):
+    return {k: v for k, v in s.items() if k.startswith("requests_")}
+
+
+def store_objects():
+    res = subprocess.run([STORE_CLI, "--no-fsync", URL, "ls"],
+                         capture_output=True, text=True, check=True)
+    out = {}
+    for line in res.stdout.splitlines():
+        size, key = line.split("\t", 1)
+        out[key] = int(size)
+    return out
+
+
+def store_head(key):
+    res = subprocess.run([STORE_CLI, "--no-fsync", URL, "head", key],
+                         capture_output=True, text=True, check=True)
+    meta = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("meta: "):
+            name, value = line[6:].split("=", 1)
+            meta[name] = value
+    return meta
+
+
+def store_get(key):
+    return subprocess.run([STORE_CLI, "--no-fsync", URL, "get", key],
+                          capture_output=True, check=True).stdout
+
+
+def user_prefix(user):
+    h = hashlib.sha256(user.encode()).hexdigest()
+    return "%s/%s/%s/mailboxes/" % (h[:2], h[2:5], user)
+
+
+KEY_RE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{3}/(.+)/mailboxes/"
+                    r"([0-9a-f]{32})/([0-9a-f]{32})$")
+
+
+def expect_errno(code, fn, *args):
+    try:
+        fn(*args)
+    except OSError as e:
+        assert e.errno == code, "%s%r: errno %s, expected %s" % (
+            fn.__name__, args, errno.errorcode.get(e.errno),
+            errno.errorcode[code])
+        return
+    raise AssertionError("%s%r succeeded, expected %s" %
+                         (fn.__name__, args, errno.errorcode[code]))
+
+
+def write_file(path, data, fsync=False):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def P(*parts):
+    return os.path.join(MNT, *parts)
+
+
+# --- the namespace -------------------------------------------------------
+
+def test_root_rules():
+    os.mkdir(P(USER))
+    assert os.path.isdir(P(USER))
+    expect_errno(errno.EINVAL, os.mkdir, P(".hidden"))
+    expect_errno(errno.EINVAL, os.mkdir, P("bad\x01name"))
+    expect_errno(errno.EPERM, write_file, P("file-at-root"), b"x")
+    names = os.listdir(MNT)
+    assert names == [USER], names
+    # the stats file is readable but not listed and not writable
+    assert "requests_put" in stats()
+    expect_errno(errno.EACCES, os.open, P(".oboxfs-stats"), os.O_WRONLY)
+    expect_errno(errno.EPERM, os.unlink, P(".oboxfs-stats"))
+    expect_errno(errno.EPERM, os.rename, P(USER), P("renamed@example.com"))
+
+
+def test_excl_create_rw_truncate():
+    d = P(USER, "idx")
+    os.mkdir(d)
+    f = os.path.join(d, "dovecot.index")
+    fd = os.open(f, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    expect_errno(errno.EEXIST, os.open, f,
+                 os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, b"0123456789")
+    os.fsync(fd)
+    assert os.pread(fd, 4, 3) == b"3456"
+    os.ftruncate(fd, 4)
+    os.close(fd)
+    assert read_file(f) == b"0123"
+    os.truncate(f, 2)
+    assert os.stat(f).st_size == 2
+    with open(f, "ab") as fh:
+        fh.write(b"XY")
+    assert read_file(f) == b"01XY"
+    fd = os.open(f, os.O_WRONLY | os.O_TRUNC)
+    os.close(fd)
+    assert os.stat(f).st_size == 0
+
+
+def test_renames():
+    d = P(USER, "idx")
+    a, b = os.path.join(d, "a"), os.path.join(d, "b")
+    write_file(a, b"AAA")
+    write_file(b, b"BBB")
+    os.rename(a, b)
+    assert read_file(b) == b"AAA" and not os.path.exists(a)
+    write_file(a, b"A2")
+    expect_errno(errno.EEXIST, renameat2, a, b, RENAME_NOREPLACE)
+    assert read_file(a) == b"A2" and read_file(b) == b"AAA"
+    c = os.path.join(d, "c")
+    renameat2(a, c, RENAME_NOREPLACE)
+    assert read_file(c) == b"A2" and not os.path.exists(a)
+    renameat2(b, c, RENAME_EXCHANGE)
+    assert read_file(c) == b"AAA" and read_file(b) == b"A2"
+    os.unlink(b)
+    os.unlink(c)
+    # directories
+    os.mkdir(os.path.join(d, "dir1"))
+    write_file(os.path.join(d, "dir1", "f"), b"f")
+    os.rename(os.path.join(d, "dir1"), os.path.join(d, "dir2"))
+    assert read_file(os.path.join(d, "dir2", "f")) == b"f"
+
+
+def test_dotlock():
+    """Dovecot's file_dotlock: write a temp file, link() it to x.lock."""
+    d = P(USER, "idx")
+    tmp = os.path.join(d, ".temp.host.1234.lock")
+    lock = os.path.join(d, "dovecot-uidlist.lock")
+    write_file(tmp, b"1234:host\n")
+    os.link(tmp, lock)
+    assert os.stat(lock).st_nlink == 2
+    assert os.stat(tmp).st_ino == os.stat(lock).st_ino
+    tmp2 = os.path.join(d, ".temp.host.5678.lock")
+    write_file(tmp2, b"5678:host\n")
+    expect_errno(errno.EEXIST, os.link, tmp2, lock)
+    os.unlink(tmp2)
+    os.unlink(tmp)
+    assert os.stat(lock).st_nlink == 1
+    assert read_file(lock) == b"1234:host\n"
+    os.unlink(lock)
+    assert not os.path.exists(lock)
+
+
+def test_dirs_and_readdir():
+    d = P(USER, "tree")
+    os.mkdir(d)
+    names = set()
+    for i in range(300):
+        name = "file-%03d" % i
+        write_file(os.path.join(d, name), b"x")
+        names.add(name)
+    os.mkdir(os.path.join(d, "sub"))
+    names.add("sub")
+    assert set(os.listdir(d)) == names
+    with os.scandir(d) as it:
+        for e in it:
+            assert e.is_dir() == (e.name == "sub")
+    expect_errno(errno.ENOTEMPTY, os.rmdir, d)
+    expect_errno(errno.EEXIST, os.mkdir, os.path.join(d, "sub"))
+    os.rmdir(os.path.join(d, "sub"))
+    shutil.rmtree(d)
+    assert not os.path.exists(d)
+
+
+def test_attributes_and_owner():
+    d = P(USER, "idx")
+    f = os.path.join(d, "attrs")
+    write_file(f, b"x")
+    os.chmod(f, 0o640)
+    assert os.stat(f).st_mode & 0o7777 == 0o640
+    os.chown(f, OTHER_UID, OTHER_UID)
+    st = os.stat(f)
+    assert (st.st_uid, st.st_gid) == (OTHER_UID, OTHER_UID)
+    os.utime(f, ns=(1_000_000_000_123, 1_500_000_000_456))
+    st = os.stat(f)
+    assert st.st_mtime_ns == 1_500_000_000_456, st.st_mtime_ns
+    assert st.st_atime_ns == 1_000_000_000_123
+    os.unlink(f)
+
+    # files created by another uid belong to it; permissions are honoured
+    own = os.path.join(d, "owned")
+    os.mkdir(own, 0o755)
+    os.chown(own, OTHER_UID, OTHER_UID)
+    as_other = ["setpriv", "--reuid=%d" % OTHER_UID, "--regid=%d" % OTHER_UID,
+                "--clear-groups"]
+    subprocess.run(as_other + ["sh", "-c", "echo hi > %s/f && mkdir %s/sub"
+                               % (own, own)], check=True)
+    for name in ("f", "sub"):
+        st = os.stat(os.path.join(own, name))
+        assert (st.st_uid, st.st_gid) == (OTHER_UID, OTHER_UID), name
+    res = subprocess.run(as_other + ["sh", "-c", "echo no > %s/denied" % d],
+                         capture_output=True)
+    assert res.returncode != 0, "write into root's 0755 dir was allowed"
+    shutil.rmtree(own)
+
+
+def test_fsync_statfs_no_requests():
+    before = requests(stats())
+    f = P(USER, "idx", "dovecot.index.log")
+    write_file(f, b"log" * 100, fsync=True)
+    fd = os.open(P(USER, "idx"), os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(fd)
+    os.close(fd)
+    st = os.statvfs(MNT)
+    assert st.f_bsize > 0 and st.f_blocks > 0 and st.f_namemax >= 255
+    os.stat(f)
+    os.listdir(P(USER, "idx"))
+    assert requests(stats()) == before, "index files caused requests"
+
+
+def test_locks():
+    f = P(USER, "idx", "locked")
+    write_file(f, b"x")
+    fd1 = os.open(f, os.O_RDWR)
+    fd2 = os.open(f, os.O_RDWR)
+    fcntl.flock(fd1, fcntl.LOCK_EX)
+    expect_errno(errno.EWOULDBLOCK, fcntl.flock, fd2,
+                 fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(fd1, fcntl.LOCK_UN)
+    fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(fd2, fcntl.LOCK_UN)
+    # fcntl (POSIX) locks are per process: test from a child
+    fcntl.lockf(fd1, fcntl.LOCK_EX)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            cfd = os.open(f, os.O_RDWR)
+            try:
+                fcntl.lockf(cfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                code = 0 if e.errno in (errno.EAGAIN, errno.EACCES) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "fcntl lock not exclusive"
+    fcntl.lockf(fd1, fcntl.LOCK_UN)
+    os.close(fd1)
+    os.close(fd2)
+
+
+def test_mmap_index():
+    f = P(USER, "idx", "dovecot.index.mmap")
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o600)
+    os.ftruncate(fd, 8192)
+    m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    m[0:5] = b"HELLO"
+    m[5000:5005] = b"WORLD"
+    m.flush()
+    m.close()
+    os.close(fd)
+    data = read_file(f)
+    assert len(data) == 8192
+    assert data[0:5] == b"HELLO" and data[5000:5005] == b"WORLD"
+    with open(f, "rb") as fh:
+        m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
+        assert m[5000:5005] == b"WORLD"
+        m.close()
+
+
+# --- mails ---------------------------------------------------------------
+
+MAIL1 = b"From: a@example.com\r\nSubject: one\r\n\r\nbody one\r\n"
+MAIL2 = b"From: b@example.com\r\nSubject: two\r\n\r\n" + b"x" * 100000
+
+
+def maildir(*parts):
+    return P(USER, "Maildir", *parts)
+
+
+def new_objects(before):
+    now = store_objects()
+    return {k: v for k, v in now.items() if k not in before}
+
+
+def test_maildir_delivery():
+    for sub in ("", "tmp", "new", "cur"):
+        os.mkdir(maildir(sub)) if sub else os.mkdir(maildir())
+    s0 = stats()
+    objs0 = store_objects()
+    tmp = maildir("tmp", "1700000000.M1P1.host")
+    write_file(tmp, MAIL1, fsync=True)
+    assert requests(stats()) == requests(s0), "tmp/ file was stored"
+    assert store_objects() == objs0
+    os.rename(tmp, maildir("new", "1700000000.M1P1.host"))
+    s1 = stats()
+    assert s1["requests_put"] == s0["requests_put"] + 1
+    added = new_objects(objs0)
+    assert len(added) == 1, added
+    key, size = next(iter(added.items()))
+    m = KEY_RE.match(key)
+    assert m and m.group(1) == USER, key
+    assert key.startswith(user_prefix(USER)), key
+    assert size == len(MAIL1)
+    assert store_get(key) == MAIL1
+    meta = store_head(key)
+    assert meta == {"path": "Maildir/new", "name": "1700000000.M1P1.host"}, meta
+    st = os.stat(maildir("new", "1700000000.M1P1.host"))
+    assert st.st_size == len(MAIL1)
+    assert read_file(maildir("new", "1700000000.M1P1.host")) == MAIL1
+    # the metacache holds an empty stub
+    stub = os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                        "1700000000.M1P1.host")
+    assert os.stat(stub).st_size == 0
+    assert os.getxattr(stub, "user.oboxfs.key").decode() == key
+    return key
+
+
+def test_flag_change_and_copy(key):
+    s0 = stats()
+    os.rename(maildir("new", "1700000000.M1P1.host"),
+              maildir("cur", "1700000000.M1P1.host:2,S"))
+    os.rename(maildir("cur", "1700000000.M1P1.host:2,S"),
+              maildir("cur", "1700000000.M1P1.host:2,RS"))
+    cur = maildir("cur", "1700000000.M1P1.host:2,RS")
+    # a hard link in the same folder shares the inode and the object
+    os.link(cur, maildir("cur", "1700000000.M1P1.host-link:2,S"))
+    assert os.stat(cur).st_nlink == 2
+    assert requests(stats()) == requests(s0), "renames/links made requests"
+    os.unlink(maildir("cur", "1700000000.M1P1.host-link:2,S"))
+    assert key in store_objects()
+    assert stats()["requests_delete"] == s0["requests_delete"]
+
+    # maildir_copy_with_hardlinks to another folder: link into its tmp/,
+    # then rename into cur/: the copy is stored for its own folder
+    for sub in ("", "tmp", "new", "cur"):
+        os.mkdir(maildir(".Sent", sub))
+    objs0 = store_objects()
+    os.link(cur, maildir(".Sent", "tmp", "copy"))
+    os.rename(maildir(".Sent", "tmp", "copy"),
+              maildir(".Sent", "cur", "1700000001.M2P1.host:2,S"))
+    copy = maildir(".Sent", "cur", "1700000001.M2P1.host:2,S")
+    assert stats()["requests_put"] == s0["requests_put"] + 1
+    added = new_objects(objs0)
+    assert len(added) == 1, added
+    ckey = next(iter(added))
+    assert KEY_RE.match(ckey).group(2) != KEY_RE.match(key).group(2), \
+        "the copy must belong to the other folder"
+    assert store_head(ckey) == {"path": "Maildir/.Sent/cur",
+                                "name": "1700000001.M2P1.host:2,S"}
+    assert store_get(ckey) == MAIL1
+    assert os.stat(copy).st_nlink == 1 and os.stat(cur).st_nlink == 1
+    assert os.stat(copy).st_size == len(MAIL1)
+    assert os.stat(copy).st_mtime_ns == os.stat(cur).st_mtime_ns
+    assert read_file(copy) == MAIL1
+    assert not os.path.exists(maildir(".Sent", "tmp", "copy"))
+    # a hard link made straight into another folder's cur/ gets a stub
+    # file and an object of its own too
+    s1 = stats()
+    direct = maildir(".Sent", "cur", "1700000002.M3P1.host:2,")
+    os.link(cur, direct)
+    assert stats()["requests_put"] == s1["requests_put"] + 1
+    assert os.stat(direct).st_nlink == 1 and os.stat(cur).st_nlink == 1
+    assert os.stat(direct).st_ino != os.stat(cur).st_ino
+    assert read_file(direct) == MAIL1
+    dkey = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", ".Sent",
+                                    "cur", "1700000002.M3P1.host:2,"),
+                       "user.oboxfs.key").decode()
+    assert KEY_RE.match(dkey).group(2) == KEY_RE.match(ckey).group(2)
+    s2 = stats()
+    expect_errno(errno.EEXIST, os.link, cur, direct)
+    assert requests(stats()) == requests(s2), "a failing link made requests"
+    os.unlink(direct)
+    assert dkey not in store_objects()
+    # expunge the original: its object goes, the copy stays
+    os.unlink(cur)
+    objs = store_objects()
+    assert key not in objs and ckey in objs
+    assert read_file(copy) == MAIL1
+    # a MOVE by rename of a mail's only name: stored for the new folder,
+    # the old object released
+    os.rename(copy, maildir("cur", "1700000001.M2P1.host:2,S"))
+    moved = maildir("cur", "1700000001.M2P1.host:2,S")
+    objs = store_objects()
+    assert ckey not in objs
+    mkey = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "cur",
+                                    "1700000001.M2P1.host:2,S"),
+                       "user.oboxfs.key").decode()
+    assert mkey in objs and KEY_RE.match(mkey).group(2) == \
+        KEY_RE.match(key).group(2)
+    assert read_file(moved) == MAIL1
+    s1 = stats()
+    os.unlink(moved)
+    assert mkey not in store_objects()
+    assert stats()["requests_delete"] == s1["requests_delete"] + 1
+
+
+def deliver(name, data, folder=()):
+    tmp = maildir(*folder, "tmp", name)
+    write_file(tmp, data)
+    os.rename(tmp, maildir(*folder, "new", name))
+    return os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", *folder,
+                                    "new", name), "user.oboxfs.key").decode()
+
+
+def test_rename_onto_stub():
+    k1 = deliver("m1", MAIL1)
+    k2 = deliver("m2", MAIL2)
+    # both in the same folder: same folder GUID
+    assert KEY_RE.match(k1).group(2) == KEY_RE.match(k2).group(2)
+    os.rename(maildir("new", "m2"), maildir("new", "m1"))
+    objs = store_objects()
+    assert k1 not in objs and k2 in objs
+    assert read_file(maildir("new", "m1")) == MAIL2
+    # RENAME_NOREPLACE onto a stub: nothing changes
+    k3 = deliver("m3", MAIL1)
+    expect_errno(errno.EEXIST, renameat2, maildir("new", "m3"),
+                 maildir("new", "m1"), RENAME_NOREPLACE)
+    objs = store_objects()
+    assert k2 in objs and k3 in objs
+    os.unlink(maildir("new", "m3"))
+    assert k3 not in store_objects()
+
+
+def test_rewrite_stub():
+    key = deliver("rw", MAIL1)
+    path = maildir("new", "rw")
+    # reading (even through an O_RDWR fd, as sdbox does) changes nothing
+    fd = os.open(path, os.O_RDWR)
+    assert os.pread(fd, 4, 0) == b"From"
+    os.close(fd)
+    assert key in store_objects()
+    # truncating a stub through one handle is seen by another one
+    fd = os.open(path, os.O_RDONLY)
+    assert os.pread(fd, 4, 0) == b"From"
+    os.truncate(path, 2)
+    assert os.pread(fd, 100, 0) == b"Fr"
+    os.close(fd)
+    assert key not in store_objects(), "truncated stub kept its object"
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, MAIL1)
+    os.fsync(fd)
+    os.close(fd)
+    key = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                   "rw"), "user.oboxfs.key").decode()
+    assert store_get(key) == MAIL1
+    # writing turns it back into a file; fsync stores it as a new object
+    s0 = stats()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.write(fd, b"appended\r\n")
+    assert key not in store_objects(), "rewritten stub kept its object"
+    os.fsync(fd)
+    os.close(fd)
+    assert stats()["requests_put"] == s0["requests_put"] + 1
+    key2 = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                    "rw"), "user.oboxfs.key").decode()
+    assert key2 != key
+    assert store_get(key2) == MAIL1 + b"appended\r\n"
+    assert read_file(path) == MAIL1 + b"appended\r\n"
+    # O_TRUNC drops the object at once
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    assert key2 not in store_objects()
+    os.write(fd, b"new")
+    os.close(fd)
+    # written in place and closed: stored at release (asynchronously)
+    for _ in range(100):
+        if os.stat(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                "rw")).st_size == 0:
+            break
+        time.sleep(0.05)
+    key3 = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                    "rw"), "user.oboxfs.key").decode()
+    assert store_get(key3) == b"new"
+    os.unlink(path)
+    assert key3 not in store_objects()
+
+
+def test_written_in_place_fsync():
+    path = maildir("cur", "direct:2,")
+    s0 = stats()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, MAIL2)
+    os.fsync(fd)
+    assert stats()["requests_put"] == s0["requests_put"] + 1
+    os.close(fd)
+    key = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "cur",
+                                   "direct:2,"), "user.oboxfs.key").decode()
+    assert store_get(key) == MAIL2
+    assert store_head(key) == {"path": "Maildir/cur", "name": "direct:2,"}
+    assert stats()["requests_put"] == s0["requests_put"] + 1, \
+        "release stored the mail again"
+    assert read_file(path) == MAIL2
+
+
+def test_sdbox():
+    box = P(USER, "sdbox", "mailboxes", "INBOX", "dbox-Mails")
+    os.makedirs(box)
+    objs0 = store_objects()
+    tmp = os.path.join(box, ".temp.host.1234.abcdef")
+    write_file(tmp, MAIL2, fsync=True)
+    write_file(os.path.join(box, "dovecot.index.log"), b"idx", fsync=True)
+    assert store_objects() == objs0, "sdbox temp/index file stored"
+    os.rename(tmp, os.path.join(box, "u.1"))
+    added = new_objects(objs0)
+    assert len(added) == 1
+    key = next(iter(added))
+    assert KEY_RE.match(key).group(1) == USER
+    assert store_head(key) == {"path": "sdbox/mailboxes/INBOX/dbox-Mails",
+                               "name": "u.1"}
+    assert read_file(os.path.join(box, "u.1")) == MAIL2
+    # the folder GUID lives on the folder directory (moves with renames)
+    guid = os.getxattr(os.path.join(CACHE, "meta", USER, "sdbox", "mailboxes",
+                                    "INBOX"), "user.oboxfs.guid").decode()
+    assert KEY_RE.match(key).group(2) == guid
+
+
+def test_long_path_refused():
+    # the path relative to the user must fit a metadata value (255 bytes)
+    parts = ["d" * 60] * 5
+    folder = maildir(*parts)
+    os.makedirs(os.path.join(folder, "tmp"))
+    os.makedirs(os.path.join(folder, "new"))
+    tmp = os.path.join(folder, "tmp", "m")
+    write_file(tmp, MAIL1)
+    objs0 = store_objects()
+    expect_errno(errno.ENAMETOOLONG, os.rename, tmp,
+                 os.path.join(folder, "new", "m"))
+    assert store_objects() == objs0
+    assert read_file(tmp) == MAIL1
+    shutil.rmtree(maildir(parts[0]))
+
+
+def snapshot_tree():
+    out = {}
+    for root, dirs, files in os.walk(P(USER)):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            data = read_file(path) if os.path.isfile(path) else None
+            out[os.path.relpath(path, MNT)] = (st.st_mode, st.st_size, data)
+    return out
+
+
+def test_remount(mount):
+    before = snapshot_tree()
+    assert any(k.endswith("u.1") for k in before)
+    mount.stop()
+    assert not mount.mounted()
+    mount.start()
+    s0 = stats()
+    assert s0["requests_put"] == 0
+    assert snapshot_tree() == before
+    assert requests(stats()) == requests(s0), "reading cached tree made requests"
+    # empty the mail cache: reads fetch from the store once
+    shutil.rmtree(os.path.join(CACHE, "mail"))
+    os.mkdir(os.path.join(CACHE, "mail"), 0o700)
+    mount.stop()
+    mount.start()
+    box = P(USER, "sdbox", "mailboxes", "INBOX", "dbox-Mails", "u.1")
+    assert read_file(box) == MAIL2
+    assert read_file(box) == MAIL2
+    s1 = stats()
+    assert s1["requests_get"] == 1, s1
+    assert s1["mailcache_misses"] == 1
+
+
+def main():
+    if os.path.ismount(MNT):
+        subprocess.run(["fusermount3", "-u", "-z", MNT], check=False)
+    shutil.rmtree(WORK, ignore_errors=True)
+    for d in (STORE, CACHE, MNT):
+        os.makedirs(d)
+    mount = Mount()
+    failed = False
+    try:
+        mount.start()
+        steps = [test_root_rules, test_excl_create_rw_truncate, test_renames,
+                 test_dotlock, test_dirs_and_readdir, test_attributes_and_owner,
+                 test_fsync_statfs_no_requests, test_locks, test_mmap_index]
+        for step in steps:
+            print("--", step.__name__, flush=True)
+            step()
+        print("-- test_maildir_delivery", flush=True)
+        key = test_maildir_delivery()
+        for step in (lambda: test_flag_change_and_copy(key),
+                     test_rename_onto_stub, test_rewrite_stub,
+                     test_written_in_place_fsync, test_sdbox,
+                     test_long_path_refused, lambda: test_remount(mount)):
+            print("--", getattr(step, "__name__", "step"), flush=True)
+            step()
+        mount.stop()
+    except BaseException:
+        traceback.print_exc()
+        failed = True
+    finally:
+        mount.emergency_stop()
+    if failed:
+        sys.exit(1)
+    shutil.rmtree(WORK, ignore_errors=True)
+    print("all fs POSIX operation checks passed")
+
+
+if __name__ == "__main__":
+    main()

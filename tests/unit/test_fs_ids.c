@@ -1,0 +1,121 @@
+/* test_fs_ids.c: OID/GUID generation, the user hash (h1/h2) and mail key
+ * naming. */
+#include "ids.h"
+#include "objstore.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <string.h>
+
+static void init(void) {}
+static void fini(void) {}
+TestSuite(fs_ids, .init = init, .fini = fini);
+
+Test(fs_ids, generate_format_and_uniqueness)
+{
+	char ids[200][IDS_HEX_LEN + 1];
+
+	for (unsigned int i = 0; i < 200; i++) {
+		cr_assert_eq(ids_generate(ids[i]), 0);
+		cr_assert_eq(strlen(ids[i]), IDS_HEX_LEN);
+		cr_assert(ids_is_hex_id(ids[i]), "%s", ids[i]);
+		for (unsigned int j = 0; j < i; j++)
+			cr_assert_str_neq(ids[i], ids[j]);
+	}
+}
+
+/* arrays, not pointers: criterion runs each case in a new process */
+struct hex_case {
+	char s[40];
+	bool ok;
+};
+
+struct hash_case {
+	char user[32], h1[3], h2[4];
+};
+
+ParameterizedTestParameters(fs_ids, hex_ids)
+{
+	static struct hex_case cases[] = {
+		{ "0123456789abcdef0123456789abcdef", true },
+		{ "0123456789ABCDEF0123456789abcdef", false },
+		{ "0123456789abcdef0123456789abcde", false },
+		{ "0123456789abcdef0123456789abcdef0", false },
+		{ "0123456789abcdeg0123456789abcdef", false },
+		{ "", false },
+	};
+	return cr_make_param_array(struct hex_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct hex_case *c, fs_ids, hex_ids)
+{
+	cr_assert_eq(ids_is_hex_id(c->s), c->ok, "%s", c->s);
+}
+
+/* h1/h2 are the first 5 hex digits of SHA-256(user), split 2/3 */
+ParameterizedTestParameters(fs_ids, user_hash)
+{
+	static struct hash_case cases[] = {
+		{ "user@example.com", "b4", "c9a" },
+		{ "user1@example.com", "b3", "6a8" },
+		{ "u1", "bb", "820" },
+	};
+	return cr_make_param_array(struct hash_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct hash_case *c, fs_ids, user_hash)
+{
+	char h1[3], h2[4];
+
+	ids_user_hash(c->user, h1, h2);
+	cr_assert_str_eq(h1, c->h1);
+	cr_assert_str_eq(h2, c->h2);
+}
+
+Test(fs_ids, mail_key)
+{
+	char key[OBJSTORE_KEY_MAX + 1];
+	const char *guid = "00d7d12ea08a3153175e0000dfbea952";
+	const char *oid = "d88ff1001d4bf753a1b800001accfe22";
+
+	cr_assert_eq(ids_mail_key("user@example.com", guid, oid, key,
+				  sizeof(key)), 0);
+	cr_assert_str_eq(key, "b4/c9a/user@example.com/mailboxes/"
+			 "00d7d12ea08a3153175e0000dfbea952/"
+			 "d88ff1001d4bf753a1b800001accfe22");
+	cr_assert_str_eq(ids_key_oid(key), oid);
+}
+
+Test(fs_ids, mail_key_too_long)
+{
+	char key[64];
+
+	errno = 0;
+	cr_assert_eq(ids_mail_key("user@example.com",
+				  "00d7d12ea08a3153175e0000dfbea952",
+				  "d88ff1001d4bf753a1b800001accfe22",
+				  key, sizeof(key)), -1);
+	cr_assert_eq(errno, ENAMETOOLONG);
+}
+
+Test(fs_ids, mail_key_invalid_user)
+{
+	char key[OBJSTORE_KEY_MAX + 1];
+
+	errno = 0;
+	cr_assert_eq(ids_mail_key("..", "00d7d12ea08a3153175e0000dfbea952",
+				  "d88ff1001d4bf753a1b800001accfe22",
+				  key, sizeof(key)), -1);
+	cr_assert_eq(errno, EINVAL);
+}
+
+Test(fs_ids, key_oid_rejects_non_ids)
+{
+	cr_assert_null(ids_key_oid("b4/c9a/u/mailboxes/g/notanid"));
+	cr_assert_null(ids_key_oid(""));
+	cr_assert_str_eq(ids_key_oid("d88ff1001d4bf753a1b800001accfe22"),
+			 "d88ff1001d4bf753a1b800001accfe22");
+}

@@ -1,0 +1,105 @@
+/* test_fs_mailpath.c: classification of tree paths (mailpath_classify()):
+ * which entries are mails, which directory is their folder, which part is
+ * the user and the path relative to the user directory. */
+#include "mailpath.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <string.h>
+
+/* arrays, not pointers: criterion runs each case in a new process */
+struct classify_case {
+	char dir[64];
+	char name[32];
+	bool is_mail;
+	char user[16];		/* expected user ("" = root) */
+	char folder[48];	/* expected folder dir if is_mail */
+	char user_dir[48];	/* expected dir relative to the user */
+};
+
+struct dir_case {
+	char dir[32];
+};
+
+static void init(void) {}
+static void fini(void) {}
+TestSuite(fs_mailpath, .init = init, .fini = fini);
+
+ParameterizedTestParameters(fs_mailpath, classify)
+{
+	static struct classify_case cases[] = {
+		/* maildir */
+		{ "u@x/Maildir/cur", "1.M1P2.host,S=5:2,S", true, "u@x",
+		  "u@x/Maildir", "Maildir/cur" },
+		{ "u@x/Maildir/new", "1.M1P2.host", true, "u@x",
+		  "u@x/Maildir", "Maildir/new" },
+		{ "u@x/Maildir/.Sent/cur", "m", true, "u@x",
+		  "u@x/Maildir/.Sent", "Maildir/.Sent/cur" },
+		{ "u@x/cur", "m", true, "u@x", "u@x", "cur" },
+		{ "u@x/Maildir/tmp", "m", false, "u@x", "", "Maildir/tmp" },
+		{ "u@x/Maildir", "dovecot-uidlist", false, "u@x", "",
+		  "Maildir" },
+		{ "u@x/Maildir", "cur", false, "u@x", "", "Maildir" },
+		{ "u@x/Maildir/curx", "m", false, "u@x", "", "Maildir/curx" },
+		{ "u@x/Maildir/xcur", "m", false, "u@x", "", "Maildir/xcur" },
+		/* sdbox */
+		{ "u@x/sdbox/mailboxes/INBOX/dbox-Mails", "u.1", true, "u@x",
+		  "u@x/sdbox/mailboxes/INBOX", "sdbox/mailboxes/INBOX/dbox-Mails" },
+		{ "u@x/sdbox/mailboxes/INBOX/dbox-Mails", "u.123456", true,
+		  "u@x", "u@x/sdbox/mailboxes/INBOX",
+		  "sdbox/mailboxes/INBOX/dbox-Mails" },
+		{ "u@x/sdbox/mailboxes/INBOX/dbox-Mails",
+		  ".temp.host.123.abc", false, "u@x", "",
+		  "sdbox/mailboxes/INBOX/dbox-Mails" },
+		{ "u@x/sdbox/mailboxes/INBOX/dbox-Mails", "dovecot.index",
+		  false, "u@x", "", "sdbox/mailboxes/INBOX/dbox-Mails" },
+		{ "u@x/sdbox/mailboxes/INBOX/dbox-Mails", "u.", false, "u@x",
+		  "", "sdbox/mailboxes/INBOX/dbox-Mails" },
+		{ "u@x/sdbox/mailboxes/INBOX/dbox-Mails", "u.1a", false, "u@x",
+		  "", "sdbox/mailboxes/INBOX/dbox-Mails" },
+		{ "u@x/sdbox/mailboxes/INBOX", "u.1", false, "u@x", "",
+		  "sdbox/mailboxes/INBOX" },
+		/* the user directory and the root hold no mails */
+		{ "cur", "m", false, "cur", "", "" },
+		{ "dbox-Mails", "u.1", false, "dbox-Mails", "", "" },
+		{ "u@x", "m", false, "u@x", "", "" },
+		{ "", "u@x", false, "", "", "" },
+	};
+	return cr_make_param_array(struct classify_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct classify_case *c, fs_mailpath, classify)
+{
+	struct mailpath mp;
+
+	cr_assert_eq(mailpath_classify(c->dir, c->name, &mp), 0);
+	cr_assert_eq(mp.is_mail, c->is_mail, "%s / %s", c->dir, c->name);
+	cr_assert_eq(mp.user_len, strlen(c->user), "%s", c->dir);
+	cr_assert_eq(strncmp(c->dir, c->user, mp.user_len), 0);
+	cr_assert_str_eq(mp.user_dir, c->user_dir);
+	if (c->is_mail) {
+		cr_assert_eq(mp.folder_len, strlen(c->folder));
+		cr_assert_eq(strncmp(c->dir, c->folder, mp.folder_len), 0);
+	}
+}
+
+ParameterizedTestParameters(fs_mailpath, non_canonical_dirs)
+{
+	static struct dir_case dirs[] = {
+		{ "/u@x/cur" }, { "u@x/cur/" }, { "u@x//cur" }, { "u@x/./cur" }, { "u@x/../cur" },
+		{ ".." }, { "." }, { "u@x/.." },
+	};
+	return cr_make_param_array(struct dir_case, dirs,
+				   sizeof(dirs) / sizeof(dirs[0]));
+}
+
+ParameterizedTest(struct dir_case *c, fs_mailpath, non_canonical_dirs)
+{
+	struct mailpath mp;
+
+	errno = 0;
+	cr_assert_eq(mailpath_classify(c->dir, "m", &mp), -1, "%s", c->dir);
+	cr_assert_eq(errno, EINVAL);
+}

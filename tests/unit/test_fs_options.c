@@ -1,0 +1,143 @@
+/* test_fs_options.c: parsing of oboxfs's own mount options: defaults,
+ * values, what is left for FUSE, and the one-line errors. */
+#include "options.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <string.h>
+
+static struct oboxfs_options opts;
+static struct fuse_args args;
+
+static void init(void)
+{
+	memset(&opts, 0, sizeof(opts));
+	memset(&args, 0, sizeof(args));
+}
+
+static void fini(void)
+{
+	oboxfs_options_free(&opts);
+	fuse_opt_free_args(&args);
+}
+
+TestSuite(fs_options, .init = init, .fini = fini);
+
+static int parse(int argc, char **argv, const char **error_r)
+{
+	args = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
+	for (int i = 0; i < argc; i++)
+		cr_assert_eq(fuse_opt_add_arg(&args, argv[i]), 0);
+	return oboxfs_options_parse(&args, &opts, error_r);
+}
+
+static bool args_have(const char *arg)
+{
+	for (int i = 0; i < args.argc; i++) {
+		if (strcmp(args.argv[i], arg) == 0)
+			return true;
+	}
+	return false;
+}
+
+Test(fs_options, defaults)
+{
+	char *argv[] = { "oboxfs", "file:///store", "/mnt" };
+	const char *error;
+
+	cr_assert_eq(parse(3, argv, &error), 0);
+	cr_assert_str_eq(opts.store_url, "file:///store");
+	cr_assert_str_eq(opts.cache_dir, "/var/cache/oboxfs");
+	cr_assert_eq(opts.upload_interval, 300);
+	cr_assert_eq(opts.upload_deliveries, 10);
+	cr_assert_eq(opts.addressing, OBJSTORE_ADDRESSING_AUTO);
+	cr_assert_eq(opts.tls_insecure, 0);
+	cr_assert_null(opts.endpoint);
+	/* the mount point stays for fuse_parse_cmdline() */
+	cr_assert(args_have("/mnt"));
+	cr_assert(!args_have("file:///store"));
+}
+
+Test(fs_options, all_values)
+{
+	char *argv[] = {
+		"oboxfs", "-f", "-o",
+		"cache_dir=/c,endpoint=http://h:1,region=r1,addressing=path,"
+		"credentials=/etc/c,tls_insecure,upload_interval=60,"
+		"upload_deliveries=3,no_fsync,fault=put:fail,allow_other,"
+		"_netdev,nofail,noauto",
+		"s3://bucket/prefix", "/mnt",
+	};
+	struct objstore_settings set;
+	const char *error;
+
+	cr_assert_eq(parse(6, argv, &error), 0, "%s", error);
+	cr_assert_str_eq(opts.cache_dir, "/c");
+	cr_assert_str_eq(opts.endpoint, "http://h:1");
+	cr_assert_str_eq(opts.region, "r1");
+	cr_assert_eq(opts.addressing, OBJSTORE_ADDRESSING_PATH);
+	cr_assert_str_eq(opts.credentials, "/etc/c");
+	cr_assert_eq(opts.upload_interval, 60);
+	cr_assert_eq(opts.upload_deliveries, 3);
+	cr_assert_str_eq(opts.store_url, "s3://bucket/prefix");
+
+	oboxfs_options_to_settings(&opts, &set);
+	cr_assert_str_eq(set.endpoint, "http://h:1");
+	cr_assert_str_eq(set.credentials_file, "/etc/c");
+	cr_assert(set.tls_insecure);
+	cr_assert(set.no_fsync);
+	cr_assert_str_eq(set.fault, "put:fail");
+
+	/* FUSE's options stay, mount(8)-only ones are gone */
+	cr_assert(args_have("-f"));
+	bool allow_other = false;
+	for (int i = 0; i < args.argc; i++) {
+		cr_assert_null(strstr(args.argv[i], "_netdev"));
+		cr_assert_null(strstr(args.argv[i], "nofail"));
+		cr_assert_null(strstr(args.argv[i], "cache_dir"));
+		if (strstr(args.argv[i], "allow_other") != NULL)
+			allow_other = true;
+	}
+	cr_assert(allow_other);
+}
+
+/* arrays, not pointers: criterion runs each case in a new process */
+struct bad_case {
+	char opt[40];
+};
+
+ParameterizedTestParameters(fs_options, bad_values)
+{
+	static struct bad_case bad[] = {
+		{ "upload_interval=0" },
+		{ "upload_interval=-5" },
+		{ "upload_interval=abc" },
+		{ "upload_interval=10s" },
+		{ "upload_interval=" },
+		{ "upload_deliveries=0" },
+		{ "upload_deliveries=1e3" },
+		{ "addressing=sideways" },
+		{ "cache_dir=relative/dir" },
+	};
+	return cr_make_param_array(struct bad_case, bad,
+				   sizeof(bad) / sizeof(bad[0]));
+}
+
+ParameterizedTest(struct bad_case *c, fs_options, bad_values)
+{
+	char *argv[] = { "oboxfs", "-o", c->opt, "file:///s", "/mnt" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(5, argv, &error), -1, "%s accepted", c->opt);
+	cr_assert_not_null(error);
+	cr_assert_null(strchr(error, '\n'));
+}
+
+Test(fs_options, too_many_arguments)
+{
+	char *argv[] = { "oboxfs", "file:///s", "/mnt", "/extra" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(4, argv, &error), -1);
+	cr_assert_not_null(strstr(error, "too many"));
+}
