@@ -555,7 +555,12 @@ def test_rewrite_stub():
     os.truncate(path, 2)
     assert os.pread(fd, 100, 0) == b"Fr"
     os.close(fd)
+    # truncated without a handle: stored again at once, then the old
+    # object goes
     assert key not in store_objects(), "truncated stub kept its object"
+    tkey = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                    "rw"), "user.oboxfs.key").decode()
+    assert store_get(tkey) == b"Fr"
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     os.write(fd, MAIL1)
     os.fsync(fd)
@@ -567,8 +572,10 @@ def test_rewrite_stub():
     s0 = stats()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     os.write(fd, b"appended\r\n")
-    assert key not in store_objects(), "rewritten stub kept its object"
+    # the old object stays the durable copy until the new one is stored
+    assert key in store_objects(), "object released before new bytes stored"
     os.fsync(fd)
+    assert key not in store_objects(), "rewritten stub kept its object"
     os.close(fd)
     assert stats()["requests_put"] == s0["requests_put"] + 1
     key2 = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
@@ -576,9 +583,10 @@ def test_rewrite_stub():
     assert key2 != key
     assert store_get(key2) == MAIL1 + b"appended\r\n"
     assert read_file(path) == MAIL1 + b"appended\r\n"
-    # O_TRUNC drops the object at once
+    # O_TRUNC drops the bytes at once, the object once the new ones are
+    # stored (at release)
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-    assert key2 not in store_objects()
+    assert key2 in store_objects()
     os.write(fd, b"new")
     os.close(fd)
     # written in place and closed: stored at release (asynchronously)
@@ -590,6 +598,11 @@ def test_rewrite_stub():
     key3 = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
                                     "rw"), "user.oboxfs.key").decode()
     assert store_get(key3) == b"new"
+    for _ in range(100):
+        if key2 not in store_objects():
+            break
+        time.sleep(0.05)
+    assert key2 not in store_objects()
     os.unlink(path)
     assert key3 not in store_objects()
 
@@ -609,6 +622,57 @@ def test_written_in_place_fsync():
     assert stats()["requests_put"] == s0["requests_put"] + 1, \
         "release stored the mail again"
     assert read_file(path) == MAIL2
+
+
+def meta_key(*parts):
+    try:
+        return os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir",
+                                        *parts), "user.oboxfs.key").decode()
+    except OSError:
+        return None
+
+
+def wait_stored(*parts):
+    for _ in range(100):
+        if os.stat(os.path.join(CACHE, "meta", USER, "Maildir",
+                                *parts)).st_size == 0:
+            break
+        time.sleep(0.05)
+    return meta_key(*parts)
+
+
+def test_write_after_fsync():
+    # a handle that already wrote, and another dirty handle, keep writing
+    # after an fsync stored the file: the stub is seen on every write
+    path = maildir("cur", "again:2,")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fd2 = os.open(path, os.O_RDWR)
+    os.write(fd, b"Subject: a\r\n")
+    os.pwrite(fd2, b"X", 12)
+    os.fsync(fd)
+    key = meta_key("cur", "again:2,")
+    assert store_get(key) == b"Subject: a\r\nX"
+    os.pwrite(fd, b"\r\nbody\r\n", 13)
+    assert key in store_objects(), "object released before new bytes stored"
+    os.fsync(fd2)
+    key2 = meta_key("cur", "again:2,")
+    assert key2 != key
+    assert store_get(key2) == b"Subject: a\r\nX\r\nbody\r\n"
+    assert key not in store_objects()
+    os.pwrite(fd2, b"!", 21)
+    os.close(fd)
+    os.close(fd2)
+    key3 = wait_stored("cur", "again:2,")
+    assert key3 not in (None, key2)
+    assert read_file(path) == b"Subject: a\r\nX\r\nbody\r\n!"
+    assert store_get(key3) == b"Subject: a\r\nX\r\nbody\r\n!"
+    for _ in range(100):
+        if key2 not in store_objects():
+            break
+        time.sleep(0.05)
+    assert key2 not in store_objects()
+    os.unlink(path)
+    assert key3 not in store_objects()
 
 
 def test_sdbox():
@@ -703,7 +767,8 @@ def main():
         key = test_maildir_delivery()
         for step in (lambda: test_flag_change_and_copy(key),
                      test_rename_onto_stub, test_rewrite_stub,
-                     test_written_in_place_fsync, test_sdbox,
+                     test_written_in_place_fsync, test_write_after_fsync,
+                     test_sdbox,
                      test_long_path_refused, lambda: test_remount(mount)):
             print("--", getattr(step, "__name__", "step"), flush=True)
             step()
