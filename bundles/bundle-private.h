@@ -1,0 +1,164 @@
+/* bundle-private.h: the on-disk layout of bundles (docs/bundle-format.md),
+ * little-endian helpers, a growable byte buffer and the decoded diff shared
+ * by the bundles/ sources. */
+#ifndef OBOXFS_BUNDLE_PRIVATE_H
+#define OBOXFS_BUNDLE_PRIVATE_H
+
+#include "bundle.h"
+
+#include <string.h>
+
+#define BUNDLE_MAGIC "OBOXBNDL"
+#define BUNDLE_MAGIC_SIZE 8
+#define BUNDLE_HEADER_SIZE 128
+#define BUNDLE_RECORD_SIZE 56
+#define BUNDLE_TRAILER_SIZE 32
+
+/* header field offsets */
+#define HDR_MAGIC 0
+#define HDR_VERSION 8
+#define HDR_KIND 10
+#define HDR_FLAGS 11
+#define HDR_SEQ 12
+#define HDR_SECS 16
+#define HDR_USECS 20
+#define HDR_ID 24
+#define HDR_BASE_ID 40
+#define HDR_BASE_SECS 56
+#define HDR_BASE_USECS 60
+#define HDR_BASE_DIGEST 64
+#define HDR_ENTRY_COUNT 96
+#define HDR_DELETE_COUNT 100
+#define HDR_DATA_BYTES 104
+#define HDR_RESERVED 112
+
+/* entry record field offsets */
+#define REC_KIND 0
+#define REC_FLAGS 1
+#define REC_PATH_LEN 2
+#define REC_KEY_LEN 4
+#define REC_RESERVED1 6
+#define REC_MODE 8
+#define REC_UID 12
+#define REC_GID 16
+#define REC_MTIME_NSEC 20
+#define REC_MTIME_SEC 24
+#define REC_LINK_ID 32
+#define REC_RESERVED2 36
+#define REC_SIZE 40
+#define REC_OLD_SIZE 48
+
+enum bundle_record_kind {
+	BUNDLE_REC_DIR = 1,
+	BUNDLE_REC_FILE = 2,
+	BUNDLE_REC_STUB = 3,
+	BUNDLE_REC_LINK = 4,
+	BUNDLE_REC_APPEND = 5,
+};
+
+/* A decoded entry record.  LINK: only path and link_id are set.  APPEND:
+   e.size is the new size, old_size the base file's, e.data the tail. */
+struct bundle_record {
+	enum bundle_record_kind kind;
+	struct bundle_entry e;
+	uint64_t old_size;
+};
+
+struct bundle_diff {
+	struct bundle_info info;
+	struct bundle_record *records;
+	size_t record_count;
+	char **deletes;
+	size_t delete_count;
+};
+
+struct bundle_buf {
+	unsigned char *data;
+	size_t used, alloc;
+};
+
+void bundle_buf_append(struct bundle_buf *buf, const void *data, size_t size);
+unsigned char *bundle_buf_append_space(struct bundle_buf *buf, size_t size);
+void bundle_buf_put_u16(struct bundle_buf *buf, uint16_t v);
+
+static inline void put_le16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static inline void put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline void put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint16_t get_le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t get_le32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline uint64_t get_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* set the thread's error message and return it */
+const char *bundle_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+void *bundle_xmalloc(size_t size);
+void *bundle_xcalloc(size_t n, size_t size);
+void *bundle_xrealloc(void *p, size_t size);
+char *bundle_xstrndup(const char *s, size_t len);
+
+void bundle_entry_copy(struct bundle_entry *dst, const struct bundle_entry *src);
+void bundle_entry_clear(struct bundle_entry *e);
+/* index of path in tree, or -1; *insert_r = where it would go */
+long bundle_tree_lookup(const struct bundle_tree *tree, const char *path,
+			size_t *insert_r);
+/* append (ownership moves; must sort after the last entry) */
+void bundle_tree_push(struct bundle_tree *tree, struct bundle_entry *entry);
+/* 0 if s is BUNDLE_GUID_HEX_LEN lowercase hex digits */
+bool bundle_is_hex_id(const char *s, size_t len);
+int bundle_key_check(const char *key, size_t len, const char **error_r);
+
+/* Link ids for encoding entries where include[i] (NULL: all): groups with
+   at least two included members get 1, 2, ... in order of their first
+   member; others 0.  *first_r[i] is true for a group's first member.
+   Returns a malloc()ed array of count ids. */
+uint32_t *bundle_link_map(const struct bundle_tree *tree, const bool *include,
+			  bool **first_r);
+
+/* encode.c */
+void bundle_encode_header(struct bundle_buf *buf, const struct bundle_info *info,
+			  uint32_t entry_count, uint32_t delete_count);
+void bundle_encode_record(struct bundle_buf *buf, enum bundle_record_kind kind,
+			  const struct bundle_entry *e, uint32_t link_id,
+			  uint64_t old_size);
+/* fill data bytes and append the trailer; info->digest is set */
+void bundle_encode_finish(struct bundle_buf *buf, struct bundle_info *info,
+			  uint64_t data_bytes);
+
+void bundle_diff_free(struct bundle_diff **diff);
+
+#endif

@@ -1,0 +1,229 @@
+/* bundle.h: index bundles: an in-memory model of a directory tree (a
+ * folder's index tree or a user's non-folder tree), reading it from and
+ * writing it to disk, and encoding it as base and diff bundles (the format
+ * is described in docs/bundle-format.md).  Bundles read back from the
+ * store are untrusted: bundle_decode() validates every field.
+ *
+ * Errors: functions return 0 or -1; on -1 *error_r is set to a message
+ * that stays valid until the next bundle call in the same thread.
+ * Memory allocation failures abort (like Dovecot's i_malloc()).
+ */
+#ifndef OBOXFS_BUNDLE_H
+#define OBOXFS_BUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUNDLE_FORMAT_VERSION 1
+#define BUNDLE_ID_SIZE 16
+#define BUNDLE_DIGEST_SIZE 32
+/* limits enforced on encode, decode, scan and write */
+#define BUNDLE_PATH_MAX 4096
+#define BUNDLE_NAME_MAX 255
+#define BUNDLE_KEY_MAX 1024
+#define BUNDLE_MAX_ENTRIES (1U << 20)
+#define BUNDLE_GUID_HEX_LEN 32
+
+/* xattrs of the metacache (same names as fs/stub.h) */
+#define BUNDLE_XATTR_KEY "user.oboxfs.key"
+#define BUNDLE_XATTR_SIZE "user.oboxfs.size"
+#define BUNDLE_XATTR_GUID "user.oboxfs.guid"
+
+enum bundle_entry_type {
+	BUNDLE_ENTRY_DIR = 1,
+	BUNDLE_ENTRY_FILE = 2,
+	/* a mail stub: an empty file with the key and size xattrs */
+	BUNDLE_ENTRY_STUB = 3,
+};
+
+struct bundle_entry {
+	/* canonical relative path: no leading/trailing '/', no empty, "."
+	   or ".." segments */
+	char *path;
+	enum bundle_entry_type type;
+	uint32_t mode;		/* permission bits only (07777) */
+	uint32_t uid, gid;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	/* entries with the same non-zero link_id are one inode (hard links);
+	   ids are local to the tree */
+	uint32_t link_id;
+	/* FILE: length of data; STUB: the mail's size; DIR: 0 */
+	uint64_t size;
+	unsigned char *data;	/* FILE content (NULL if size is 0) */
+	char *key;		/* STUB object key */
+	char guid[BUNDLE_GUID_HEX_LEN + 1]; /* DIR folder guid or "" */
+};
+
+enum bundle_kind {
+	BUNDLE_KIND_BASE = 1,
+	BUNDLE_KIND_DIFF = 2,
+};
+
+/* What a bundle's header says about it (and, for a diff, its base). */
+struct bundle_info {
+	enum bundle_kind kind;
+	/* creation time; a base bundle's name is built from it */
+	uint32_t secs, usecs;
+	/* the bundle's own 128-bit id (the last id in its name) */
+	unsigned char id[BUNDLE_ID_SIZE];
+	/* diff: 1, 2, ... in the order a writer produced them; base: 0 */
+	uint32_t seq;
+	/* diff: the base it applies to (zero for a base) */
+	uint32_t base_secs, base_usecs;
+	unsigned char base_id[BUNDLE_ID_SIZE];
+	unsigned char base_digest[BUNDLE_DIGEST_SIZE];
+	/* filled by encode/decode: the SHA-256 trailer of the bundle */
+	unsigned char digest[BUNDLE_DIGEST_SIZE];
+};
+
+struct bundle_tree {
+	/* sorted by path (byte order), so parents come before children */
+	struct bundle_entry *entries;
+	size_t count, alloc;
+	/* true if the tree is exactly a stored base bundle (encoded by
+	   bundle_encode_base() or decoded); base_info is then its header.
+	   bundle_tree_add() clears it; whoever changes entries directly must
+	   clear it too. */
+	bool is_base;
+	struct bundle_info base_info;
+};
+
+struct bundle_diff;
+
+/* A decoded bundle: kind BASE has tree, kind DIFF has diff. */
+struct bundle {
+	struct bundle_info info;
+	struct bundle_tree *tree;
+	struct bundle_diff *diff;
+};
+
+/* tree.c */
+struct bundle_tree *bundle_tree_new(void);
+void bundle_tree_free(struct bundle_tree **tree);
+/* Add a copy of entry (path, data and key are copied).  The tree is kept
+   sorted; a duplicate or invalid path is refused. */
+int bundle_tree_add(struct bundle_tree *tree, const struct bundle_entry *entry,
+		    const char **error_r);
+const struct bundle_entry *bundle_tree_find(const struct bundle_tree *tree,
+					    const char *path);
+/* Validate a whole tree: sorted unique canonical paths, every parent a
+   directory, field consistency, hard link groups of one file type with
+   equal content/metadata. */
+int bundle_tree_check(const struct bundle_tree *tree, const char **error_r);
+/* True if both trees hold the same entries (link ids compared as groups).
+   If not, *why_r says where they differ (static string or path). */
+bool bundle_tree_equal(const struct bundle_tree *a,
+		       const struct bundle_tree *b, const char **why_r);
+/* 0 if path is a canonical relative path of at most BUNDLE_PATH_MAX bytes
+   (segments of at most BUNDLE_NAME_MAX, no NUL, no "." or ".."). */
+int bundle_path_check(const char *path, size_t len, const char **error_r);
+
+/* scan.c: read the tree below dirfd (not including dirfd itself).  Regular
+   files, directories and stubs (empty files with BUNDLE_XATTR_KEY);
+   anything else (symlinks, fifos, devices) is refused.  Hard links within
+   the tree get a common link_id. */
+int bundle_tree_scan(int dirfd, struct bundle_tree **tree_r,
+		     const char **error_r);
+
+enum bundle_scan_action {
+	BUNDLE_SCAN_INCLUDE = 0,
+	/* leave the entry (and for a directory everything below) out */
+	BUNDLE_SCAN_SKIP,
+	/* include the directory itself but nothing below it (e.g. a folder
+	   directory in the user's own tree: the folder has its own bundle) */
+	BUNDLE_SCAN_NO_CHILDREN,
+};
+/* Called for each entry before it is read; path is relative to the scanned
+   directory, is_dir tells what it is. */
+typedef enum bundle_scan_action
+bundle_scan_filter_t(const char *path, bool is_dir, void *context);
+/* bundle_tree_scan() with a filter (NULL: include everything) */
+int bundle_tree_scan_filtered(int dirfd, bundle_scan_filter_t *filter,
+			      void *context, struct bundle_tree **tree_r,
+			      const char **error_r);
+
+/* write.c: create tree's entries below dirfd, which must be empty: stubs
+   as empty files with their xattrs, hard links as links, modes, mtimes
+   and (when running as root) owners restored. */
+int bundle_tree_write(const struct bundle_tree *tree, int dirfd,
+		      const char **error_r);
+
+/* encode.c: encode tree as a base bundle.  info gives secs, usecs, id
+   (kind, seq and the base fields are set by the function).  On success the
+   tree becomes is_base with base_info = the header (digest included).
+   *data_r is malloc()ed. */
+int bundle_encode_base(struct bundle_tree *tree,
+		       const struct bundle_info *info,
+		       unsigned char **data_r, size_t *size_r,
+		       const char **error_r);
+
+/* diff.c: encode the changes from base (which must be is_base) to new_tree
+   as a diff bundle.  info gives secs, usecs, id and seq (>= 1).  A diff
+   is relative to the base, not to an earlier diff: it holds every change
+   since the base. */
+int bundle_diff(const struct bundle_tree *base,
+		const struct bundle_tree *new_tree,
+		const struct bundle_info *info,
+		unsigned char **data_r, size_t *size_r, const char **error_r);
+/* Apply a decoded diff to tree, which must be the is_base tree of the
+   diff's base (same id and digest).  On failure tree is unchanged.  On
+   success tree is no longer is_base. */
+int bundle_apply_diff(struct bundle_tree *tree, const struct bundle_diff *diff,
+		      const char **error_r);
+/* number of entry records / deleted paths in a diff */
+size_t bundle_diff_entry_count(const struct bundle_diff *diff);
+size_t bundle_diff_delete_count(const struct bundle_diff *diff);
+
+/* decode.c: decode and validate a bundle of size bytes; anything larger
+   than max_size is refused before it is parsed. */
+int bundle_decode(const void *data, size_t size, size_t max_size,
+		  struct bundle **bundle_r, const char **error_r);
+void bundle_free(struct bundle **bundle);
+
+/* names.c: object names (CONTRACT section 4).  A base bundle is named
+   "bundle.<secs: 8 hex>.<usecs: 5 hex>.<id: 32 hex>", a diff
+   "<base name>-<diff id: 32 hex>", both under "<prefix>/idx/". */
+#define BUNDLE_NAME_BASE_LEN (7 + 8 + 1 + 5 + 1 + 32)
+#define BUNDLE_NAME_DIFF_LEN (BUNDLE_NAME_BASE_LEN + 1 + 32)
+
+struct bundle_name {
+	bool is_diff;
+	uint32_t secs, usecs;
+	unsigned char base_id[BUNDLE_ID_SIZE];
+	unsigned char diff_id[BUNDLE_ID_SIZE]; /* if is_diff */
+};
+
+/* Format name (without prefix) into buf (BUNDLE_NAME_DIFF_LEN + 1 bytes
+   suffice). */
+void bundle_name_format(const struct bundle_name *name, char *buf,
+			size_t size);
+/* The name a bundle with this header must have. */
+void bundle_name_from_info(const struct bundle_info *info,
+			   struct bundle_name *name_r);
+/* Parse an untrusted name (the last segment of a key). */
+int bundle_name_parse(const char *name, struct bundle_name *name_r,
+		      const char **error_r);
+/* "<prefix>/idx/<name>" into buf; -1 if it does not fit. */
+int bundle_key_build(const char *prefix, const struct bundle_name *name,
+		     char *buf, size_t size, const char **error_r);
+/* Order: bases by (secs, usecs, id); a diff after its base. */
+int bundle_name_cmp(const struct bundle_name *a, const struct bundle_name *b);
+/* From count parsed names (e.g. a listing), pick the newest base: its
+   index in *base_idx_r (-1 if there is none) and the indexes of its diffs,
+   in name order, in diff_idx_r (room for count) / *diff_count_r.  Which of
+   the diffs is current is decided by their headers (seq, time), see
+   docs/bundle-format.md. */
+void bundle_names_select(const struct bundle_name *names, size_t count,
+			 long *base_idx_r, size_t *diff_idx_r,
+			 size_t *diff_count_r);
+/* Order of two decoded diffs of one base: by (seq, secs, usecs, id).  The
+   largest is the current one; equal seq from different ids means two
+   writers (split brain). */
+int bundle_diff_info_cmp(const struct bundle_info *a,
+			 const struct bundle_info *b);
+/* Fill id with a new random 128-bit id (getrandom()); -1 on error. */
+int bundle_id_generate(unsigned char id[BUNDLE_ID_SIZE]);
+
+#endif

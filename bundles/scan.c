@@ -1,0 +1,287 @@
+/* scan.c: reading a directory tree (index files, stubs with their xattrs,
+ * folder guids, hard links) from disk into a bundle_tree. */
+#include "bundle-private.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+struct inode_link {
+	dev_t dev;
+	ino_t ino;
+	uint32_t link_id;
+};
+
+struct scan_ctx {
+	struct bundle_tree *tree;
+	struct inode_link *links;
+	size_t link_count, link_alloc;
+	uint32_t next_link_id;
+	bundle_scan_filter_t *filter;
+	void *context;
+	const char *error;
+};
+
+static int scan_fail(struct scan_ctx *ctx, const char *path, const char *what)
+{
+	ctx->error = bundle_error("%s(%s) failed: %s", what, path,
+				  strerror(errno));
+	return -1;
+}
+
+static uint32_t link_id_get(struct scan_ctx *ctx, const struct stat *st)
+{
+	for (size_t i = 0; i < ctx->link_count; i++) {
+		if (ctx->links[i].dev == st->st_dev &&
+		    ctx->links[i].ino == st->st_ino)
+			return ctx->links[i].link_id;
+	}
+	if (ctx->link_count == ctx->link_alloc) {
+		ctx->link_alloc = ctx->link_alloc == 0 ? 16 :
+			ctx->link_alloc * 2;
+		ctx->links = bundle_xrealloc(ctx->links, ctx->link_alloc *
+					     sizeof(*ctx->links));
+	}
+	ctx->links[ctx->link_count].dev = st->st_dev;
+	ctx->links[ctx->link_count].ino = st->st_ino;
+	ctx->links[ctx->link_count].link_id = ++ctx->next_link_id;
+	return ctx->links[ctx->link_count++].link_id;
+}
+
+static int read_xattr(struct scan_ctx *ctx, int fd, const char *path,
+		      const char *name, char *buf, size_t size, size_t *len_r)
+{
+	ssize_t ret = fgetxattr(fd, name, buf, size);
+
+	if (ret < 0) {
+		if (errno == ENODATA || errno == ENOTSUP)
+			return 0;
+		return scan_fail(ctx, path, "fgetxattr");
+	}
+	*len_r = (size_t)ret;
+	return 1;
+}
+
+static int read_stub(struct scan_ctx *ctx, int fd, struct bundle_entry *e)
+{
+	char key[BUNDLE_KEY_MAX + 1], size[32];
+	size_t key_len, size_len;
+	int ret;
+
+	ret = read_xattr(ctx, fd, e->path, BUNDLE_XATTR_KEY, key, sizeof(key),
+			 &key_len);
+	if (ret <= 0)
+		return ret;
+	if (bundle_key_check(key, key_len, &ctx->error) < 0 ||
+	    read_xattr(ctx, fd, e->path, BUNDLE_XATTR_SIZE, size,
+		       sizeof(size) - 1, &size_len) <= 0 ||
+	    size_len == 0 || size_len > 19) {
+		ctx->error = bundle_error("%s: damaged mail stub xattrs",
+					  e->path);
+		return -1;
+	}
+	e->size = 0;
+	for (size_t i = 0; i < size_len; i++) {
+		if (size[i] < '0' || size[i] > '9') {
+			ctx->error = bundle_error("%s: damaged mail stub size",
+						  e->path);
+			return -1;
+		}
+		e->size = e->size * 10 + (uint64_t)(size[i] - '0');
+	}
+	e->type = BUNDLE_ENTRY_STUB;
+	e->key = bundle_xstrndup(key, key_len);
+	return 1;
+}
+
+static int read_content(struct scan_ctx *ctx, int fd, const struct stat *st,
+			struct bundle_entry *e)
+{
+	uint64_t done = 0;
+
+	e->type = BUNDLE_ENTRY_FILE;
+	e->size = (uint64_t)st->st_size;
+	if (e->size == 0)
+		return 0;
+	e->data = bundle_xmalloc(e->size);
+	while (done < e->size) {
+		ssize_t ret = pread(fd, e->data + done, e->size - done,
+				    (off_t)done);
+
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0)
+			return scan_fail(ctx, e->path, "pread");
+		if (ret == 0) {
+			ctx->error = bundle_error("%s: file shrank while read",
+						  e->path);
+			return -1;
+		}
+		done += (uint64_t)ret;
+	}
+	return 0;
+}
+
+static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix);
+
+static int scan_one(struct scan_ctx *ctx, int dirfd, const char *name,
+		    const char *path)
+{
+	struct bundle_entry e = { .path = (char *)path };
+	enum bundle_scan_action action = BUNDLE_SCAN_INCLUDE;
+	struct stat st;
+	size_t len;
+	int fd, ret = 0;
+
+	/* a name that went away since readdir() is not in the tree */
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : scan_fail(ctx, path, "fstatat");
+	if (ctx->filter != NULL) {
+		action = ctx->filter(path, S_ISDIR(st.st_mode), ctx->context);
+		if (action == BUNDLE_SCAN_SKIP)
+			return 0;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		ctx->error = bundle_error("%s: unsupported file type%s", path,
+					  S_ISLNK(st.st_mode) ?
+					  " (symlink)" : "");
+		return -1;
+	}
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : scan_fail(ctx, path, "openat");
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return scan_fail(ctx, path, "fstat");
+	}
+	e.mode = (uint32_t)st.st_mode & 07777;
+	e.uid = (uint32_t)st.st_uid;
+	e.gid = (uint32_t)st.st_gid;
+	e.mtime_sec = (int64_t)st.st_mtim.tv_sec;
+	e.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	if (S_ISDIR(st.st_mode)) {
+		e.type = BUNDLE_ENTRY_DIR;
+		ret = read_xattr(ctx, fd, path, BUNDLE_XATTR_GUID, e.guid,
+				 sizeof(e.guid) - 1, &len);
+		if (ret > 0 && !bundle_is_hex_id(e.guid, len)) {
+			ctx->error = bundle_error("%s: invalid %s xattr", path,
+						  BUNDLE_XATTR_GUID);
+			ret = -1;
+		} else if (ret == 0) {
+			e.guid[0] = '\0';
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		if (st.st_nlink > 1)
+			e.link_id = link_id_get(ctx, &st);
+		ret = st.st_size == 0 ? read_stub(ctx, fd, &e) : 0;
+		if (ret == 0)
+			ret = read_content(ctx, fd, &st, &e);
+	} else {
+		ctx->error = bundle_error("%s: unsupported file type", path);
+		ret = -1;
+	}
+	if (ret >= 0) {
+		e.path = bundle_xstrndup(path, strlen(path));
+		bundle_tree_push(ctx->tree, &e);
+		if (S_ISDIR(st.st_mode) && action != BUNDLE_SCAN_NO_CHILDREN)
+			ret = scan_dir(ctx, fd, path);
+	} else {
+		e.path = NULL;
+		bundle_entry_clear(&e);
+	}
+	close(fd);
+	return ret < 0 ? -1 : 0;
+}
+
+static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *d;
+	DIR *dir;
+	int ret = 0;
+
+	if (fd < 0)
+		return scan_fail(ctx, prefix[0] == '\0' ? "." : prefix,
+				 "openat");
+	dir = fdopendir(fd);
+	if (dir == NULL) {
+		close(fd);
+		return scan_fail(ctx, prefix, "fdopendir");
+	}
+	while (ret == 0 && (errno = 0, d = readdir(dir)) != NULL) {
+		char path[BUNDLE_PATH_MAX + 1];
+		int len;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		len = snprintf(path, sizeof(path), "%s%s%s", prefix,
+			       prefix[0] == '\0' ? "" : "/", d->d_name);
+		if (len < 0 || (size_t)len >= sizeof(path)) {
+			ctx->error = bundle_error("%s/%s: path too long",
+						  prefix, d->d_name);
+			ret = -1;
+		} else if (ctx->tree->count >= BUNDLE_MAX_ENTRIES) {
+			ctx->error = bundle_error("too many entries");
+			ret = -1;
+		} else {
+			ret = scan_one(ctx, fd, d->d_name, path);
+		}
+	}
+	if (ret == 0 && errno != 0)
+		ret = scan_fail(ctx, prefix, "readdir");
+	closedir(dir);
+	return ret;
+}
+
+static int entry_cmp(const void *p1, const void *p2)
+{
+	const struct bundle_entry *a = p1, *b = p2;
+
+	return strcmp(a->path, b->path);
+}
+
+int bundle_tree_scan(int dirfd, struct bundle_tree **tree_r,
+		     const char **error_r)
+{
+	return bundle_tree_scan_filtered(dirfd, NULL, NULL, tree_r, error_r);
+}
+
+int bundle_tree_scan_filtered(int dirfd, bundle_scan_filter_t *filter,
+			      void *context, struct bundle_tree **tree_r,
+			      const char **error_r)
+{
+	struct scan_ctx ctx = {
+		.tree = bundle_tree_new(), .filter = filter,
+		.context = context,
+	};
+
+	if (scan_dir(&ctx, dirfd, "") < 0) {
+		*error_r = ctx.error;
+		free(ctx.links);
+		bundle_tree_free(&ctx.tree);
+		return -1;
+	}
+	free(ctx.links);
+	if (ctx.tree->count > 0)
+		qsort(ctx.tree->entries, ctx.tree->count,
+		      sizeof(struct bundle_entry), entry_cmp);
+	/* a link id whose other names are outside the tree is no link */
+	bool *first;
+	uint32_t *ids = bundle_link_map(ctx.tree, NULL, &first);
+	for (size_t i = 0; i < ctx.tree->count; i++)
+		ctx.tree->entries[i].link_id = ids[i];
+	free(ids);
+	free(first);
+	if (bundle_tree_check(ctx.tree, error_r) < 0) {
+		bundle_tree_free(&ctx.tree);
+		return -1;
+	}
+	*tree_r = ctx.tree;
+	return 0;
+}

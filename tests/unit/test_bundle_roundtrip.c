@@ -1,0 +1,304 @@
+/* test_bundle_roundtrip.c: a real directory tree (dirs with folder guids,
+ * binary and empty files, mail stubs, hard links, modes, mtimes) survives
+ * scan -> encode -> decode -> write -> scan unchanged; what scan and write
+ * refuse. */
+#include "helper-objstore.h"
+#include "bundle.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define GUID "00d7d12ea08a3153175e0000dfbea952"
+#define KEY1 "b5/899/user@example.com/mailboxes/" GUID \
+	"/d88ff1001d4bf753a1b800001accfe22"
+#define KEY2 "b5/899/user@example.com/mailboxes/" GUID \
+	"/c96d802b5d4df75307bb00001accfe22"
+
+static char *tmp;
+static int src_fd = -1, dst_fd = -1;
+
+static int mkdir_open(const char *name)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp, name);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	fd = open(path, O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(fd, 0);
+	return fd;
+}
+
+static void init(void)
+{
+	tmp = objtest_mkdtemp("bundle-rt");
+	cr_assert_not_null(tmp);
+	src_fd = mkdir_open("src");
+	dst_fd = mkdir_open("dst");
+}
+
+static void fini(void)
+{
+	if (src_fd >= 0)
+		close(src_fd);
+	if (dst_fd >= 0)
+		close(dst_fd);
+	objtest_rm_rf(tmp);
+	free(tmp);
+}
+
+TestSuite(bundle_roundtrip, .init = init, .fini = fini);
+
+static void put_file(int dirfd, const char *path, const void *data,
+		     size_t size, mode_t mode, time_t mtime)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { mtime, 123456789 } };
+	int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+	cr_assert_geq(fd, 0, "create %s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, data, size), (ssize_t)size);
+	cr_assert_eq(fchmod(fd, mode), 0);
+	cr_assert_eq(futimens(fd, ts), 0);
+	close(fd);
+}
+
+static void put_stub(int dirfd, const char *path, const char *key,
+		     const char *size)
+{
+	int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fsetxattr(fd, BUNDLE_XATTR_KEY, key, strlen(key), 0), 0);
+	cr_assert_eq(fsetxattr(fd, BUNDLE_XATTR_SIZE, size, strlen(size), 0),
+		     0);
+	close(fd);
+}
+
+static void make_tree(int fd)
+{
+	static unsigned char bin[70000];
+
+	objtest_random_bytes(bin, sizeof(bin), 7);
+	bin[10] = '\0';
+	cr_assert_eq(mkdirat(fd, "Maildir", 0700), 0);
+	cr_assert_eq(mkdirat(fd, "Maildir/.Sent", 0750), 0);
+	cr_assert_eq(mkdirat(fd, "Maildir/.Sent/cur", 0700), 0);
+	cr_assert_eq(mkdirat(fd, "Maildir/.Sent/new", 0700), 0);
+	cr_assert_eq(mkdirat(fd, "Maildir/cur", 0700), 0);
+	int dfd = openat(fd, "Maildir/.Sent", O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(dfd, 0);
+	cr_assert_eq(fsetxattr(dfd, BUNDLE_XATTR_GUID, GUID, 32, 0), 0);
+	close(dfd);
+	put_file(fd, "Maildir/.Sent/dovecot.index", bin, sizeof(bin), 0600,
+		 1400000000);
+	put_file(fd, "Maildir/.Sent/dovecot.index.log", bin, 1000, 0640,
+		 1400000001);
+	put_file(fd, "Maildir/.Sent/dovecot-keywords", "", 0, 0600,
+		 1400000002);
+	put_file(fd, "Maildir/dovecot-uidlist", "3 V1 N2\n", 8, 0600,
+		 1400000003);
+	put_stub(fd, "Maildir/.Sent/cur/1400000000.M1P1.host,S=1234:2,S",
+		 KEY1, "1234");
+	put_stub(fd, "Maildir/.Sent/cur/1400000001.M2P1.host,S=99:2,", KEY2,
+		 "99");
+	/* hard links: a copied mail and a lock file */
+	cr_assert_eq(linkat(fd, "Maildir/.Sent/cur/1400000001.M2P1.host,S=99:2,",
+			    fd, "Maildir/cur/1400000001.M2P1.host,S=99:2,", 0),
+		     0);
+	cr_assert_eq(linkat(fd, "Maildir/.Sent/dovecot.index.log", fd,
+			    "Maildir/.Sent/dovecot.index.log.lock", 0), 0);
+}
+
+static struct bundle_tree *scan(int fd)
+{
+	struct bundle_tree *tree;
+	const char *error;
+
+	cr_assert_eq(bundle_tree_scan(fd, &tree, &error), 0, "scan: %s",
+		     error);
+	return tree;
+}
+
+static void assert_same_inode(int fd, const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	cr_assert_eq(fstatat(fd, a, &sa, 0), 0);
+	cr_assert_eq(fstatat(fd, b, &sb, 0), 0);
+	cr_assert_eq(sa.st_ino, sb.st_ino, "%s and %s are not linked", a, b);
+	cr_assert_eq(sa.st_nlink, 2);
+}
+
+Test(bundle_roundtrip, disk_tree_survives_encode_decode_write)
+{
+	struct bundle_info info = { .secs = 0x53f74dc2, .usecs = 0x0fbcf };
+	struct bundle_tree *tree, *tree2;
+	struct bundle *bundle;
+	unsigned char *data;
+	size_t size;
+	const char *error, *why;
+	char value[256];
+	ssize_t len;
+
+	make_tree(src_fd);
+	tree = scan(src_fd);
+	cr_assert_eq(tree->count, 13);
+	const struct bundle_entry *e = bundle_tree_find(tree,
+		"Maildir/.Sent/cur/1400000000.M1P1.host,S=1234:2,S");
+	cr_assert_not_null(e);
+	cr_assert_eq(e->type, BUNDLE_ENTRY_STUB);
+	cr_assert_eq(e->size, 1234);
+	cr_assert_str_eq(e->key, KEY1);
+	cr_assert_str_eq(bundle_tree_find(tree, "Maildir/.Sent")->guid, GUID);
+
+	cr_assert_eq(bundle_id_generate(info.id), 0);
+	cr_assert_eq(bundle_encode_base(tree, &info, &data, &size, &error), 0,
+		     "%s", error);
+	cr_assert(tree->is_base);
+	cr_assert_eq(bundle_decode(data, size, size, &bundle, &error), 0,
+		     "decode: %s", error);
+	cr_assert_eq(bundle->info.kind, BUNDLE_KIND_BASE);
+	cr_assert_eq(bundle->info.secs, info.secs);
+	cr_assert_eq(memcmp(bundle->info.id, info.id, BUNDLE_ID_SIZE), 0);
+	cr_assert_eq(memcmp(bundle->info.digest, tree->base_info.digest,
+			    BUNDLE_DIGEST_SIZE), 0);
+	cr_assert(bundle_tree_equal(tree, bundle->tree, &why), "%s", why);
+
+	cr_assert_eq(bundle_tree_write(bundle->tree, dst_fd, &error), 0, "%s",
+		     error);
+	tree2 = scan(dst_fd);
+	cr_assert(bundle_tree_equal(tree, tree2, &why), "differs at %s", why);
+
+	/* on disk: links, xattrs, modes are real */
+	assert_same_inode(dst_fd, "Maildir/.Sent/dovecot.index.log",
+			  "Maildir/.Sent/dovecot.index.log.lock");
+	assert_same_inode(dst_fd,
+			  "Maildir/.Sent/cur/1400000001.M2P1.host,S=99:2,",
+			  "Maildir/cur/1400000001.M2P1.host,S=99:2,");
+	int fd = openat(dst_fd, "Maildir/.Sent/cur/1400000000.M1P1.host,"
+			"S=1234:2,S", O_RDONLY);
+	cr_assert_geq(fd, 0);
+	len = fgetxattr(fd, BUNDLE_XATTR_KEY, value, sizeof(value));
+	cr_assert_eq(len, (ssize_t)strlen(KEY1));
+	cr_assert_eq(memcmp(value, KEY1, strlen(KEY1)), 0);
+	close(fd);
+	struct stat st;
+	cr_assert_eq(fstatat(dst_fd, "Maildir/.Sent", &st, 0), 0);
+	cr_assert_eq(st.st_mode & 07777, 0750);
+	cr_assert_eq(fstatat(dst_fd, "Maildir/.Sent/dovecot.index", &st, 0), 0);
+	cr_assert_eq(st.st_size, 70000);
+	cr_assert_eq(st.st_mtim.tv_sec, 1400000000);
+	cr_assert_eq(st.st_mtim.tv_nsec, 123456789);
+
+	free(data);
+	bundle_free(&bundle);
+	cr_assert_null(bundle);
+	bundle_tree_free(&tree);
+	bundle_tree_free(&tree2);
+	cr_assert_null(tree);
+}
+
+Test(bundle_roundtrip, empty_tree)
+{
+	struct bundle_info info = { .secs = 1, .usecs = 2 };
+	struct bundle_tree *tree = scan(src_fd), *empty;
+	struct bundle *bundle;
+	unsigned char *data;
+	size_t size;
+	const char *error;
+
+	cr_assert_eq(tree->count, 0);
+	cr_assert_eq(bundle_encode_base(tree, &info, &data, &size, &error), 0);
+	cr_assert_eq(size, 128 + 32, "header + trailer only");
+	cr_assert_eq(bundle_decode(data, size, size, &bundle, &error), 0,
+		     "%s", error);
+	cr_assert_eq(bundle->tree->count, 0);
+	cr_assert_eq(bundle_tree_write(bundle->tree, dst_fd, &error), 0);
+	empty = scan(dst_fd);
+	cr_assert_eq(empty->count, 0);
+	free(data);
+	bundle_free(&bundle);
+	bundle_tree_free(&tree);
+	bundle_tree_free(&empty);
+}
+
+Test(bundle_roundtrip, scan_refuses_symlinks_and_fifos)
+{
+	struct bundle_tree *tree = NULL;
+	const char *error;
+
+	cr_assert_eq(symlinkat("/etc/passwd", src_fd, "link"), 0);
+	cr_assert_eq(bundle_tree_scan(src_fd, &tree, &error), -1);
+	cr_assert_null(tree);
+	cr_assert_not_null(strstr(error, "symlink"), "%s", error);
+	cr_assert_eq(unlinkat(src_fd, "link", 0), 0);
+	cr_assert_eq(mkfifoat(src_fd, "fifo", 0600), 0);
+	cr_assert_eq(bundle_tree_scan(src_fd, &tree, &error), -1);
+	cr_assert_not_null(strstr(error, "unsupported"), "%s", error);
+}
+
+Test(bundle_roundtrip, scan_refuses_damaged_stub_xattrs)
+{
+	struct bundle_tree *tree = NULL;
+	const char *error;
+
+	put_stub(src_fd, "bad", KEY1, "12x");
+	cr_assert_eq(bundle_tree_scan(src_fd, &tree, &error), -1);
+	cr_assert_not_null(strstr(error, "stub"), "%s", error);
+	cr_assert_eq(unlinkat(src_fd, "bad", 0), 0);
+	put_stub(src_fd, "bad2", "../../etc/passwd", "1");
+	cr_assert_eq(bundle_tree_scan(src_fd, &tree, &error), -1);
+	cr_assert_null(tree);
+}
+
+Test(bundle_roundtrip, write_refuses_nonempty_directory)
+{
+	struct bundle_tree *tree;
+	const char *error;
+
+	make_tree(src_fd);
+	tree = scan(src_fd);
+	put_file(dst_fd, "junk", "x", 1, 0600, 1);
+	cr_assert_eq(bundle_tree_write(tree, dst_fd, &error), -1);
+	cr_assert_not_null(strstr(error, "not empty"), "%s", error);
+	bundle_tree_free(&tree);
+}
+
+Test(bundle_roundtrip, tree_add_and_check_refuse_bad_trees)
+{
+	struct bundle_tree *tree = bundle_tree_new();
+	struct bundle_entry dir = { .path = "d", .type = BUNDLE_ENTRY_DIR,
+				    .mode = 0700 };
+	struct bundle_entry file = { .path = "d/f", .type = BUNDLE_ENTRY_FILE,
+				     .mode = 0600 };
+	struct bundle_entry orphan = { .path = "x/f",
+				       .type = BUNDLE_ENTRY_FILE };
+	const char *error;
+
+	cr_assert_eq(bundle_tree_add(tree, &file, &error), 0);
+	cr_assert_eq(bundle_tree_check(tree, &error), -1, "parent missing");
+	cr_assert_eq(bundle_tree_add(tree, &dir, &error), 0);
+	cr_assert_eq(bundle_tree_check(tree, &error), 0, "%s", error);
+	cr_assert_eq(bundle_tree_add(tree, &dir, &error), -1, "duplicate");
+	cr_assert_eq(bundle_tree_add(tree, &orphan, &error), 0);
+	cr_assert_eq(bundle_tree_check(tree, &error), -1);
+	cr_assert_not_null(strstr(error, "parent"), "%s", error);
+	orphan.path = "../f";
+	cr_assert_eq(bundle_tree_add(tree, &orphan, &error), -1);
+	orphan.path = "/f";
+	cr_assert_eq(bundle_tree_add(tree, &orphan, &error), -1);
+	orphan.path = "d//f";
+	cr_assert_eq(bundle_tree_add(tree, &orphan, &error), -1);
+	orphan.path = "d/./f";
+	cr_assert_eq(bundle_tree_add(tree, &orphan, &error), -1);
+	orphan.path = "d/";
+	cr_assert_eq(bundle_tree_add(tree, &orphan, &error), -1);
+	bundle_tree_free(&tree);
+}
