@@ -147,6 +147,12 @@ struct fs_mail_move {
 int fs_mail_prepare(struct oboxfs *fs, int src_fd, const struct stat *st,
 		    struct oinode *dir, const char *name,
 		    struct fs_mail_move *mv_r);
+/* After a rename stored the file st and moved it by name to name in dir:
+   if that name now is another file (the source name was replaced between
+   the store and the rename), store or check it the way fs_mail_prepare()
+   would have.  Returns 0 or an errno. */
+int fs_mail_recheck(struct oboxfs *fs, struct oinode *dir, const char *name,
+		    const struct stat *st);
 /* Make a stub file for stub in the staging directory with like's owner,
    mode and times; its name in name_r.  Returns 0 or -1 with errno. */
 int fs_stage_stub(struct oboxfs *fs, const struct stat *like,

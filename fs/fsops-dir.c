@@ -288,6 +288,11 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!mv.relocated) {
 		err = fs_rename_at(fs, dir->fd, name, newdir->fd, newname, flags);
+		/* the source was opened, stored and renamed by name: make
+		   sure what landed is what was stored */
+		if (err == 0 && (flags & RENAME_EXCHANGE) == 0 &&
+		    S_ISREG(st.st_mode))
+			err = fs_mail_recheck(fs, newdir, newname, &st);
 	} else if (st.st_nlink == 1) {
 		/* the only name: the inode itself becomes the new stub */
 		mailstore_lock_inode(fs->ms, st.st_ino);

@@ -4,9 +4,13 @@
  * A handle holds the metacache file opened with the caller's flags and, if
  * the file is a stub, an fd of its bytes in the mail cache (fetched from the
  * store on a miss at open).  The first write to a stub turns it back into a
- * plain file (mailstore_unstub(): its bytes copied back, its object
- * released; a rewritten mail becomes a new object, objects are never
- * overwritten).  Opening with O_TRUNC drops a stub's bytes at once.
+ * plain file (mailstore_unstub(): its bytes copied back; a rewritten mail
+ * becomes a new object, objects are never overwritten, and the old object
+ * is released only once the new one is stored).  Stub state is checked on
+ * every write, and writes hold the inode's lock shared so they never
+ * interleave with a store (mailstore.h).  Opening with O_TRUNC drops a
+ * stub's bytes at once; truncating a stub without a handle (setattr)
+ * stores the result at once.
  *
  * Durability of mails written in place (a plain file in a mail location):
  * fsync() stores it as a mail before returning; a file written and closed
@@ -91,6 +95,9 @@ static int handle_setup(struct oboxfs *fs, struct ofile *h, int flags)
 		mailstore_unlock_inode(fs->ms, st.st_ino);
 		if (ret < 0)
 			return errno;
+		/* stored (empty) at release unless written: the old object
+		   is released only then */
+		h->dirty = true;
 		ret = 0;
 	}
 	if (ret > 0) {
@@ -266,36 +273,54 @@ void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* Before writing through h: a stub becomes a plain file again. */
-static int make_writable(struct oboxfs *fs, struct ofile *h)
+/* Before writing through h: a stub becomes a plain file again.  Checked on
+   every write, not once per handle: a file written through h may have
+   been stored (turned into a stub) by an fsync meanwhile.  On success the
+   inode's lock is held shared, so the file cannot be stored (PUT, then
+   truncated to a stub) while the write is in progress: release it with
+   mailstore_unlock_inode(fs->ms, *ino_r) after the write. */
+static int make_writable(struct oboxfs *fs, struct ofile *h, ino_t *ino_r)
 {
 	struct stat st;
-	int ret = 0;
+	struct stub stub;
+	int ret;
 
-	pthread_mutex_lock(&h->lock);
-	if (h->dirty && h->mail_fd < 0) {
-		pthread_mutex_unlock(&h->lock);
-		return 0;
-	}
 	if (fstat(h->fd, &st) < 0)
-		ret = -1;
-	else {
-		mailstore_lock_inode(fs->ms, st.st_ino);
+		return -1;
+	*ino_r = st.st_ino;
+	mailstore_lock_inode_shared(fs->ms, st.st_ino);
+	for (;;) {
+		/* stub_read() is one fstat() for a non-empty file */
+		if (fstat(h->fd, &st) < 0)
+			ret = -1;
+		else
+			ret = stub_read(h->fd, &st, &stub);
+		if (ret <= 0)
+			break;
+		mailstore_unlock_inode(fs->ms, *ino_r);
+		mailstore_lock_inode(fs->ms, *ino_r);
 		ret = mailstore_unstub(fs->ms, h->fd, true);
-		mailstore_unlock_inode(fs->ms, st.st_ino);
+		mailstore_unlock_inode(fs->ms, *ino_r);
+		if (ret < 0)
+			return -1;
+		/* check again: it may have been stored again meanwhile */
+		mailstore_lock_inode_shared(fs->ms, *ino_r);
 	}
-	if (ret == 0) {
-		if (h->mail_fd >= 0) {
-			close(h->mail_fd);
-			h->mail_fd = -1;
-		}
-		h->dirty = true;
-	}
-	int saved = errno;
+	if (ret < 0) {
+		int saved = errno;
 
+		mailstore_unlock_inode(fs->ms, *ino_r);
+		errno = saved;
+		return -1;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (h->mail_fd >= 0) {
+		close(h->mail_fd);
+		h->mail_fd = -1;
+	}
+	h->dirty = true;
 	pthread_mutex_unlock(&h->lock);
-	errno = saved;
-	return ret;
+	return 0;
 }
 
 /* write_buf: to the metacache file (a stub is unstubbed first). */
@@ -304,14 +329,16 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 {
 	struct ofile *h = ofile_get(fi);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(bufv));
+	struct oboxfs *fs = fs_get(req);
 	ssize_t ret;
+	ino_t real_ino;
 
 	(void)ino;
 	if (h->stats != NULL) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (make_writable(fs_get(req), h) < 0) {
+	if (make_writable(fs, h, &real_ino) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
@@ -319,6 +346,7 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	out.buf[0].fd = h->fd;
 	out.buf[0].pos = off;
 	ret = fuse_buf_copy(&out, bufv, 0);
+	mailstore_unlock_inode(fs->ms, real_ino);
 	if (ret < 0)
 		fuse_reply_err(req, (int)-ret);
 	else
@@ -401,15 +429,23 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		    off_t length, struct fuse_file_info *fi)
 {
 	struct ofile *h = ofile_get(fi);
+	struct oboxfs *fs = fs_get(req);
+	ino_t real_ino;
+	int err = 0;
 
 	(void)ino;
-	if (h->stats != NULL)
+	if (h->stats != NULL) {
 		fuse_reply_err(req, EBADF);
-	else if (make_writable(fs_get(req), h) < 0 ||
-		 fallocate(h->fd, mode, offset, length) < 0)
+		return;
+	}
+	if (make_writable(fs, h, &real_ino) < 0) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_err(req, 0);
+		return;
+	}
+	if (fallocate(h->fd, mode, offset, length) < 0)
+		err = errno;
+	mailstore_unlock_inode(fs->ms, real_ino);
+	fuse_reply_err(req, err);
 }
 
 /* lseek: SEEK_DATA/SEEK_HOLE on the file holding the bytes. */
@@ -440,7 +476,8 @@ int fs_truncate_inode(struct oboxfs *fs, struct oinode *inode, off_t size)
 {
 	char proc[40];
 	struct stat st;
-	int fd, ret;
+	struct stub stub;
+	int fd, ret, was_stub = 0;
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
 	fd = open(proc, O_WRONLY | O_CLOEXEC);
@@ -450,13 +487,24 @@ int fs_truncate_inode(struct oboxfs *fs, struct oinode *inode, off_t size)
 		ret = -1;
 	else {
 		mailstore_lock_inode(fs->ms, st.st_ino);
-		ret = mailstore_unstub(fs->ms, fd, size > 0);
+		ret = was_stub = stub_read(fd, &st, &stub);
+		if (ret > 0)
+			ret = mailstore_unstub(fs->ms, fd, size > 0);
+		if (ret >= 0)
+			ret = ftruncate(fd, size);
 		mailstore_unlock_inode(fs->ms, st.st_ino);
 	}
-	if (ret == 0)
-		ret = ftruncate(fd, size);
 	int saved = errno;
 
 	close(fd);
-	return ret < 0 ? saved : 0;
+	if (ret < 0)
+		return saved;
+	/* a stored mail changed: store it again now (a plain file being
+	   written is stored by its writer at fsync/release) */
+	if (was_stub > 0 && fs_store_if_mail(fs, inode) < 0) {
+		fuse_log(FUSE_LOG_ERR, "storing a truncated mail failed: %s\n",
+			 strerror(errno));
+		return errno == ENAMETOOLONG ? ENAMETOOLONG : EIO;
+	}
+	return 0;
 }

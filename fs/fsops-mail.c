@@ -12,7 +12,10 @@
  *    timeout of 0, so a name that now refers to a new stub file is looked up
  *    again.
  * Names removed by the operation release their stub's object when they
- * were its last link (fs_rename_at()).
+ * were its last link (fs_rename_at()); so does a rewritten stub's last
+ * name for the object it kept (STUB_XATTR_OLDKEY).  fs_mail_prepare()
+ * decides under the inode's lock, so a concurrent fsync storing the file
+ * for its old folder is seen (and relocated).
  */
 #include "fs.h"
 #include "ids.h"
@@ -36,6 +39,7 @@ int fs_mail_prepare(struct oboxfs *fs, int src_fd, const struct stat *st,
 {
 	char path[PATH_MAX], proc[40];
 	struct mailpath mp;
+	struct stat cur;
 	int fd, ret;
 
 	memset(mv_r, 0, sizeof(*mv_r));
@@ -46,30 +50,65 @@ int fs_mail_prepare(struct oboxfs *fs, int src_fd, const struct stat *st,
 		return -1;
 	if (!mp.is_mail)
 		return 0;
-	ret = stub_read(src_fd, st, &mv_r->old);
-	if (ret < 0)
-		return -1;
+	/* under the inode's lock: a concurrent fsync may have just turned
+	   the file into a stub (of the folder it is leaving) */
+	mailstore_lock_inode(fs->ms, st->st_ino);
+	if (fstatat(src_fd, "", &cur, AT_EMPTY_PATH) < 0)
+		ret = -1;
+	else
+		ret = stub_read(src_fd, &cur, &mv_r->old);
 	if (ret > 0) {
 		ret = mailstore_relocate(fs->ms, &mv_r->old, path, name,
 					 &mv_r->new);
-		if (ret < 0)
-			return -1;
-		mv_r->relocated = ret > 0;
-		return 0;
-	}
+		if (ret >= 0) {
+			mv_r->relocated = ret > 0;
+			ret = 0;
+		}
+	} else if (ret == 0) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", src_fd);
+		fd = open(proc, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			ret = -1;
+		else {
+			ret = mailstore_store(fs->ms, fd, path, name);
+			int saved = errno;
 
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", src_fd);
-	fd = open(proc, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	mailstore_lock_inode(fs->ms, st->st_ino);
-	ret = mailstore_store(fs->ms, fd, path, name);
-	mailstore_unlock_inode(fs->ms, st->st_ino);
+			close(fd);
+			errno = saved;
+		}
+	}
 	int saved = errno;
 
-	close(fd);
+	mailstore_unlock_inode(fs->ms, st->st_ino);
 	errno = saved;
 	return ret;
+}
+
+int fs_mail_recheck(struct oboxfs *fs, struct oinode *dir, const char *name,
+		    const struct stat *st)
+{
+	struct fs_mail_move mv;
+	struct stat nst;
+	int fd, err = 0;
+
+	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : errno;
+	if (fstatat(fd, "", &nst, AT_EMPTY_PATH) < 0)
+		err = errno;
+	else if (nst.st_dev == st->st_dev && nst.st_ino == st->st_ino)
+		err = 0;
+	else if (fs_mail_prepare(fs, fd, &nst, dir, name, &mv) < 0)
+		err = errno;
+	else if (mv.relocated) {
+		/* a stub of another folder swapped in under us: it keeps
+		   its object (as a link would have it) */
+		fuse_log(FUSE_LOG_WARNING, "rename: the source was replaced "
+			 "by a stub of another folder meanwhile\n");
+		(void)objgc_release(fs->gc, mv.new.key);
+	}
+	close(fd);
+	return err;
 }
 
 int fs_stage_stub(struct oboxfs *fs, const struct stat *like,
@@ -110,9 +149,11 @@ void fs_unstage(struct oboxfs *fs, const char *name)
 	}
 }
 
-/* Open the existing stub name in dir (O_PATH) before a name operation that
-   may remove its last link.  Returns 1 with *fd_r and stub_r filled, 0 if
-   it is missing or not a stub, -1 on error. */
+/* Open the existing file name in dir (O_PATH) before a name operation that
+   may remove its last link, if it references an object: a stub's, or the
+   one a rewritten stub kept (STUB_XATTR_OLDKEY) until its new content is
+   stored.  Returns 1 with *fd_r and stub_r->key filled, 0 if it is missing
+   or references no object, -1 on error. */
 static int victim_open(int dir_fd, const char *name, int *fd_r,
 		       struct stub *stub_r)
 {
@@ -123,14 +164,13 @@ static int victim_open(int dir_fd, const char *name, int *fd_r,
 	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
-	if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return -1;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
+		ret = -1;
+	else {
+		ret = stub_read(fd, &st, stub_r);
+		if (ret == 0 && S_ISREG(st.st_mode))
+			ret = stub_read_oldkey(fd, stub_r->key);
 	}
-	ret = stub_read(fd, &st, stub_r);
 	if (ret <= 0) {
 		int saved = errno;
 

@@ -15,9 +15,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A GET in progress; the threads missing the same object wait for it and
+   share its result (a failure is not retried by each of them in turn). */
 struct fetch {
-	struct fetch *next;
+	struct fetch *next;	/* in mc->fetches while in progress */
 	char oid[IDS_HEX_LEN + 1];
+	unsigned int refs;	/* the fetching thread and its waiters */
+	bool done;
+	bool discard;		/* the object was released meanwhile: drop
+				   what was fetched */
+	int ret, err;		/* the result once done */
 };
 
 struct mailcache {
@@ -227,16 +234,20 @@ int mailcache_open(struct mailcache *mc, const char *key, uint64_t size,
 				break;
 		}
 		if (f != NULL) {
-			while (f != NULL) {
+			f->refs++;
+			while (!f->done)
 				pthread_cond_wait(&mc->fetch_done, &mc->lock);
-				for (f = mc->fetches; f != NULL; f = f->next) {
-					if (strcmp(f->oid, name + 3) == 0)
-						break;
-				}
-			}
+			ret = f->ret;
+			int err = f->err;
+
+			if (--f->refs == 0)
+				free(f);
 			pthread_mutex_unlock(&mc->lock);
-			/* retry the open; a failed fetch is retried too */
-			continue;
+			if (ret < 0) {
+				errno = err;
+				return -1;
+			}
+			continue;	/* fetched: open it */
 		}
 		f = calloc(1, sizeof(*f));
 		if (f == NULL) {
@@ -245,6 +256,7 @@ int mailcache_open(struct mailcache *mc, const char *key, uint64_t size,
 			return -1;
 		}
 		memcpy(f->oid, name + 3, IDS_HEX_LEN + 1);
+		f->refs = 1;
 		f->next = mc->fetches;
 		mc->fetches = f;
 		mc->stats.misses++;
@@ -257,11 +269,21 @@ int mailcache_open(struct mailcache *mc, const char *key, uint64_t size,
 		pthread_mutex_lock(&mc->lock);
 		for (fp = &mc->fetches; *fp != f; fp = &(*fp)->next) ;
 		*fp = f->next;
+		if (ret == 0 && f->discard) {
+			/* released while we fetched (see mailcache_remove()) */
+			(void)unlinkat(mc->dir_fd, name, 0);
+			ret = -1;
+			saved = ENOENT;
+		}
 		if (ret < 0)
 			mc->stats.fetch_errors++;
+		f->done = true;
+		f->ret = ret;
+		f->err = saved;
 		pthread_cond_broadcast(&mc->fetch_done);
+		if (--f->refs == 0)
+			free(f);
 		pthread_mutex_unlock(&mc->lock);
-		free(f);
 		if (ret < 0) {
 			errno = saved;
 			return -1;
@@ -275,6 +297,15 @@ void mailcache_remove(struct mailcache *mc, const char *key)
 
 	if (cache_name(mc, key, false, name) < 0)
 		return;
+	/* a fetch in progress would put the file back after the unlink:
+	   it drops it instead (it renames it into place before taking the
+	   lock, so a fetch not found here has already done that) */
+	pthread_mutex_lock(&mc->lock);
+	for (struct fetch *f = mc->fetches; f != NULL; f = f->next) {
+		if (strcmp(f->oid, name + 3) == 0)
+			f->discard = true;
+	}
+	pthread_mutex_unlock(&mc->lock);
 	if (unlinkat(mc->dir_fd, name, 0) < 0 && errno != ENOENT) {
 		fuse_log(FUSE_LOG_WARNING, "mail cache: unlink(%s) failed: %s\n",
 			 name, strerror(errno));

@@ -1,6 +1,7 @@
 /* mailstore.c: uploading mails and keeping them as stubs (see mailstore.h). */
 #include "mailstore.h"
 #include "ids.h"
+#include "inolock.h"
 #include "mailcache.h"
 #include "mailpath.h"
 #include "objgc.h"
@@ -18,15 +19,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define INODE_LOCKS 64
-
 struct mailstore {
 	struct objstore *store;
 	struct mailcache *mc;
 	struct objgc *gc;
 	int meta_fd;
 	pthread_mutex_t guid_lock;
-	pthread_mutex_t inode_locks[INODE_LOCKS];
+	struct inolock_table *inode_locks;
 	pthread_mutex_t stats_lock;
 	struct mailstore_stats stats;	/* protected by stats_lock */
 };
@@ -42,10 +41,13 @@ struct mailstore *mailstore_init(struct objstore *store, struct mailcache *mc,
 	ms->mc = mc;
 	ms->gc = gc;
 	ms->meta_fd = meta_fd;
+	ms->inode_locks = inolock_init();
+	if (ms->inode_locks == NULL) {
+		free(ms);
+		return NULL;
+	}
 	pthread_mutex_init(&ms->guid_lock, NULL);
 	pthread_mutex_init(&ms->stats_lock, NULL);
-	for (unsigned int i = 0; i < INODE_LOCKS; i++)
-		pthread_mutex_init(&ms->inode_locks[i], NULL);
 	return ms;
 }
 
@@ -58,19 +60,23 @@ void mailstore_deinit(struct mailstore **_ms)
 	*_ms = NULL;
 	pthread_mutex_destroy(&ms->guid_lock);
 	pthread_mutex_destroy(&ms->stats_lock);
-	for (unsigned int i = 0; i < INODE_LOCKS; i++)
-		pthread_mutex_destroy(&ms->inode_locks[i]);
+	inolock_deinit(&ms->inode_locks);
 	free(ms);
 }
 
 void mailstore_lock_inode(struct mailstore *ms, ino_t ino)
 {
-	pthread_mutex_lock(&ms->inode_locks[ino % INODE_LOCKS]);
+	inolock_lock(ms->inode_locks, ino, true);
+}
+
+void mailstore_lock_inode_shared(struct mailstore *ms, ino_t ino)
+{
+	inolock_lock(ms->inode_locks, ino, false);
 }
 
 void mailstore_unlock_inode(struct mailstore *ms, ino_t ino)
 {
-	pthread_mutex_unlock(&ms->inode_locks[ino % INODE_LOCKS]);
+	inolock_unlock(ms->inode_locks, ino);
 }
 
 static int read_guid(int dir_fd, char guid_r[33])
@@ -135,8 +141,16 @@ static int new_mail_key(struct mailstore *ms, const char *dir,
 		errno = EINVAL;
 		return -1;
 	}
-	if (strlen(mp.user_dir) > OBJSTORE_META_VALUE_MAX ||
-	    strlen(name) > OBJSTORE_META_VALUE_MAX) {
+	/* checked the way every backend will (S3 percent-encodes), so a
+	   deep folder or a non-ASCII name fails here, clearly, on every
+	   backend alike */
+	if (!objstore_meta_value_fits(mp.user_dir) ||
+	    !objstore_meta_value_fits(name)) {
+		fuse_log(FUSE_LOG_ERR, "cannot store mail %s/%s: its %s is "
+			 "longer than %d bytes once encoded as object "
+			 "metadata\n", dir, name,
+			 objstore_meta_value_fits(name) ? "path" : "name",
+			 OBJSTORE_META_ENCODED_VALUE_MAX);
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -184,28 +198,78 @@ static int put_mail(struct mailstore *ms, const char *key, int fd,
 	return 0;
 }
 
+/* did the file change between the two fstat()s (a write slipped in)? */
+static bool file_changed(const struct stat *a, const struct stat *b)
+{
+	return a->st_size != b->st_size ||
+	       a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+	       a->st_mtim.tv_nsec != b->st_mtim.tv_nsec ||
+	       a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
+	       a->st_ctim.tv_nsec != b->st_ctim.tv_nsec;
+}
+
+#define STORE_ATTEMPTS 3
+
+/* The file was a stub before being rewritten: now that its new content is
+   stored, the old object goes. */
+static void release_oldkey(struct mailstore *ms, int fd)
+{
+	char oldkey[OBJSTORE_KEY_MAX + 1];
+
+	if (stub_read_oldkey(fd, oldkey) <= 0)
+		return;
+	if (fd_removexattr(fd, STUB_XATTR_OLDKEY) < 0) {
+		fuse_log(FUSE_LOG_WARNING, "removing %s failed: %s\n",
+			 STUB_XATTR_OLDKEY, strerror(errno));
+	}
+	(void)objgc_release(ms->gc, oldkey);
+}
+
 int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 		    const char *name)
 {
-	struct stat st;
+	struct stat st, st2;
 	struct stub stub;
 	const char *path;
 	int ret;
 
 	if (fstat(fd, &st) < 0)
 		return -1;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		return -1;
+	for (unsigned int attempt = 1;; attempt++) {
+		if (!S_ISREG(st.st_mode)) {
+			errno = EINVAL;
+			return -1;
+		}
+		ret = stub_read(fd, &st, &stub);
+		if (ret != 0)
+			return ret < 0 ? -1 : 0;
+		if (new_mail_key(ms, dir, name, stub.key, &path) < 0)
+			return -1;
+		stub.size = (uint64_t)st.st_size;
+		if (put_mail(ms, stub.key, fd, stub.size, path, name) < 0)
+			return -1;
+		/* callers hold the inode lock, which writes through this
+		   mount respect; this catches anything else (and the lock
+		   being forgotten) before bytes are thrown away */
+		if (fstat(fd, &st2) < 0) {
+			int saved = errno;
+
+			(void)objgc_release(ms->gc, stub.key);
+			errno = saved;
+			return -1;
+		}
+		if (!file_changed(&st, &st2))
+			break;
+		(void)objgc_release(ms->gc, stub.key);
+		if (attempt == STORE_ATTEMPTS) {
+			fuse_log(FUSE_LOG_ERR, "storing mail %s/%s failed: "
+				 "it kept changing while being stored\n",
+				 dir, name);
+			errno = EIO;
+			return -1;
+		}
+		st = st2;
 	}
-	ret = stub_read(fd, &st, &stub);
-	if (ret != 0)
-		return ret < 0 ? -1 : 0;
-	if (new_mail_key(ms, dir, name, stub.key, &path) < 0)
-		return -1;
-	stub.size = (uint64_t)st.st_size;
-	if (put_mail(ms, stub.key, fd, stub.size, path, name) < 0)
-		return -1;
 	if (stub_write(fd, &stub) < 0 || ftruncate(fd, 0) < 0) {
 		int saved = errno;
 
@@ -216,6 +280,7 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 		errno = saved;
 		return -1;
 	}
+	release_oldkey(ms, fd);
 	return 0;
 }
 
@@ -317,9 +382,17 @@ int mailstore_unstub(struct mailstore *ms, int fd, bool keep_content)
 			return -1;
 		}
 	}
-	if (stub_clear(fd) < 0)
+	/* the object stays until the new content is stored (or the file's
+	   last name goes): until then it is the only durable copy */
+	if (fd_setxattr(fd, STUB_XATTR_OLDKEY, stub.key, strlen(stub.key),
+			0) < 0 || stub_clear(fd) < 0) {
+		int saved = errno;
+
+		(void)ftruncate(fd, 0);
+		(void)stub_write(fd, &stub);
+		errno = saved;
 		return -1;
-	(void)objgc_release(ms->gc, stub.key);
+	}
 	pthread_mutex_lock(&ms->stats_lock);
 	ms->stats.mails_unstubbed++;
 	pthread_mutex_unlock(&ms->stats_lock);

@@ -13,7 +13,10 @@
  * Objects belong to one user and folder: mailstore_relocate() decides
  * when a stub moving to another folder needs a new object.
  *
- * Conversions of one inode are serialized with mailstore_lock_inode().
+ * Conversions of one inode are serialized with mailstore_lock_inode()
+ * (exclusive, a per-inode lock: see inolock.h); writes through a handle
+ * hold mailstore_lock_inode_shared(), so no write can slip in between the
+ * PUT of a file's bytes and its truncation to a stub.
  */
 #ifndef OBOXFS_MAILSTORE_H
 #define OBOXFS_MAILSTORE_H
@@ -38,11 +41,15 @@ struct mailstore *mailstore_init(struct objstore *store, struct mailcache *mc,
 void mailstore_deinit(struct mailstore **ms);
 
 void mailstore_lock_inode(struct mailstore *ms, ino_t ino);
+void mailstore_lock_inode_shared(struct mailstore *ms, ino_t ino);
 void mailstore_unlock_inode(struct mailstore *ms, ino_t ino);
 
 /* Store the regular file open read-write as fd as the mail name in
    directory dir (relative to the tree root; it must be a mail location).
-   A file that already is a stub is left alone.  Returns 0, or -1 with
+   A file that already is a stub is left alone.  The object of the stub
+   the file was before being rewritten (STUB_XATTR_OLDKEY) is released
+   once the new one is stored.  Call with the inode locked (exclusive).
+   Returns 0, or -1 with
    errno: EIO if the store failed (then nothing changed), ENAMETOOLONG if
    the path or name cannot be kept as object metadata, EINVAL if dir/name is
    not a mail location. */
@@ -59,8 +66,11 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 int mailstore_relocate(struct mailstore *ms, const struct stub *old,
 		       const char *dir, const char *name, struct stub *new_r);
 /* Turn the stub open read-write as fd back into a plain file holding the
-   mail's bytes (or empty if !keep_content) and release its object.  A
-   plain file is left alone.  Returns 0 or -1 with errno. */
+   mail's bytes (or empty if !keep_content).  Its object is not released
+   yet: its key is kept as STUB_XATTR_OLDKEY until the new content is
+   stored (mailstore_store()) or the last name goes (fs_unlink_at()).  A
+   plain file is left alone.  Call with the inode locked (exclusive).
+   Returns 0 or -1 with errno. */
 int mailstore_unstub(struct mailstore *ms, int fd, bool keep_content);
 
 /* The GUID of the folder directory folder (relative to the tree root),

@@ -34,6 +34,30 @@
 #define OBOXFS_KERNEL_TIMEOUT 86400.0
 /* libfuse's FUSE_LOOP_MT_MAX_THREADS */
 #define OBOXFS_MAX_THREADS 100000U
+/* worker threads unless -o max_threads is given: libfuse's default of 10
+   is too few when workers wait for the store (PUTs of mails, fetches) */
+#define OBOXFS_DEFAULT_MAX_THREADS 64U
+
+/* was -o name=... given?  (fuse_parse_cmdline() fills in libfuse's
+   default, so it cannot tell.) */
+static bool fuse_opt_given(const struct fuse_args *args, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (int i = 1; i < args->argc; i++) {
+		const char *p = args->argv[i];
+
+		while ((p = strstr(p, name)) != NULL) {
+			if ((p == args->argv[i] || p[-1] == ',' ||
+			     (p - args->argv[i] == 2 &&
+			      strncmp(args->argv[i], "-o", 2) == 0)) &&
+			    p[len] == '=')
+				return true;
+			p += len;
+		}
+	}
+	return false;
+}
 
 static bool log_syslog = false;
 static bool log_debug = false;
@@ -264,7 +288,7 @@ int main(int argc, char *argv[])
 	struct oboxfs fs = { .meta_fd = -1, .staging_fd = -1 };
 	const char *error;
 	int ret, exit_code = 1, lock_fd = -1;
-	bool mounted = false, signals = false;
+	bool mounted = false, signals = false, max_threads_given;
 
 	/* modes from the kernel already have the caller's umask applied */
 	umask(0);
@@ -275,8 +299,11 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "oboxfs: %s\n", error);
 		goto out;
 	}
+	max_threads_given = fuse_opt_given(&args, "max_threads");
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
 		goto out;
+	if (!max_threads_given)
+		cmd.max_threads = OBOXFS_DEFAULT_MAX_THREADS;
 	if (cmd.show_help) {
 		usage(argv[0]);
 		exit_code = 0;

@@ -99,6 +99,29 @@ int stub_read(int fd, const struct stat *st, struct stub *stub_r)
 	return 1;
 }
 
+int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1])
+{
+	const char *error;
+	ssize_t len = fd_getxattr(fd, STUB_XATTR_OLDKEY, key_r,
+				  OBJSTORE_KEY_MAX);
+
+	if (len < 0) {
+		if (errno == ENODATA || errno == ENOTSUP)
+			return 0;
+		return -1;
+	}
+	key_r[len] = '\0';
+	if (len == 0 || memchr(key_r, '\0', (size_t)len) != NULL ||
+	    objstore_key_check(key_r, &error) < 0 ||
+	    ids_key_oid(key_r) == NULL) {
+		fuse_log(FUSE_LOG_ERR, "damaged %s xattr: not a mail key\n",
+			 STUB_XATTR_OLDKEY);
+		errno = EIO;
+		return -1;
+	}
+	return 1;
+}
+
 int stub_write(int fd, const struct stub *stub)
 {
 	char size[32];

@@ -19,6 +19,10 @@
 #define STUB_XATTR_KEY "user.oboxfs.key"
 #define STUB_XATTR_SIZE "user.oboxfs.size"
 #define STUB_XATTR_GUID "user.oboxfs.guid"
+/* On a plain file that was a stub (rewritten, truncated): the object key it
+   had.  The object is released only once the new content is stored
+   (mailstore_store()) or the file's last name goes, never before. */
+#define STUB_XATTR_OLDKEY "user.oboxfs.oldkey"
 
 struct stub {
 	char key[OBJSTORE_KEY_MAX + 1];
@@ -29,6 +33,9 @@ struct stub {
    fills stub_r if it is a stub, 0 if not, -1 with errno on error (EIO for a
    damaged stub, logged). */
 int stub_read(int fd, const struct stat *st, struct stub *stub_r);
+/* Read the STUB_XATTR_OLDKEY of fd (any fd).  Returns 1 with key_r filled,
+   0 if there is none, -1 with errno on error (EIO if damaged, logged). */
+int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1]);
 /* Parse and validate raw xattr values (for stub_read() and tests). */
 int stub_parse(const char *key, size_t key_len, const char *size,
 	       size_t size_len, struct stub *stub_r);

@@ -178,8 +178,9 @@ static int rename_into_place(struct posix_store *ps, const char *tmp_name,
 	int dfd, err;
 
 	for (int try = 0;; try++) {
-		if (posix_open_parent(ps->root_fd, key, true, &dfd,
-				      &name) < 0) {
+		if (posix_open_parent(ps->root_fd, key, POSIX_PARENT_CREATE |
+				      (ps->no_fsync ? 0 : POSIX_PARENT_SYNC),
+				      &dfd, &name) < 0) {
 			err = errno;
 			if (err == ENOENT && try < RENAME_RETRIES) {
 				sched_yield();
@@ -433,7 +434,7 @@ static void remove_empty_parents(struct posix_store *ps, const char *key)
 	strcpy(path, key);
 	while ((slash = strrchr(path, '/')) != NULL) {
 		*slash = '\0';
-		if (posix_open_parent(ps->root_fd, path, false, &dfd,
+		if (posix_open_parent(ps->root_fd, path, 0, &dfd,
 				      &name) < 0)
 			return;
 		int ret = unlinkat(dfd, name, AT_REMOVEDIR);
@@ -453,7 +454,7 @@ static int posix_delete(struct objstore *store, const char *key)
 	objstore_count_request(store, OBJSTORE_OP_DELETE);
 	if (key_is_reserved(key))
 		return reserved_error("DELETE", key);
-	if (posix_open_parent(ps->root_fd, key, false, &dfd, &name) < 0) {
+	if (posix_open_parent(ps->root_fd, key, 0, &dfd, &name) < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return 0;
 		return errno_error(errno, "DELETE", key, "open(parent)");

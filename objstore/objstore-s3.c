@@ -39,7 +39,7 @@
 #define META_PREFIX "x-amz-meta-"
 /* Swift refuses (with a 500) metadata values longer than this; AWS allows
    2 KiB in all.  Checked after encoding so that it fails fast and clearly. */
-#define META_ENCODED_VALUE_MAX 256
+#define META_ENCODED_VALUE_MAX OBJSTORE_META_ENCODED_VALUE_MAX
 
 static struct objstore *s3_alloc(void)
 {
@@ -70,11 +70,8 @@ static char *meta_encode(const char *value)
 		return NULL;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)value[i];
-		bool enc = c == '%' || c < 0x20 || c > 0x7e ||
-			(c == ' ' && (i == 0 || i == len - 1 ||
-				      value[i - 1] == ' '));
 
-		if (enc) {
+		if (objstore_meta_must_encode(value, i, len)) {
 			*p++ = '%';
 			*p++ = hexdigits[c >> 4];
 			*p++ = hexdigits[c & 15];

@@ -239,6 +239,30 @@ static int prefix_check(const char *prefix, const char **error_r)
 	return objstore_key_check(buf, error_r);
 }
 
+bool objstore_meta_must_encode(const char *value, size_t i, size_t len)
+{
+	unsigned char c = (unsigned char)value[i];
+
+	return c == '%' || c < 0x20 || c > 0x7e ||
+		(c == ' ' && (i == 0 || i == len - 1 || value[i - 1] == ' '));
+}
+
+size_t objstore_meta_encoded_len(const char *value)
+{
+	size_t len = strlen(value), out = 0;
+
+	for (size_t i = 0; i < len; i++)
+		out += objstore_meta_must_encode(value, i, len) ? 3 : 1;
+	return out;
+}
+
+bool objstore_meta_value_fits(const char *value)
+{
+	return strlen(value) <= OBJSTORE_META_VALUE_MAX &&
+		objstore_meta_encoded_len(value) <=
+		OBJSTORE_META_ENCODED_VALUE_MAX;
+}
+
 int objstore_meta_check(const struct objstore_meta *meta,
 			unsigned int meta_count, const char **error_r)
 {

@@ -196,6 +196,16 @@ void objstore_get_stats(struct objstore *store, struct objstore_stats *stats_r);
 
 /* Return 0 if key is a valid key, else -1 with a reason in *error_r. */
 int objstore_key_check(const char *key, const char **error_r);
+/* Metadata values travel percent-encoded where the transport needs it (S3
+   headers): '%', bytes outside 0x20..0x7e and leading, trailing or repeated
+   spaces become %XX.  Backends encode with objstore_meta_must_encode(); a
+   value is refused if longer than OBJSTORE_META_ENCODED_VALUE_MAX once
+   encoded (Swift's limit).  objstore_meta_value_fits() tells callers in
+   advance whether every backend accepts value. */
+#define OBJSTORE_META_ENCODED_VALUE_MAX 256
+bool objstore_meta_must_encode(const char *value, size_t i, size_t len);
+size_t objstore_meta_encoded_len(const char *value);
+bool objstore_meta_value_fits(const char *value);
 /* Return 0 if name/value is valid user metadata, else -1 and *error_r. */
 int objstore_meta_check(const struct objstore_meta *meta,
 			unsigned int meta_count, const char **error_r);

@@ -82,7 +82,7 @@ int posix_open_beneath(int root_fd, const char *path, int flags)
 	return walk_open(root_fd, path, flags);
 }
 
-int posix_open_parent(int root_fd, const char *key, bool create, int *dfd_r,
+int posix_open_parent(int root_fd, const char *key, int flags, int *dfd_r,
 		      const char **name_r)
 {
 	char buf[OBJSTORE_KEY_MAX + 1];
@@ -100,9 +100,18 @@ int posix_open_parent(int root_fd, const char *key, bool create, int *dfd_r,
 	while ((slash = strchr(seg, '/')) != NULL) {
 		*slash = '\0';
 		fd = openat(cur, seg, DIR_FLAGS);
-		if (fd < 0 && errno == ENOENT && create) {
+		if (fd < 0 && errno == ENOENT &&
+		    (flags & POSIX_PARENT_CREATE) != 0) {
 			/* EEXIST: another thread created it first */
-			if (mkdirat(cur, seg, 0700) < 0 && errno != EEXIST) {
+			if (mkdirat(cur, seg, 0700) == 0) {
+				/* the new directory's name must survive a
+				   crash like the object put into it */
+				if ((flags & POSIX_PARENT_SYNC) != 0 &&
+				    fsync(cur) < 0) {
+					close_keep_errno(cur, -1);
+					return -1;
+				}
+			} else if (errno != EEXIST) {
 				close_keep_errno(cur, -1);
 				return -1;
 			}

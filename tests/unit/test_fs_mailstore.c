@@ -211,11 +211,11 @@ Test(fs_mailstore, cache_hit_then_miss_fetches)
 	cr_assert_eq(stats.fetch_errors, 1);
 }
 
-Test(fs_mailstore, unstub_restores_bytes_and_releases_object)
+Test(fs_mailstore, unstub_restores_bytes_and_keeps_object_until_stored)
 {
-	struct stub stub;
+	struct stub stub, stub2, dummy;
 	struct stat st;
-	char buf[256];
+	char buf[256], oldkey[OBJSTORE_KEY_MAX + 1];
 	int fd;
 
 	setup_store(NULL);
@@ -227,11 +227,22 @@ Test(fs_mailstore, unstub_restores_bytes_and_releases_object)
 	cr_assert_eq(st.st_size, (off_t)strlen(MAIL));
 	cr_assert_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t)strlen(MAIL));
 	cr_assert_eq(memcmp(buf, MAIL, strlen(MAIL)), 0);
-	cr_assert_eq(stub_read(fd, &st, &stub), 0);
-	cr_assert_eq(count_objects(), 0);
-	cr_assert_eq(objgc_released_count(gc), 1);
+	cr_assert_eq(stub_read(fd, &st, &dummy), 0);
+	/* the old object is the only durable copy until the new one is
+	   stored */
+	cr_assert_eq(count_objects(), 1);
+	cr_assert_eq(objgc_released_count(gc), 0);
+	cr_assert_eq(stub_read_oldkey(fd, oldkey), 1);
+	cr_assert_str_eq(oldkey, stub.key);
 	/* a plain file is left alone */
 	cr_assert_eq(mailstore_unstub(ms, fd, true), 0);
+	cr_assert_eq(pwrite(fd, "X", 1, 0), 1);
+	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	read_stub(fd, &stub2);
+	cr_assert_str_neq(stub2.key, stub.key);
+	cr_assert_eq(count_objects(), 1);
+	cr_assert_eq(objgc_released_count(gc), 1);
+	cr_assert_eq(stub_read_oldkey(fd, oldkey), 0);
 	close(fd);
 }
 
@@ -249,7 +260,11 @@ Test(fs_mailstore, unstub_without_content)
 	cr_assert_eq(fstat(fd, &st), 0);
 	cr_assert_eq(st.st_size, 0);
 	cr_assert_eq(stub_read(fd, &st, &stub), 0);
-	cr_assert_eq(count_objects(), 0);
+	cr_assert_eq(count_objects(), 1);
+	/* stored again (empty): now the old object goes */
+	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	cr_assert_eq(count_objects(), 1);
+	cr_assert_eq(objgc_released_count(gc), 1);
 	close(fd);
 }
 
@@ -295,6 +310,38 @@ Test(fs_mailstore, long_names_refused)
 	cr_assert_eq(stub_read(fd, &st, &stub), 0);
 	close(fd);
 	cr_assert_eq(count_objects(), 1);
+}
+
+/* S3 percent-encodes non-ASCII bytes: a name fits only if its encoded form
+   does, checked the same way on every backend */
+Test(fs_mailstore, encoded_names_refused)
+{
+	char name[300];
+	struct stat st;
+	struct stub stub;
+	int fd;
+
+	setup_store(NULL);
+	name[0] = '\0';
+	for (unsigned int i = 0; i < 42; i++)
+		strcat(name, "\xc3\xa9");	/* 84 bytes, 252 encoded */
+	fd = make_file(name, MAIL);
+	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, name), 0);
+	close(fd);
+	cr_assert_eq(count_objects(), 1);
+
+	strcat(name, "\xc3\xa9");	/* 86 bytes, 258 encoded */
+	fd = make_file("short", MAIL);
+	errno = 0;
+	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, name), -1);
+	cr_assert_eq(errno, ENAMETOOLONG);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_size, (off_t)strlen(MAIL));
+	cr_assert_eq(stub_read(fd, &st, &stub), 0);
+	close(fd);
+	cr_assert_eq(count_objects(), 1);
+	cr_assert(objstore_meta_value_fits("plain name"));
+	cr_assert(!objstore_meta_value_fits(name));
 }
 
 Test(fs_mailstore, not_a_mail_location)
