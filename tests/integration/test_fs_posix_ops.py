@@ -95,6 +95,10 @@ class Mount:
             rc = -1
         err = self.proc.stderr.read()
         self.proc = None
+        if not check and (rc != 0 or err):
+            # a failing run: show what the daemon said (sanitizer reports...)
+            print("oboxfs exit status %d, stderr:\n%s" % (rc, err),
+                  file=sys.stderr)
         if check:
             assert rc == 0, "oboxfs exit status %d, stderr: %s" % (rc, err)
             assert "ERROR" not in err and "runtime error" not in err, err
