@@ -246,6 +246,32 @@ static int read_fd(struct oboxfs *fs, struct ofile *h, int *fd_r)
 	return ret < 0 ? -1 : 0;
 }
 
+/* read of the stats file: replied from a copy.  Once the kernel has the
+   reply, the reader may close the file and release() free h->stats while
+   fuse_reply_buf() has not returned yet (ASan's writev() interceptor reads
+   the buffer again after the syscall, and aborted the daemon so). */
+static void read_stats(fuse_req_t req, struct ofile *h, size_t size, off_t off)
+{
+	char *copy;
+
+	if (off < 0 || (size_t)off >= h->stats_len)
+		size = 0;
+	else if (size > h->stats_len - (size_t)off)
+		size = h->stats_len - (size_t)off;
+	if (size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	copy = malloc(size);
+	if (copy == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, h->stats + off, size);
+	fuse_reply_buf(req, copy, size);
+	free(copy);
+}
+
 /* read: from the mail cache for a stub, else the metacache file. */
 void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	       struct fuse_file_info *fi)
@@ -256,11 +282,7 @@ void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	if (h->stats != NULL) {
-		if ((size_t)off >= h->stats_len)
-			size = 0;
-		else if (size > h->stats_len - (size_t)off)
-			size = h->stats_len - (size_t)off;
-		fuse_reply_buf(req, h->stats + (size > 0 ? off : 0), size);
+		read_stats(req, h, size, off);
 		return;
 	}
 	if (read_fd(fs_get(req), h, &fd) < 0) {
