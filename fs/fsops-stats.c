@@ -1,7 +1,9 @@
 /* fsops-stats.c: the text of the read-only virtual file
  * MOUNTPOINT/.oboxfs-stats: one "name value" line per counter, object-store
- * requests by operation first.  Each open() takes a snapshot.  The file is
- * not listed by readdir and its name is not a valid user name.
+ * requests by operation first, then mail storing and the mail cache (the
+ * cachedir lines, "oboxfs_mailcache_hits_total N" etc., see docs/caches.md).
+ * Each open() takes a snapshot.  The file is not listed by readdir and its
+ * name is not a valid user name.
  */
 #include "fs.h"
 #include "mailcache.h"
@@ -17,7 +19,8 @@
 char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 {
 	struct objstore_stats os;
-	struct mailcache_stats mcs;
+	struct cachedir_stats mcs;
+	char mcs_text[1024];
 	struct mailstore_stats mss;
 	char *text = NULL;
 	size_t len = 0;
@@ -46,9 +49,8 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 	fprintf(f, "mails_relocated %" PRIu64 "\n", mss.mails_relocated);
 	fprintf(f, "objects_released %" PRIu64 "\n",
 		objgc_released_count(fs->gc));
-	fprintf(f, "mailcache_hits %" PRIu64 "\n", mcs.hits);
-	fprintf(f, "mailcache_misses %" PRIu64 "\n", mcs.misses);
-	fprintf(f, "mailcache_fetch_errors %" PRIu64 "\n", mcs.fetch_errors);
+	cachedir_stats_format(&mcs, mcs_text, sizeof(mcs_text));
+	fputs(mcs_text, f);
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;

@@ -186,11 +186,9 @@ static int put_mail(struct mailstore *ms, const char *key, int fd,
 		errno = EIO;
 		return -1;
 	}
-	if (mailcache_add_fd(ms->mc, key, fd, size) < 0) {
-		/* not fatal: a miss fetches it from the store */
-		fuse_log(FUSE_LOG_WARNING, "caching mail %s failed: %s\n",
-			 key, strerror(errno));
-	}
+	/* a failure is not fatal (a miss fetches it from the store) and
+	   already logged */
+	(void)mailcache_add_fd(ms->mc, key, fd, size);
 	pthread_mutex_lock(&ms->stats_lock);
 	ms->stats.mails_stored++;
 	ms->stats.bytes_stored += size;

@@ -219,7 +219,8 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/mail", opts->cache_dir);
-	if (mailcache_init(path, fs->store, &fs->mc, &error) < 0) {
+	if (mailcache_init(path, opts->cache_size, fs->store, &fs->mc,
+			   &error) < 0) {
 		fprintf(stderr, "oboxfs: mail cache: %s\n", error);
 		return -1;
 	}

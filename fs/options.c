@@ -1,5 +1,6 @@
 /* options.c: parsing and checking oboxfs's mount options (see options.h). */
 #include "options.h"
+#include "cachedir.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +17,7 @@ enum {
 
 static const struct fuse_opt oboxfs_opts[] = {
 	OPT("cache_dir=%s", cache_dir, 0),
+	OPT("cache_size=%s", cache_size_str, 0),
 	OPT("endpoint=%s", endpoint, 0),
 	OPT("region=%s", region, 0),
 	OPT("addressing=%s", addressing_str, 0),
@@ -75,10 +77,30 @@ static int parse_uint(const char *str, unsigned int min, unsigned int max,
 	return 0;
 }
 
+static int parse_cache_size(const char *str, uint64_t *bytes_r,
+			    const char **error_r)
+{
+	static __thread char errbuf[256];
+	const char *error;
+
+	if (cachedir_parse_size(str, bytes_r, &error) < 0) {
+		snprintf(errbuf, sizeof(errbuf),
+			 "cache_size=%.64s: %s (e.g. 512M or 1G)", str, error);
+		*error_r = errbuf;
+		return -1;
+	}
+	if (*bytes_r == 0) {
+		*error_r = "cache_size must be larger than 0";
+		return -1;
+	}
+	return 0;
+}
+
 int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 			 const char **error_r)
 {
 	memset(opts, 0, sizeof(*opts));
+	opts->cache_size = OBOXFS_DEFAULT_CACHE_SIZE;
 	opts->upload_interval = OBOXFS_DEFAULT_UPLOAD_INTERVAL;
 	opts->upload_deliveries = OBOXFS_DEFAULT_UPLOAD_DELIVERIES;
 
@@ -101,6 +123,10 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 		*error_r = "cache_dir must be an absolute path";
 		return -1;
 	}
+	if (opts->cache_size_str != NULL &&
+	    parse_cache_size(opts->cache_size_str, &opts->cache_size,
+			     error_r) < 0)
+		return -1;
 	if (opts->addressing_str == NULL ||
 	    strcmp(opts->addressing_str, "auto") == 0)
 		opts->addressing = OBJSTORE_ADDRESSING_AUTO;
@@ -131,6 +157,7 @@ void oboxfs_options_free(struct oboxfs_options *opts)
 {
 	free(opts->store_url);
 	free(opts->cache_dir);
+	free(opts->cache_size_str);
 	free(opts->endpoint);
 	free(opts->region);
 	free(opts->addressing_str);
@@ -160,6 +187,7 @@ void oboxfs_options_help(void)
 "oboxfs options:\n"
 "    -o cache_dir=DIR          cache directory\n"
 "                              (default " OBOXFS_DEFAULT_CACHE_DIR ")\n"
+"    -o cache_size=SIZE        mail cache size, units K, M, G, T (default 1G)\n"
 "    -o endpoint=URL           S3 endpoint (default AWS for the region)\n"
 "    -o region=NAME            S3 region (default us-east-1)\n"
 "    -o addressing=STYLE       path, virtual or auto (default auto)\n"

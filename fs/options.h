@@ -1,6 +1,7 @@
 /* options.h: oboxfs's own mount options (fuse_opt table) and their checks.
  *
  *   cache_dir=DIR          cache directory (default /var/cache/oboxfs)
+ *   cache_size=SIZE        mail cache cap, K/M/G/T/P units (default 1G)
  *   endpoint=URL           s3 endpoint
  *   region=NAME            s3 region
  *   addressing=path|virtual|auto   s3 addressing style (default auto)
@@ -22,14 +23,17 @@
 #include "objstore.h"
 
 #include <fuse_opt.h>
+#include <stdint.h>
 
 #define OBOXFS_DEFAULT_CACHE_DIR "/var/cache/oboxfs"
+#define OBOXFS_DEFAULT_CACHE_SIZE (1024ULL * 1024 * 1024)
 #define OBOXFS_DEFAULT_UPLOAD_INTERVAL 300
 #define OBOXFS_DEFAULT_UPLOAD_DELIVERIES 10
 
 struct oboxfs_options {
 	char *store_url;
 	char *cache_dir;
+	char *cache_size_str;
 	char *endpoint;
 	char *region;
 	char *addressing_str;
@@ -44,6 +48,7 @@ struct oboxfs_options {
 
 	/* set by oboxfs_options_parse() */
 	enum objstore_addressing addressing;
+	uint64_t cache_size;	/* mail cache cap in bytes */
 	unsigned int upload_interval;
 	unsigned int upload_deliveries;
 };

@@ -15,7 +15,10 @@ copies cost no request, the object goes only with the last name, rename onto
 a stub and rewriting a stub release it, sdbox u.N files, mails written in
 place and fsynced, over-long paths refused; finally unmount + remount with
 the same cache dir keeps everything and a cache miss is fetched from the
-store.  The mount is always taken down, even on failure.
+store; last, with cache_size=1M, mails totalling several MB (and one larger
+than the cap) are stored and read back byte-exact after a remount while the
+mail cache's bytes on disk stay within the cap (+5%), the misses being
+fetched from the store.  The mount is always taken down, even on failure.
 """
 import ctypes
 import errno
@@ -62,6 +65,7 @@ def renameat2(old, new, flags):
 class Mount:
     def __init__(self):
         self.proc = None
+        self.options = ""  # extra -o options, e.g. ",cache_size=1M"
 
     def mounted(self):
         with open("/proc/mounts") as f:
@@ -69,7 +73,8 @@ class Mount:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [OBOXFS, "-f", "-o", "allow_other,no_fsync,cache_dir=" + CACHE,
+            [OBOXFS, "-f", "-o",
+             "allow_other,no_fsync,cache_dir=" + CACHE + self.options,
              URL, MNT], stderr=subprocess.PIPE, text=True)
         for _ in range(100):
             if self.mounted():
@@ -748,7 +753,75 @@ def test_remount(mount):
     assert read_file(box) == MAIL2
     s1 = stats()
     assert s1["requests_get"] == 1, s1
-    assert s1["mailcache_misses"] == 1
+    assert s1["oboxfs_mailcache_misses_total"] == 1
+    assert s1["oboxfs_mailcache_fetch_errors_total"] == 0
+
+
+CAP = 1024 * 1024
+
+
+def mail_cache_usage():
+    """(bytes, allocated bytes) of the regular files in CACHE/mail"""
+    size = blocks = 0
+    for root, dirs, files in os.walk(os.path.join(CACHE, "mail")):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue  # evicted meanwhile
+            size += st.st_size
+            blocks += st.st_blocks * 512
+    return size, blocks
+
+
+def check_cache_cap(what):
+    size, blocks = mail_cache_usage()
+    assert size <= CAP * 1.05, "%s: mail cache holds %d bytes" % (what, size)
+    assert blocks <= CAP * 1.05, \
+        "%s: mail cache uses %d bytes of disk" % (what, blocks)
+
+
+def test_cache_cap(mount):
+    """cache_size=1M: ~5 MB of mails plus one over the cap, read back
+    byte-exact after a remount (no page cache), the cache within its cap"""
+    mount.stop()
+    mount.options = ",cache_size=1M"
+    mount.start()
+    assert stats()["oboxfs_mailcache_cap_bytes"] == CAP
+    check_cache_cap("after start")  # evicted down to the cap
+    mails = {}
+    for i in range(24):
+        data = b"From: c@example.com\r\nSubject: %d\r\n\r\n" % i + \
+            hashlib.sha256(b"%d" % i).digest() * (5000 + 500 * i)
+        mails["cap.%d" % i] = data
+    mails["cap.big"] = b"From: d@example.com\r\n\r\n" + os.urandom(CAP + 4096)
+    total = 0
+    for name, data in mails.items():
+        deliver(name, data)
+        total += len(data)
+        check_cache_cap("after storing " + name)
+    assert total > 5 * CAP
+    s = stats()
+    assert s["oboxfs_mailcache_evictions_total"] > 0, s
+    assert s["oboxfs_mailcache_bytes"] <= CAP, s
+    # a new mount: the kernel's page cache of the old one is gone
+    mount.stop()
+    mount.start()
+    for name, data in mails.items():
+        assert read_file(maildir("new", name)) == data, name
+        check_cache_cap("after reading " + name)
+    s = stats()
+    fit = CAP // min(len(d) for d in mails.values())
+    assert s["oboxfs_mailcache_misses_total"] >= len(mails) - fit, s
+    assert s["oboxfs_mailcache_hits_total"] + \
+        s["oboxfs_mailcache_misses_total"] >= len(mails), s
+    assert s["requests_get"] == s["oboxfs_mailcache_misses_total"], s
+    assert s["oboxfs_mailcache_fetch_errors_total"] == 0, s
+    assert s["oboxfs_mailcache_evictions_total"] > 0, s
+    assert 0 < s["oboxfs_mailcache_bytes"] <= CAP, s
+    assert s["oboxfs_mailcache_entries"] < len(mails), s
+    for name in mails:
+        os.unlink(maildir("new", name))
 
 
 def main():
@@ -773,7 +846,8 @@ def main():
                      test_rename_onto_stub, test_rewrite_stub,
                      test_written_in_place_fsync, test_write_after_fsync,
                      test_sdbox,
-                     test_long_path_refused, lambda: test_remount(mount)):
+                     test_long_path_refused, lambda: test_remount(mount),
+                     lambda: test_cache_cap(mount)):
             print("--", getattr(step, "__name__", "step"), flush=True)
             step()
         mount.stop()

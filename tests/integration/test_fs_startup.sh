@@ -59,6 +59,8 @@ expect_refused "unknown option" -o bogus,cache_dir="$CACHE" "file://$STORE" "$MN
 expect_refused "malformed upload_interval" -o upload_interval=5x,cache_dir="$CACHE" "file://$STORE" "$MNT"
 expect_refused "zero upload_deliveries" -o upload_deliveries=0,cache_dir="$CACHE" "file://$STORE" "$MNT"
 expect_refused "bad addressing" -o addressing=sideways,cache_dir="$CACHE" "file://$STORE" "$MNT"
+expect_refused "malformed cache_size" -o cache_size=10X,cache_dir="$CACHE" "file://$STORE" "$MNT"
+expect_refused "zero cache_size" -o cache_size=0,cache_dir="$CACHE" "file://$STORE" "$MNT"
 expect_refused "relative cache_dir" -o cache_dir=relative "file://$STORE" "$MNT"
 touch "$WORK/a-file"
 expect_refused "cache dir is a file" -o cache_dir="$WORK/a-file" "file://$STORE" "$MNT"

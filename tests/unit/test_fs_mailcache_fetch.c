@@ -8,6 +8,7 @@
 #include "objstore.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -37,7 +38,8 @@ static void setup_store(const char *fault)
 	snprintf(url, sizeof(url), "file://%s", path);
 	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
 	snprintf(path, sizeof(path), "%s/mail", dir);
-	cr_assert_eq(mailcache_init(path, store, &mc, &error), 0, "%s", error);
+	cr_assert_eq(mailcache_init(path, 1024 * 1024, store, &mc, &error), 0,
+		     "%s", error);
 	cr_assert_eq(ids_generate(guid), 0);
 	cr_assert_eq(ids_generate(oid), 0);
 	cr_assert_eq(ids_mail_key("user@example.com", guid, oid, key,
@@ -83,7 +85,7 @@ static void *reader_run(void *context)
 Test(fs_mailcache_fetch, waiters_share_a_failed_fetch)
 {
 	struct reader readers[READERS];
-	struct mailcache_stats stats;
+	struct cachedir_stats stats;
 
 	/* every GET fails after 300 ms: the readers overlap */
 	setup_store("ops=get;error=permanent;latency_ms=300");
@@ -97,15 +99,18 @@ Test(fs_mailcache_fetch, waiters_share_a_failed_fetch)
 		cr_assert_eq(readers[i].err, EIO, "%s",
 			     strerror(readers[i].err));
 	}
+	/* a miss per reader, but one failed fetch shared by all */
 	mailcache_get_stats(mc, &stats);
-	cr_assert_eq(stats.misses, 1, "%ju fetches", (uintmax_t)stats.misses);
-	cr_assert_eq(stats.fetch_errors, 1);
+	cr_assert_eq(stats.misses, READERS);
+	cr_assert_eq(stats.fetch_errors, 1, "%ju failed fetches",
+		     (uintmax_t)stats.fetch_errors);
 }
 
 Test(fs_mailcache_fetch, waiters_share_a_good_fetch)
 {
 	struct reader readers[READERS];
-	struct mailcache_stats stats;
+	struct cachedir_stats stats;
+	struct objstore_stats os;
 
 	setup_store("ops=get;rate=0;latency_ms=200");
 	for (unsigned int i = 0; i < READERS; i++) {
@@ -116,17 +121,23 @@ Test(fs_mailcache_fetch, waiters_share_a_good_fetch)
 		pthread_join(readers[i].thread, NULL);
 		cr_assert_eq(readers[i].ret, 0, "%s", strerror(readers[i].err));
 	}
+	/* a miss per reader, one GET */
 	mailcache_get_stats(mc, &stats);
-	cr_assert_eq(stats.misses, 1);
+	objstore_get_stats(store, &os);
+	cr_assert_eq(stats.misses, READERS);
 	cr_assert_eq(stats.fetch_errors, 0);
+	cr_assert_eq(os.requests[OBJSTORE_OP_GET], 1, "%ju GETs",
+		     (uintmax_t)os.requests[OBJSTORE_OP_GET]);
+	cr_assert_eq(stats.entries, 1);
 }
 
 Test(fs_mailcache_fetch, removed_during_fetch_stays_out)
 {
 	struct reader r;
-	struct mailcache_stats stats;
+	struct cachedir_stats stats;
 	char path[4096];
-	struct stat st;
+	struct dirent *d;
+	DIR *subdir;
 	int fd;
 
 	setup_store("ops=get;rate=0;latency_ms=300");
@@ -137,13 +148,24 @@ Test(fs_mailcache_fetch, removed_during_fetch_stays_out)
 	pthread_join(r.thread, NULL);
 	cr_assert_eq(r.ret, -1);
 	cr_assert_eq(r.err, ENOENT);
-	/* nothing left in the cache directory for it */
-	snprintf(path, sizeof(path), "%s/mail/%.2s/%s", dir, ids_key_oid(key),
-		 ids_key_oid(key));
-	cr_assert_eq(stat(path, &st), -1, "%s came back", path);
+	/* nothing left in the cache directory for it (not even a
+	   temporary file) */
+	snprintf(path, sizeof(path), "%s/mail/%.2s", dir, ids_key_oid(key));
+	subdir = opendir(path);
+	if (subdir != NULL) {
+		while ((d = readdir(subdir)) != NULL) {
+			cr_assert(strcmp(d->d_name, ".") == 0 ||
+				  strcmp(d->d_name, "..") == 0,
+				  "%s/%s came back", path, d->d_name);
+		}
+		closedir(subdir);
+	}
+	mailcache_get_stats(mc, &stats);
+	cr_assert_eq(stats.entries, 0);
 	/* the object is still there: a new miss fetches it again */
 	cr_assert_eq(mailcache_open(mc, key, strlen(MAIL), &fd), 0);
 	close(fd);
 	mailcache_get_stats(mc, &stats);
 	cr_assert_eq(stats.misses, 2);
+	cr_assert_eq(stats.entries, 1);
 }

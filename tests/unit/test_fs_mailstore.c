@@ -42,7 +42,8 @@ static void setup_store(const char *fault)
 	snprintf(url, sizeof(url), "file://%s", path);
 	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
 	snprintf(path, sizeof(path), "%s/mail", dir);
-	cr_assert_eq(mailcache_init(path, store, &mc, &error), 0, "%s", error);
+	cr_assert_eq(mailcache_init(path, 1024 * 1024, store, &mc, &error), 0,
+		     "%s", error);
 	gc = objgc_init(store, mc);
 	ms = mailstore_init(store, mc, gc, meta_fd);
 	cr_assert_not_null(ms);
@@ -175,7 +176,7 @@ Test(fs_mailstore, store_names_object_and_leaves_stub)
 
 Test(fs_mailstore, cache_hit_then_miss_fetches)
 {
-	struct mailcache_stats stats;
+	struct cachedir_stats stats;
 	struct stub stub;
 	char buf[256];
 	int fd, cfd;

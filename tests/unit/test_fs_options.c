@@ -48,6 +48,7 @@ Test(fs_options, defaults)
 	cr_assert_eq(parse(3, argv, &error), 0);
 	cr_assert_str_eq(opts.store_url, "file:///store");
 	cr_assert_str_eq(opts.cache_dir, "/var/cache/oboxfs");
+	cr_assert_eq(opts.cache_size, 1024ULL * 1024 * 1024);
 	cr_assert_eq(opts.upload_interval, 300);
 	cr_assert_eq(opts.upload_deliveries, 10);
 	cr_assert_eq(opts.addressing, OBJSTORE_ADDRESSING_AUTO);
@@ -62,7 +63,7 @@ Test(fs_options, all_values)
 {
 	char *argv[] = {
 		"oboxfs", "-f", "-o",
-		"cache_dir=/c,endpoint=http://h:1,region=r1,addressing=path,"
+		"cache_dir=/c,cache_size=512M,endpoint=http://h:1,region=r1,addressing=path,"
 		"credentials=/etc/c,tls_insecure,upload_interval=60,"
 		"upload_deliveries=3,no_fsync,fault=put:fail,allow_other,"
 		"_netdev,nofail,noauto",
@@ -73,6 +74,7 @@ Test(fs_options, all_values)
 
 	cr_assert_eq(parse(6, argv, &error), 0, "%s", error);
 	cr_assert_str_eq(opts.cache_dir, "/c");
+	cr_assert_eq(opts.cache_size, 512ULL * 1024 * 1024);
 	cr_assert_str_eq(opts.endpoint, "http://h:1");
 	cr_assert_str_eq(opts.region, "r1");
 	cr_assert_eq(opts.addressing, OBJSTORE_ADDRESSING_PATH);
@@ -95,6 +97,7 @@ Test(fs_options, all_values)
 		cr_assert_null(strstr(args.argv[i], "_netdev"));
 		cr_assert_null(strstr(args.argv[i], "nofail"));
 		cr_assert_null(strstr(args.argv[i], "cache_dir"));
+		cr_assert_null(strstr(args.argv[i], "cache_size"));
 		if (strstr(args.argv[i], "allow_other") != NULL)
 			allow_other = true;
 	}
@@ -118,6 +121,15 @@ ParameterizedTestParameters(fs_options, bad_values)
 		{ "upload_deliveries=1e3" },
 		{ "addressing=sideways" },
 		{ "cache_dir=relative/dir" },
+		{ "cache_size=0" },
+		{ "cache_size=" },
+		{ "cache_size=1X" },
+		{ "cache_size=1.5G" },
+		{ "cache_size=-1M" },
+		{ "cache_size=10 M" },
+		{ "cache_size=1GX" },
+		{ "cache_size=99999999999999999999" },
+		{ "cache_size=20000000000P" },
 	};
 	return cr_make_param_array(struct bad_case, bad,
 				   sizeof(bad) / sizeof(bad[0]));
@@ -131,6 +143,47 @@ ParameterizedTest(struct bad_case *c, fs_options, bad_values)
 	cr_assert_eq(parse(5, argv, &error), -1, "%s accepted", c->opt);
 	cr_assert_not_null(error);
 	cr_assert_null(strchr(error, '\n'));
+}
+
+struct size_case {
+	char opt[40];
+	uint64_t bytes;
+};
+
+ParameterizedTestParameters(fs_options, cache_sizes)
+{
+	static struct size_case sizes[] = {
+		{ "cache_size=4096", 4096 },
+		{ "cache_size=512K", 512ULL << 10 },
+		{ "cache_size=1m", 1ULL << 20 },
+		{ "cache_size=100M", 100ULL << 20 },
+		{ "cache_size=2G", 2ULL << 30 },
+		{ "cache_size=3GiB", 3ULL << 30 },
+		{ "cache_size=1T", 1ULL << 40 },
+	};
+	return cr_make_param_array(struct size_case, sizes,
+				   sizeof(sizes) / sizeof(sizes[0]));
+}
+
+ParameterizedTest(struct size_case *c, fs_options, cache_sizes)
+{
+	char *argv[] = { "oboxfs", "-o", c->opt, "file:///s", "/mnt" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(5, argv, &error), 0, "%s: %s", c->opt, error);
+	cr_assert_eq(opts.cache_size, c->bytes, "%s: %ju", c->opt,
+		     (uintmax_t)opts.cache_size);
+}
+
+Test(fs_options, bad_cache_size_message)
+{
+	char *argv[] = { "oboxfs", "-o", "cache_size=12Q", "file:///s",
+			 "/mnt" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(5, argv, &error), -1);
+	cr_assert_not_null(strstr(error, "cache_size=12Q"), "%s", error);
+	cr_assert_not_null(strstr(error, "unit"), "%s", error);
 }
 
 Test(fs_options, too_many_arguments)
