@@ -10,17 +10,16 @@
  * sent and every retry is counted. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "helper-fakes3.h"
 #include "objstore.h"
 
 #define RETRY_BUDGET_MS 3000
@@ -31,39 +30,7 @@ static struct objstore *store;
 
 static void start_server(void)
 {
-	const char *src = getenv("OBOXFS_SOURCE_DIR");
-	char script[1024], buf[64];
-	size_t len = 0;
-	int fds[2];
-
-	cr_assert_not_null(src, "OBOXFS_SOURCE_DIR not set");
-	snprintf(script, sizeof(script),
-		 "%s/tests/fixtures/misbehaving-http.py", src);
-	cr_assert_eq(pipe(fds), 0);
-	server_pid = fork();
-	cr_assert_geq(server_pid, 0);
-	if (server_pid == 0) {
-		/* dies with the test process, whatever happens to it */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fds[1], STDOUT_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		execlp("python3", "python3", script, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
-		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
-		ssize_t ret;
-
-		cr_assert_eq(poll(&pfd, 1, 10000), 1, "server did not start");
-		ret = read(fds[0], buf + len, sizeof(buf) - 1 - len);
-		cr_assert_gt(ret, 0, "server exited");
-		len += (size_t)ret;
-	}
-	close(fds[0]);
-	buf[len] = '\0';
-	cr_assert_eq(sscanf(buf, "PORT %d", &server_port), 1, "%s", buf);
+	server_pid = fakes3_start(NULL, &server_port);
 }
 
 static void open_store_on(const char *url)
@@ -95,11 +62,7 @@ static void setup(void)
 static void teardown(void)
 {
 	objstore_deinit(&store);
-	if (server_pid > 0) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-		server_pid = -1;
-	}
+	fakes3_stop(&server_pid);
 }
 
 TestSuite(s3_retries, .init = setup, .fini = teardown, .timeout = 30);
