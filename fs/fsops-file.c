@@ -160,8 +160,10 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_open_error(req, h, err);
 		return;
 	}
-	/* every change goes through this mount: keep the page cache */
+	/* every change goes through this mount: keep the page cache; flush
+	   does nothing (fsop_flush()): spare the kernel sending it */
 	fi->keep_cache = 1;
+	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		ofile_free(&h);	/* interrupted: no release will come */
@@ -215,6 +217,7 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fi->keep_cache = 1;
+	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		ofile_free(&h);
