@@ -278,6 +278,14 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 		errno = saved;
 		return -1;
 	}
+	/* the truncation must not show: a mail keeps its times (Dovecot's
+	   maildir keeps the received date in the mtime) */
+	struct timespec times[2] = { st.st_atim, st.st_mtim };
+
+	if (futimens(fd, times) < 0) {
+		fuse_log(FUSE_LOG_WARNING, "keeping the times of %s/%s "
+			 "failed: %s\n", dir, name, strerror(errno));
+	}
 	release_oldkey(ms, fd);
 	return 0;
 }
