@@ -184,11 +184,7 @@ static int s3_put(struct objstore *store, const char *key,
 	else if (hash_fd(what, src->fd, src->size, hash) < 0)
 		return -1;
 
-	memset(&req, 0, sizeof(req));
-	req.op = OBJSTORE_OP_PUT;
-	req.method = "PUT";
-	req.what = what;
-	req.key = key;
+	s3_request_init(&req, OBJSTORE_OP_PUT, "PUT", what, key);
 	req.body = src;
 	req.payload_hash = hash;
 	for (unsigned int i = 0; i < meta_count; i++) {
@@ -230,11 +226,7 @@ static int s3_get(struct objstore *store, const char *key, uint64_t offset,
 	int ret;
 
 	snprintf(what, sizeof(what), "GET(%s)", key);
-	memset(&req, 0, sizeof(req));
-	req.op = OBJSTORE_OP_GET;
-	req.method = "GET";
-	req.what = what;
-	req.key = key;
+	s3_request_init(&req, OBJSTORE_OP_GET, "GET", what, key);
 	req.sink = sink;
 	req.range_not_satisfiable_ok = true;
 	req.range_skip = offset;
@@ -312,11 +304,7 @@ static int s3_head(struct objstore *store, const char *key,
 	int ret;
 
 	snprintf(what, sizeof(what), "HEAD(%s)", key);
-	memset(&req, 0, sizeof(req));
-	req.op = OBJSTORE_OP_HEAD;
-	req.method = "HEAD";
-	req.what = what;
-	req.key = key;
+	s3_request_init(&req, OBJSTORE_OP_HEAD, "HEAD", what, key);
 	if (s3_request_run(s3, &req) < 0)
 		return -1;
 	len = s3_http_response_header(&req.resp, "content-length");
@@ -416,10 +404,7 @@ static int s3_list(struct objstore *store, const char *prefix,
 		struct s3_xml_list list;
 		bool stop = false;
 
-		memset(&req, 0, sizeof(req));
-		req.op = OBJSTORE_OP_LIST;
-		req.method = "GET";
-		req.what = what;
+		s3_request_init(&req, OBJSTORE_OP_LIST, "GET", what, NULL);
 		req.query[req.query_count++] =
 			(struct s3_query_param){ "list-type", "2" };
 		req.query[req.query_count++] =
@@ -495,11 +480,7 @@ int s3_delete(struct objstore *store, const char *key)
 	int ret;
 
 	snprintf(what, sizeof(what), "DELETE(%s)", key);
-	memset(&req, 0, sizeof(req));
-	req.op = OBJSTORE_OP_DELETE;
-	req.method = "DELETE";
-	req.what = what;
-	req.key = key;
+	s3_request_init(&req, OBJSTORE_OP_DELETE, "DELETE", what, key);
 	req.not_found_ok = true;
 	ret = s3_request_run(s3, &req);
 	s3_request_free(&req);
@@ -524,11 +505,7 @@ static int s3_copy(struct objstore *store, const char *src_key,
 		return objstore_set_error(OBJSTORE_ERR_PERMANENT,
 					  "%s failed: out of memory", what);
 	}
-	memset(&req, 0, sizeof(req));
-	req.op = OBJSTORE_OP_COPY;
-	req.method = "PUT";
-	req.what = what;
-	req.key = dst_key;
+	s3_request_init(&req, OBJSTORE_OP_COPY, "PUT", what, dst_key);
 	req.check_copy_result = true;
 	req.headers[req.header_count++] =
 		(struct s3_header){ "x-amz-copy-source", source };
@@ -586,10 +563,7 @@ static int s3_probe(struct s3_store *s3, const char *url)
 	if (prefix == NULL)
 		return objstore_set_error(OBJSTORE_ERR_PERMANENT,
 					  "out of memory");
-	memset(&req, 0, sizeof(req));
-	req.op = OBJSTORE_OP_LIST;
-	req.method = "GET";
-	req.what = what;
+	s3_request_init(&req, OBJSTORE_OP_LIST, "GET", what, NULL);
 	req.init_probe = true;
 	req.query[req.query_count++] =
 		(struct s3_query_param){ "list-type", "2" };

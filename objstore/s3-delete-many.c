@@ -142,10 +142,7 @@ static int delete_batch(struct s3_store *s3, const char *const *keys,
 	EVP_EncodeBlock((unsigned char *)md5_b64, md5, (int)md5_len);
 	s3_sha256_hex(body, src.size, hash);
 
-	memset(&req, 0, sizeof(req));
-	req.op = OBJSTORE_OP_DELETE;
-	req.method = "POST";
-	req.what = what;
+	s3_request_init(&req, OBJSTORE_OP_DELETE, "POST", what, NULL);
 	req.query[req.query_count++] = (struct s3_query_param){ "delete", "" };
 	req.headers[req.header_count++] =
 		(struct s3_header){ "Content-MD5", md5_b64 };

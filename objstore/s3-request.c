@@ -325,6 +325,16 @@ static int fail(const struct s3_request *req, const struct outcome *out,
 				  (double)elapsed / 1000.0);
 }
 
+void s3_request_init(struct s3_request *req, enum objstore_op op,
+		     const char *method, const char *what, const char *key)
+{
+	memset(req, 0, sizeof(*req));
+	req->op = op;
+	req->method = method;
+	req->what = what;
+	req->key = key;
+}
+
 int s3_request_run(struct s3_store *s3, struct s3_request *req)
 {
 	struct s3_http_request hreq;

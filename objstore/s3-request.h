@@ -57,6 +57,9 @@ struct s3_request {
 	struct s3_http_response resp;
 };
 
+/* Zero req and set what every request has (key NULL = the bucket). */
+void s3_request_init(struct s3_request *req, enum objstore_op op,
+		     const char *method, const char *what, const char *key);
 /* Send the request, retrying transient errors and throttling with
    exponential back-off and full jitter within retry_timeout_ms.  Returns 0
    on a 2xx (or allowed 404/416) reply, with req->resp filled (free it with
