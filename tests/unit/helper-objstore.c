@@ -1,6 +1,8 @@
 /* helper-objstore.c: see helper-objstore.h. */
 #include "helper-objstore.h"
 
+#include <criterion/criterion.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -41,6 +43,32 @@ void objtest_rm_rf(const char *path)
 {
 	if (path != NULL)
 		(void)nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct objstore *objtest_open_posix_store(const char *dir,
+					  const struct objstore_settings *set)
+{
+	char path[4096], url[4200];
+	struct objstore *store;
+	const char *error;
+
+	snprintf(path, sizeof(path), "%s/store", dir);
+	cr_assert_eq(mkdir(path, 0700), 0, "mkdir(%s) failed", path);
+	snprintf(url, sizeof(url), "file://%s", path);
+	cr_assert_eq(objstore_init(url, set, &store, &error), 0, "%s", error);
+	return store;
+}
+
+int objtest_mkdir_open(const char *parent, const char *name)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", parent, name);
+	cr_assert_eq(mkdir(path, 0700), 0, "mkdir(%s) failed", path);
+	fd = open(path, O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(fd, 0, "open(%s) failed", path);
+	return fd;
 }
 
 void objtest_random_bytes(void *buf, size_t size, unsigned int seed)

@@ -11,6 +11,13 @@
 char *objtest_mkdtemp(const char *name);
 /* rm -rf path (does not follow symlinks) */
 void objtest_rm_rf(const char *path);
+/* mkdir dir/store and open it as a file:// store with set; fails the
+   test on error */
+struct objstore *objtest_open_posix_store(const char *dir,
+					  const struct objstore_settings *set);
+/* mkdir parent/name (0700) and open it O_DIRECTORY; fails the test on
+   error */
+int objtest_mkdir_open(const char *parent, const char *name);
 /* fill buf with bytes from a fixed pseudo-random sequence */
 void objtest_random_bytes(void *buf, size_t size, unsigned int seed);
 

@@ -24,24 +24,12 @@
 static char *tmp;
 static int src_fd = -1, dst_fd = -1;
 
-static int mkdir_open(const char *name)
-{
-	char path[4096];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", tmp, name);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	fd = open(path, O_RDONLY | O_DIRECTORY);
-	cr_assert_geq(fd, 0);
-	return fd;
-}
-
 static void init(void)
 {
 	tmp = objtest_mkdtemp("bundle-rt");
 	cr_assert_not_null(tmp);
-	src_fd = mkdir_open("src");
-	dst_fd = mkdir_open("dst");
+	src_fd = objtest_mkdir_open(tmp, "src");
+	dst_fd = objtest_mkdir_open(tmp, "dst");
 }
 
 static void fini(void)

@@ -59,13 +59,9 @@ static void setup(uint64_t cache_cap, const char *fault)
 {
 	struct objstore_settings set = { .no_fsync = true, .fault = fault };
 	static unsigned char buf[MAX_SIZE];
-	char path[4096], url[4200];
 	const char *error;
 
-	snprintf(path, sizeof(path), "%s/store", dir);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	snprintf(url, sizeof(url), "file://%s", path);
-	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
+	store = objtest_open_posix_store(dir, &set);
 	cap = cache_cap;
 	snprintf(cache_path, sizeof(cache_path), "%s/cache", dir);
 	cr_assert_eq(cachedir_init(cache_path, cap, store, &cd, &error), 0,

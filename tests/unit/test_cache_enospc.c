@@ -35,7 +35,6 @@ static void init(void)
 {
 	struct objstore_settings set = { .no_fsync = true };
 	static unsigned char buf[BIG];
-	char path[4096], url[4200];
 	const char *error;
 
 	dir = objtest_mkdtemp("cache_enospc");
@@ -51,10 +50,7 @@ static void init(void)
 	cr_assert_eq(mount("tmpfs", cache_path, "tmpfs", 0, "size=2m,mode=0700"),
 		     0, "mount(tmpfs) failed: %s", strerror(errno));
 	mounted = true;
-	snprintf(path, sizeof(path), "%s/store", dir);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	snprintf(url, sizeof(url), "file://%s", path);
-	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
+	store = objtest_open_posix_store(dir, &set);
 	/* a cap 8 times the disk */
 	cr_assert_eq(cachedir_init(cache_path, 16 * 1024 * 1024, store, &cd,
 				   &error), 0, "%s", error);

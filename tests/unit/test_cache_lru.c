@@ -178,7 +178,7 @@ Test(cache_lru, memory_per_entry_100k)
 Test(cache_lru, cachedir_evicts_least_recently_used)
 {
 	char *dir = objtest_mkdtemp("cache_lru");
-	char path[4096], url[4200], key[3][128], data[1000];
+	char path[4096], key[3][128], data[1000];
 	struct objstore_settings set = { .no_fsync = true };
 	struct objstore *store;
 	struct cachedir *cd;
@@ -187,10 +187,7 @@ Test(cache_lru, cachedir_evicts_least_recently_used)
 	int fd;
 
 	cr_assert_not_null(dir);
-	snprintf(path, sizeof(path), "%s/store", dir);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	snprintf(url, sizeof(url), "file://%s", path);
-	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
+	store = objtest_open_posix_store(dir, &set);
 	snprintf(path, sizeof(path), "%s/cache", dir);
 	/* room for two 1000-byte objects, not three */
 	cr_assert_eq(cachedir_init(path, 2500, store, &cd, &error), 0, "%s",

@@ -39,15 +39,10 @@ static void init(void)
 {
 	struct objstore_settings set = { .no_fsync = true };
 	unsigned char buf[SIZE];
-	char path[4096], url[4200];
-	const char *error;
 
 	dir = objtest_mkdtemp("cache_restart");
 	cr_assert_not_null(dir);
-	snprintf(path, sizeof(path), "%s/store", dir);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	snprintf(url, sizeof(url), "file://%s", path);
-	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
+	store = objtest_open_posix_store(dir, &set);
 	snprintf(cache_path, sizeof(cache_path), "%s/cache", dir);
 	reopen(1024 * 1024);
 	for (unsigned int i = 0; i < OBJECTS; i++) {

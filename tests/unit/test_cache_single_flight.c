@@ -30,13 +30,9 @@ static pthread_barrier_t barrier;
 static void setup(const char *fault)
 {
 	struct objstore_settings set = { .no_fsync = true, .fault = fault };
-	char path[4096], url[4200];
 	const char *error;
 
-	snprintf(path, sizeof(path), "%s/store", dir);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	snprintf(url, sizeof(url), "file://%s", path);
-	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
+	store = objtest_open_posix_store(dir, &set);
 	snprintf(cache_path, sizeof(cache_path), "%s/cache", dir);
 	cr_assert_eq(cachedir_init(cache_path, 10 * SIZE, store, &cd, &error),
 		     0, "%s", error);

@@ -30,13 +30,10 @@ static char key[OBJSTORE_KEY_MAX + 1];
 static void setup_store(const char *fault)
 {
 	struct objstore_settings set = { .no_fsync = true, .fault = fault };
-	char path[4096], url[4200], guid[IDS_HEX_LEN + 1], oid[IDS_HEX_LEN + 1];
+	char path[4096], guid[IDS_HEX_LEN + 1], oid[IDS_HEX_LEN + 1];
 	const char *error;
 
-	snprintf(path, sizeof(path), "%s/store", dir);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	snprintf(url, sizeof(url), "file://%s", path);
-	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
+	store = objtest_open_posix_store(dir, &set);
 	snprintf(path, sizeof(path), "%s/mail", dir);
 	cr_assert_eq(mailcache_init(path, 1024 * 1024, store, &mc, &error), 0,
 		     "%s", error);

@@ -34,13 +34,10 @@ static struct mailstore *ms;
 static void setup_store(const char *fault)
 {
 	struct objstore_settings set = { .no_fsync = true, .fault = fault };
-	char path[4096], url[4200];
+	char path[4096];
 	const char *error;
 
-	snprintf(path, sizeof(path), "%s/store", dir);
-	cr_assert_eq(mkdir(path, 0700), 0);
-	snprintf(url, sizeof(url), "file://%s", path);
-	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
+	store = objtest_open_posix_store(dir, &set);
 	snprintf(path, sizeof(path), "%s/mail", dir);
 	cr_assert_eq(mailcache_init(path, 1024 * 1024, store, &mc, &error), 0,
 		     "%s", error);
