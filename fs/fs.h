@@ -17,6 +17,7 @@
 #include "stub.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -25,6 +26,11 @@ struct objstore;
 struct mailcache;
 struct objgc;
 struct mailstore;
+struct users;
+struct ouser;
+struct cachestate;
+struct uploader;
+struct upload_ctx;
 
 /* One inode of the tree.  The FUSE node id is the struct's address
    (FUSE_ROOT_ID means fs->root). */
@@ -36,6 +42,8 @@ struct oinode {
 	dev_t dev;
 	ino_t ino;
 	bool is_stats;		/* the virtual MAILPATH_STATS_NAME file */
+	/* the user whose tree it is in (NULL: the root, the stats file) */
+	struct ouser *user;
 };
 
 struct oboxfs {
@@ -47,6 +55,13 @@ struct oboxfs {
 	struct mailcache *mc;
 	struct objgc *gc;
 	struct mailstore *ms;
+	struct users *users;
+	struct cachestate *cs;
+	struct upload_ctx *upctx;
+	struct uploader *uploader;
+	unsigned int upload_deliveries;
+	int load_fd;		/* CACHE_DIR/load: users being loaded */
+	atomic_uint_fast64_t users_loaded, mails_put_back;
 	double timeout;		/* entry/attr timeout given to the kernel */
 	bool debug;
 
@@ -166,10 +181,47 @@ int fs_unlink_at(struct oboxfs *fs, int dir_fd, const char *name);
 /* Remove what a crash left in the staging directory. */
 void fs_staging_cleanup(struct oboxfs *fs);
 
+/* fsops-load.c: the user name at the root is not in the metacache: load
+   it from the store (userload.h) and publish it as meta/<name>.  Returns
+   0 if it is there now, ENOENT if the store has no such user, else an
+   errno (EIO: the store failed). */
+int fs_user_load(struct oboxfs *fs, const char *name);
+/* mailstore's delivery callback: counts deliveries per folder and asks
+   the uploader for the folder's upload every upload_deliveries. */
+void fs_delivery_noted(const char *dir, const char *key, void *context);
+
 /* fsops-stats.c: the text of the stats file (malloc()ed). */
 char *fs_stats_text(struct oboxfs *fs, size_t *len_r);
 
+/* fsops-track.c: the operations that change a tree, under its user's
+   tree lock (users.h); they call the fsop_ functions */
+void track_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		   int valid, struct fuse_file_info *fi);
+void track_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode, dev_t rdev);
+void track_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode);
+void track_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		   const char *name);
+void track_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		const char *newname);
+void track_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void track_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void track_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  fuse_ino_t newparent, const char *newname,
+		  unsigned int flags);
+void track_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, struct fuse_file_info *fi);
+void track_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+		     off_t off, struct fuse_file_info *fi);
+void track_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void track_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
+void track_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		     off_t length, struct fuse_file_info *fi);
 /* fsops.c */
+void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		  int valid, struct fuse_file_info *fi);
 extern const struct fuse_lowlevel_ops oboxfs_ops;
 
 #endif

@@ -10,6 +10,9 @@
 #include "mailstore.h"
 #include "objgc.h"
 #include "objstore.h"
+#include "upload.h"
+#include "uploader.h"
+#include "users.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -22,6 +25,9 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 	struct cachedir_stats mcs;
 	char mcs_text[1024];
 	struct mailstore_stats mss;
+	struct objgc_stats gcs;
+	struct upload_stats ups;
+	struct uploader_stats uls;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -47,8 +53,28 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 	fprintf(f, "mail_bytes_stored %" PRIu64 "\n", mss.bytes_stored);
 	fprintf(f, "mails_unstubbed %" PRIu64 "\n", mss.mails_unstubbed);
 	fprintf(f, "mails_relocated %" PRIu64 "\n", mss.mails_relocated);
-	fprintf(f, "objects_released %" PRIu64 "\n",
-		objgc_released_count(fs->gc));
+	objgc_get_stats(fs->gc, &gcs);
+	fprintf(f, "objects_released %" PRIu64 "\n", gcs.released);
+	fprintf(f, "objects_pending_delete %" PRIu64 "\n", gcs.pending);
+	fprintf(f, "objects_condemned %" PRIu64 "\n", gcs.condemned);
+	fprintf(f, "objects_deleted %" PRIu64 "\n", gcs.deleted);
+	upload_get_stats(fs->upctx, &ups);
+	uploader_get_stats(fs->uploader, fs->users, &uls);
+	fprintf(f, "index_users %u\n", users_count(fs->users));
+	fprintf(f, "index_dirty_users %u\n", uls.dirty_users);
+	fprintf(f, "index_upload_passes %" PRIu64 "\n", uls.full_passes);
+	fprintf(f, "index_folder_uploads %" PRIu64 "\n", uls.folder_uploads);
+	fprintf(f, "index_uploads_queued %u\n", uls.queued);
+	fprintf(f, "index_upload_failures %" PRIu64 "\n", ups.failures);
+	fprintf(f, "index_bases_stored %" PRIu64 "\n", ups.bases);
+	fprintf(f, "index_diffs_stored %" PRIu64 "\n", ups.diffs);
+	fprintf(f, "index_bundle_bytes_stored %" PRIu64 "\n", ups.bytes);
+	fprintf(f, "index_last_base_bytes %" PRIu64 "\n", ups.last_base_bytes);
+	fprintf(f, "index_last_diff_bytes %" PRIu64 "\n", ups.last_diff_bytes);
+	fprintf(f, "index_users_loaded %" PRIu64 "\n",
+		atomic_load(&fs->users_loaded));
+	fprintf(f, "index_mails_put_back %" PRIu64 "\n",
+		atomic_load(&fs->mails_put_back));
 	cachedir_stats_format(&mcs, mcs_text, sizeof(mcs_text));
 	fputs(mcs_text, f);
 	if (fclose(f) != 0) {

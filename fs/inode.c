@@ -7,6 +7,7 @@
 #include "fs.h"
 #include "mailpath.h"
 #include "stub.h"
+#include "users.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -138,6 +139,14 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 	}
 
 	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && parent == &fs->root) {
+		/* a user this machine does not have (yet): from the store */
+		int err = fs_user_load(fs, name);
+
+		if (err != 0)
+			return err;
+		fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return errno;
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -175,6 +184,8 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		return ENOMEM;
 	}
 	inode->fd = fd;
+	inode->user = parent == &fs->root ? users_get(fs->users, name) :
+		parent->user;
 	inode->dev = e->attr.st_dev;
 	inode->ino = e->attr.st_ino;
 	inode->nlookup = 1;

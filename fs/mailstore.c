@@ -13,6 +13,7 @@
 #include <fuse_log.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +29,8 @@ struct mailstore {
 	struct inolock_table *inode_locks;
 	pthread_mutex_t stats_lock;
 	struct mailstore_stats stats;	/* protected by stats_lock */
+	mailstore_delivery_cb *delivery_cb;
+	void *delivery_context;
 };
 
 struct mailstore *mailstore_init(struct objstore *store, struct mailcache *mc,
@@ -171,16 +174,43 @@ static int new_mail_key(struct mailstore *ms, const char *dir,
 	return 0;
 }
 
-/* PUT size bytes of fd as key with the path/name metadata and cache them */
-static int put_mail(struct mailstore *ms, const char *key, int fd,
-		    uint64_t size, const char *path, const char *name)
+void mailstore_set_delivery_callback(struct mailstore *ms,
+				     mailstore_delivery_cb *callback,
+				     void *context)
 {
+	ms->delivery_cb = callback;
+	ms->delivery_context = context;
+}
+
+/* a mail appeared in dir (relative to the tree root) as name: tell the
+   delivery callback if that is a delivery (maildir new/, sdbox u.N) */
+static void note_delivery(struct mailstore *ms, const char *dir,
+			  const char *name, const char *key)
+{
+	const char *slash = strrchr(dir, '/');
+	const char *last = slash == NULL ? dir : slash + 1;
+
+	if (ms->delivery_cb == NULL)
+		return;
+	if (strcmp(last, "new") == 0 || mailpath_is_sdbox_mail_name(name))
+		ms->delivery_cb(dir, key, ms->delivery_context);
+}
+
+/* PUT size bytes of fd as key with the path/name/mtime metadata and cache
+   them */
+static int put_mail(struct mailstore *ms, const char *key, int fd,
+		    uint64_t size, const char *path, const char *name,
+		    time_t mtime)
+{
+	char mtime_str[32];
 	const struct objstore_meta meta[] = {
 		{ .name = "path", .value = path },
 		{ .name = "name", .value = name },
+		{ .name = "mtime", .value = mtime_str },
 	};
 
-	if (objstore_put_fd(ms->store, key, fd, size, meta, 2) < 0) {
+	snprintf(mtime_str, sizeof(mtime_str), "%lld", (long long)mtime);
+	if (objstore_put_fd(ms->store, key, fd, size, meta, 3) < 0) {
 		fuse_log(FUSE_LOG_ERR, "storing mail %s/%s failed: %s\n",
 			 path, name, objstore_error());
 		errno = EIO;
@@ -244,7 +274,8 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 		if (new_mail_key(ms, dir, name, stub.key, &path) < 0)
 			return -1;
 		stub.size = (uint64_t)st.st_size;
-		if (put_mail(ms, stub.key, fd, stub.size, path, name) < 0)
+		if (put_mail(ms, stub.key, fd, stub.size, path, name,
+			     st.st_mtim.tv_sec) < 0)
 			return -1;
 		/* callers hold the inode lock, which writes through this
 		   mount respect; this catches anything else (and the lock
@@ -287,6 +318,7 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 			 "failed: %s\n", dir, name, strerror(errno));
 	}
 	release_oldkey(ms, fd);
+	note_delivery(ms, dir, name, stub.key);
 	return 0;
 }
 
@@ -325,7 +357,13 @@ int mailstore_relocate(struct mailstore *ms, const struct stub *old,
 	new_r->size = old->size;
 	if (mailcache_open(ms->mc, old->key, old->size, &fd) < 0)
 		return -1;
-	ret = put_mail(ms, new_r->key, fd, old->size, path, name);
+	struct stat st;
+
+	ret = fstat(fd, &st);
+	if (ret == 0) {
+		ret = put_mail(ms, new_r->key, fd, old->size, path, name,
+			       st.st_mtim.tv_sec);
+	}
 	int saved = errno;
 
 	close(fd);
@@ -335,6 +373,7 @@ int mailstore_relocate(struct mailstore *ms, const struct stub *old,
 	pthread_mutex_lock(&ms->stats_lock);
 	ms->stats.mails_relocated++;
 	pthread_mutex_unlock(&ms->stats_lock);
+	note_delivery(ms, dir, name, new_r->key);
 	return 1;
 }
 

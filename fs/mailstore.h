@@ -3,8 +3,8 @@
  * mailstore_store() is how a mail becomes durable (CONTRACT.md section 5):
  * it PUTs the file's bytes as a new object
  *     <h1>/<h2>/<user>/mailboxes/<folder-guid>/<oid>
- * with metadata path=<directory relative to the user dir> and name=<file
- * name>, copies the bytes into the mail cache and turns the metacache file
+ * with metadata path=<directory relative to the user dir>, name=<file
+ * name> and mtime=<the file's mtime, decimal seconds>, copies the bytes into the mail cache and turns the metacache file
  * itself into a stub (xattrs set, truncated to 0), so the inode keeps its
  * identity (the kernel's view of it stays valid across the rename that
  * follows).  The folder GUID is kept as STUB_XATTR_GUID on the folder's
@@ -77,6 +77,15 @@ int mailstore_unstub(struct mailstore *ms, int fd, bool keep_content);
    creating it if missing.  Returns 0 or -1 with errno. */
 int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 			  char guid_r[33]);
+
+/* Called after a delivery was stored: a mail stored into a maildir "new"
+   directory or as an sdbox "u.N" file.  dir is relative to the tree root
+   (it starts with the user), key is the new object's key. */
+typedef void mailstore_delivery_cb(const char *dir, const char *key,
+				   void *context);
+void mailstore_set_delivery_callback(struct mailstore *ms,
+				     mailstore_delivery_cb *callback,
+				     void *context);
 
 void mailstore_get_stats(struct mailstore *ms, struct mailstore_stats *stats_r);
 

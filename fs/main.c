@@ -10,7 +10,12 @@
  * letting in-flight requests finish.
  */
 #include "fs.h"
+#include "cachestate.h"
+#include "upload.h"
+#include "uploader.h"
+#include "users.h"
 #include "mailcache.h"
+#include "mailpath.h"
 #include "mailstore.h"
 #include "objgc.h"
 #include "objstore.h"
@@ -19,7 +24,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_log.h>
+#include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +214,62 @@ fail:
 	return -1;
 }
 
+/* SIGUSR1: upload every user's changes now (the uploader's pipe) */
+static struct uploader *signal_uploader;
+
+static void upload_signal(int signo)
+{
+	(void)signo;
+	if (signal_uploader != NULL)
+		uploader_request_all(signal_uploader);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	(void)(flag == FTW_DP ? rmdir(path) : unlink(path));
+	return 0;
+}
+
+/* CACHE_DIR/load: users being loaded; what a crash left is removed */
+static int load_dir_open(struct oboxfs *fs, const char *cache_dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/load", cache_dir);
+	(void)nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "oboxfs: mkdir(%s) failed: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	fs->load_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->load_fd < 0) {
+		fprintf(stderr, "oboxfs: open(%s) failed: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* a user the last run could not upload: dirty again */
+static void mark_left_dirty(const char *name, void *context)
+{
+	struct oboxfs *fs = context;
+	const char *error;
+	struct ouser *user;
+
+	if (mailpath_user_name_check(name, &error) < 0)
+		return;
+	user = users_get(fs->users, name);
+	if (user != NULL) {
+		atomic_store(&user->gen, 1);
+		atomic_store(&user->marked, true);
+	}
+}
+
 static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 {
 	struct objstore_settings set;
@@ -218,19 +281,45 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 		fprintf(stderr, "oboxfs: %s: %s\n", opts->store_url, error);
 		return -1;
 	}
+	if (cachestate_open(opts->cache_dir, fs->meta_fd, &fs->cs,
+			    &error) < 0) {
+		fprintf(stderr, "oboxfs: cache state: %s\n", error);
+		return -1;
+	}
+	if (load_dir_open(fs, opts->cache_dir) < 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/mail", opts->cache_dir);
 	if (mailcache_init(path, opts->cache_size, fs->store, &fs->mc,
 			   &error) < 0) {
 		fprintf(stderr, "oboxfs: mail cache: %s\n", error);
 		return -1;
 	}
-	fs->gc = objgc_init(fs->store, fs->mc);
+	fs->gc = objgc_init(fs->store, fs->mc,
+			    cachestate_path(fs->cs, "garbage"));
 	if (fs->gc != NULL)
 		fs->ms = mailstore_init(fs->store, fs->mc, fs->gc, fs->meta_fd);
-	if (fs->ms == NULL || inode_table_init(fs) < 0) {
+	fs->users = users_init(fs->cs);
+	fs->upctx = calloc(1, sizeof(*fs->upctx));
+	if (fs->ms == NULL || fs->users == NULL || fs->upctx == NULL ||
+	    inode_table_init(fs) < 0) {
 		fprintf(stderr, "oboxfs: out of memory\n");
 		return -1;
 	}
+	if (upload_ctx_init(fs->upctx, fs->store, fs->gc, fs->cs,
+			    fs->meta_fd) < 0) {
+		fprintf(stderr, "oboxfs: %s: %s\n",
+			cachestate_path(fs->cs, "bundles"), strerror(errno));
+		return -1;
+	}
+	cachestate_foreach_dirty(fs->cs, mark_left_dirty, fs);
+	fs->upload_deliveries = opts->upload_deliveries;
+	mailstore_set_delivery_callback(fs->ms, fs_delivery_noted, fs);
+	if (uploader_start(fs->upctx, fs->users, opts->upload_interval,
+			   &fs->uploader, &error) < 0) {
+		fprintf(stderr, "oboxfs: %s\n", error);
+		return -1;
+	}
+	signal_uploader = fs->uploader;
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	fs->root.fd = fs->meta_fd;
 	fs->root.nlookup = 2;
@@ -243,6 +332,17 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 
 static void fs_deinit(struct oboxfs *fs)
 {
+	/* the last upload (unmount), then nothing may touch the users */
+	signal_uploader = NULL;
+	uploader_stop(&fs->uploader, true);
+	cachestate_close(&fs->cs, true);
+	users_deinit(&fs->users);
+	if (fs->upctx != NULL) {
+		upload_ctx_deinit(fs->upctx);
+		free(fs->upctx);
+	}
+	if (fs->load_fd >= 0)
+		close(fs->load_fd);
 	if (fs->buckets != NULL) {
 		inode_table_deinit(fs);
 		pthread_mutex_destroy(&fs->ns_lock);
@@ -286,7 +386,7 @@ int main(int argc, char *argv[])
 	struct oboxfs_options opts;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop_config;
-	struct oboxfs fs = { .meta_fd = -1, .staging_fd = -1 };
+	struct oboxfs fs = { .meta_fd = -1, .staging_fd = -1, .load_fd = -1 };
 	const char *error;
 	int ret, exit_code = 1, lock_fd = -1;
 	bool mounted = false, signals = false, max_threads_given;
@@ -339,6 +439,12 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	signals = true;
+	struct sigaction sa = { .sa_handler = upload_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGUSR1, &sa, NULL) < 0)
+		goto out;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out;
 	mounted = true;
@@ -372,6 +478,8 @@ int main(int argc, char *argv[])
 out:
 	if (mounted)
 		fuse_session_unmount(se);
+	/* the last upload runs after the unmount (fs_deinit()): the process
+	   exits when the index is stored */
 	if (signals)
 		fuse_remove_signal_handlers(se);
 	if (se != NULL)

@@ -1,19 +1,89 @@
-/* objgc.c: releasing unreferenced mail objects (immediate delete for now). */
+/* objgc.c: pending, condemned and deleted objects (see objgc.h). */
 #include "objgc.h"
 #include "mailcache.h"
 #include "objstore.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <fuse_log.h>
-#include <stdatomic.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct key_list {
+	char **keys;
+	size_t count, alloc;
+};
 
 struct objgc {
 	struct objstore *store;
 	struct mailcache *mc;
-	atomic_uint_fast64_t released;
+	char *garbage_path;
+
+	pthread_mutex_t lock;
+	struct key_list pending;	/* protected by lock */
+	struct key_list condemned;	/* protected by lock */
+	int garbage_fd;			/* protected by lock */
+	struct objgc_stats stats;	/* protected by lock */
+	/* one flush at a time */
+	pthread_mutex_t flush_lock;
 };
 
-struct objgc *objgc_init(struct objstore *store, struct mailcache *mc)
+static int list_push(struct key_list *list, char *key)
+{
+	if (list->count == list->alloc) {
+		size_t alloc = list->alloc == 0 ? 64 : list->alloc * 2;
+		char **keys = realloc(list->keys, alloc * sizeof(*keys));
+
+		if (keys == NULL)
+			return -1;
+		list->keys = keys;
+		list->alloc = alloc;
+	}
+	list->keys[list->count++] = key;
+	return 0;
+}
+
+static void list_clear(struct key_list *list)
+{
+	for (size_t i = 0; i < list->count; i++)
+		free(list->keys[i]);
+	free(list->keys);
+	memset(list, 0, sizeof(*list));
+}
+
+/* read the keys a previous run condemned */
+static void garbage_load(struct objgc *gc)
+{
+	FILE *f = fopen(gc->garbage_path, "r");
+	char line[OBJSTORE_KEY_MAX + 2];
+	const char *error;
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t len = strcspn(line, "\n");
+
+		if (line[len] != '\n')
+			continue;	/* torn or over-long: skipped */
+		line[len] = '\0';
+		if (objstore_key_check(line, &error) < 0)
+			continue;
+		char *key = strdup(line);
+
+		if (key == NULL || list_push(&gc->condemned, key) < 0) {
+			free(key);
+			break;
+		}
+	}
+	fclose(f);
+	gc->stats.condemned = gc->condemned.count;
+}
+
+struct objgc *objgc_init(struct objstore *store, struct mailcache *mc,
+			 const char *garbage_path)
 {
 	struct objgc *gc = calloc(1, sizeof(*gc));
 
@@ -21,29 +91,210 @@ struct objgc *objgc_init(struct objstore *store, struct mailcache *mc)
 		return NULL;
 	gc->store = store;
 	gc->mc = mc;
-	atomic_init(&gc->released, 0);
+	gc->garbage_fd = -1;
+	pthread_mutex_init(&gc->lock, NULL);
+	pthread_mutex_init(&gc->flush_lock, NULL);
+	if (garbage_path != NULL) {
+		gc->garbage_path = strdup(garbage_path);
+		if (gc->garbage_path == NULL) {
+			objgc_deinit(&gc);
+			return NULL;
+		}
+		garbage_load(gc);
+		gc->garbage_fd = open(garbage_path, O_WRONLY | O_CREAT |
+				      O_APPEND | O_CLOEXEC, 0600);
+		if (gc->garbage_fd < 0) {
+			fuse_log(FUSE_LOG_ERR, "open(%s) failed: %s\n",
+				 garbage_path, strerror(errno));
+		}
+	}
 	return gc;
 }
 
 void objgc_deinit(struct objgc **_gc)
 {
-	free(*_gc);
+	struct objgc *gc = *_gc;
+
+	if (gc == NULL)
+		return;
 	*_gc = NULL;
+	if (gc->pending.count > 0) {
+		fuse_log(FUSE_LOG_WARNING, "%zu released objects were not "
+			 "deleted (no index upload covered them); they "
+			 "come back as mails if the user is loaded from the "
+			 "store\n", gc->pending.count);
+	}
+	list_clear(&gc->pending);
+	list_clear(&gc->condemned);
+	if (gc->garbage_fd >= 0)
+		close(gc->garbage_fd);
+	pthread_mutex_destroy(&gc->lock);
+	pthread_mutex_destroy(&gc->flush_lock);
+	free(gc->garbage_path);
+	free(gc);
 }
 
 int objgc_release(struct objgc *gc, const char *key)
 {
+	char *copy = strdup(key);
+	int ret;
+
 	mailcache_remove(gc->mc, key);
-	if (objstore_delete(gc->store, key) < 0) {
-		fuse_log(FUSE_LOG_ERR, "releasing mail object failed "
-			 "(object leaked): %s\n", objstore_error());
-		return -1;
+	pthread_mutex_lock(&gc->lock);
+	ret = copy == NULL ? -1 : list_push(&gc->pending, copy);
+	if (ret == 0) {
+		gc->stats.released++;
+		gc->stats.pending++;
 	}
-	atomic_fetch_add(&gc->released, 1);
-	return 0;
+	pthread_mutex_unlock(&gc->lock);
+	if (ret < 0) {
+		free(copy);
+		fuse_log(FUSE_LOG_ERR, "releasing %s: out of memory (the "
+			 "object leaks)\n", key);
+	}
+	return ret;
 }
 
-uint64_t objgc_released_count(struct objgc *gc)
+void objgc_take_pending(struct objgc *gc, const char *prefix,
+			struct objgc_batch *batch_r)
 {
-	return atomic_load(&gc->released);
+	size_t prefix_len = strlen(prefix), kept = 0;
+	struct key_list taken = { 0 };
+
+	pthread_mutex_lock(&gc->lock);
+	for (size_t i = 0; i < gc->pending.count; i++) {
+		char *key = gc->pending.keys[i];
+
+		if (strncmp(key, prefix, prefix_len) == 0 &&
+		    list_push(&taken, key) == 0)
+			continue;
+		gc->pending.keys[kept++] = key;
+	}
+	gc->pending.count = kept;
+	gc->stats.pending = kept;
+	pthread_mutex_unlock(&gc->lock);
+	batch_r->keys = taken.keys;
+	batch_r->count = taken.count;
+}
+
+void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch)
+{
+	pthread_mutex_lock(&gc->lock);
+	for (size_t i = 0; i < batch->count; i++) {
+		if (list_push(&gc->pending, batch->keys[i]) == 0)
+			batch->keys[i] = NULL;
+	}
+	gc->stats.pending = gc->pending.count;
+	pthread_mutex_unlock(&gc->lock);
+	objgc_batch_free(batch);
+}
+
+/* with gc->lock held; takes key */
+static void condemn_locked(struct objgc *gc, char *key)
+{
+	if (gc->garbage_fd >= 0) {
+		size_t len = strlen(key);
+
+		key[len] = '\n';
+		if (write(gc->garbage_fd, key, len + 1) != (ssize_t)len + 1) {
+			fuse_log(FUSE_LOG_WARNING, "appending to %s failed: "
+				 "%s\n", gc->garbage_path, strerror(errno));
+		}
+		key[len] = '\0';
+	}
+	if (list_push(&gc->condemned, key) < 0) {
+		fuse_log(FUSE_LOG_ERR, "condemning %s: out of memory (the "
+			 "object leaks)\n", key);
+		free(key);
+	}
+	gc->stats.condemned = gc->condemned.count;
+}
+
+void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch)
+{
+	pthread_mutex_lock(&gc->lock);
+	for (size_t i = 0; i < batch->count; i++) {
+		condemn_locked(gc, batch->keys[i]);
+		batch->keys[i] = NULL;
+	}
+	pthread_mutex_unlock(&gc->lock);
+	objgc_batch_free(batch);
+}
+
+void objgc_condemn(struct objgc *gc, const char *key)
+{
+	char *copy = malloc(strlen(key) + 2);
+
+	if (copy == NULL) {
+		fuse_log(FUSE_LOG_ERR, "condemning %s: out of memory\n", key);
+		return;
+	}
+	strcpy(copy, key);
+	pthread_mutex_lock(&gc->lock);
+	condemn_locked(gc, copy);
+	pthread_mutex_unlock(&gc->lock);
+}
+
+void objgc_batch_free(struct objgc_batch *batch)
+{
+	for (size_t i = 0; i < batch->count; i++)
+		free(batch->keys[i]);
+	free(batch->keys);
+	batch->keys = NULL;
+	batch->count = 0;
+}
+
+int objgc_flush(struct objgc *gc)
+{
+	struct key_list work;
+	int ret = 0;
+
+	pthread_mutex_lock(&gc->flush_lock);
+	pthread_mutex_lock(&gc->lock);
+	work = gc->condemned;
+	memset(&gc->condemned, 0, sizeof(gc->condemned));
+	pthread_mutex_unlock(&gc->lock);
+
+	if (work.count > 0 &&
+	    objstore_delete_many(gc->store, (const char *const *)work.keys,
+				 work.count) < 0) {
+		fuse_log(FUSE_LOG_ERR, "deleting %zu unreferenced objects "
+			 "failed (tried again later): %s\n", work.count,
+			 objstore_error());
+		ret = -1;
+	}
+	pthread_mutex_lock(&gc->lock);
+	if (ret < 0) {
+		/* back in front of whatever was condemned meanwhile */
+		for (size_t i = 0; i < gc->condemned.count; i++) {
+			if (list_push(&work, gc->condemned.keys[i]) < 0)
+				free(gc->condemned.keys[i]);
+		}
+		free(gc->condemned.keys);
+		gc->condemned = work;
+		gc->stats.delete_failures += 1;
+	} else {
+		gc->stats.deleted += work.count;
+		list_clear(&work);
+		/* rewrite the file with what was condemned meanwhile */
+		if (gc->garbage_fd >= 0 && ftruncate(gc->garbage_fd, 0) == 0) {
+			for (size_t i = 0; i < gc->condemned.count; i++) {
+				char *key = gc->condemned.keys[i];
+
+				if (dprintf(gc->garbage_fd, "%s\n", key) < 0)
+					break;
+			}
+		}
+	}
+	gc->stats.condemned = gc->condemned.count;
+	pthread_mutex_unlock(&gc->lock);
+	pthread_mutex_unlock(&gc->flush_lock);
+	return ret;
+}
+
+void objgc_get_stats(struct objgc *gc, struct objgc_stats *stats_r)
+{
+	pthread_mutex_lock(&gc->lock);
+	*stats_r = gc->stats;
+	pthread_mutex_unlock(&gc->lock);
 }

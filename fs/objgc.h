@@ -1,28 +1,68 @@
-/* objgc.h: the one place mail objects are deleted.
+/* objgc.h: the one place objects are deleted (CONTRACT.md section 5).
  *
- * Every mail object that loses its last reference (the last name of a stub
- * unlinked or replaced, a stub rewritten) goes through objgc_release().
- * For now it deletes the object at once; the bundles work will defer the
- * delete until an index bundle that no longer references it is stored
- * (CONTRACT.md section 5).
+ * A mail object that loses its last reference (the last name of a stub
+ * unlinked or replaced, a stub rewritten) is *released*: its cached copy
+ * goes at once, but the object stays in the store, *pending*, because the
+ * last stored index bundle may still reference it.  The uploader takes the
+ * pending keys of a tree when it snapshots that tree and, once a bundle of
+ * the snapshot is stored, *condemns* them: from then on nothing
+ * references them.  Superseded bundles are condemned the same way.
+ * Condemned keys are appended to the garbage file (so a restart still
+ * deletes them) and deleted in batches by objgc_flush() (one DeleteObjects
+ * request per 1000 keys on S3), which the uploader calls at its interval,
+ * at unmount and on request, not after every upload: deliveries stay at
+ * about one request each.
  */
 #ifndef OBOXFS_OBJGC_H
 #define OBOXFS_OBJGC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct objstore;
 struct mailcache;
 struct objgc;
 
-struct objgc *objgc_init(struct objstore *store, struct mailcache *mc);
+struct objgc_batch {
+	char **keys;
+	size_t count;
+};
+
+struct objgc_stats {
+	uint64_t released;	/* mail objects released */
+	uint64_t pending;	/* released, not condemned yet (now) */
+	uint64_t condemned;	/* condemned, not deleted yet (now) */
+	uint64_t deleted;	/* deleted from the store */
+	uint64_t delete_failures;
+};
+
+/* garbage_path: the garbage file (NULL: keep condemned keys in memory
+   only); its keys are loaded and will be deleted by the next flush.
+   Returns NULL if out of memory. */
+struct objgc *objgc_init(struct objstore *store, struct mailcache *mc,
+			 const char *garbage_path);
 void objgc_deinit(struct objgc **gc);
 
-/* The object key is no longer referenced: delete it and its cached copy.
-   Failures are logged (the object leaks; it is never referenced again).
-   Returns 0 or -1. */
+/* The mail object key is no longer referenced by the tree: drop its
+   cached copy, keep it pending.  Returns 0 or -1 (out of memory: then
+   the object leaks, logged). */
 int objgc_release(struct objgc *gc, const char *key);
 
-uint64_t objgc_released_count(struct objgc *gc);
+/* Move the pending keys that start with prefix into batch_r (free with
+   objgc_batch_free()). */
+void objgc_take_pending(struct objgc *gc, const char *prefix,
+			struct objgc_batch *batch_r);
+/* The snapshot's upload failed: the keys are pending again. */
+void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch);
+/* A bundle not referencing the keys is stored: condemn them. */
+void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch);
+void objgc_condemn(struct objgc *gc, const char *key);
+void objgc_batch_free(struct objgc_batch *batch);
+
+/* Delete every condemned key.  Returns 0, or -1 if some deletes failed
+   (those stay condemned and are tried again next time). */
+int objgc_flush(struct objgc *gc);
+
+void objgc_get_stats(struct objgc *gc, struct objgc_stats *stats_r);
 
 #endif

@@ -498,7 +498,7 @@ MAIL_KEY_RE = re.compile(
     r'^([0-9a-f]{2})/([0-9a-f]{3})/([^/]+)/mailboxes/([0-9a-f]{32})/([0-9a-f]{32})$')
 BUNDLE_KEY_RE = re.compile(
     r'^[0-9a-f]{2}/[0-9a-f]{3}/[^/]+/(mailboxes/[0-9a-f]{32}/)?idx/'
-    r'bundle\.\d+\.\d+\.[0-9a-f]{32}(-[0-9a-f]{32})*$')
+    r'bundle\.[0-9a-f]{8}\.[0-9a-f]{5}\.[0-9a-f]{32}(-[0-9a-f]{32})?$')
 
 
 class Store:

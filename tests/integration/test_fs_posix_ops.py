@@ -62,6 +62,9 @@ def renameat2(old, new, flags):
         raise OSError(e, os.strerror(e), old)
 
 
+MOUNT = None  # the Mount of main(), for upload_now()
+
+
 class Mount:
     def __init__(self):
         self.proc = None
@@ -74,7 +77,10 @@ class Mount:
     def start(self):
         self.proc = subprocess.Popen(
             [OBOXFS, "-f", "-o",
-             "allow_other,no_fsync,cache_dir=" + CACHE + self.options,
+             # index uploads only when upload_now() asks: the request
+             # counts below are of mail objects
+             "allow_other,no_fsync,upload_interval=604800,"
+             "upload_deliveries=1000000,cache_dir=" + CACHE + self.options,
              URL, MNT], stderr=subprocess.PIPE, text=True)
         for _ in range(100):
             if self.mounted():
@@ -122,7 +128,26 @@ def stats():
         for line in f:
             name, value = line.split()
             out[name] = int(value)
+        # PUTs of mail objects (index bundles are PUT too)
+        out["mail_puts"] = (out["requests_put"] - out["index_bases_stored"] -
+                            out["index_diffs_stored"])
         return out
+
+
+def upload_now():
+    """Ask the daemon for an index upload (SIGUSR1) and wait until it has
+    stored every change and deleted what became garbage: released mail
+    objects are deleted only then (CONTRACT section 5)."""
+    passes = stats()["index_upload_passes"]
+    MOUNT.proc.send_signal(signal.SIGUSR1)
+    for _ in range(400):
+        s = stats()
+        if (s["index_upload_passes"] > passes and
+                s["index_dirty_users"] == 0 and
+                s["objects_condemned"] == 0):
+            return s
+        time.sleep(0.05)
+    raise AssertionError("the requested upload did not finish: %s" % s)
 
 
 def requests(s):
@@ -139,7 +164,9 @@ def store_objects():
     return out
 
 
-def store_head(key):
+def store_head(key, with_mtime=False):
+    """The object's metadata; the mtime (decimal seconds, checked here)
+    only if with_mtime."""
     res = subprocess.run([STORE_CLI, "--no-fsync", URL, "head", key],
                          capture_output=True, text=True, check=True)
     meta = {}
@@ -147,6 +174,9 @@ def store_head(key):
         if line.startswith("meta: "):
             name, value = line[6:].split("=", 1)
             meta[name] = value
+    assert re.fullmatch(r"-?[0-9]+", meta.get("mtime", "")), meta
+    if not with_mtime:
+        del meta["mtime"]
     return meta
 
 
@@ -424,7 +454,7 @@ def test_maildir_delivery():
     assert store_objects() == objs0
     os.rename(tmp, maildir("new", "1700000000.M1P1.host"))
     s1 = stats()
-    assert s1["requests_put"] == s0["requests_put"] + 1
+    assert s1["mail_puts"] == s0["mail_puts"] + 1
     added = new_objects(objs0)
     assert len(added) == 1, added
     key, size = next(iter(added.items()))
@@ -433,8 +463,9 @@ def test_maildir_delivery():
     assert key.startswith(user_prefix(USER)), key
     assert size == len(MAIL1)
     assert store_get(key) == MAIL1
-    meta = store_head(key)
-    assert meta == {"path": "Maildir/new", "name": "1700000000.M1P1.host"}, meta
+    meta = store_head(key, with_mtime=True)
+    assert meta == {"path": "Maildir/new", "name": "1700000000.M1P1.host",
+                    "mtime": "1500000000"}, meta
     st = os.stat(maildir("new", "1700000000.M1P1.host"))
     assert st.st_size == len(MAIL1)
     assert st.st_mtime_ns == 1500000000987654321, "storing changed the mtime"
@@ -471,7 +502,7 @@ def test_flag_change_and_copy(key):
     os.rename(maildir(".Sent", "tmp", "copy"),
               maildir(".Sent", "cur", "1700000001.M2P1.host:2,S"))
     copy = maildir(".Sent", "cur", "1700000001.M2P1.host:2,S")
-    assert stats()["requests_put"] == s0["requests_put"] + 1
+    assert stats()["mail_puts"] == s0["mail_puts"] + 1
     added = new_objects(objs0)
     assert len(added) == 1, added
     ckey = next(iter(added))
@@ -490,7 +521,7 @@ def test_flag_change_and_copy(key):
     s1 = stats()
     direct = maildir(".Sent", "cur", "1700000002.M3P1.host:2,")
     os.link(cur, direct)
-    assert stats()["requests_put"] == s1["requests_put"] + 1
+    assert stats()["mail_puts"] == s1["mail_puts"] + 1
     assert os.stat(direct).st_nlink == 1 and os.stat(cur).st_nlink == 1
     assert os.stat(direct).st_ino != os.stat(cur).st_ino
     assert read_file(direct) == MAIL1
@@ -502,9 +533,12 @@ def test_flag_change_and_copy(key):
     expect_errno(errno.EEXIST, os.link, cur, direct)
     assert requests(stats()) == requests(s2), "a failing link made requests"
     os.unlink(direct)
+    upload_now()
     assert dkey not in store_objects()
     # expunge the original: its object goes, the copy stays
     os.unlink(cur)
+    assert key in store_objects(), "deleted before an upload"
+    upload_now()
     objs = store_objects()
     assert key not in objs and ckey in objs
     assert read_file(copy) == MAIL1
@@ -512,6 +546,8 @@ def test_flag_change_and_copy(key):
     # the old object released
     os.rename(copy, maildir("cur", "1700000001.M2P1.host:2,S"))
     moved = maildir("cur", "1700000001.M2P1.host:2,S")
+    assert ckey in store_objects(), "deleted before an upload"
+    upload_now()
     objs = store_objects()
     assert ckey not in objs
     mkey = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "cur",
@@ -520,10 +556,9 @@ def test_flag_change_and_copy(key):
     assert mkey in objs and KEY_RE.match(mkey).group(2) == \
         KEY_RE.match(key).group(2)
     assert read_file(moved) == MAIL1
-    s1 = stats()
     os.unlink(moved)
+    upload_now()
     assert mkey not in store_objects()
-    assert stats()["requests_delete"] == s1["requests_delete"] + 1
 
 
 def deliver(name, data, folder=()):
@@ -540,6 +575,7 @@ def test_rename_onto_stub():
     # both in the same folder: same folder GUID
     assert KEY_RE.match(k1).group(2) == KEY_RE.match(k2).group(2)
     os.rename(maildir("new", "m2"), maildir("new", "m1"))
+    upload_now()
     objs = store_objects()
     assert k1 not in objs and k2 in objs
     assert read_file(maildir("new", "m1")) == MAIL2
@@ -550,6 +586,7 @@ def test_rename_onto_stub():
     objs = store_objects()
     assert k2 in objs and k3 in objs
     os.unlink(maildir("new", "m3"))
+    upload_now()
     assert k3 not in store_objects()
 
 
@@ -569,6 +606,7 @@ def test_rewrite_stub():
     os.close(fd)
     # truncated without a handle: stored again at once, then the old
     # object goes
+    upload_now()
     assert key not in store_objects(), "truncated stub kept its object"
     tkey = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
                                     "rw"), "user.oboxfs.key").decode()
@@ -587,9 +625,10 @@ def test_rewrite_stub():
     # the old object stays the durable copy until the new one is stored
     assert key in store_objects(), "object released before new bytes stored"
     os.fsync(fd)
+    upload_now()
     assert key not in store_objects(), "rewritten stub kept its object"
     os.close(fd)
-    assert stats()["requests_put"] == s0["requests_put"] + 1
+    assert stats()["mail_puts"] == s0["mail_puts"] + 1
     key2 = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
                                     "rw"), "user.oboxfs.key").decode()
     assert key2 != key
@@ -610,12 +649,11 @@ def test_rewrite_stub():
     key3 = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
                                     "rw"), "user.oboxfs.key").decode()
     assert store_get(key3) == b"new"
-    for _ in range(100):
-        if key2 not in store_objects():
-            break
-        time.sleep(0.05)
+    assert key2 in store_objects(), "deleted before an upload"
+    upload_now()
     assert key2 not in store_objects()
     os.unlink(path)
+    upload_now()
     assert key3 not in store_objects()
 
 
@@ -625,13 +663,13 @@ def test_written_in_place_fsync():
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, MAIL2)
     os.fsync(fd)
-    assert stats()["requests_put"] == s0["requests_put"] + 1
+    assert stats()["mail_puts"] == s0["mail_puts"] + 1
     os.close(fd)
     key = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "cur",
                                    "direct:2,"), "user.oboxfs.key").decode()
     assert store_get(key) == MAIL2
     assert store_head(key) == {"path": "Maildir/cur", "name": "direct:2,"}
-    assert stats()["requests_put"] == s0["requests_put"] + 1, \
+    assert stats()["mail_puts"] == s0["mail_puts"] + 1, \
         "release stored the mail again"
     assert read_file(path) == MAIL2
 
@@ -670,6 +708,7 @@ def test_write_after_fsync():
     key2 = meta_key("cur", "again:2,")
     assert key2 != key
     assert store_get(key2) == b"Subject: a\r\nX\r\nbody\r\n"
+    upload_now()
     assert key not in store_objects()
     os.pwrite(fd2, b"!", 21)
     os.close(fd)
@@ -678,12 +717,11 @@ def test_write_after_fsync():
     assert key3 not in (None, key2)
     assert read_file(path) == b"Subject: a\r\nX\r\nbody\r\n!"
     assert store_get(key3) == b"Subject: a\r\nX\r\nbody\r\n!"
-    for _ in range(100):
-        if key2 not in store_objects():
-            break
-        time.sleep(0.05)
+    assert key2 in store_objects(), "deleted before an upload"
+    upload_now()
     assert key2 not in store_objects()
     os.unlink(path)
+    upload_now()
     assert key3 not in store_objects()
 
 
@@ -743,7 +781,7 @@ def test_remount(mount):
     assert not mount.mounted()
     mount.start()
     s0 = stats()
-    assert s0["requests_put"] == 0
+    assert s0["mail_puts"] == 0
     assert snapshot_tree() == before
     assert requests(stats()) == requests(s0), "reading cached tree made requests"
     # empty the mail cache: reads fetch from the store once
@@ -833,7 +871,8 @@ def main():
     shutil.rmtree(WORK, ignore_errors=True)
     for d in (STORE, CACHE, MNT):
         os.makedirs(d)
-    mount = Mount()
+    global MOUNT
+    mount = MOUNT = Mount()
     failed = False
     try:
         mount.start()

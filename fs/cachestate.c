@@ -1,0 +1,349 @@
+/* cachestate.c: unclean-shutdown detection and user dirty markers (see
+ * cachestate.h). */
+#include "cachestate.h"
+#include "mailpath.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <fuse_log.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+#define BOOT_ID_MAX 64
+
+struct cachestate {
+	char *dir;		/* CACHE_DIR/state */
+	char *trash;		/* CACHE_DIR/trash */
+	int dir_fd, dirty_fd, meta_fd;
+	char boot_id[BOOT_ID_MAX];
+	enum cachestate_last_run last_run;
+	unsigned int discarded;
+	char path_buf[PATH_MAX];
+	void *foreach;		/* cachestate_foreach_dirty()'s context */
+};
+
+static char error_buf[512];
+
+static const char *set_error(const char *fmt, const char *arg)
+{
+	snprintf(error_buf, sizeof(error_buf), fmt, arg, strerror(errno));
+	return error_buf;
+}
+
+static void read_boot_id(char buf[BOOT_ID_MAX])
+{
+	FILE *f = fopen(BOOT_ID_PATH, "r");
+
+	strcpy(buf, "unknown");
+	if (f == NULL)
+		return;
+	if (fgets(buf, BOOT_ID_MAX, f) == NULL)
+		strcpy(buf, "unknown");
+	buf[strcspn(buf, "\n")] = '\0';
+	fclose(f);
+}
+
+static enum cachestate_last_run read_marker(struct cachestate *cs)
+{
+	char buf[BOOT_ID_MAX + 16], word[16], id[BOOT_ID_MAX];
+	ssize_t len;
+	int fd = openat(cs->dir_fd, "mounted", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return CACHESTATE_FIRST;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len < 0)
+		len = 0;
+	buf[len] = '\0';
+	if (sscanf(buf, "%15s %63s", word, id) != 2) {
+		/* unreadable (torn by a crash): distrust everything */
+		return CACHESTATE_CRASHED;
+	}
+	if (strcmp(word, "clean") == 0)
+		return CACHESTATE_CLEAN;
+	if (strcmp(id, cs->boot_id) == 0 && strcmp(id, "unknown") != 0)
+		return CACHESTATE_KILLED;
+	return CACHESTATE_CRASHED;
+}
+
+static int write_marker(struct cachestate *cs, const char *word)
+{
+	char buf[BOOT_ID_MAX + 16];
+	int fd, len;
+
+	len = snprintf(buf, sizeof(buf), "%s %s\n", word, cs->boot_id);
+	fd = openat(cs->dir_fd, "mounted.tmp",
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	/* this one small file is fsynced: it decides what is trusted */
+	if (write(fd, buf, (size_t)len) != len || fsync(fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (renameat(cs->dir_fd, "mounted.tmp", cs->dir_fd, "mounted") < 0)
+		return -1;
+	return fsync(cs->dir_fd);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP ? rmdir(path) : unlink(path)) {
+		fuse_log(FUSE_LOG_WARNING, "removing %s failed: %s\n", path,
+			 strerror(errno));
+	}
+	return 0;
+}
+
+/* move meta/<user> away and delete it */
+static void discard_user(struct cachestate *cs, const char *user)
+{
+	char path[PATH_MAX];
+	const char *error;
+
+	if (mailpath_user_name_check(user, &error) < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/%s.%ld", cs->trash, user,
+		 (long)getpid());
+	if (renameat(cs->meta_fd, user, AT_FDCWD, path) < 0) {
+		if (errno != ENOENT) {
+			fuse_log(FUSE_LOG_ERR, "discarding the tree of %s "
+				 "failed: rename: %s\n", user,
+				 strerror(errno));
+		}
+		return;
+	}
+	fuse_log(FUSE_LOG_WARNING, "unclean shutdown: the local tree of %s "
+		 "is discarded and will be loaded from the store\n", user);
+	cs->discarded++;
+	(void)nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* call fn for each name in directory fd */
+static int for_each_name(int fd, void (*fn)(struct cachestate *cs,
+					     const char *name),
+			 struct cachestate *cs)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *d;
+	DIR *dir;
+
+	if (dfd < 0)
+		return -1;
+	dir = fdopendir(dfd);
+	if (dir == NULL) {
+		close(dfd);
+		return -1;
+	}
+	/* names are collected first: fn changes the directory */
+	char **names = NULL;
+	size_t count = 0, alloc = 0;
+
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		if (count == alloc) {
+			alloc = alloc == 0 ? 16 : alloc * 2;
+			char **n = realloc(names, alloc * sizeof(*names));
+
+			if (n == NULL)
+				break;
+			names = n;
+		}
+		names[count] = strdup(d->d_name);
+		if (names[count] != NULL)
+			count++;
+	}
+	closedir(dir);
+	for (size_t i = 0; i < count; i++) {
+		fn(cs, names[i]);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+static void discard_dirty(struct cachestate *cs, const char *user)
+{
+	discard_user(cs, user);
+	(void)unlinkat(cs->dirty_fd, user, 0);
+}
+
+static void clear_marker(struct cachestate *cs, const char *user)
+{
+	(void)unlinkat(cs->dirty_fd, user, 0);
+}
+
+static int mkdir_open(const char *path, const char **error_r)
+{
+	int fd;
+
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		*error_r = set_error("mkdir(%s) failed: %s", path);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		*error_r = set_error("open(%s) failed: %s", path);
+	return fd;
+}
+
+int cachestate_open(const char *cache_dir, int meta_fd,
+		    struct cachestate **cs_r, const char **error_r)
+{
+	struct cachestate *cs = calloc(1, sizeof(*cs));
+	char path[PATH_MAX];
+
+	if (cs == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	cs->dir_fd = cs->dirty_fd = -1;
+	cs->meta_fd = meta_fd;
+	if (asprintf(&cs->dir, "%s/state", cache_dir) < 0 ||
+	    asprintf(&cs->trash, "%s/trash", cache_dir) < 0) {
+		*error_r = "out of memory";
+		goto fail;
+	}
+	cs->dir_fd = mkdir_open(cs->dir, error_r);
+	if (cs->dir_fd < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/dirty", cs->dir);
+	cs->dirty_fd = mkdir_open(path, error_r);
+	if (cs->dirty_fd < 0)
+		goto fail;
+	int trash_fd = mkdir_open(cs->trash, error_r);
+
+	if (trash_fd < 0)
+		goto fail;
+	close(trash_fd);
+	/* what an earlier discard left behind */
+	(void)nftw(cs->trash, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	(void)mkdir(cs->trash, 0700);
+
+	read_boot_id(cs->boot_id);
+	cs->last_run = read_marker(cs);
+	switch (cs->last_run) {
+	case CACHESTATE_FIRST:
+	case CACHESTATE_CLEAN:
+		break;
+	case CACHESTATE_KILLED:
+		fuse_log(FUSE_LOG_WARNING, "the last run did not end "
+			 "cleanly: distrusting the trees of users with "
+			 "changes that were not uploaded\n");
+		(void)for_each_name(cs->dirty_fd, discard_dirty, cs);
+		break;
+	case CACHESTATE_CRASHED:
+		fuse_log(FUSE_LOG_WARNING, "the machine went down while "
+			 "mounted: distrusting every local tree\n");
+		(void)for_each_name(cs->meta_fd, discard_user, cs);
+		(void)for_each_name(cs->dirty_fd, clear_marker, cs);
+		break;
+	}
+	if (write_marker(cs, "mounted") < 0) {
+		*error_r = set_error("writing %s/mounted failed: %s", cs->dir);
+		goto fail;
+	}
+	*cs_r = cs;
+	return 0;
+fail:
+	cachestate_close(&cs, false);
+	return -1;
+}
+
+void cachestate_close(struct cachestate **_cs, bool clean)
+{
+	struct cachestate *cs = *_cs;
+
+	if (cs == NULL)
+		return;
+	*_cs = NULL;
+	if (clean && cs->dir_fd >= 0) {
+		if (syncfs(cs->dir_fd) < 0 || write_marker(cs, "clean") < 0) {
+			fuse_log(FUSE_LOG_ERR, "writing %s/mounted failed: "
+				 "%s\n", cs->dir, strerror(errno));
+		}
+	}
+	if (cs->dir_fd >= 0)
+		close(cs->dir_fd);
+	if (cs->dirty_fd >= 0)
+		close(cs->dirty_fd);
+	free(cs->dir);
+	free(cs->trash);
+	free(cs);
+}
+
+enum cachestate_last_run cachestate_last_run(struct cachestate *cs)
+{
+	return cs->last_run;
+}
+
+unsigned int cachestate_discarded(struct cachestate *cs)
+{
+	return cs->discarded;
+}
+
+int cachestate_mark_dirty(struct cachestate *cs, const char *user)
+{
+	int fd = openat(cs->dirty_fd, user,
+			O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		fuse_log(FUSE_LOG_ERR, "creating the dirty marker of %s "
+			 "failed: %s\n", user, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int cachestate_clear_dirty(struct cachestate *cs, const char *user)
+{
+	if (unlinkat(cs->dirty_fd, user, 0) < 0 && errno != ENOENT) {
+		fuse_log(FUSE_LOG_ERR, "removing the dirty marker of %s "
+			 "failed: %s\n", user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct foreach_ctx {
+	void (*fn)(const char *user, void *context);
+	void *context;
+};
+
+static void foreach_one(struct cachestate *cs, const char *name)
+{
+	struct foreach_ctx *ctx = (void *)cs->foreach;
+
+	ctx->fn(name, ctx->context);
+}
+
+void cachestate_foreach_dirty(struct cachestate *cs,
+			      void (*fn)(const char *user, void *context),
+			      void *context)
+{
+	struct foreach_ctx ctx = { .fn = fn, .context = context };
+
+	cs->foreach = &ctx;
+	(void)for_each_name(cs->dirty_fd, foreach_one, cs);
+	cs->foreach = NULL;
+}
+
+const char *cachestate_path(struct cachestate *cs, const char *name)
+{
+	snprintf(cs->path_buf, sizeof(cs->path_buf), "%s/%s", cs->dir, name);
+	return cs->path_buf;
+}

@@ -1,0 +1,139 @@
+/* fsops-track.c: the operations that change a user's tree, wrapped so
+ * that each runs under its user's tree lock (shared) and marks the user
+ * changed (users.h): the index uploader's snapshots then never see half
+ * an operation, and an unclean shutdown knows whose tree changed.
+ */
+#include "fs.h"
+#include "mailpath.h"
+#include "users.h"
+
+/* the user a name in parent belongs to (at the root: the name's) */
+static struct ouser *user_at(fuse_req_t req, fuse_ino_t parent,
+			     const char *name)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct oinode *dir = inode_get(req, parent);
+
+	const char *error;
+
+	if (dir == &fs->root) {
+		/* an invalid user name is refused by the operation */
+		if (name == NULL || mailpath_user_name_check(name, &error) < 0)
+			return NULL;
+		return users_get(fs->users, name);
+	}
+	return dir->user;
+}
+
+#define TRACKED(user, call) do { \
+	struct ouser *tracked_user = (user); \
+	users_change_begin(fs_get(req)->users, tracked_user); \
+	call; \
+	users_change_end(tracked_user); \
+} while (0)
+
+void track_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		   int valid, struct fuse_file_info *fi)
+{
+	TRACKED(inode_get(req, ino)->user,
+		fsop_setattr(req, ino, attr, valid, fi));
+}
+
+void track_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode, dev_t rdev)
+{
+	TRACKED(user_at(req, parent, name),
+		fsop_mknod(req, parent, name, mode, rdev));
+}
+
+void track_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode)
+{
+	TRACKED(user_at(req, parent, name),
+		fsop_mkdir(req, parent, name, mode));
+}
+
+void track_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		   const char *name)
+{
+	TRACKED(user_at(req, parent, name),
+		fsop_symlink(req, link, parent, name));
+}
+
+void track_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		const char *newname)
+{
+	TRACKED(user_at(req, newparent, newname),
+		fsop_link(req, ino, newparent, newname));
+}
+
+void track_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	TRACKED(user_at(req, parent, name), fsop_unlink(req, parent, name));
+}
+
+void track_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	TRACKED(user_at(req, parent, name), fsop_rmdir(req, parent, name));
+}
+
+void track_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  fuse_ino_t newparent, const char *newname,
+		  unsigned int flags)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct ouser *a = user_at(req, parent, name);
+	struct ouser *b = user_at(req, newparent, newname);
+
+	if (a == b || a == NULL || b == NULL) {
+		TRACKED(a != NULL ? a : b, fsop_rename(req, parent, name,
+						       newparent, newname,
+						       flags));
+		return;
+	}
+	/* between two users (rare): both, in a fixed order */
+	if (a > b) {
+		struct ouser *t = a;
+
+		a = b;
+		b = t;
+	}
+	users_change_begin(fs->users, a);
+	users_change_begin(fs->users, b);
+	fsop_rename(req, parent, name, newparent, newname, flags);
+	users_change_end(b);
+	users_change_end(a);
+}
+
+void track_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, struct fuse_file_info *fi)
+{
+	TRACKED(user_at(req, parent, name),
+		fsop_create(req, parent, name, mode, fi));
+}
+
+void track_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+		     off_t off, struct fuse_file_info *fi)
+{
+	TRACKED(inode_get(req, ino)->user,
+		fsop_write_buf(req, ino, bufv, off, fi));
+}
+
+void track_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	TRACKED(inode_get(req, ino)->user, fsop_release(req, ino, fi));
+}
+
+void track_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi)
+{
+	TRACKED(inode_get(req, ino)->user,
+		fsop_fsync(req, ino, datasync, fi));
+}
+
+void track_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		     off_t length, struct fuse_file_info *fi)
+{
+	TRACKED(inode_get(req, ino)->user,
+		fsop_fallocate(req, ino, mode, offset, length, fi));
+}

@@ -1,0 +1,667 @@
+/* upload.c: snapshots of a user's bundle roots and their upload as base
+ * and diff bundles (see upload.h). */
+#include "upload.h"
+#include "bundle.h"
+#include "cachestate.h"
+#include "ids.h"
+#include "objgc.h"
+#include "objstore.h"
+#include "users.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_log.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* a new base when the diff is larger than half of the base (and larger
+   than this), or after this many diffs */
+#define UPLOAD_DIFF_MIN_REBASE 16384
+#define UPLOAD_MAX_DIFFS 64
+#define UPLOAD_KEY_MAX (OBJSTORE_KEY_MAX + 1)
+
+struct upload_root {
+	struct upload_root *next;
+	char guid[IDS_HEX_LEN + 1];	/* "" for the user root */
+	struct bundle_tree *base;	/* the stored base (is_base) */
+	size_t base_size;
+	struct bundle_name base_name;
+	struct bundle_tree *last;	/* last stored diff's tree, or NULL */
+	uint32_t seq;
+	char **keys;			/* live bundle keys */
+	size_t key_count;
+	bool seen;
+};
+
+/* one root of a snapshot */
+struct snap_root {
+	char *path;			/* relative to the user dir */
+	char guid[IDS_HEX_LEN + 1];
+	struct bundle_tree *tree;
+};
+
+struct snapshot {
+	struct snap_root *roots;
+	size_t count, alloc;
+};
+
+struct filter_ctx {
+	int root_fd;
+	const char *root_path;
+	struct snapshot *snap;
+};
+
+int upload_ctx_init(struct upload_ctx *ctx, struct objstore *store,
+		    struct objgc *gc, struct cachestate *cs, int meta_fd)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->store = store;
+	ctx->gc = gc;
+	ctx->cs = cs;
+	ctx->meta_fd = meta_fd;
+	pthread_mutex_init(&ctx->stats_lock, NULL);
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s", cachestate_path(cs, "bundles"));
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+void upload_ctx_deinit(struct upload_ctx *ctx)
+{
+	pthread_mutex_destroy(&ctx->stats_lock);
+}
+
+void upload_get_stats(struct upload_ctx *ctx, struct upload_stats *stats_r)
+{
+	pthread_mutex_lock(&ctx->stats_lock);
+	*stats_r = ctx->stats;
+	pthread_mutex_unlock(&ctx->stats_lock);
+}
+
+#define STAT_ADD(ctx, field, n) do { \
+	pthread_mutex_lock(&(ctx)->stats_lock); \
+	(ctx)->stats.field += (n); \
+	pthread_mutex_unlock(&(ctx)->stats_lock); \
+} while (0)
+
+static void root_free_keys(struct upload_root *root)
+{
+	for (size_t i = 0; i < root->key_count; i++)
+		free(root->keys[i]);
+	free(root->keys);
+	root->keys = NULL;
+	root->key_count = 0;
+}
+
+static void root_free(struct upload_root *root)
+{
+	bundle_tree_free(&root->base);
+	bundle_tree_free(&root->last);
+	root_free_keys(root);
+	free(root);
+}
+
+void upload_roots_free(struct upload_root **roots)
+{
+	struct upload_root *root = *roots, *next;
+
+	for (; root != NULL; root = next) {
+		next = root->next;
+		root_free(root);
+	}
+	*roots = NULL;
+}
+
+static struct upload_root *root_get(struct ouser *user, const char *guid)
+{
+	struct upload_root *root;
+
+	for (root = user->roots; root != NULL; root = root->next) {
+		if (strcmp(root->guid, guid) == 0)
+			return root;
+	}
+	root = calloc(1, sizeof(*root));
+	if (root == NULL)
+		return NULL;
+	snprintf(root->guid, sizeof(root->guid), "%s", guid);
+	root->next = user->roots;
+	user->roots = root;
+	return root;
+}
+
+static int root_add_key(struct upload_root *root, const char *key)
+{
+	char **keys = realloc(root->keys,
+			      (root->key_count + 1) * sizeof(*keys));
+
+	if (keys == NULL)
+		return -1;
+	root->keys = keys;
+	keys[root->key_count] = strdup(key);
+	if (keys[root->key_count] == NULL)
+		return -1;
+	root->key_count++;
+	return 0;
+}
+
+int upload_roots_add_loaded(struct ouser *user, const char *guid,
+			    char *const *keys, size_t key_count)
+{
+	struct upload_root *root = root_get(user, guid);
+
+	if (root == NULL)
+		return -1;
+	for (size_t i = 0; i < key_count; i++) {
+		if (root_add_key(root, keys[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* CACHE_DIR/state/bundles/<user>: "<guid or -> <key>" per live key */
+static void roots_save(struct upload_ctx *ctx, struct ouser *user)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s",
+		 cachestate_path(ctx->cs, "bundles"), user->name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		goto fail;
+	for (struct upload_root *r = user->roots; r != NULL; r = r->next) {
+		for (size_t i = 0; i < r->key_count; i++) {
+			fprintf(f, "%s %s\n", r->guid[0] == '\0' ? "-" :
+				r->guid, r->keys[i]);
+		}
+	}
+	if (fclose(f) != 0 || rename(tmp, path) < 0)
+		goto fail;
+	return;
+fail:
+	fuse_log(FUSE_LOG_WARNING, "saving %s failed: %s (old bundles may "
+		 "be left in the store)\n", path, strerror(errno));
+}
+
+static void roots_read(struct upload_ctx *ctx, struct ouser *user)
+{
+	char path[PATH_MAX], line[UPLOAD_KEY_MAX + 64];
+	const char *error;
+	FILE *f;
+
+	user->roots_read = true;
+	snprintf(path, sizeof(path), "%s/%s",
+		 cachestate_path(ctx->cs, "bundles"), user->name);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *sp = strchr(line, ' '), *key;
+		size_t len = strcspn(line, "\n");
+
+		if (line[len] != '\n' || sp == NULL)
+			continue;
+		line[len] = '\0';
+		*sp = '\0';
+		key = sp + 1;
+		if ((strcmp(line, "-") != 0 && !ids_is_hex_id(line)) ||
+		    strncmp(key, user->prefix, strlen(user->prefix)) != 0 ||
+		    objstore_key_check(key, &error) < 0)
+			continue;
+		struct upload_root *root =
+			root_get(user, strcmp(line, "-") == 0 ? "" : line);
+
+		if (root != NULL)
+			(void)root_add_key(root, key);
+	}
+	fclose(f);
+}
+
+static void snapshot_free(struct snapshot *snap)
+{
+	for (size_t i = 0; i < snap->count; i++) {
+		free(snap->roots[i].path);
+		bundle_tree_free(&snap->roots[i].tree);
+	}
+	free(snap->roots);
+	memset(snap, 0, sizeof(*snap));
+}
+
+static struct snap_root *snapshot_add(struct snapshot *snap, const char *path,
+				      const char *guid)
+{
+	for (size_t i = 0; i < snap->count; i++) {
+		if (strcmp(snap->roots[i].guid, guid) == 0)
+			return NULL;	/* a copied folder dir: not a root */
+	}
+	if (snap->count == snap->alloc) {
+		size_t alloc = snap->alloc == 0 ? 8 : snap->alloc * 2;
+		struct snap_root *r = realloc(snap->roots,
+					      alloc * sizeof(*r));
+
+		if (r == NULL)
+			return NULL;
+		snap->roots = r;
+		snap->alloc = alloc;
+	}
+	struct snap_root *sr = &snap->roots[snap->count];
+
+	memset(sr, 0, sizeof(*sr));
+	sr->path = strdup(path);
+	if (sr->path == NULL)
+		return NULL;
+	snprintf(sr->guid, sizeof(sr->guid), "%s", guid);
+	snap->count++;
+	return sr;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t len = strlen(s), slen = strlen(suffix);
+
+	return len >= slen && strcmp(s + len - slen, suffix) == 0;
+}
+
+/* the folder GUID of directory path below fd, or false */
+static bool dir_guid(int fd, const char *path, char guid_r[IDS_HEX_LEN + 1])
+{
+	int dfd = openat(fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			 O_CLOEXEC);
+	ssize_t len;
+
+	if (dfd < 0)
+		return false;
+	len = fgetxattr(dfd, "user.oboxfs.guid", guid_r, IDS_HEX_LEN);
+	close(dfd);
+	if (len != IDS_HEX_LEN)
+		return false;
+	guid_r[IDS_HEX_LEN] = '\0';
+	return ids_is_hex_id(guid_r);
+}
+
+static enum bundle_scan_action
+scan_filter(const char *path, bool is_dir, void *context)
+{
+	struct filter_ctx *ctx = context;
+	const char *slash = strrchr(path, '/');
+	const char *base = slash == NULL ? path : slash + 1;
+	char guid[IDS_HEX_LEN + 1], full[PATH_MAX];
+
+	if (!is_dir) {
+		if (has_suffix(base, ".lock") ||
+		    strncmp(base, ".temp.", 6) == 0)
+			return BUNDLE_SCAN_SKIP;
+		return BUNDLE_SCAN_INCLUDE;
+	}
+	if (dir_guid(ctx->root_fd, path, guid)) {
+		snprintf(full, sizeof(full), "%s%s%s", ctx->root_path,
+			 ctx->root_path[0] == '\0' ? "" : "/", path);
+		if (snapshot_add(ctx->snap, full, guid) != NULL)
+			return BUNDLE_SCAN_NO_CHILDREN;
+		return BUNDLE_SCAN_INCLUDE;
+	}
+	if (strcmp(base, "tmp") == 0) {
+		/* maildir's tmp/: files being written */
+		char sibling[PATH_MAX];
+		int len = slash == NULL ? 0 : (int)(slash - path + 1);
+
+		snprintf(sibling, sizeof(sibling), "%.*scur", len, path);
+		if (faccessat(ctx->root_fd, sibling, F_OK,
+			      AT_SYMLINK_NOFOLLOW) == 0)
+			return BUNDLE_SCAN_NO_CHILDREN;
+	}
+	return BUNDLE_SCAN_INCLUDE;
+}
+
+/* scan snap->roots[i] (and add its nested roots) */
+static int scan_root(int user_fd, struct snapshot *snap, size_t i)
+{
+	struct filter_ctx fctx = { .snap = snap };
+	const char *error;
+	char *path = snap->roots[i].path;
+	struct bundle_tree *tree;
+	int fd, ret;
+
+	fd = path[0] == '\0' ?
+		openat(user_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) :
+		openat(user_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		       O_CLOEXEC);
+	if (fd < 0) {
+		fuse_log(FUSE_LOG_ERR, "upload: open(%s) failed: %s\n", path,
+			 strerror(errno));
+		return -1;
+	}
+	fctx.root_fd = fd;
+	fctx.root_path = path;
+	ret = bundle_tree_scan_filtered(fd, scan_filter, &fctx, &tree, &error);
+	close(fd);
+	if (ret < 0) {
+		fuse_log(FUSE_LOG_ERR, "upload: scanning %s failed: %s\n",
+			 path, error);
+		return -1;
+	}
+	/* snapshot_add() may have moved the array */
+	snap->roots[i].tree = tree;
+	return 0;
+}
+
+/* The snapshot: every root (folder_path NULL) or that folder's only.
+   Returns 1 if taken, 0 if folder_path is not a folder root now, -1. */
+static int snapshot_take(struct upload_ctx *ctx, struct ouser *user,
+			 const char *folder_path, struct snapshot *snap)
+{
+	char guid[IDS_HEX_LEN + 1];
+	int user_fd;
+
+	user_fd = openat(ctx->meta_fd, user->name,
+			 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (user_fd < 0 && errno != ENOENT) {
+		fuse_log(FUSE_LOG_ERR, "upload: open(%s) failed: %s\n",
+			 user->name, strerror(errno));
+		return -1;
+	}
+	if (user_fd < 0) {
+		/* the user directory was removed: an empty user */
+		if (folder_path != NULL)
+			return 0;
+		if (snapshot_add(snap, "", "") == NULL)
+			return -1;
+		snap->roots[0].tree = bundle_tree_new();
+		return 1;
+	}
+	if (folder_path != NULL) {
+		if (!dir_guid(user_fd, folder_path, guid)) {
+			close(user_fd);
+			return 0;
+		}
+		if (snapshot_add(snap, folder_path, guid) == NULL ||
+		    scan_root(user_fd, snap, 0) < 0) {
+			close(user_fd);
+			return -1;
+		}
+		/* nested folders are not part of this upload */
+		for (size_t i = 1; i < snap->count; i++) {
+			free(snap->roots[i].path);
+			bundle_tree_free(&snap->roots[i].tree);
+		}
+		snap->count = 1;
+		close(user_fd);
+		return 1;
+	}
+	if (snapshot_add(snap, "", "") == NULL) {
+		close(user_fd);
+		return -1;
+	}
+	for (size_t i = 0; i < snap->count; i++) {
+		if (scan_root(user_fd, snap, i) < 0) {
+			close(user_fd);
+			return -1;
+		}
+	}
+	close(user_fd);
+	return 1;
+}
+
+static void root_prefix(struct ouser *user, const char *guid, char *buf,
+			size_t size)
+{
+	if (guid[0] == '\0')
+		snprintf(buf, size, "%s", user->prefix);
+	else
+		snprintf(buf, size, "%s/mailboxes/%s", user->prefix, guid);
+}
+
+static int put_bundle(struct upload_ctx *ctx, const char *key,
+		      const unsigned char *data, size_t size)
+{
+	if (objstore_put(ctx->store, key, data, size, NULL, 0) < 0) {
+		fuse_log(FUSE_LOG_ERR, "upload: storing bundle %s failed: %s\n",
+			 key, objstore_error());
+		return -1;
+	}
+	STAT_ADD(ctx, bytes, size);
+	return 0;
+}
+
+static int new_info(struct bundle_info *info)
+{
+	struct timeval tv;
+
+	memset(info, 0, sizeof(*info));
+	gettimeofday(&tv, NULL);
+	info->secs = (uint32_t)tv.tv_sec;
+	info->usecs = (uint32_t)tv.tv_usec;
+	return bundle_id_generate(info->id);
+}
+
+/* store tree as a new base of root; takes tree */
+static int upload_base(struct upload_ctx *ctx, struct ouser *user,
+		       struct upload_root *root, struct bundle_tree *tree)
+{
+	char prefix[UPLOAD_KEY_MAX], key[UPLOAD_KEY_MAX];
+	struct bundle_info info;
+	struct bundle_name name;
+	unsigned char *data;
+	const char *error;
+	size_t size;
+
+	root_prefix(user, root->guid, prefix, sizeof(prefix));
+	if (new_info(&info) < 0 ||
+	    bundle_encode_base(tree, &info, &data, &size, &error) < 0) {
+		fuse_log(FUSE_LOG_ERR, "upload: encoding a base of %s "
+			 "failed: %s\n", prefix,
+			 errno != 0 ? strerror(errno) : error);
+		bundle_tree_free(&tree);
+		return -1;
+	}
+	bundle_name_from_info(&tree->base_info, &name);
+	if (bundle_key_build(prefix, &name, key, sizeof(key), &error) < 0 ||
+	    put_bundle(ctx, key, data, size) < 0) {
+		free(data);
+		bundle_tree_free(&tree);
+		return -1;
+	}
+	free(data);
+	/* everything this root had before is superseded */
+	for (size_t i = 0; i < root->key_count; i++)
+		objgc_condemn(ctx->gc, root->keys[i]);
+	root_free_keys(root);
+	(void)root_add_key(root, key);
+	bundle_tree_free(&root->base);
+	bundle_tree_free(&root->last);
+	root->base = tree;
+	root->base_size = size;
+	root->base_name = name;
+	root->seq = 0;
+	pthread_mutex_lock(&ctx->stats_lock);
+	ctx->stats.bases++;
+	ctx->stats.last_base_bytes = size;
+	pthread_mutex_unlock(&ctx->stats_lock);
+	return 0;
+}
+
+/* store tree as a diff on root's base, or as a new base when the diff is
+   too big; takes tree */
+static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
+		       struct upload_root *root, struct bundle_tree *tree)
+{
+	char prefix[UPLOAD_KEY_MAX], key[UPLOAD_KEY_MAX];
+	struct bundle_info info;
+	struct bundle_name name;
+	unsigned char *data;
+	const char *error;
+	size_t size;
+
+	root_prefix(user, root->guid, prefix, sizeof(prefix));
+	if (new_info(&info) < 0)
+		return upload_base(ctx, user, root, tree);
+	info.seq = root->seq + 1;
+	if (bundle_diff(root->base, tree, &info, &data, &size, &error) < 0) {
+		fuse_log(FUSE_LOG_WARNING, "upload: a diff of %s failed (%s): "
+			 "storing a new base\n", prefix, error);
+		return upload_base(ctx, user, root, tree);
+	}
+	if (size > UPLOAD_DIFF_MIN_REBASE && size > root->base_size / 2) {
+		free(data);
+		return upload_base(ctx, user, root, tree);
+	}
+	name = root->base_name;
+	name.is_diff = true;
+	memcpy(name.diff_id, info.id, sizeof(name.diff_id));
+	if (bundle_key_build(prefix, &name, key, sizeof(key), &error) < 0 ||
+	    put_bundle(ctx, key, data, size) < 0) {
+		free(data);
+		bundle_tree_free(&tree);
+		return -1;
+	}
+	free(data);
+	/* the previous diffs are superseded (a diff holds everything
+	   since its base) */
+	for (size_t i = 1; i < root->key_count; i++) {
+		objgc_condemn(ctx->gc, root->keys[i]);
+		free(root->keys[i]);
+	}
+	root->key_count = root->key_count > 0 ? 1 : 0;
+	(void)root_add_key(root, key);
+	bundle_tree_free(&root->last);
+	root->last = tree;
+	root->seq++;
+	pthread_mutex_lock(&ctx->stats_lock);
+	ctx->stats.diffs++;
+	ctx->stats.last_diff_bytes = size;
+	pthread_mutex_unlock(&ctx->stats_lock);
+	return 0;
+}
+
+/* upload one snapshot root if it changed; takes sr->tree */
+static int upload_root(struct upload_ctx *ctx, struct ouser *user,
+		       struct snap_root *sr)
+{
+	struct upload_root *root = root_get(user, sr->guid);
+	struct bundle_tree *tree = sr->tree;
+	const char *why;
+
+	sr->tree = NULL;
+	if (root == NULL) {
+		bundle_tree_free(&tree);
+		return -1;
+	}
+	root->seen = true;
+	const struct bundle_tree *stored =
+		root->last != NULL ? root->last : root->base;
+
+	if (stored != NULL && bundle_tree_equal(stored, tree, &why)) {
+		bundle_tree_free(&tree);
+		STAT_ADD(ctx, unchanged, 1);
+		return 0;
+	}
+	if (root->base == NULL || root->seq >= UPLOAD_MAX_DIFFS)
+		return upload_base(ctx, user, root, tree);
+	return upload_diff(ctx, user, root, tree);
+}
+
+/* after a complete pass: roots that are gone (a deleted folder) */
+static void forget_unseen_roots(struct upload_ctx *ctx, struct ouser *user)
+{
+	struct upload_root **p = &user->roots;
+
+	while (*p != NULL) {
+		struct upload_root *root = *p;
+
+		if (root->seen) {
+			p = &root->next;
+			continue;
+		}
+		for (size_t i = 0; i < root->key_count; i++)
+			objgc_condemn(ctx->gc, root->keys[i]);
+		*p = root->next;
+		root_free(root);
+	}
+}
+
+static bool user_root_stored(struct ouser *user)
+{
+	for (struct upload_root *r = user->roots; r != NULL; r = r->next) {
+		if (r->guid[0] == '\0')
+			return r->key_count > 0;
+	}
+	return false;
+}
+
+int upload_user(struct upload_ctx *ctx, struct ouser *user,
+		const char *folder_path)
+{
+	struct snapshot snap = { 0 };
+	struct objgc_batch pending;
+	char prefix[UPLOAD_KEY_MAX];
+	uint64_t snap_gen;
+	int ret = 0;
+
+	pthread_mutex_lock(&user->upload_lock);
+	if (!user->roots_read)
+		roots_read(ctx, user);
+	if (folder_path != NULL && !user_root_stored(user)) {
+		/* the first upload of a user stores its own tree too: a
+		   folder is found again only through it (its path, owner) */
+		folder_path = NULL;
+	}
+
+	users_snapshot_lock(user);
+	snap_gen = atomic_load(&user->gen);
+	ret = snapshot_take(ctx, user, folder_path, &snap);
+	if (ret > 0) {
+		if (folder_path == NULL)
+			snprintf(prefix, sizeof(prefix), "%s/", user->prefix);
+		else {
+			snprintf(prefix, sizeof(prefix), "%s/mailboxes/%s/",
+				 user->prefix, snap.roots[0].guid);
+		}
+		objgc_take_pending(ctx->gc, prefix, &pending);
+	}
+	users_snapshot_unlock(user);
+	if (ret <= 0) {
+		snapshot_free(&snap);
+		pthread_mutex_unlock(&user->upload_lock);
+		if (ret == 0)	/* not a folder (any more): all of it */
+			return upload_user(ctx, user, NULL);
+		STAT_ADD(ctx, failures, 1);
+		return -1;
+	}
+
+	for (struct upload_root *r = user->roots; r != NULL; r = r->next)
+		r->seen = false;
+	ret = 0;
+	for (size_t i = 0; i < snap.count; i++) {
+		if (upload_root(ctx, user, &snap.roots[i]) < 0)
+			ret = -1;
+	}
+	if (ret < 0) {
+		objgc_return_pending(ctx->gc, &pending);
+		STAT_ADD(ctx, failures, 1);
+	} else {
+		objgc_condemn_batch(ctx->gc, &pending);
+		if (folder_path == NULL) {
+			forget_unseen_roots(ctx, user);
+			user->uploaded_gen = snap_gen;
+			users_snapshot_lock(user);
+			if (atomic_load(&user->gen) == snap_gen &&
+			    cachestate_clear_dirty(ctx->cs, user->name) == 0)
+				atomic_store(&user->marked, false);
+			users_snapshot_unlock(user);
+		}
+		STAT_ADD(ctx, passes, 1);
+	}
+	roots_save(ctx, user);
+	snapshot_free(&snap);
+	pthread_mutex_unlock(&user->upload_lock);
+	return ret;
+}

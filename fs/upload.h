@@ -1,0 +1,78 @@
+/* upload.h: uploading a user's index tree as bundles (CONTRACT.md
+ * sections 4 and 5, docs/bundle-format.md).
+ *
+ * A user's tree below CACHE_DIR/meta/<user> is split into bundle roots:
+ * the user directory itself and every directory with a folder GUID
+ * (user.oboxfs.guid).  A root's bundle holds its tree; a nested folder
+ * directory is in it as a directory entry with its GUID but nothing below
+ * (it is a root of its own).  Left out: lock files ("*.lock"), the
+ * contents of "tmp" directories and sdbox ".temp.*" files, which are all
+ * transient.
+ *
+ * upload_user() snapshots the roots under the user's exclusive tree lock,
+ * then, per root whose tree differs from what was last stored: a diff
+ * against the root's base (seq + 1), or a new base when there is none yet
+ * or the diff grew past half of the base (or 64 diffs).  The previous diff,
+ * or for a new base the old base and its diffs, is condemned (objgc.h):
+ * deleted at the next flush.  Mail objects released before the snapshot
+ * are condemned once every root of the snapshot is stored.
+ *
+ * The live bundle keys of each root are kept in CACHE_DIR/state/bundles/
+ * <user>, so that after a restart (no base in memory) the first upload of
+ * a root writes a new base and condemns the old keys.
+ */
+#ifndef OBOXFS_UPLOAD_H
+#define OBOXFS_UPLOAD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct objstore;
+struct objgc;
+struct cachestate;
+struct ouser;
+struct upload_root;
+
+struct upload_stats {
+	uint64_t passes;	/* upload_user() calls that stored all */
+	uint64_t failures;	/* upload_user() calls that failed */
+	uint64_t bases, diffs;	/* bundles stored */
+	uint64_t bytes;		/* bundle bytes stored */
+	uint64_t unchanged;	/* roots found unchanged */
+	uint64_t last_base_bytes, last_diff_bytes;
+};
+
+struct upload_ctx {
+	struct objstore *store;
+	struct objgc *gc;
+	struct cachestate *cs;
+	int meta_fd;		/* CACHE_DIR/meta */
+
+	pthread_mutex_t stats_lock;
+	struct upload_stats stats;	/* protected by stats_lock */
+};
+
+int upload_ctx_init(struct upload_ctx *ctx, struct objstore *store,
+		    struct objgc *gc, struct cachestate *cs, int meta_fd);
+void upload_ctx_deinit(struct upload_ctx *ctx);
+
+/* Upload user's changed roots; folder_path (relative to the user dir,
+   NULL: every root) limits it to that folder's root.  Returns 0 if all
+   that changed is stored (user is then clean if nothing changed since the
+   snapshot and folder_path was NULL), -1 on failure (logged; nothing is
+   lost, the next upload tries again). */
+int upload_user(struct upload_ctx *ctx, struct ouser *user,
+		const char *folder_path);
+
+/* After user was loaded from the store: the bundle keys found for the
+   root with guid ("" for the user root), to be condemned once a new
+   base of that root is stored.  Call with user->upload_lock held. */
+int upload_roots_add_loaded(struct ouser *user, const char *guid,
+			    char *const *keys, size_t key_count);
+void upload_roots_free(struct upload_root **roots);
+
+void upload_get_stats(struct upload_ctx *ctx, struct upload_stats *stats_r);
+
+#endif

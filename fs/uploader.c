@@ -1,0 +1,249 @@
+/* uploader.c: the upload thread and its triggers (see uploader.h). */
+#include "uploader.h"
+#include "objgc.h"
+#include "upload.h"
+#include "users.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_log.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct folder_request {
+	struct folder_request *next;
+	struct ouser *user;
+	char *path;
+};
+
+struct uploader {
+	struct upload_ctx *ctx;
+	struct users *users;
+	unsigned int interval;
+	int pipe_fds[2];
+	pthread_t thread;
+	bool thread_started;
+
+	atomic_bool stop;
+	atomic_bool all_requested;
+
+	pthread_mutex_t lock;
+	struct folder_request *queue;	/* protected by lock */
+	unsigned int queued;		/* protected by lock */
+	struct uploader_stats stats;	/* protected by lock */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wake(struct uploader *up)
+{
+	char c = 1;
+
+	/* a full pipe already wakes the thread */
+	(void)!write(up->pipe_fds[1], &c, 1);
+}
+
+/* upload every user with changes, then delete what became garbage */
+static void full_pass(struct uploader *up)
+{
+	struct ouser **list;
+	unsigned int count;
+
+	if (users_list(up->users, &list, &count) < 0) {
+		fuse_log(FUSE_LOG_ERR, "upload: out of memory\n");
+		return;
+	}
+	for (unsigned int i = 0; i < count; i++) {
+		if (users_is_dirty(list[i]))
+			(void)upload_user(up->ctx, list[i], NULL);
+	}
+	free(list);
+	(void)objgc_flush(up->ctx->gc);
+	pthread_mutex_lock(&up->lock);
+	up->stats.full_passes++;
+	pthread_mutex_unlock(&up->lock);
+}
+
+static void run_queue(struct uploader *up)
+{
+	for (;;) {
+		struct folder_request *req;
+
+		pthread_mutex_lock(&up->lock);
+		req = up->queue;
+		if (req != NULL) {
+			up->queue = req->next;
+			up->queued--;
+		}
+		pthread_mutex_unlock(&up->lock);
+		if (req == NULL)
+			break;
+		(void)upload_user(up->ctx, req->user, req->path);
+		pthread_mutex_lock(&up->lock);
+		up->stats.folder_uploads++;
+		pthread_mutex_unlock(&up->lock);
+		free(req->path);
+		free(req);
+	}
+}
+
+static void *uploader_thread(void *context)
+{
+	struct uploader *up = context;
+	int64_t next_pass = up->interval == 0 ? INT64_MAX :
+		now_ms() + (int64_t)up->interval * 1000;
+
+	while (!atomic_load(&up->stop)) {
+		struct pollfd pfd = { .fd = up->pipe_fds[0], .events = POLLIN };
+		int64_t now = now_ms(), wait = next_pass - now;
+		char buf[64];
+
+		if (wait > 60000)
+			wait = 60000;
+		if (wait > 0 && !atomic_load(&up->all_requested))
+			(void)poll(&pfd, 1, (int)(wait < 0 ? 0 : wait));
+		while (read(up->pipe_fds[0], buf, sizeof(buf)) > 0)
+			;
+		if (atomic_load(&up->stop))
+			break;
+		run_queue(up);
+		if (atomic_exchange(&up->all_requested, false) ||
+		    now_ms() >= next_pass) {
+			full_pass(up);
+			if (up->interval != 0)
+				next_pass = now_ms() +
+					(int64_t)up->interval * 1000;
+		}
+	}
+	return NULL;
+}
+
+int uploader_start(struct upload_ctx *ctx, struct users *users,
+		   unsigned int interval, struct uploader **uploader_r,
+		   const char **error_r)
+{
+	struct uploader *up = calloc(1, sizeof(*up));
+
+	if (up == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	up->ctx = ctx;
+	up->users = users;
+	up->interval = interval;
+	pthread_mutex_init(&up->lock, NULL);
+	atomic_init(&up->stop, false);
+	atomic_init(&up->all_requested, false);
+	if (pipe2(up->pipe_fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		*error_r = "pipe2() failed";
+		pthread_mutex_destroy(&up->lock);
+		free(up);
+		return -1;
+	}
+	if (pthread_create(&up->thread, NULL, uploader_thread, up) != 0) {
+		*error_r = "pthread_create() failed";
+		uploader_stop(&up, false);
+		return -1;
+	}
+	up->thread_started = true;
+	*uploader_r = up;
+	return 0;
+}
+
+void uploader_stop(struct uploader **_up, bool final)
+{
+	struct uploader *up = *_up;
+
+	if (up == NULL)
+		return;
+	*_up = NULL;
+	atomic_store(&up->stop, true);
+	wake(up);
+	if (up->thread_started)
+		pthread_join(up->thread, NULL);
+	if (final) {
+		run_queue(up);
+		full_pass(up);
+	}
+	while (up->queue != NULL) {
+		struct folder_request *req = up->queue;
+
+		up->queue = req->next;
+		free(req->path);
+		free(req);
+	}
+	close(up->pipe_fds[0]);
+	close(up->pipe_fds[1]);
+	pthread_mutex_destroy(&up->lock);
+	free(up);
+}
+
+void uploader_request_folder(struct uploader *up, struct ouser *user,
+			     const char *folder_path)
+{
+	struct folder_request *req, **p;
+
+	pthread_mutex_lock(&up->lock);
+	for (p = &up->queue; *p != NULL; p = &(*p)->next) {
+		if ((*p)->user == user && strcmp((*p)->path, folder_path) == 0) {
+			pthread_mutex_unlock(&up->lock);
+			return;
+		}
+	}
+	req = calloc(1, sizeof(*req));
+	if (req != NULL)
+		req->path = strdup(folder_path);
+	if (req == NULL || req->path == NULL) {
+		/* the interval's pass uploads it */
+		free(req);
+		pthread_mutex_unlock(&up->lock);
+		return;
+	}
+	req->user = user;
+	*p = req;
+	up->queued++;
+	pthread_mutex_unlock(&up->lock);
+	wake(up);
+}
+
+void uploader_request_all(struct uploader *up)
+{
+	atomic_store(&up->all_requested, true);
+	wake(up);
+}
+
+static void count_dirty(struct users *users, unsigned int *dirty_r)
+{
+	struct ouser **list;
+	unsigned int count;
+
+	*dirty_r = 0;
+	if (users_list(users, &list, &count) < 0)
+		return;
+	for (unsigned int i = 0; i < count; i++) {
+		if (users_is_dirty(list[i]))
+			(*dirty_r)++;
+	}
+	free(list);
+}
+
+void uploader_get_stats(struct uploader *up, struct users *users,
+			struct uploader_stats *stats_r)
+{
+	pthread_mutex_lock(&up->lock);
+	*stats_r = up->stats;
+	stats_r->queued = up->queued;
+	pthread_mutex_unlock(&up->lock);
+	count_dirty(users, &stats_r->dirty_users);
+}

@@ -1,0 +1,45 @@
+/* uploader.h: when index uploads happen (CONTRACT.md section 5): a
+ * background thread that uploads
+ *   - every interval, each user with changes (then deletes condemned
+ *     objects, objgc_flush()),
+ *   - a folder, when the daemon counted upload_deliveries deliveries to it
+ *     (uploader_request_folder()),
+ *   - every user with changes on request (uploader_request_all(), e.g. from
+ *     SIGUSR1; async-signal-safe),
+ *   - and every user with changes at uploader_stop() (unmount).
+ * Uploads never block the FUSE operations beyond the snapshot (users.h).
+ */
+#ifndef OBOXFS_UPLOADER_H
+#define OBOXFS_UPLOADER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct upload_ctx;
+struct users;
+struct ouser;
+struct uploader;
+
+struct uploader_stats {
+	uint64_t full_passes;	/* passes over all users completed */
+	uint64_t folder_uploads;	/* delivery-triggered uploads done */
+	unsigned int dirty_users;	/* users with changes not uploaded */
+	unsigned int queued;		/* folder uploads waiting */
+};
+
+/* interval: seconds between passes (0: only on request/unmount) */
+int uploader_start(struct upload_ctx *ctx, struct users *users,
+		   unsigned int interval, struct uploader **uploader_r,
+		   const char **error_r);
+/* Stop the thread; final: run a last pass over all users and flush. */
+void uploader_stop(struct uploader **uploader, bool final);
+
+void uploader_request_folder(struct uploader *uploader, struct ouser *user,
+			     const char *folder_path);
+/* async-signal-safe */
+void uploader_request_all(struct uploader *uploader);
+
+void uploader_get_stats(struct uploader *uploader, struct users *users,
+			struct uploader_stats *stats_r);
+
+#endif

@@ -1,0 +1,93 @@
+/* userload.h: building a user's metacache tree from the store (a takeover:
+ * another machine's or an empty cache) and putting back mails missing from
+ * it (the rescan of CONTRACT.md section 6).
+ *
+ * The store holds, below the user prefix P = "<h1>/<h2>/<user>":
+ *   P/idx/bundle.*                    bundles of the user root (the user dir
+ *                                     minus its folders)
+ *   P/mailboxes/<G>/idx/bundle.*      bundles of folder G (the tree below a
+ *                                     directory with user.oboxfs.guid = G)
+ *   P/mailboxes/<G>/<oid>             mails, metadata path/name(/mtime)
+ * One LIST of "P/" finds everything; the user root's bundles are loaded
+ * first, then every folder found in the trees written so far (a DIR entry
+ * with a guid), recursively.  A folder with bundles that no tree mentions is
+ * placed where its mails' metadata says (one HEAD).  Then every mail object
+ * that no stub references is put back as a stub (one HEAD each).
+ *
+ * Bundles and metadata are untrusted: a bad bundle (checksum, truncated,
+ * header not matching its name, undecodable) is logged with its key and
+ * treated as absent; a stub pointing outside this user's mail objects is
+ * dropped; a mail with bad metadata is logged and skipped.  Only store
+ * failures (transient, throttled, auth, permanent) and local I/O errors
+ * make the load fail.
+ *
+ * Owners and modes: the trees restore their own (owners when running as
+ * root).  Directories created for put-back mails get the owner and
+ * permission bits of their parent, stubs the owner of their directory and
+ * its permission bits minus the x bits (0700 -> 0600).  At the end (when
+ * running as root) dir_fd is chown()ed to the most common owner of its
+ * top-level entries (left alone if it has none) and given mode 0700.
+ */
+#ifndef OBOXFS_USERLOAD_H
+#define OBOXFS_USERLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct objstore;
+
+/* the largest bundle fetched */
+#define USERLOAD_BUNDLE_MAX (256U * 1024 * 1024)
+
+struct userload_stats {
+	/* roots (user root, folders) whose tree came from a bundle */
+	unsigned int roots_loaded;
+	/* bundles fetched (GET) / refused as corrupt or missing */
+	unsigned int bundles_fetched, bundles_rejected;
+	/* mails put back as stubs / skipped (bad metadata, gone, name taken) */
+	unsigned int mails_put_back, mails_skipped;
+	/* distinct folder GUIDs seen in the listing or in the trees */
+	unsigned int folders_found;
+};
+
+/* A bundle root found while loading: the user root (path "", guid "") or
+   a folder.  bundle_keys are every bundle key of that root in the listing
+   (valid names only, newest base included), for the uploader to delete
+   once it has stored a new base of its own. */
+struct userload_root {
+	/* relative to the user dir: "" for the user root; NULL for a folder
+	   that has bundles but could not be placed in the tree */
+	char *path;
+	char guid[33];
+	/* a tree was loaded from these bundles */
+	bool tree_loaded;
+	char **bundle_keys;
+	size_t bundle_key_count;
+};
+
+struct userload_roots {
+	/* roots[0] is the user root */
+	struct userload_root *roots;
+	size_t count;
+};
+
+/* Build the tree of user from the store into the empty directory dir_fd (a
+   temporary directory on the metacache's filesystem; the caller renames it
+   into place).  Returns 1 if the store has anything of this user, 0 if
+   nothing (dir left empty), -1 on failure: errno EIO for a store error,
+   EINVAL for an invalid user name, else the local error; *error_r is a
+   message valid until the next userload call in this thread.  stats_r may
+   be NULL; roots_r (may be NULL) is set on success, free it with
+   userload_roots_free(). */
+int userload_load(struct objstore *store, const char *user, int dir_fd,
+		  struct userload_stats *stats_r,
+		  struct userload_roots **roots_r, const char **error_r);
+void userload_roots_free(struct userload_roots **roots);
+
+/* Make Dovecot rebuild an sdbox folder's index from its u.N files (after
+   mails were put back): dovecot.index -> dovecot.index.backup (flags are
+   kept from it), dovecot.index.log and dovecot.index.log.2 removed.
+   Returns 0 or -1 with errno. */
+int userload_sdbox_force_rebuild(int dbox_mails_dir_fd);
+
+#endif

@@ -1,0 +1,99 @@
+/* users.h: the daemon's per-user state (one struct ouser per top-level
+ * directory that has been looked up or created).
+ *
+ * Each user's tree is changed by FUSE operations and read by the index
+ * uploader.  The uploader needs a consistent snapshot (CONTRACT.md
+ * section 5: a bundle is the tree as of one moment), so every operation
+ * that changes a user's tree holds the user's tree_lock shared
+ * (users_change_begin/end) and the uploader holds it exclusive while it
+ * scans the tree (a local walk, a few milliseconds).  The lock prefers
+ * writers, so a stream of operations cannot starve an upload.
+ *
+ * A change also bumps the user's generation and, the first time after an
+ * upload, creates the user's dirty marker in the cache directory (see
+ * cachestate.h), so an unclean shutdown knows whose tree to distrust.
+ */
+#ifndef OBOXFS_USERS_H
+#define OBOXFS_USERS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct cachestate;
+struct upload_root;
+
+#define USERS_PREFIX_MAX 300
+
+struct ouser {
+	struct ouser *next;		/* protected by users->lock */
+	char *name;
+	/* "<h1>/<h2>/<user>": the user's part of the store */
+	char prefix[USERS_PREFIX_MAX];
+
+	/* shared: operations changing the tree; exclusive: a snapshot */
+	pthread_rwlock_t tree_lock;
+	/* bumped by every change (under tree_lock shared) */
+	atomic_uint_fast64_t gen;
+	/* the dirty marker file exists */
+	atomic_bool marked;
+	/* time of the last access (seconds, monotonic) */
+	atomic_int_fast64_t last_access;
+	/* open files and directories of this user */
+	atomic_int open_count;
+
+	/* one upload or load of this user at a time */
+	pthread_mutex_t upload_lock;
+	/* gen as of the last complete snapshot: clean if equal to gen
+	   (protected by upload_lock) */
+	uint64_t uploaded_gen;
+	/* bundle roots with their upload state (protected by upload_lock) */
+	struct upload_root *roots;
+	/* roots has been filled from the state file (upload_lock) */
+	bool roots_read;
+
+	/* deliveries per folder since that folder's last upload
+	   (protected by users->lock) */
+	struct user_folder_count *folder_counts;
+	unsigned int folder_count_count;
+};
+
+struct users;
+
+struct users *users_init(struct cachestate *cs);
+/* frees every user and its upload state (call with no operation running) */
+void users_deinit(struct users **users);
+
+/* The user named name (a valid user name), created on first use.  Never
+   freed before users_deinit() (the metacache eviction of issue #5 will).
+   NULL only when out of memory. */
+struct ouser *users_get(struct users *users, const char *name);
+
+/* Around an operation that changes user's tree (user may be NULL: then
+   nothing is done). */
+void users_change_begin(struct users *users, struct ouser *user);
+void users_change_end(struct ouser *user);
+/* Mark an access (lookup, read) for the idle timer. */
+void users_touch(struct ouser *user);
+
+/* The uploader's snapshot lock. */
+void users_snapshot_lock(struct ouser *user);
+void users_snapshot_unlock(struct ouser *user);
+
+/* True if user has changes not covered by a complete snapshot. */
+bool users_is_dirty(struct ouser *user);
+
+/* Count a delivery to the folder with the given guid; returns true (and
+   resets the count) when it reaches limit. */
+bool users_count_delivery(struct users *users, struct ouser *user,
+			  const char *guid, unsigned int limit);
+
+/* The users known now, as a malloc()ed array (users stay valid until
+   users_deinit()).  Returns 0 or -1 (out of memory). */
+int users_list(struct users *users, struct ouser ***users_r,
+	       unsigned int *count_r);
+unsigned int users_count(struct users *users);
+
+#endif
