@@ -59,6 +59,8 @@ struct oboxfs {
 	struct cachestate *cs;
 	struct upload_ctx *upctx;
 	struct uploader *uploader;
+	struct metacache *metacache;
+	struct fuse_session *se;	/* for the metacache's invalidations */
 	unsigned int upload_deliveries;
 	int load_fd;		/* CACHE_DIR/load: users being loaded */
 	atomic_uint_fast64_t users_loaded, mails_put_back;

@@ -16,6 +16,7 @@
  * of their mails carry the name.
  */
 #include "fs.h"
+#include "users.h"
 #include "mailpath.h"
 #include "mailstore.h"
 #include "objgc.h"
@@ -334,6 +335,7 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 struct odir {
+	struct ouser *user;	/* counted in its open_count, or NULL */
 	DIR *dp;
 	struct dirent *entry;
 	off_t offset;
@@ -366,7 +368,14 @@ void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)d;
-	fuse_reply_open(req, fi);
+	d->user = inode->user;
+	users_opened(d->user);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* interrupted: no releasedir will come */
+		users_closed(d->user);
+		closedir(d->dp);
+		free(d);
+	}
 }
 
 static bool is_dot_or_dotdot(const char *name)
@@ -488,6 +497,7 @@ void fsop_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct odir *d = (struct odir *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	users_closed(d->user);
 	closedir(d->dp);
 	free(d);
 	fuse_reply_err(req, 0);

@@ -20,6 +20,7 @@
  * never fsynced (CONTRACT.md section 6).
  */
 #include "fs.h"
+#include "users.h"
 #include "mailcache.h"
 #include "mailpath.h"
 #include "mailstore.h"
@@ -42,6 +43,7 @@ struct ofile {
 	bool dirty;		/* protected by lock: written through this */
 	char *stats;		/* the stats file's text, else NULL */
 	size_t stats_len;
+	struct ouser *user;	/* counted in its open_count, or NULL */
 };
 
 static struct ofile *ofile_get(struct fuse_file_info *fi)
@@ -66,6 +68,7 @@ static void ofile_free(struct ofile **_h)
 	struct ofile *h = *_h;
 
 	*_h = NULL;
+	users_closed(h->user);
 	if (h->fd >= 0)
 		close(h->fd);
 	if (h->mail_fd >= 0)
@@ -165,6 +168,8 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1;
 	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
+	h->user = inode->user;
+	users_opened(h->user);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		ofile_free(&h);	/* interrupted: no release will come */
 }
@@ -219,6 +224,8 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->keep_cache = 1;
 	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
+	h->user = dir->user;
+	users_opened(h->user);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		ofile_free(&h);
 }

@@ -4,6 +4,7 @@
  */
 #include "fs.h"
 #include "ids.h"
+#include "metacache.h"
 #include "upload.h"
 #include "uploader.h"
 #include "userload.h"
@@ -108,6 +109,8 @@ int fs_user_load(struct oboxfs *fs, const char *name)
 	else
 		ret = load_locked(fs, user);
 	pthread_mutex_unlock(&user->upload_lock);
+	if (ret == 0)
+		metacache_measure(fs->metacache, user);
 	return ret;
 }
 

@@ -8,6 +8,7 @@
 #include "fs.h"
 #include "mailcache.h"
 #include "mailstore.h"
+#include "metacache.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "upload.h"
@@ -28,6 +29,7 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 	struct objgc_stats gcs;
 	struct upload_stats ups;
 	struct uploader_stats uls;
+	struct metacache_stats mcs2;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -77,6 +79,16 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 		atomic_load(&fs->mails_put_back));
 	cachedir_stats_format(&mcs, mcs_text, sizeof(mcs_text));
 	fputs(mcs_text, f);
+	metacache_get_stats(fs->metacache, fs->users, &mcs2);
+	fprintf(f, "oboxfs_metacache_cap_bytes %" PRIu64 "\n", mcs2.cap);
+	fprintf(f, "oboxfs_metacache_bytes %" PRIu64 "\n", mcs2.used);
+	fprintf(f, "oboxfs_metacache_users %u\n", mcs2.users_cached);
+	fprintf(f, "oboxfs_metacache_evictions_total %" PRIu64 "\n",
+		mcs2.evictions);
+	fprintf(f, "oboxfs_metacache_evicted_bytes_total %" PRIu64 "\n",
+		mcs2.evicted_bytes);
+	fprintf(f, "oboxfs_metacache_over_cap_total %" PRIu64 "\n",
+		mcs2.over_cap_busy);
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;

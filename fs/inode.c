@@ -164,6 +164,7 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		e->entry_timeout = 0;
 	}
 
+	users_touch(parent->user);
 	pthread_mutex_lock(&fs->inode_lock);
 	bucket = bucket_of(fs, e->attr.st_dev, e->attr.st_ino);
 	for (found = fs->buckets[bucket]; found != NULL; found = found->hnext) {

@@ -17,10 +17,12 @@
 #include "mailcache.h"
 #include "mailpath.h"
 #include "mailstore.h"
+#include "metacache.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "options.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_log.h>
@@ -270,6 +272,38 @@ static void mark_left_dirty(const char *name, void *context)
 	}
 }
 
+/* users already in the metacache (from the last run) are known, so the
+   metacache counts them and can evict them */
+static void register_cached_users(struct oboxfs *fs)
+{
+	int fd = openat(fs->meta_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	const char *error;
+	struct dirent *d;
+	DIR *dir;
+
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		if (mailpath_user_name_check(d->d_name, &error) == 0)
+			(void)users_get(fs->users, d->d_name);
+	}
+	closedir(dir);
+}
+
+/* the metacache moved user's tree away: the kernel must look it up again */
+static void evicted_user(const char *user, void *context)
+{
+	struct oboxfs *fs = context;
+
+	if (fs->se != NULL) {
+		(void)fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID,
+						       user, strlen(user));
+	}
+}
+
 static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 {
 	struct objstore_settings set;
@@ -314,8 +348,16 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 	cachestate_foreach_dirty(fs->cs, mark_left_dirty, fs);
 	fs->upload_deliveries = opts->upload_deliveries;
 	mailstore_set_delivery_callback(fs->ms, fs_delivery_noted, fs);
+	register_cached_users(fs);
+	snprintf(path, sizeof(path), "%s/trash", opts->cache_dir);
+	fs->metacache = metacache_init(fs->meta_fd, path, opts->metacache_size,
+				       opts->metacache_idle, evicted_user, fs);
+	if (fs->metacache == NULL) {
+		fprintf(stderr, "oboxfs: out of memory\n");
+		return -1;
+	}
 	if (uploader_start(fs->upctx, fs->users, opts->upload_interval,
-			   &fs->uploader, &error) < 0) {
+			   fs->metacache, &fs->uploader, &error) < 0) {
 		fprintf(stderr, "oboxfs: %s\n", error);
 		return -1;
 	}
@@ -335,6 +377,7 @@ static void fs_deinit(struct oboxfs *fs)
 	/* the last upload (unmount), then nothing may touch the users */
 	signal_uploader = NULL;
 	uploader_stop(&fs->uploader, true);
+	metacache_deinit(&fs->metacache);
 	cachestate_close(&fs->cs, true);
 	users_deinit(&fs->users);
 	if (fs->upctx != NULL) {
@@ -432,6 +475,7 @@ int main(int argc, char *argv[])
 	if (se == NULL)
 		goto out;
 
+	fs.se = se;
 	lock_fd = cache_dir_open(opts.cache_dir, &fs);
 	if (lock_fd < 0 || fs_init(&fs, &opts) < 0)
 		goto out;
@@ -478,8 +522,11 @@ int main(int argc, char *argv[])
 out:
 	if (mounted)
 		fuse_session_unmount(se);
-	/* the last upload runs after the unmount (fs_deinit()): the process
-	   exits when the index is stored */
+	/* the last upload runs after the unmount: the process exits when
+	   the index is stored */
+	signal_uploader = NULL;
+	uploader_stop(&fs.uploader, true);
+	fs.se = NULL;
 	if (signals)
 		fuse_remove_signal_handlers(se);
 	if (se != NULL)

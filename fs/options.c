@@ -18,6 +18,8 @@ enum {
 static const struct fuse_opt oboxfs_opts[] = {
 	OPT("cache_dir=%s", cache_dir, 0),
 	OPT("cache_size=%s", cache_size_str, 0),
+	OPT("metacache_size=%s", metacache_size_str, 0),
+	OPT("metacache_idle=%s", metacache_idle_str, 0),
 	OPT("endpoint=%s", endpoint, 0),
 	OPT("region=%s", region, 0),
 	OPT("addressing=%s", addressing_str, 0),
@@ -77,20 +79,22 @@ static int parse_uint(const char *str, unsigned int min, unsigned int max,
 	return 0;
 }
 
-static int parse_cache_size(const char *str, uint64_t *bytes_r,
-			    const char **error_r)
+static int parse_cache_size(const char *name, const char *str,
+			    uint64_t *bytes_r, const char **error_r)
 {
 	static __thread char errbuf[256];
 	const char *error;
 
 	if (cachedir_parse_size(str, bytes_r, &error) < 0) {
 		snprintf(errbuf, sizeof(errbuf),
-			 "cache_size=%.64s: %s (e.g. 512M or 1G)", str, error);
+			 "%s=%.64s: %s (e.g. 512M or 1G)", name, str, error);
 		*error_r = errbuf;
 		return -1;
 	}
 	if (*bytes_r == 0) {
-		*error_r = "cache_size must be larger than 0";
+		snprintf(errbuf, sizeof(errbuf), "%s must be larger than 0",
+			 name);
+		*error_r = errbuf;
 		return -1;
 	}
 	return 0;
@@ -101,6 +105,8 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 {
 	memset(opts, 0, sizeof(*opts));
 	opts->cache_size = OBOXFS_DEFAULT_CACHE_SIZE;
+	opts->metacache_size = OBOXFS_DEFAULT_METACACHE_SIZE;
+	opts->metacache_idle = OBOXFS_DEFAULT_METACACHE_IDLE;
 	opts->upload_interval = OBOXFS_DEFAULT_UPLOAD_INTERVAL;
 	opts->upload_deliveries = OBOXFS_DEFAULT_UPLOAD_DELIVERIES;
 
@@ -124,9 +130,19 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 		return -1;
 	}
 	if (opts->cache_size_str != NULL &&
-	    parse_cache_size(opts->cache_size_str, &opts->cache_size,
-			     error_r) < 0)
+	    parse_cache_size("cache_size", opts->cache_size_str,
+			     &opts->cache_size, error_r) < 0)
 		return -1;
+	if (opts->metacache_size_str != NULL &&
+	    parse_cache_size("metacache_size", opts->metacache_size_str,
+			     &opts->metacache_size, error_r) < 0)
+		return -1;
+	if (opts->metacache_idle_str != NULL &&
+	    parse_uint(opts->metacache_idle_str, 1, 86400 * 7,
+		       &opts->metacache_idle) < 0) {
+		*error_r = "metacache_idle must be 1..604800 seconds";
+		return -1;
+	}
 	if (opts->addressing_str == NULL ||
 	    strcmp(opts->addressing_str, "auto") == 0)
 		opts->addressing = OBJSTORE_ADDRESSING_AUTO;
@@ -158,6 +174,8 @@ void oboxfs_options_free(struct oboxfs_options *opts)
 	free(opts->store_url);
 	free(opts->cache_dir);
 	free(opts->cache_size_str);
+	free(opts->metacache_size_str);
+	free(opts->metacache_idle_str);
 	free(opts->endpoint);
 	free(opts->region);
 	free(opts->addressing_str);
@@ -188,6 +206,9 @@ void oboxfs_options_help(void)
 "    -o cache_dir=DIR          cache directory\n"
 "                              (default " OBOXFS_DEFAULT_CACHE_DIR ")\n"
 "    -o cache_size=SIZE        mail cache size, units K, M, G, T (default 1G)\n"
+"    -o metacache_size=SIZE    index tree cache size (default 1G)\n"
+"    -o metacache_idle=SECS    a user idle this long may be evicted from the\n"
+"                              metacache once uploaded (default 60)\n"
 "    -o endpoint=URL           S3 endpoint (default AWS for the region)\n"
 "    -o region=NAME            S3 region (default us-east-1)\n"
 "    -o addressing=STYLE       path, virtual or auto (default auto)\n"

@@ -2,6 +2,8 @@
  *
  *   cache_dir=DIR          cache directory (default /var/cache/oboxfs)
  *   cache_size=SIZE        mail cache cap, K/M/G/T/P units (default 1G)
+ *   metacache_size=SIZE    metacache (index trees) cap (default 1G)
+ *   metacache_idle=SECS    idle time before a user may be evicted (60)
  *   endpoint=URL           s3 endpoint
  *   region=NAME            s3 region
  *   addressing=path|virtual|auto   s3 addressing style (default auto)
@@ -27,6 +29,8 @@
 
 #define OBOXFS_DEFAULT_CACHE_DIR "/var/cache/oboxfs"
 #define OBOXFS_DEFAULT_CACHE_SIZE (1024ULL * 1024 * 1024)
+#define OBOXFS_DEFAULT_METACACHE_SIZE (1024ULL * 1024 * 1024)
+#define OBOXFS_DEFAULT_METACACHE_IDLE 60
 #define OBOXFS_DEFAULT_UPLOAD_INTERVAL 300
 #define OBOXFS_DEFAULT_UPLOAD_DELIVERIES 10
 
@@ -34,6 +38,8 @@ struct oboxfs_options {
 	char *store_url;
 	char *cache_dir;
 	char *cache_size_str;
+	char *metacache_size_str;
+	char *metacache_idle_str;
 	char *endpoint;
 	char *region;
 	char *addressing_str;
@@ -49,6 +55,8 @@ struct oboxfs_options {
 	/* set by oboxfs_options_parse() */
 	enum objstore_addressing addressing;
 	uint64_t cache_size;	/* mail cache cap in bytes */
+	uint64_t metacache_size;	/* metacache cap in bytes */
+	unsigned int metacache_idle;	/* seconds */
 	unsigned int upload_interval;
 	unsigned int upload_deliveries;
 };

@@ -588,8 +588,12 @@ static void forget_unseen_roots(struct upload_ctx *ctx, struct ouser *user)
 	}
 }
 
-static bool user_root_stored(struct ouser *user)
+static void roots_read(struct upload_ctx *ctx, struct ouser *user);
+
+bool upload_user_root_stored(struct upload_ctx *ctx, struct ouser *user)
 {
+	if (!user->roots_read)
+		roots_read(ctx, user);
 	for (struct upload_root *r = user->roots; r != NULL; r = r->next) {
 		if (r->guid[0] == '\0')
 			return r->key_count > 0;
@@ -609,7 +613,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	pthread_mutex_lock(&user->upload_lock);
 	if (!user->roots_read)
 		roots_read(ctx, user);
-	if (folder_path != NULL && !user_root_stored(user)) {
+	if (folder_path != NULL && !upload_user_root_stored(ctx, user)) {
 		/* the first upload of a user stores its own tree too: a
 		   folder is found again only through it (its path, owner) */
 		folder_path = NULL;

@@ -72,6 +72,8 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 int upload_roots_add_loaded(struct ouser *user, const char *guid,
 			    char *const *keys, size_t key_count);
 void upload_roots_free(struct upload_root **roots);
+/* True if the user root has a stored bundle (call with upload_lock). */
+bool upload_user_root_stored(struct upload_ctx *ctx, struct ouser *user);
 
 void upload_get_stats(struct upload_ctx *ctx, struct upload_stats *stats_r);
 

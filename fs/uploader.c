@@ -1,5 +1,6 @@
 /* uploader.c: the upload thread and its triggers (see uploader.h). */
 #include "uploader.h"
+#include "metacache.h"
 #include "objgc.h"
 #include "upload.h"
 #include "users.h"
@@ -15,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define UPLOADER_TICK_MS 5000
+
 struct folder_request {
 	struct folder_request *next;
 	struct ouser *user;
@@ -24,6 +27,7 @@ struct folder_request {
 struct uploader {
 	struct upload_ctx *ctx;
 	struct users *users;
+	struct metacache *mc;
 	unsigned int interval;
 	int pipe_fds[2];
 	pthread_t thread;
@@ -109,8 +113,9 @@ static void *uploader_thread(void *context)
 		int64_t now = now_ms(), wait = next_pass - now;
 		char buf[64];
 
-		if (wait > 60000)
-			wait = 60000;
+		/* the metacache cap is checked this often */
+		if (wait > UPLOADER_TICK_MS)
+			wait = UPLOADER_TICK_MS;
 		if (wait > 0 && !atomic_load(&up->all_requested))
 			(void)poll(&pfd, 1, (int)(wait < 0 ? 0 : wait));
 		while (read(up->pipe_fds[0], buf, sizeof(buf)) > 0)
@@ -125,13 +130,15 @@ static void *uploader_thread(void *context)
 				next_pass = now_ms() +
 					(int64_t)up->interval * 1000;
 		}
+		if (up->mc != NULL)
+			metacache_enforce(up->mc, up->users, up->ctx);
 	}
 	return NULL;
 }
 
 int uploader_start(struct upload_ctx *ctx, struct users *users,
-		   unsigned int interval, struct uploader **uploader_r,
-		   const char **error_r)
+		   unsigned int interval, struct metacache *mc,
+		   struct uploader **uploader_r, const char **error_r)
 {
 	struct uploader *up = calloc(1, sizeof(*up));
 
@@ -142,6 +149,7 @@ int uploader_start(struct upload_ctx *ctx, struct users *users,
 	up->ctx = ctx;
 	up->users = users;
 	up->interval = interval;
+	up->mc = mc;
 	pthread_mutex_init(&up->lock, NULL);
 	atomic_init(&up->stop, false);
 	atomic_init(&up->all_requested, false);

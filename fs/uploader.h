@@ -27,10 +27,13 @@ struct uploader_stats {
 	unsigned int queued;		/* folder uploads waiting */
 };
 
-/* interval: seconds between passes (0: only on request/unmount) */
+struct metacache;
+
+/* interval: seconds between passes (0: only on request/unmount); mc (may
+   be NULL): its cap is enforced every few seconds from the thread */
 int uploader_start(struct upload_ctx *ctx, struct users *users,
-		   unsigned int interval, struct uploader **uploader_r,
-		   const char **error_r);
+		   unsigned int interval, struct metacache *mc,
+		   struct uploader **uploader_r, const char **error_r);
 /* Stop the thread; final: run a last pass over all users and flush. */
 void uploader_stop(struct uploader **uploader, bool final);
 

@@ -286,12 +286,16 @@ static int fetch_bundle(struct ul_ctx *ctx, const char *key,
 	return 1;
 }
 
-static int bundle_diff_cmp_desc(const void *p1, const void *p2)
-{
-	const struct bundle *a = *(struct bundle *const *)p1;
-	const struct bundle *b = *(struct bundle *const *)p2;
+struct ul_diff {
+	struct bundle *bundle;
+	const char *key;
+};
 
-	return bundle_diff_info_cmp(&b->info, &a->info);
+static int ul_diff_cmp_desc(const void *p1, const void *p2)
+{
+	const struct ul_diff *a = p1, *b = p2;
+
+	return bundle_diff_info_cmp(&b->bundle->info, &a->bundle->info);
 }
 
 /* The diffs of base: fetched, applied newest first until one applies. */
@@ -299,7 +303,7 @@ static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 		       const size_t *diff_idx, size_t diff_count,
 		       struct bundle_tree *tree, const char **error_r)
 {
-	struct bundle **diffs = xrealloc(NULL, diff_count * sizeof(*diffs));
+	struct ul_diff *diffs = xrealloc(NULL, diff_count * sizeof(*diffs));
 	size_t n = 0, i;
 	const char *error;
 	int ret = 0;
@@ -307,34 +311,35 @@ static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 	for (i = 0; i < diff_count && ret == 0; i++) {
 		size_t k = diff_idx[i];
 
+		diffs[n].key = root->bundle_keys[k];
 		ret = fetch_bundle(ctx, root->bundle_keys[k], &root->names[k],
-				   &diffs[n], error_r);
+				   &diffs[n].bundle, error_r);
 		if (ret > 0) {
 			n++;
 			ret = 0;
 		}
 	}
 	if (ret == 0 && n > 0) {
-		qsort(diffs, n, sizeof(*diffs), bundle_diff_cmp_desc);
-		if (n > 1 && diffs[0]->info.seq == diffs[1]->info.seq) {
-			fuse_log(FUSE_LOG_WARNING, "userload(%s): two diffs "
-				 "with seq %u on one base (two writers): "
-				 "using the newest\n", ctx->user,
-				 diffs[0]->info.seq);
+		qsort(diffs, n, sizeof(*diffs), ul_diff_cmp_desc);
+		if (n > 1 && diffs[0].bundle->info.seq ==
+		    diffs[1].bundle->info.seq) {
+			fuse_log(FUSE_LOG_WARNING, "userload(%s): diffs %s and "
+				 "%s have the same seq (two writers): using "
+				 "the first\n", ctx->user, diffs[0].key,
+				 diffs[1].key);
 		}
 		for (i = 0; i < n; i++) {
-			if (bundle_apply_diff(tree, diffs[i]->diff, &error) == 0)
+			if (bundle_apply_diff(tree, diffs[i].bundle->diff,
+					      &error) == 0)
 				break;
-			fuse_log(FUSE_LOG_ERR, "userload(%s): diff bundle "
-				 "(seq %u) of %s does not apply: %s\n",
-				 ctx->user, diffs[i]->info.seq,
-				 root->guid[0] == '\0' ? "the user root" :
-				 root->guid, error);
+			fuse_log(FUSE_LOG_ERR, "userload(%s): diff bundle %s "
+				 "does not apply: %s\n", ctx->user,
+				 diffs[i].key, error);
 			ctx->stats.bundles_rejected++;
 		}
 	}
 	for (i = 0; i < n; i++)
-		bundle_free(&diffs[i]);
+		bundle_free(&diffs[i].bundle);
 	free(diffs);
 	return ret;
 }

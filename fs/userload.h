@@ -15,11 +15,15 @@
  * that no stub references is put back as a stub (one HEAD each).
  *
  * Bundles and metadata are untrusted: a bad bundle (checksum, truncated,
- * header not matching its name, undecodable) is logged with its key and
- * treated as absent; a stub pointing outside this user's mail objects is
- * dropped; a mail with bad metadata is logged and skipped.  Only store
- * failures (transient, throttled, auth, permanent) and local I/O errors
- * make the load fail.
+ * header not matching its name, undecodable, a diff that does not apply,
+ * a tree the filesystem refuses, e.g. a path too long) is logged with its
+ * key and treated as absent (an older diff, else the base alone, else no
+ * tree: the folder's mails still come back through the rescan); a stub
+ * pointing outside this user's mail objects is dropped; a mail with bad
+ * metadata is logged and skipped.  A folder GUID found twice: the second
+ * directory is left empty and loses its GUID xattr.  Only store failures
+ * (transient, throttled, auth, permanent) and local I/O errors (ENOSPC,
+ * EIO, ...) make the load fail.
  *
  * Owners and modes: the trees restore their own (owners when running as
  * root).  Directories created for put-back mails get the owner and
@@ -42,7 +46,8 @@ struct objstore;
 struct userload_stats {
 	/* roots (user root, folders) whose tree came from a bundle */
 	unsigned int roots_loaded;
-	/* bundles fetched (GET) / refused as corrupt or missing */
+	/* bundles fetched (GET) / refused (corrupt, gone since the listing,
+	   misnamed, not applying, unwritable) */
 	unsigned int bundles_fetched, bundles_rejected;
 	/* mails put back as stubs / skipped (bad metadata, gone, name taken) */
 	unsigned int mails_put_back, mails_skipped;
@@ -72,13 +77,14 @@ struct userload_roots {
 };
 
 /* Build the tree of user from the store into the empty directory dir_fd (a
-   temporary directory on the metacache's filesystem; the caller renames it
-   into place).  Returns 1 if the store has anything of this user, 0 if
-   nothing (dir left empty), -1 on failure: errno EIO for a store error,
-   EINVAL for an invalid user name, else the local error; *error_r is a
+   temporary directory on the metacache's filesystem, O_PATH is enough; the
+   caller renames it into place).  Returns 1 if the store has anything of
+   this user, 0 if nothing (dir left empty), -1 on failure (logged too):
+   errno EIO for a store error, EINVAL for an invalid user name, else the
+   local error; the directory is then in an unknown state.  *error_r is a
    message valid until the next userload call in this thread.  stats_r may
-   be NULL; roots_r (may be NULL) is set on success, free it with
-   userload_roots_free(). */
+   be NULL; roots_r (may be NULL) is set unless -1 is returned, free it
+   with userload_roots_free(). */
 int userload_load(struct objstore *store, const char *user, int dir_fd,
 		  struct userload_stats *stats_r,
 		  struct userload_roots **roots_r, const char **error_r);

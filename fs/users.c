@@ -111,6 +111,9 @@ static struct ouser *user_new(const char *name)
 	atomic_init(&user->marked, false);
 	atomic_init(&user->last_access, now_secs());
 	atomic_init(&user->open_count, 0);
+	atomic_init(&user->disk_bytes, 0);
+	atomic_init(&user->measured_gen, 0);
+	atomic_init(&user->measured, false);
 	return user;
 }
 
@@ -161,6 +164,22 @@ void users_touch(struct ouser *user)
 {
 	if (user != NULL)
 		atomic_store(&user->last_access, now_secs());
+}
+
+void users_opened(struct ouser *user)
+{
+	if (user != NULL) {
+		atomic_fetch_add(&user->open_count, 1);
+		atomic_store(&user->last_access, now_secs());
+	}
+}
+
+void users_closed(struct ouser *user)
+{
+	if (user != NULL) {
+		atomic_fetch_sub(&user->open_count, 1);
+		atomic_store(&user->last_access, now_secs());
+	}
 }
 
 void users_snapshot_lock(struct ouser *user)

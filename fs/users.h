@@ -43,6 +43,11 @@ struct ouser {
 	atomic_int_fast64_t last_access;
 	/* open files and directories of this user */
 	atomic_int open_count;
+	/* allocated bytes of the tree when measured, and gen then
+	   (metacache.h) */
+	atomic_uint_fast64_t disk_bytes;
+	atomic_uint_fast64_t measured_gen;
+	atomic_bool measured;
 
 	/* one upload or load of this user at a time */
 	pthread_mutex_t upload_lock;
@@ -77,6 +82,9 @@ void users_change_begin(struct users *users, struct ouser *user);
 void users_change_end(struct ouser *user);
 /* Mark an access (lookup, read) for the idle timer. */
 void users_touch(struct ouser *user);
+/* A file or directory of user was opened / closed (user may be NULL). */
+void users_opened(struct ouser *user);
+void users_closed(struct ouser *user);
 
 /* The uploader's snapshot lock. */
 void users_snapshot_lock(struct ouser *user);

@@ -1,0 +1,297 @@
+/* metacache.c: measuring user trees and evicting idle users (see
+ * metacache.h). */
+#include "metacache.h"
+#include "ids.h"
+#include "upload.h"
+#include "users.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <fuse_log.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct metacache {
+	int meta_fd;
+	char *trash_dir;
+	uint64_t cap;
+	unsigned int idle_secs;
+	metacache_evicted_cb *evicted;
+	void *context;
+
+	pthread_mutex_t lock;
+	uint64_t evictions, evicted_bytes, over_cap_busy; /* protected by lock */
+	bool warned;
+};
+
+struct metacache *metacache_init(int meta_fd, const char *trash_dir,
+				 uint64_t cap, unsigned int idle_secs,
+				 metacache_evicted_cb *evicted, void *context)
+{
+	struct metacache *mc = calloc(1, sizeof(*mc));
+
+	if (mc == NULL)
+		return NULL;
+	mc->trash_dir = strdup(trash_dir);
+	if (mc->trash_dir == NULL) {
+		free(mc);
+		return NULL;
+	}
+	mc->meta_fd = meta_fd;
+	mc->cap = cap;
+	mc->idle_secs = idle_secs;
+	mc->evicted = evicted;
+	mc->context = context;
+	pthread_mutex_init(&mc->lock, NULL);
+	return mc;
+}
+
+void metacache_deinit(struct metacache **_mc)
+{
+	struct metacache *mc = *_mc;
+
+	if (mc == NULL)
+		return;
+	*_mc = NULL;
+	pthread_mutex_destroy(&mc->lock);
+	free(mc->trash_dir);
+	free(mc);
+}
+
+/* allocated bytes below dir_fd (not following symlinks) */
+static uint64_t du(int dir_fd)
+{
+	uint64_t total = 0;
+	struct dirent *d;
+	DIR *dir;
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	dir = fdopendir(fd);
+	if (dir == NULL) {
+		close(fd);
+		return 0;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		struct stat st;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(dir), d->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		total += (uint64_t)st.st_blocks * 512;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(dir), d->d_name, O_RDONLY |
+					 O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub >= 0) {
+				total += du(sub);
+				close(sub);
+			}
+		}
+	}
+	closedir(dir);
+	return total;
+}
+
+void metacache_measure(struct metacache *mc, struct ouser *user)
+{
+	uint64_t gen = atomic_load(&user->gen), bytes = 0;
+	int fd = openat(mc->meta_fd, user->name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd >= 0) {
+		if (fstat(fd, &st) == 0)
+			bytes = (uint64_t)st.st_blocks * 512;
+		bytes += du(fd);
+		close(fd);
+	}
+	atomic_store(&user->disk_bytes, bytes);
+	atomic_store(&user->measured_gen, gen);
+	atomic_store(&user->measured, true);
+}
+
+static int64_t now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static bool is_idle(struct metacache *mc, struct ouser *user)
+{
+	return atomic_load(&user->open_count) == 0 &&
+	       now_secs() - atomic_load(&user->last_access) >=
+	       (int64_t)mc->idle_secs;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	(void)(flag == FTW_DP ? rmdir(path) : unlink(path));
+	return 0;
+}
+
+/* Evict user if it is idle and stored.  Returns 1 if evicted. */
+static int evict(struct metacache *mc, struct ouser *user,
+		 struct upload_ctx *upctx)
+{
+	char trash[PATH_MAX], rnd[IDS_HEX_LEN + 1];
+	uint64_t bytes = atomic_load(&user->disk_bytes);
+	bool stored, moved = false;
+
+	pthread_mutex_lock(&user->upload_lock);
+	stored = upload_user_root_stored(upctx, user) &&
+		user->uploaded_gen == atomic_load(&user->gen);
+	pthread_mutex_unlock(&user->upload_lock);
+	if (!stored) {
+		/* evicting a user with unstored changes uploads first */
+		if (upload_user(upctx, user, NULL) < 0)
+			return 0;
+	}
+	if (ids_generate(rnd) < 0)
+		return 0;
+	snprintf(trash, sizeof(trash), "%s/%s.%.8s", mc->trash_dir,
+		 user->name, rnd);
+	/* the kernel forgets the entry first, so that no new operation
+	   finds the tree by it while it moves */
+	mc->evicted(user->name, mc->context);
+
+	pthread_mutex_lock(&user->upload_lock);
+	users_snapshot_lock(user);
+	if (is_idle(mc, user) && upload_user_root_stored(upctx, user) &&
+	    user->uploaded_gen == atomic_load(&user->gen)) {
+		if (renameat(mc->meta_fd, user->name, AT_FDCWD, trash) == 0)
+			moved = true;
+		else if (errno != ENOENT) {
+			fuse_log(FUSE_LOG_ERR, "metacache: evicting %s: "
+				 "rename failed: %s\n", user->name,
+				 strerror(errno));
+		}
+	}
+	users_snapshot_unlock(user);
+	if (moved) {
+		upload_roots_free(&user->roots);
+		user->roots_read = false;
+		atomic_store(&user->disk_bytes, 0);
+		atomic_store(&user->measured, false);
+	}
+	pthread_mutex_unlock(&user->upload_lock);
+	if (!moved)
+		return 0;
+	/* and again: a lookup may have come in meanwhile */
+	mc->evicted(user->name, mc->context);
+	(void)nftw(trash, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	pthread_mutex_lock(&mc->lock);
+	mc->evictions++;
+	mc->evicted_bytes += bytes;
+	pthread_mutex_unlock(&mc->lock);
+	return 1;
+}
+
+static int cmp_access(const void *a, const void *b)
+{
+	const struct ouser *ua = *(struct ouser *const *)a;
+	const struct ouser *ub = *(struct ouser *const *)b;
+	int64_t ta = atomic_load(&ua->last_access);
+	int64_t tb = atomic_load(&ub->last_access);
+
+	return ta < tb ? -1 : ta > tb ? 1 : 0;
+}
+
+static bool user_present(struct metacache *mc, struct ouser *user)
+{
+	return faccessat(mc->meta_fd, user->name, F_OK,
+			 AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+void metacache_enforce(struct metacache *mc, struct users *users,
+		       struct upload_ctx *upctx)
+{
+	struct ouser **list;
+	unsigned int count;
+	uint64_t used = 0;
+
+	if (users_list(users, &list, &count) < 0)
+		return;
+	for (unsigned int i = 0; i < count; i++) {
+		struct ouser *u = list[i];
+
+		if (!atomic_load(&u->measured) ||
+		    atomic_load(&u->measured_gen) != atomic_load(&u->gen))
+			metacache_measure(mc, u);
+		used += atomic_load(&u->disk_bytes);
+	}
+	if (used > mc->cap) {
+		qsort(list, count, sizeof(*list), cmp_access);
+		for (unsigned int i = 0; i < count && used > mc->cap; i++) {
+			struct ouser *u = list[i];
+			uint64_t bytes = atomic_load(&u->disk_bytes);
+
+			if (bytes == 0 || !is_idle(mc, u) ||
+			    !user_present(mc, u))
+				continue;
+			if (evict(mc, u, upctx) > 0)
+				used -= bytes < used ? bytes : used;
+		}
+		if (used > mc->cap) {
+			pthread_mutex_lock(&mc->lock);
+			mc->over_cap_busy++;
+			bool warn = !mc->warned;
+
+			mc->warned = true;
+			pthread_mutex_unlock(&mc->lock);
+			if (warn) {
+				fuse_log(FUSE_LOG_WARNING, "metacache: %llu "
+					 "bytes used, above the %llu byte cap, "
+					 "and no user is idle enough to evict "
+					 "(metacache_size too small for the "
+					 "active users?)\n",
+					 (unsigned long long)used,
+					 (unsigned long long)mc->cap);
+			}
+		}
+	} else {
+		mc->warned = false;
+	}
+	free(list);
+}
+
+void metacache_get_stats(struct metacache *mc, struct users *users,
+			 struct metacache_stats *stats_r)
+{
+	struct ouser **list;
+	unsigned int count;
+
+	memset(stats_r, 0, sizeof(*stats_r));
+	stats_r->cap = mc->cap;
+	if (users_list(users, &list, &count) == 0) {
+		for (unsigned int i = 0; i < count; i++) {
+			uint64_t b = atomic_load(&list[i]->disk_bytes);
+
+			stats_r->used += b;
+			if (b > 0)
+				stats_r->users_cached++;
+		}
+		free(list);
+	}
+	pthread_mutex_lock(&mc->lock);
+	stats_r->evictions = mc->evictions;
+	stats_r->evicted_bytes = mc->evicted_bytes;
+	stats_r->over_cap_busy = mc->over_cap_busy;
+	pthread_mutex_unlock(&mc->lock);
+}
