@@ -413,7 +413,6 @@ static int load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	base->tree = NULL;
 	bundle_free(&base);
 	ret = apply_diffs(ctx, root, diff_idx, diff_count, *tree_r, error_r);
-	free(diff_idx);
 	if (ret < 0) {
 		bundle_tree_free(tree_r);
 		return -1;
