@@ -5,6 +5,7 @@
 #include "fs.h"
 #include "ids.h"
 #include "metacache.h"
+#include "objgc.h"
 #include "upload.h"
 #include "uploader.h"
 #include "userload.h"
@@ -41,6 +42,13 @@ static void rm_tree(int dir_fd, const char *name)
 		(void)nftw(real, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static bool is_garbage(const char *key, void *context)
+{
+	struct oboxfs *fs = context;
+
+	return objgc_is_garbage(fs->gc, key);
+}
+
 /* load into CACHE_DIR/load/<tmp>, then rename into meta/<name> */
 static int load_locked(struct oboxfs *fs, struct ouser *user)
 {
@@ -61,8 +69,8 @@ static int load_locked(struct oboxfs *fs, struct ouser *user)
 		(void)unlinkat(fs->load_fd, tmp, AT_REMOVEDIR);
 		return ret;
 	}
-	ret = userload_load(fs->store, user->name, dir_fd, &stats, &result,
-			    &error);
+	ret = userload_load_filtered(fs->store, user->name, dir_fd,
+				     is_garbage, fs, &stats, &result, &error);
 	close(dir_fd);
 	if (ret <= 0) {
 		rm_tree(fs->load_fd, tmp);

@@ -25,6 +25,9 @@ struct objgc {
 	pthread_mutex_t lock;
 	struct key_list pending;	/* protected by lock */
 	struct key_list condemned;	/* protected by lock */
+	/* taken by a running objgc_flush() (protected by lock; the keys
+	   belong to the flush) */
+	struct key_list flushing;
 	int garbage_fd;			/* protected by lock */
 	struct objgc_stats stats;	/* protected by lock */
 	/* one flush at a time */
@@ -244,6 +247,26 @@ void objgc_batch_free(struct objgc_batch *batch)
 	batch->count = 0;
 }
 
+static bool list_has(const struct key_list *list, const char *key)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		if (strcmp(list->keys[i], key) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool objgc_is_garbage(struct objgc *gc, const char *key)
+{
+	bool ret;
+
+	pthread_mutex_lock(&gc->lock);
+	ret = list_has(&gc->condemned, key) || list_has(&gc->pending, key) ||
+		list_has(&gc->flushing, key);
+	pthread_mutex_unlock(&gc->lock);
+	return ret;
+}
+
 int objgc_flush(struct objgc *gc)
 {
 	struct key_list work;
@@ -253,6 +276,7 @@ int objgc_flush(struct objgc *gc)
 	pthread_mutex_lock(&gc->lock);
 	work = gc->condemned;
 	memset(&gc->condemned, 0, sizeof(gc->condemned));
+	gc->flushing = work;
 	pthread_mutex_unlock(&gc->lock);
 
 	if (work.count > 0 &&
@@ -264,6 +288,7 @@ int objgc_flush(struct objgc *gc)
 		ret = -1;
 	}
 	pthread_mutex_lock(&gc->lock);
+	memset(&gc->flushing, 0, sizeof(gc->flushing));
 	if (ret < 0) {
 		/* back in front of whatever was condemned meanwhile */
 		for (size_t i = 0; i < gc->condemned.count; i++) {

@@ -16,6 +16,7 @@
 #ifndef OBOXFS_OBJGC_H
 #define OBOXFS_OBJGC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,11 @@ void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch);
 void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch);
 void objgc_condemn(struct objgc *gc, const char *key);
 void objgc_batch_free(struct objgc_batch *batch);
+
+/* True if key was released or condemned and not deleted yet: a load of
+   the user must not put it back as a mail (it is garbage, or about to
+   be). */
+bool objgc_is_garbage(struct objgc *gc, const char *key);
 
 /* Delete every condemned key.  Returns 0, or -1 if some deletes failed
    (those stay condemned and are tried again next time). */

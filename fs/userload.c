@@ -47,10 +47,13 @@ struct ul_ctx {
 	size_t count, alloc;
 	size_t *queue;			/* placed roots still to load */
 	size_t queue_head, queue_count;
+	size_t last_ref_root;		/* mark_referenced()'s last hit */
 	char **rebuild_dirs;		/* dbox-Mails dirs that got mails */
 	size_t rebuild_count;
 	bool found;
 	struct userload_stats stats;
+	userload_skip_cb *skip;
+	void *skip_context;
 };
 
 static __thread char ul_errbuf[1024];
@@ -413,6 +416,7 @@ static int load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	base->tree = NULL;
 	bundle_free(&base);
 	ret = apply_diffs(ctx, root, diff_idx, diff_count, *tree_r, error_r);
+	free(diff_idx);
 	if (ret < 0) {
 		bundle_tree_free(tree_r);
 		return -1;
@@ -465,18 +469,28 @@ static void mark_referenced(struct ul_ctx *ctx, const char *key)
 
 	if (!mail_key_parse(ctx, key, guid))
 		return;
-	for (size_t i = 1; i < ctx->count; i++) {
-		struct ul_root *root = &ctx->roots[i];
-		char *const *found;
+	/* stubs of one tree are mostly of one folder */
+	if (ctx->last_ref_root == 0 || ctx->last_ref_root >= ctx->count ||
+	    strcmp(ctx->roots[ctx->last_ref_root].guid, guid) != 0) {
+		size_t i;
 
-		if (strcmp(root->guid, guid) != 0)
-			continue;
-		found = bsearch(&key, root->mail_keys, root->mail_count,
-				sizeof(char *), str_ptr_cmp);
-		if (found != NULL)
-			root->referenced[found - root->mail_keys] = true;
-		return;
+		for (i = 1; i < ctx->count; i++) {
+			if (strcmp(ctx->roots[i].guid, guid) == 0)
+				break;
+		}
+		if (i == ctx->count)
+			return;
+		ctx->last_ref_root = i;
 	}
+	struct ul_root *root = &ctx->roots[ctx->last_ref_root];
+	char *const *found;
+
+	if (root->mail_count == 0)
+		return;
+	found = bsearch(&key, root->mail_keys, root->mail_count,
+			sizeof(char *), str_ptr_cmp);
+	if (found != NULL)
+		root->referenced[found - root->mail_keys] = true;
 }
 
 static void place_root(struct ul_ctx *ctx, size_t idx, const char *path)
@@ -664,7 +678,8 @@ static const char *mail_meta_check(const char *path, const char *name,
 	last = last == NULL ? path : last + 1;
 	if (strcmp(last, "cur") != 0 && strcmp(last, "new") != 0 &&
 	    strcmp(last, "dbox-Mails") != 0)
-		return "path metadata is not a cur, new or dbox-Mails directory";
+		return "path metadata is not a cur, new or dbox-Mails "
+			"directory";
 	if (name[0] == '\0' || strlen(name) > MAILPATH_NAME_MAX ||
 	    strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0)
@@ -809,6 +824,12 @@ static int put_back(struct ul_ctx *ctx, size_t idx, size_t m,
 	struct objstore_stat st;
 	struct stub stub;
 
+	if (ctx->skip != NULL && ctx->skip(root->mail_keys[m],
+					   ctx->skip_context)) {
+		/* garbage this machine has not deleted yet */
+		ctx->stats.mails_skipped++;
+		return 0;
+	}
 	ret = mail_head(ctx, root->mail_keys[m], &st, &path, &name, &last,
 			error_r);
 	if (ret <= 0)
@@ -938,7 +959,8 @@ static int fix_top_owner(struct ul_ctx *ctx, const char **error_r)
 	while ((d = readdir(dir)) != NULL) {
 		unsigned int i;
 
-		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
+		if (strcmp(d->d_name, ".") == 0 ||
+		    strcmp(d->d_name, "..") == 0 ||
 		    fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		for (i = 0; i < owner_count; i++) {
@@ -968,21 +990,60 @@ static int fix_top_owner(struct ul_ctx *ctx, const char **error_r)
 	return 0;
 }
 
+/* A dovecot.index.log record that sets MAIL_INDEX_HDR_FLAG_FSCKD (0x4) in
+   the index header's flags (offset 20): a header update, 16 bytes, as
+   Dovecot 2.3 writes it (size as mail_index_uint32_to_offset(16), type
+   MAIL_TRANSACTION_EXTERNAL | MAIL_TRANSACTION_HEADER_UPDATE, then
+   offset 20, size 4, value 4, little-endian).  sdbox rebuilds an index
+   with that flag from its u.N files, keeping UIDs, UIDVALIDITY, flags and
+   keywords of the mails the index knows. */
+static const unsigned char fsckd_record[16] = {
+	0x80, 0x80, 0x80, 0x84, 0x20, 0x00, 0x00, 0x10,
+	0x14, 0x00, 0x04, 0x00, 0x04, 0x00, 0x00, 0x00,
+};
+#define INDEX_HDR_FLAGS_OFFSET 20
+#define INDEX_HDR_FLAG_FSCKD 0x4
+
 int userload_sdbox_force_rebuild(int dbox_mails_dir_fd)
 {
-	static const char *const logs[] = {
-		"dovecot.index.log", "dovecot.index.log.2"
-	};
+	unsigned char flags[4];
+	int fd;
 
-	if (renameat(dbox_mails_dir_fd, "dovecot.index", dbox_mails_dir_fd,
-		     "dovecot.index.backup") < 0 && errno != ENOENT)
-		return -1;
-	for (size_t i = 0; i < 2; i++) {
-		if (unlinkat(dbox_mails_dir_fd, logs[i], 0) < 0 &&
-		    errno != ENOENT)
+	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
+		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t ret = write(fd, fsckd_record, sizeof(fsckd_record));
+		int saved = errno;
+
+		close(fd);
+		if (ret != (ssize_t)sizeof(fsckd_record)) {
+			errno = ret < 0 ? saved : ENOSPC;
 			return -1;
+		}
+		return 1;
 	}
-	return 0;
+	if (errno != ENOENT)
+		return -1;
+	/* no log (rotated away): the flag goes into the index itself */
+	fd = openat(dbox_mails_dir_fd, "dovecot.index",
+		    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (pread(fd, flags, sizeof(flags), INDEX_HDR_FLAGS_OFFSET) !=
+	    (ssize_t)sizeof(flags)) {
+		close(fd);
+		return 0;	/* too short to be an index: nothing to mark */
+	}
+	flags[0] |= INDEX_HDR_FLAG_FSCKD;
+	if (pwrite(fd, flags, 1, INDEX_HDR_FLAGS_OFFSET) != 1) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	return 1;
 }
 
 static int rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
@@ -993,9 +1054,15 @@ static int rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
 				O_NOFOLLOW | O_CLOEXEC);
 		int ret = 0;
 
-		if (fd >= 0 && faccessat(fd, "dovecot.index", F_OK,
-					 AT_SYMLINK_NOFOLLOW) == 0)
+		if (fd >= 0) {
 			ret = userload_sdbox_force_rebuild(fd);
+			if (ret == 0) {
+				fuse_log(FUSE_LOG_WARNING, "userload(%s): %s "
+					 "has no index to mark for a rebuild: "
+					 "Dovecot finds its mails at its next "
+					 "save there\n", ctx->user, path);
+			}
+		}
 		if (fd < 0 || ret < 0) {
 			ret = ul_fail(error_r, errno, "rebuilding the index of "
 				      "%s failed: %s", path, strerror(errno));
@@ -1117,6 +1184,16 @@ int userload_load(struct objstore *store, const char *user, int dir_fd,
 		  struct userload_stats *stats_r,
 		  struct userload_roots **roots_r, const char **error_r)
 {
+	return userload_load_filtered(store, user, dir_fd, NULL, NULL,
+				      stats_r, roots_r, error_r);
+}
+
+int userload_load_filtered(struct objstore *store, const char *user,
+			   int dir_fd, userload_skip_cb *skip,
+			   void *skip_context, struct userload_stats *stats_r,
+			   struct userload_roots **roots_r,
+			   const char **error_r)
+{
 	struct ul_ctx ctx;
 	char h1[3], h2[4];
 	const char *error;
@@ -1130,6 +1207,8 @@ int userload_load(struct objstore *store, const char *user, int dir_fd,
 	ctx.store = store;
 	ctx.user = user;
 	ctx.dir_fd = dir_fd;
+	ctx.skip = skip;
+	ctx.skip_context = skip_context;
 	ids_user_hash(user, h1, h2);
 	len = snprintf(ctx.prefix, sizeof(ctx.prefix), "%s/%s/%s/", h1, h2,
 		       user);

@@ -90,10 +90,21 @@ int userload_load(struct objstore *store, const char *user, int dir_fd,
 		  struct userload_roots **roots_r, const char **error_r);
 void userload_roots_free(struct userload_roots **roots);
 
+/* Mails whose key this returns true for are not put back (garbage the
+   caller has not deleted yet). */
+typedef bool userload_skip_cb(const char *key, void *context);
+int userload_load_filtered(struct objstore *store, const char *user,
+			   int dir_fd, userload_skip_cb *skip,
+			   void *skip_context, struct userload_stats *stats_r,
+			   struct userload_roots **roots_r,
+			   const char **error_r);
+
 /* Make Dovecot rebuild an sdbox folder's index from its u.N files (after
-   mails were put back): dovecot.index -> dovecot.index.backup (flags are
-   kept from it), dovecot.index.log and dovecot.index.log.2 removed.
-   Returns 0 or -1 with errno. */
+   mails were put back), keeping UIDs, UIDVALIDITY, flags and keywords:
+   append an FSCKD header update to dovecot.index.log, or (no log) set the
+   FSCKD flag in dovecot.index.  Returns 1 if marked, 0 if there is no
+   index at all (Dovecot then finds the mails at its next save into the
+   folder), -1 with errno. */
 int userload_sdbox_force_rebuild(int dbox_mails_dir_fd);
 
 #endif

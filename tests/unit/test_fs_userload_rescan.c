@@ -139,7 +139,8 @@ Test(fs_userload_rescan, folder_bundle_in_no_tree)
 	ul_assert_log("loaded into Maildir/.Sent");
 }
 
-static void assert_file(const char *path, const char *content)
+static void assert_file_bytes(const char *path, const char *content,
+			      size_t size)
 {
 	char buf[256];
 	int fd = openat(ul_dst_fd, path, O_RDONLY);
@@ -148,8 +149,13 @@ static void assert_file(const char *path, const char *content)
 	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
 	len = read(fd, buf, sizeof(buf));
 	close(fd);
-	cr_assert_eq(len, (ssize_t)strlen(content));
-	cr_assert_eq(memcmp(buf, content, (size_t)len), 0);
+	cr_assert_eq(len, (ssize_t)size, "%s: %zd bytes", path, len);
+	cr_assert_eq(memcmp(buf, content, size), 0);
+}
+
+static void assert_file(const char *path, const char *content)
+{
+	assert_file_bytes(path, content, strlen(content));
 }
 
 Test(fs_userload_rescan, sdbox_put_back_and_index_rebuild)
@@ -178,21 +184,23 @@ Test(fs_userload_rescan, sdbox_put_back_and_index_rebuild)
 	ul_bundle_root("", NULL);
 	ul_bundle_root("sdbox/mailboxes/INBOX", GUID_INBOX);
 	ul_bundle_root("sdbox/mailboxes/Sent", GUID_SENT);
-	ul_put_mail(GUID_INBOX, OID(2), "m22", "sdbox/mailboxes/INBOX/dbox-Mails",
-		    "u.2", "1500000002");
+	ul_put_mail(GUID_INBOX, OID(2), "m22",
+		    "sdbox/mailboxes/INBOX/dbox-Mails", "u.2", "1500000002");
 
 	cr_assert_eq(ul_load(&stats), 1);
 	ul_assert_stub("sdbox/mailboxes/INBOX/dbox-Mails/u.1", GUID_INBOX,
 		       OID(1), 2, T0);
 	ul_assert_stub("sdbox/mailboxes/INBOX/dbox-Mails/u.2", GUID_INBOX,
 		       OID(2), 3, 1500000002);
-	assert_file("sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index.backup",
+	/* the index files stay; the log gets a header update setting
+	   FSCKD, so Dovecot rebuilds the index from the u.N files */
+	assert_file("sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index",
 		    "index");
-	cr_assert(!ul_exists("sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index"));
-	cr_assert(!ul_exists(
-		"sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index.log"));
-	cr_assert(!ul_exists(
-		"sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index.log.2"));
+	assert_file_bytes("sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index.log",
+			  "log\x80\x80\x80\x84\x20\x00\x00\x10"
+			  "\x14\x00\x04\x00\x04\x00\x00\x00", 3 + 16);
+	assert_file("sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index.log.2",
+		    "log2");
 	/* no maildir subdirectories in an sdbox folder */
 	cr_assert(!ul_exists("sdbox/mailboxes/INBOX/cur"));
 	assert_file("sdbox/mailboxes/Sent/dbox-Mails/dovecot.index",
@@ -210,5 +218,33 @@ Test(fs_userload_rescan, sdbox_force_rebuild_without_logs)
 	/* a directory where the log should be: the error is reported */
 	cr_assert_eq(userload_sdbox_force_rebuild(fd), -1);
 	cr_assert_eq(errno, EISDIR);
+	close(fd);
+}
+
+Test(fs_userload_rescan, sdbox_force_rebuild_index_only)
+{
+	int fd = objtest_mkdir_open(ul_tmp, "dbox");
+	unsigned char hdr[32], back[32];
+	int ifd;
+
+	/* an index without a log: the flag is set in its header */
+	memset(hdr, 0x11, sizeof(hdr));
+	hdr[20] = 0x02;
+	ifd = openat(fd, "dovecot.index", O_WRONLY | O_CREAT, 0600);
+	cr_assert_geq(ifd, 0);
+	cr_assert_eq(write(ifd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	close(ifd);
+	cr_assert_eq(userload_sdbox_force_rebuild(fd), 1);
+	ifd = openat(fd, "dovecot.index", O_RDONLY);
+	cr_assert_eq(read(ifd, back, sizeof(back)), (ssize_t)sizeof(back));
+	close(ifd);
+	cr_assert_eq(back[20], 0x06, "flags byte %#x", back[20]);
+	back[20] = 0x02;
+	cr_assert_eq(memcmp(back, hdr, sizeof(hdr)), 0);
+	/* too short to be an index: left alone */
+	ifd = openat(fd, "dovecot.index", O_WRONLY);
+	cr_assert_eq(ftruncate(ifd, 10), 0);
+	close(ifd);
+	cr_assert_eq(userload_sdbox_force_rebuild(fd), 0);
 	close(fd);
 }

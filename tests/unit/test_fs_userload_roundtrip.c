@@ -40,7 +40,8 @@ static void make_src_tree(void)
 	const char *dirs[] = { "Maildir/.Sent/cur", "Maildir/.Sent",
 			       "Maildir/cur", "Maildir", "sieve" };
 	for (size_t i = 0; i < 5; i++) {
-		struct timespec ts[2] = { { 0, UTIME_OMIT }, { T0 + 10 + i, 7 } };
+		struct timespec ts[2] = { { 0, UTIME_OMIT },
+					  { T0 + 10 + (time_t)i, 7 } };
 
 		cr_assert_eq(utimensat(ul_src_fd, dirs[i], ts, 0), 0);
 	}
