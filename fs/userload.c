@@ -3,7 +3,7 @@
  * the user root and of every folder found, written with bundle_tree_write(),
  * then mails no stub references put back from their metadata (see
  * userload.h). */
-#include "userload.h"
+#include "userload-private.h"
 #include "bundle.h"
 #include "ids.h"
 #include "mailpath.h"
@@ -22,43 +22,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-/* a folder placed from its mails' metadata: HEADs tried at most */
-#define PLACE_HEAD_TRIES 3
-
-struct ul_root {
-	char guid[IDS_HEX_LEN + 1];	/* "" for the user root */
-	char **bundle_keys;
-	struct bundle_name *names;
-	size_t bundle_count, bundle_alloc;
-	char **mail_keys;		/* sorted after the listing */
-	bool *referenced;
-	size_t mail_count, mail_alloc;
-	char *path;			/* NULL while not placed */
-	bool tree_loaded;
-};
-
-struct ul_ctx {
-	struct objstore *store;
-	const char *user;
-	int dir_fd;
-	char prefix[OBJSTORE_KEY_MAX + 1];	/* "<h1>/<h2>/<user>/" */
-	size_t prefix_len;
-	struct ul_root *roots;		/* [0] is the user root */
-	size_t count, alloc;
-	size_t *queue;			/* placed roots still to load */
-	size_t queue_head, queue_count;
-	size_t last_ref_root;		/* mark_referenced()'s last hit */
-	char **rebuild_dirs;		/* dbox-Mails dirs that got mails */
-	size_t rebuild_count;
-	bool found;
-	struct userload_stats stats;
-	userload_skip_cb *skip;
-	void *skip_context;
-};
-
 static __thread char ul_errbuf[1024];
 
-static void *xrealloc(void *p, size_t size)
+void *ul_xrealloc(void *p, size_t size)
 {
 	p = realloc(p, size == 0 ? 1 : size);
 	if (p == NULL)
@@ -66,7 +32,7 @@ static void *xrealloc(void *p, size_t size)
 	return p;
 }
 
-static char *xstrdup(const char *s)
+char *ul_xstrdup(const char *s)
 {
 	char *p = strdup(s);
 
@@ -75,23 +41,21 @@ static char *xstrdup(const char *s)
 	return p;
 }
 
-static char *path_join(const char *a, const char *b)
+char *ul_path_join(const char *a, const char *b)
 {
 	size_t alen = strlen(a), blen = strlen(b);
 	char *p;
 
 	if (alen == 0)
-		return xstrdup(b);
-	p = xrealloc(NULL, alen + 1 + blen + 1);
+		return ul_xstrdup(b);
+	p = ul_xrealloc(NULL, alen + 1 + blen + 1);
 	memcpy(p, a, alen);
 	p[alen] = '/';
 	memcpy(p + alen + 1, b, blen + 1);
 	return p;
 }
 
-static int ul_fail(const char **error_r, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int ul_fail(const char **error_r, int err, const char *fmt, ...)
+int ul_fail(const char **error_r, int err, const char *fmt, ...)
 {
 	va_list args;
 
@@ -104,7 +68,7 @@ static int ul_fail(const char **error_r, int err, const char *fmt, ...)
 }
 
 /* store errors that retrying later may fix: the load fails */
-static bool store_error_is_fatal(void)
+bool ul_store_error_is_fatal(void)
 {
 	switch (objstore_errcode()) {
 	case OBJSTORE_ERR_NOT_FOUND:
@@ -117,13 +81,13 @@ static bool store_error_is_fatal(void)
 }
 
 /* local errors caused by the shape of an untrusted path, not the disk */
-static bool local_error_is_path(int err)
+bool ul_local_error_is_path(int err)
 {
 	return err == ENOTDIR || err == EEXIST || err == ELOOP ||
 		err == ENAMETOOLONG || err == EISDIR;
 }
 
-static size_t root_get(struct ul_ctx *ctx, const char *guid)
+size_t ul_root_get(struct ul_ctx *ctx, const char *guid)
 {
 	for (size_t i = ctx->count; i > 0; i--) {
 		if (strcmp(ctx->roots[i - 1].guid, guid) == 0)
@@ -131,10 +95,10 @@ static size_t root_get(struct ul_ctx *ctx, const char *guid)
 	}
 	if (ctx->count == ctx->alloc) {
 		ctx->alloc = ctx->alloc == 0 ? 8 : ctx->alloc * 2;
-		ctx->roots = xrealloc(ctx->roots,
+		ctx->roots = ul_xrealloc(ctx->roots,
 				      ctx->alloc * sizeof(*ctx->roots));
 		/* each root is queued at most once */
-		ctx->queue = xrealloc(ctx->queue,
+		ctx->queue = ul_xrealloc(ctx->queue,
 				      ctx->alloc * sizeof(*ctx->queue));
 	}
 	memset(&ctx->roots[ctx->count], 0, sizeof(ctx->roots[0]));
@@ -150,12 +114,12 @@ static void root_add_bundle(struct ul_root *root, const char *key,
 	if (root->bundle_count == root->bundle_alloc) {
 		root->bundle_alloc = root->bundle_alloc == 0 ? 4 :
 			root->bundle_alloc * 2;
-		root->bundle_keys = xrealloc(root->bundle_keys,
+		root->bundle_keys = ul_xrealloc(root->bundle_keys,
 			root->bundle_alloc * sizeof(*root->bundle_keys));
-		root->names = xrealloc(root->names,
+		root->names = ul_xrealloc(root->names,
 			root->bundle_alloc * sizeof(*root->names));
 	}
-	root->bundle_keys[root->bundle_count] = xstrdup(key);
+	root->bundle_keys[root->bundle_count] = ul_xstrdup(key);
 	root->names[root->bundle_count++] = *name;
 }
 
@@ -164,10 +128,10 @@ static void root_add_mail(struct ul_root *root, const char *key)
 	if (root->mail_count == root->mail_alloc) {
 		root->mail_alloc = root->mail_alloc == 0 ? 16 :
 			root->mail_alloc * 2;
-		root->mail_keys = xrealloc(root->mail_keys,
+		root->mail_keys = ul_xrealloc(root->mail_keys,
 			root->mail_alloc * sizeof(*root->mail_keys));
 	}
-	root->mail_keys[root->mail_count++] = xstrdup(key);
+	root->mail_keys[root->mail_count++] = ul_xstrdup(key);
 }
 
 static void add_bundle_key(struct ul_ctx *ctx, const char *guid,
@@ -181,7 +145,7 @@ static void add_bundle_key(struct ul_ctx *ctx, const char *guid,
 			 ctx->user, key, error);
 		return;
 	}
-	root_add_bundle(&ctx->roots[root_get(ctx, guid)], key, &bname);
+	root_add_bundle(&ctx->roots[ul_root_get(ctx, guid)], key, &bname);
 	ctx->found = true;
 }
 
@@ -213,7 +177,7 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 		return 0;
 	}
 	if (ids_is_hex_id(rest)) {
-		root_add_mail(&ctx->roots[root_get(ctx, guid)], entry->key);
+		root_add_mail(&ctx->roots[ul_root_get(ctx, guid)], entry->key);
 		ctx->found = true;
 		return 0;
 	}
@@ -259,7 +223,7 @@ static int fetch_bundle(struct ul_ctx *ctx, const char *key,
 
 	if (objstore_get(ctx->store, key, 0, OBJSTORE_TO_END,
 			 USERLOAD_BUNDLE_MAX, &data, &size) < 0) {
-		if (store_error_is_fatal())
+		if (ul_store_error_is_fatal())
 			return ul_fail(error_r, EIO, "%s", objstore_error());
 		fuse_log(FUSE_LOG_ERR, "userload(%s): bundle %s: %s\n",
 			 ctx->user, key, objstore_error());
@@ -306,7 +270,7 @@ static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 		       const size_t *diff_idx, size_t diff_count,
 		       struct bundle_tree *tree, const char **error_r)
 {
-	struct ul_diff *diffs = xrealloc(NULL, diff_count * sizeof(*diffs));
+	struct ul_diff *diffs = ul_xrealloc(NULL, diff_count * sizeof(*diffs));
 	size_t n = 0, i;
 	const char *error;
 	int ret = 0;
@@ -395,7 +359,7 @@ static int load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	*tree_r = NULL;
 	if (root->bundle_count == 0)
 		return 0;
-	diff_idx = xrealloc(NULL, root->bundle_count * sizeof(*diff_idx));
+	diff_idx = ul_xrealloc(NULL, root->bundle_count * sizeof(*diff_idx));
 	bundle_names_select(root->names, root->bundle_count, &base_idx,
 			    diff_idx, &diff_count);
 	if (base_idx < 0) {
@@ -425,7 +389,7 @@ static int load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	return 0;
 }
 
-static int dir_is_empty(int fd)
+int ul_dir_is_empty(int fd)
 {
 	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *d;
@@ -493,9 +457,9 @@ static void mark_referenced(struct ul_ctx *ctx, const char *key)
 		root->referenced[found - root->mail_keys] = true;
 }
 
-static void place_root(struct ul_ctx *ctx, size_t idx, const char *path)
+void ul_place_root(struct ul_ctx *ctx, size_t idx, const char *path)
 {
-	ctx->roots[idx].path = xstrdup(path);
+	ctx->roots[idx].path = ul_xstrdup(path);
 	ctx->queue[ctx->queue_count++] = idx;
 }
 
@@ -512,8 +476,8 @@ static void tree_written(struct ul_ctx *ctx, const char *path,
 			mark_referenced(ctx, e->key);
 		if (e->type != BUNDLE_ENTRY_DIR || e->guid[0] == '\0')
 			continue;
-		full = path_join(path, e->path);
-		idx = root_get(ctx, e->guid);
+		full = ul_path_join(path, e->path);
+		idx = ul_root_get(ctx, e->guid);
 		if (ctx->roots[idx].path != NULL) {
 			fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s is "
 				 "both %s and %s: %s left empty, without a "
@@ -526,7 +490,7 @@ static void tree_written(struct ul_ctx *ctx, const char *path,
 				close(fd);
 			}
 		} else {
-			place_root(ctx, idx, full);
+			ul_place_root(ctx, idx, full);
 		}
 		free(full);
 	}
@@ -549,7 +513,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	fd = openat(ctx->dir_fd, root->path[0] == '\0' ? "." : root->path,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		if (fd < 0 && local_error_is_path(errno)) {
+		if (fd < 0 && ul_local_error_is_path(errno)) {
 			fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s: "
 				 "open(%s) failed: %s: its bundle is not "
 				 "loaded\n", ctx->user, root->guid, what,
@@ -561,7 +525,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 			      strerror(errno));
 		goto out;
 	}
-	if ((ret = dir_is_empty(fd)) <= 0) {
+	if ((ret = ul_dir_is_empty(fd)) <= 0) {
 		if (ret < 0) {
 			ret = ul_fail(error_r, errno, "readdir(%s) failed: %s",
 				      what, strerror(errno));
@@ -576,7 +540,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	if (bundle_tree_write(tree, fd, &error) < 0) {
 		int err = errno;
 
-		if (!local_error_is_path(err) && err != EINVAL) {
+		if (!ul_local_error_is_path(err) && err != EINVAL) {
 			ret = ul_fail(error_r, err, "writing the tree of %s "
 				      "failed: %s", what, error);
 			goto out;
@@ -586,7 +550,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 			 "be written (%s): its bundle is not loaded\n",
 			 ctx->user, what, error);
 		ctx->stats.bundles_rejected++;
-		if (tree_unwrite(fd, tree) < 0 || dir_is_empty(fd) <= 0) {
+		if (tree_unwrite(fd, tree) < 0 || ul_dir_is_empty(fd) <= 0) {
 			ret = ul_fail(error_r, errno, "cleaning up %s failed: "
 				      "%s", what, strerror(errno));
 			goto out;
@@ -611,7 +575,7 @@ out:
 	return ret;
 }
 
-static int process_queue(struct ul_ctx *ctx, const char **error_r)
+int ul_process_queue(struct ul_ctx *ctx, const char **error_r)
 {
 	while (ctx->queue_head < ctx->queue_count) {
 		if (load_root(ctx, ctx->queue[ctx->queue_head++], error_r) < 0)
@@ -622,459 +586,6 @@ static int process_queue(struct ul_ctx *ctx, const char **error_r)
 
 /* Open parent_fd/name as a directory, creating it if missing with the
    parent's owner and permission bits.  Returns an fd or -1 with errno. */
-static int subdir_open(int parent_fd, const char *name)
-{
-	int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(parent_fd, name, flags);
-	struct stat st;
-
-	if (fd >= 0 || errno != ENOENT)
-		return fd;
-	if (fstat(parent_fd, &st) < 0 ||
-	    mkdirat(parent_fd, name, 0700) < 0 ||
-	    fchmodat(parent_fd, name, st.st_mode & 02777, 0) < 0 ||
-	    (geteuid() == 0 &&
-	     fchownat(parent_fd, name, st.st_uid, st.st_gid,
-		      AT_SYMLINK_NOFOLLOW) < 0))
-		return -1;
-	return openat(parent_fd, name, flags);
-}
-
-/* subdir_open() for each segment of path ("" = dir_fd itself) */
-static int dir_open_create(struct ul_ctx *ctx, const char *path)
-{
-	char *copy = xstrdup(path), *seg, *next;
-	int fd = openat(ctx->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	for (seg = copy; fd >= 0 && *seg != '\0'; seg = next) {
-		int sub, saved;
-
-		next = strchr(seg, '/');
-		if (next != NULL)
-			*next++ = '\0';
-		else
-			next = seg + strlen(seg);
-		sub = subdir_open(fd, seg);
-		saved = errno;
-		close(fd);
-		errno = saved;
-		fd = sub;
-	}
-	free(copy);
-	return fd;
-}
-
-/* NULL if the mail's metadata is usable, else why not */
-static const char *mail_meta_check(const char *path, const char *name,
-				   const char **last_r)
-{
-	const char *error, *last;
-
-	if (path == NULL || name == NULL)
-		return "no path/name metadata";
-	if (bundle_path_check(path, strlen(path), &error) < 0)
-		return "invalid path metadata";
-	last = strrchr(path, '/');
-	last = last == NULL ? path : last + 1;
-	if (strcmp(last, "cur") != 0 && strcmp(last, "new") != 0 &&
-	    strcmp(last, "dbox-Mails") != 0)
-		return "path metadata is not a cur, new or dbox-Mails "
-			"directory";
-	if (name[0] == '\0' || strlen(name) > MAILPATH_NAME_MAX ||
-	    strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
-	    strcmp(name, "..") == 0)
-		return "invalid name metadata";
-	if (strcmp(last, "dbox-Mails") == 0 &&
-	    !mailpath_is_sdbox_mail_name(name))
-		return "name metadata is not an sdbox mail name (u.N)";
-	*last_r = last;
-	return NULL;
-}
-
-/* the "mtime" metadata if valid, else the object's Last-Modified */
-static time_t mail_mtime(const struct objstore_stat *st)
-{
-	const char *value = objstore_stat_meta(st, "mtime");
-	long long secs = 0;
-	size_t i;
-
-	if (value == NULL || value[0] == '\0' || strlen(value) > 18)
-		return st->mtime;
-	for (i = 0; value[i] != '\0'; i++) {
-		if (value[i] < '0' || value[i] > '9')
-			return st->mtime;
-		secs = secs * 10 + (value[i] - '0');
-	}
-	return (time_t)secs;
-}
-
-/* HEAD mail key.  Returns 1 with stat_r and the checked metadata, 0 if it
-   is gone or unusable (logged, counted), -1 on a store error. */
-static int mail_head(struct ul_ctx *ctx, const char *key,
-		     struct objstore_stat *stat_r, const char **path_r,
-		     const char **name_r, const char **last_r,
-		     const char **error_r)
-{
-	const char *reason;
-
-	if (objstore_head(ctx->store, key, stat_r) < 0) {
-		if (store_error_is_fatal())
-			return ul_fail(error_r, EIO, "%s", objstore_error());
-		fuse_log(FUSE_LOG_ERR, "userload(%s): mail %s not put back: "
-			 "%s\n", ctx->user, key, objstore_error());
-		ctx->stats.mails_skipped++;
-		return 0;
-	}
-	*path_r = objstore_stat_meta(stat_r, "path");
-	*name_r = objstore_stat_meta(stat_r, "name");
-	reason = mail_meta_check(*path_r, *name_r, last_r);
-	if (reason == NULL && stat_r->size > INT64_MAX)
-		reason = "invalid size";
-	if (reason != NULL) {
-		fuse_log(FUSE_LOG_ERR, "userload(%s): mail %s not put back: "
-			 "%s\n", ctx->user, key, reason);
-		objstore_stat_free(stat_r);
-		ctx->stats.mails_skipped++;
-		return 0;
-	}
-	return 1;
-}
-
-/* A folder directory of an unplaced root: give it the root's GUID if it
-   has none.  Returns true if it is (now) that folder's directory. */
-static bool folder_claim(struct ul_ctx *ctx, struct ul_root *root, int fd,
-			 const char *folder)
-{
-	char guid[IDS_HEX_LEN + 1];
-	ssize_t len = fd_getxattr(fd, STUB_XATTR_GUID, guid, IDS_HEX_LEN);
-
-	if (len == IDS_HEX_LEN) {
-		guid[IDS_HEX_LEN] = '\0';
-		if (strcmp(guid, root->guid) == 0)
-			return true;
-	} else if (len < 0 && errno == ENODATA) {
-		if (fd_setxattr(fd, STUB_XATTR_GUID, root->guid, IDS_HEX_LEN,
-				XATTR_CREATE) == 0)
-			return true;
-	}
-	fuse_log(FUSE_LOG_WARNING, "userload(%s): mails of folder %s go to "
-		 "'%s', which is another folder\n", ctx->user, root->guid,
-		 folder[0] == '\0' ? "." : folder);
-	return false;
-}
-
-static void rebuild_dir_add(struct ul_ctx *ctx, const char *path)
-{
-	for (size_t i = 0; i < ctx->rebuild_count; i++) {
-		if (strcmp(ctx->rebuild_dirs[i], path) == 0)
-			return;
-	}
-	ctx->rebuild_dirs = xrealloc(ctx->rebuild_dirs,
-		(ctx->rebuild_count + 1) * sizeof(*ctx->rebuild_dirs));
-	ctx->rebuild_dirs[ctx->rebuild_count++] = xstrdup(path);
-}
-
-/* create the stub name in dest_fd; 0 if the name is taken (logged) */
-static int stub_create(struct ul_ctx *ctx, int dest_fd, const char *dest,
-		       const char *name, const struct stub *stub,
-		       time_t mtime, const char **error_r)
-{
-	struct timespec ts[2] = { { 0, UTIME_OMIT }, { mtime, 0 } };
-	struct stat st;
-	int fd;
-
-	if (fstat(dest_fd, &st) < 0)
-		return ul_fail(error_r, errno, "fstat(%s) failed: %s", dest,
-			       strerror(errno));
-	fd = openat(dest_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
-		fuse_log(FUSE_LOG_WARNING, "userload(%s): mail %s not put "
-			 "back: %s/%s exists\n", ctx->user, stub->key, dest,
-			 name);
-		ctx->stats.mails_skipped++;
-		return 0;
-	}
-	if (fd < 0 || stub_write(fd, stub) < 0 ||
-	    fchmod(fd, st.st_mode & 0666) < 0 ||
-	    (geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0) ||
-	    futimens(fd, ts) < 0) {
-		int saved = errno;
-
-		if (fd >= 0) {
-			close(fd);
-			(void)unlinkat(dest_fd, name, 0);
-		}
-		return ul_fail(error_r, saved, "creating stub %s/%s failed: %s",
-			       dest, name, strerror(saved));
-	}
-	close(fd);
-	ctx->stats.mails_put_back++;
-	return 1;
-}
-
-/* Put mail m of root idx back as a stub. */
-static int put_back(struct ul_ctx *ctx, size_t idx, size_t m,
-		    const char **error_r)
-{
-	struct ul_root *root = &ctx->roots[idx];
-	const char *path, *name, *last, *slash;
-	char *folder, *dest = NULL;
-	int folder_fd = -1, dest_fd = -1, ret;
-	struct objstore_stat st;
-	struct stub stub;
-
-	if (ctx->skip != NULL && ctx->skip(root->mail_keys[m],
-					   ctx->skip_context)) {
-		/* garbage this machine has not deleted yet */
-		ctx->stats.mails_skipped++;
-		return 0;
-	}
-	ret = mail_head(ctx, root->mail_keys[m], &st, &path, &name, &last,
-			error_r);
-	if (ret <= 0)
-		return ret;
-	slash = strrchr(path, '/');
-	folder = root->path != NULL ? xstrdup(root->path) :
-		slash == NULL ? xstrdup("") :
-		strndup(path, (size_t)(slash - path));
-	if (folder == NULL)
-		abort();
-	dest = path_join(folder, last);
-	if ((folder_fd = dir_open_create(ctx, folder)) < 0 ||
-	    (dest_fd = subdir_open(folder_fd, last)) < 0) {
-		if (!local_error_is_path(errno)) {
-			ret = ul_fail(error_r, errno, "creating %s failed: %s",
-				      dest, strerror(errno));
-			goto out;
-		}
-		fuse_log(FUSE_LOG_ERR, "userload(%s): mail %s not put back: "
-			 "creating %s failed: %s\n", ctx->user,
-			 root->mail_keys[m], dest, strerror(errno));
-		ctx->stats.mails_skipped++;
-		ret = 0;
-		goto out;
-	}
-	if (root->path == NULL && folder_claim(ctx, root, folder_fd, folder))
-		root->path = xstrdup(folder);
-	if (strcmp(last, "dbox-Mails") != 0) {
-		/* a maildir folder has all three */
-		static const char *const subdirs[] = { "cur", "new", "tmp" };
-
-		for (size_t i = 0; i < 3; i++) {
-			int fd = subdir_open(folder_fd, subdirs[i]);
-
-			if (fd >= 0)
-				close(fd);
-		}
-	}
-	snprintf(stub.key, sizeof(stub.key), "%s", root->mail_keys[m]);
-	stub.size = st.size;
-	ret = stub_create(ctx, dest_fd, dest, name, &stub, mail_mtime(&st),
-			  error_r);
-	if (ret > 0 && strcmp(last, "dbox-Mails") == 0)
-		rebuild_dir_add(ctx, dest);
-out:
-	if (dest_fd >= 0)
-		close(dest_fd);
-	if (folder_fd >= 0)
-		close(folder_fd);
-	free(folder);
-	free(dest);
-	objstore_stat_free(&st);
-	return ret < 0 ? -1 : 0;
-}
-
-/* A folder with bundles that no tree mentions: place it where one of its
-   mails says, if that directory is free. */
-static int place_from_mails(struct ul_ctx *ctx, size_t idx,
-			    const char **error_r)
-{
-	const char *path, *name, *last, *slash;
-	struct objstore_stat st;
-	char *folder;
-	int fd, ret;
-
-	for (size_t m = 0; m < ctx->roots[idx].mail_count &&
-	     m < PLACE_HEAD_TRIES; m++) {
-		ret = mail_head(ctx, ctx->roots[idx].mail_keys[m], &st, &path,
-				&name, &last, error_r);
-		if (ret < 0)
-			return -1;
-		if (ret == 0)
-			continue;
-		slash = strrchr(path, '/');
-		folder = slash == NULL ? xstrdup("") :
-			strndup(path, (size_t)(slash - path));
-		objstore_stat_free(&st);
-		if (folder == NULL)
-			abort();
-		fd = dir_open_create(ctx, folder);
-		if (fd < 0 && !local_error_is_path(errno)) {
-			ret = ul_fail(error_r, errno, "creating %s failed: %s",
-				      folder, strerror(errno));
-			free(folder);
-			return ret;
-		}
-		if (fd >= 0 && dir_is_empty(fd) > 0 &&
-		    folder_claim(ctx, &ctx->roots[idx], fd, folder)) {
-			fuse_log(FUSE_LOG_WARNING, "userload(%s): folder %s is "
-				 "in no tree: loaded into %s (from its "
-				 "mails)\n", ctx->user, ctx->roots[idx].guid,
-				 folder);
-			place_root(ctx, idx, folder);
-		} else {
-			fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s is in "
-				 "no tree and its mails' directory %s is not "
-				 "free: its bundles are not loaded\n",
-				 ctx->user, ctx->roots[idx].guid, folder);
-		}
-		if (fd >= 0)
-			close(fd);
-		free(folder);
-		return process_queue(ctx, error_r);
-	}
-	fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s is in no tree and "
-		 "none of its mails says where: its bundles are not loaded\n",
-		 ctx->user, ctx->roots[idx].guid);
-	return 0;
-}
-
-/* dir_fd gets the most common owner of its top-level entries, mode 0700 */
-static int fix_top_owner(struct ul_ctx *ctx, const char **error_r)
-{
-	struct { uid_t uid; gid_t gid; unsigned int n; } owners[16];
-	unsigned int owner_count = 0, best = 0;
-	int dfd = openat(ctx->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct dirent *d;
-	struct stat st;
-	DIR *dir;
-
-	if (dfd < 0 || (dir = fdopendir(dfd)) == NULL) {
-		if (dfd >= 0)
-			close(dfd);
-		return ul_fail(error_r, errno, "opendir(user dir) failed: %s",
-			       strerror(errno));
-	}
-	while ((d = readdir(dir)) != NULL) {
-		unsigned int i;
-
-		if (strcmp(d->d_name, ".") == 0 ||
-		    strcmp(d->d_name, "..") == 0 ||
-		    fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		for (i = 0; i < owner_count; i++) {
-			if (owners[i].uid == st.st_uid &&
-			    owners[i].gid == st.st_gid)
-				break;
-		}
-		if (i == owner_count) {
-			if (owner_count == 16)
-				continue;
-			owners[owner_count].uid = st.st_uid;
-			owners[owner_count].gid = st.st_gid;
-			owners[owner_count++].n = 0;
-		}
-		if (++owners[i].n > owners[best].n)
-			best = i;
-	}
-	closedir(dir);
-	if (owner_count > 0 && geteuid() == 0 &&
-	    fchownat(ctx->dir_fd, ".", owners[best].uid, owners[best].gid,
-		     0) < 0)
-		return ul_fail(error_r, errno, "chown(user dir) failed: %s",
-			       strerror(errno));
-	if (fchmodat(ctx->dir_fd, ".", 0700, 0) < 0)
-		return ul_fail(error_r, errno, "chmod(user dir) failed: %s",
-			       strerror(errno));
-	return 0;
-}
-
-/* A dovecot.index.log record that sets MAIL_INDEX_HDR_FLAG_FSCKD (0x4) in
-   the index header's flags (offset 20): a header update, 16 bytes, as
-   Dovecot 2.3 writes it (size as mail_index_uint32_to_offset(16), type
-   MAIL_TRANSACTION_EXTERNAL | MAIL_TRANSACTION_HEADER_UPDATE, then
-   offset 20, size 4, value 4, little-endian).  sdbox rebuilds an index
-   with that flag from its u.N files, keeping UIDs, UIDVALIDITY, flags and
-   keywords of the mails the index knows. */
-static const unsigned char fsckd_record[16] = {
-	0x80, 0x80, 0x80, 0x84, 0x20, 0x00, 0x00, 0x10,
-	0x14, 0x00, 0x04, 0x00, 0x04, 0x00, 0x00, 0x00,
-};
-#define INDEX_HDR_FLAGS_OFFSET 20
-#define INDEX_HDR_FLAG_FSCKD 0x4
-
-int userload_sdbox_force_rebuild(int dbox_mails_dir_fd)
-{
-	unsigned char flags[4];
-	int fd;
-
-	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
-		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t ret = write(fd, fsckd_record, sizeof(fsckd_record));
-		int saved = errno;
-
-		close(fd);
-		if (ret != (ssize_t)sizeof(fsckd_record)) {
-			errno = ret < 0 ? saved : ENOSPC;
-			return -1;
-		}
-		return 1;
-	}
-	if (errno != ENOENT)
-		return -1;
-	/* no log (rotated away): the flag goes into the index itself */
-	fd = openat(dbox_mails_dir_fd, "dovecot.index",
-		    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (pread(fd, flags, sizeof(flags), INDEX_HDR_FLAGS_OFFSET) !=
-	    (ssize_t)sizeof(flags)) {
-		close(fd);
-		return 0;	/* too short to be an index: nothing to mark */
-	}
-	flags[0] |= INDEX_HDR_FLAG_FSCKD;
-	if (pwrite(fd, flags, 1, INDEX_HDR_FLAGS_OFFSET) != 1) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	close(fd);
-	return 1;
-}
-
-static int rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
-{
-	for (size_t i = 0; i < ctx->rebuild_count; i++) {
-		const char *path = ctx->rebuild_dirs[i];
-		int fd = openat(ctx->dir_fd, path, O_RDONLY | O_DIRECTORY |
-				O_NOFOLLOW | O_CLOEXEC);
-		int ret = 0;
-
-		if (fd >= 0) {
-			ret = userload_sdbox_force_rebuild(fd);
-			if (ret == 0) {
-				fuse_log(FUSE_LOG_WARNING, "userload(%s): %s "
-					 "has no index to mark for a rebuild: "
-					 "Dovecot finds its mails at its next "
-					 "save there\n", ctx->user, path);
-			}
-		}
-		if (fd < 0 || ret < 0) {
-			ret = ul_fail(error_r, errno, "rebuilding the index of "
-				      "%s failed: %s", path, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return ret;
-		}
-		close(fd);
-	}
-	return 0;
-}
-
 static int load_all(struct ul_ctx *ctx, const char **error_r)
 {
 	size_t i, m;
@@ -1090,26 +601,26 @@ static int load_all(struct ul_ctx *ctx, const char **error_r)
 		if (root->referenced == NULL)
 			abort();
 	}
-	place_root(ctx, 0, "");
-	if (process_queue(ctx, error_r) < 0)
+	ul_place_root(ctx, 0, "");
+	if (ul_process_queue(ctx, error_r) < 0)
 		return -1;
 	for (i = 1; i < ctx->count; i++) {
 		if (ctx->roots[i].path == NULL &&
 		    ctx->roots[i].bundle_count > 0 &&
-		    place_from_mails(ctx, i, error_r) < 0)
+		    ul_place_from_mails(ctx, i, error_r) < 0)
 			return -1;
 	}
-	if (fix_top_owner(ctx, error_r) < 0)
+	if (ul_fix_top_owner(ctx, error_r) < 0)
 		return -1;
 	/* the rescan: mails no stub references */
 	for (i = 1; i < ctx->count; i++) {
 		for (m = 0; m < ctx->roots[i].mail_count; m++) {
 			if (!ctx->roots[i].referenced[m] &&
-			    put_back(ctx, i, m, error_r) < 0)
+			    ul_put_back(ctx, i, m, error_r) < 0)
 				return -1;
 		}
 	}
-	return rebuild_sdbox_indexes(ctx, error_r);
+	return ul_rebuild_sdbox_indexes(ctx, error_r);
 }
 
 static struct userload_roots *roots_export(struct ul_ctx *ctx)
@@ -1118,7 +629,7 @@ static struct userload_roots *roots_export(struct ul_ctx *ctx)
 
 	if (roots == NULL)
 		abort();
-	roots->roots = xrealloc(NULL, ctx->count * sizeof(*roots->roots));
+	roots->roots = ul_xrealloc(NULL, ctx->count * sizeof(*roots->roots));
 	for (size_t i = 0; i < ctx->count; i++) {
 		struct ul_root *root = &ctx->roots[i];
 		struct userload_root *r = &roots->roots[roots->count];
@@ -1129,7 +640,7 @@ static struct userload_roots *roots_export(struct ul_ctx *ctx)
 		r->path = root->path;
 		root->path = NULL;
 		if (i == 0 && r->path == NULL)
-			r->path = xstrdup("");
+			r->path = ul_xstrdup("");
 		memcpy(r->guid, root->guid, sizeof(r->guid));
 		r->tree_loaded = root->tree_loaded;
 		r->bundle_keys = root->bundle_keys;
@@ -1215,7 +726,7 @@ int userload_load_filtered(struct objstore *store, const char *user,
 	if (len < 0 || (size_t)len >= sizeof(ctx.prefix))
 		return ul_fail(error_r, EINVAL, "user name too long");
 	ctx.prefix_len = (size_t)len;
-	(void)root_get(&ctx, "");
+	(void)ul_root_get(&ctx, "");
 
 	if (objstore_list(store, ctx.prefix, NULL, list_cb, &ctx) < 0)
 		ret = ul_fail(error_r, EIO, "%s", objstore_error());
@@ -1236,3 +747,4 @@ int userload_load_filtered(struct objstore *store, const char *user,
 	ctx_free(&ctx);
 	return ret;
 }
+

@@ -1,0 +1,73 @@
+/* userload-private.h: what userload.c (listing, bundles, trees) and
+ * userload-rescan.c (putting mails back, owners, sdbox rebuild marks)
+ * share. */
+#ifndef OBOXFS_USERLOAD_PRIVATE_H
+#define OBOXFS_USERLOAD_PRIVATE_H
+
+#include "userload.h"
+#include "bundle.h"
+#include "ids.h"
+#include "objstore.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* a folder placed from its mails' metadata: HEADs tried at most */
+#define PLACE_HEAD_TRIES 3
+
+struct ul_root {
+	char guid[IDS_HEX_LEN + 1];	/* "" for the user root */
+	char **bundle_keys;
+	struct bundle_name *names;
+	size_t bundle_count, bundle_alloc;
+	char **mail_keys;		/* sorted after the listing */
+	bool *referenced;
+	size_t mail_count, mail_alloc;
+	char *path;			/* NULL while not placed */
+	bool tree_loaded;
+};
+
+struct ul_ctx {
+	struct objstore *store;
+	const char *user;
+	int dir_fd;
+	char prefix[OBJSTORE_KEY_MAX + 1];	/* "<h1>/<h2>/<user>/" */
+	size_t prefix_len;
+	struct ul_root *roots;		/* [0] is the user root */
+	size_t count, alloc;
+	size_t *queue;			/* placed roots still to load */
+	size_t queue_head, queue_count;
+	size_t last_ref_root;		/* mark_referenced()'s last hit */
+	char **rebuild_dirs;		/* dbox-Mails dirs that got mails */
+	size_t rebuild_count;
+	bool found;
+	struct userload_stats stats;
+	userload_skip_cb *skip;
+	void *skip_context;
+};
+
+/* userload.c: allocation (aborts when out of memory), errors, roots */
+void *ul_xrealloc(void *p, size_t size);
+char *ul_xstrdup(const char *s);
+char *ul_path_join(const char *a, const char *b);
+/* set *error_r and errno = err; returns -1 */
+int ul_fail(const char **error_r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+bool ul_store_error_is_fatal(void);
+bool ul_local_error_is_path(int err);
+size_t ul_root_get(struct ul_ctx *ctx, const char *guid);
+int ul_dir_is_empty(int fd);
+void ul_place_root(struct ul_ctx *ctx, size_t idx, const char *path);
+int ul_process_queue(struct ul_ctx *ctx, const char **error_r);
+/* userload-rescan.c */
+int ul_place_from_mails(struct ul_ctx *ctx, size_t idx,
+       const char **error_r);
+int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
+      const char **error_r);
+int ul_fix_top_owner(struct ul_ctx *ctx, const char **error_r);
+int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r);
+int ul_subdir_open(int parent_fd, const char *name);
+int ul_dir_open_create(struct ul_ctx *ctx, const char *path);
+
+#endif
