@@ -88,6 +88,9 @@ struct oboxfs *fs_get(fuse_req_t req);
 int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		 struct fuse_entry_param *e);
 void inode_ref(struct oboxfs *fs, struct oinode *inode);
+/* The inode the kernel knows for (dev, ino), or NULL.  Not referenced:
+   only its address (the node id) may be used. */
+struct oinode *inode_find(struct oboxfs *fs, dev_t dev, ino_t ino);
 void inode_unref(struct oboxfs *fs, struct oinode *inode, uint64_t n);
 /* The path of inode relative to the tree root ("" for the root) into buf.
    For a non-directory it is the path of the name it was looked up by.

@@ -73,6 +73,10 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 	fprintf(f, "index_bundle_bytes_stored %" PRIu64 "\n", ups.bytes);
 	fprintf(f, "index_last_base_bytes %" PRIu64 "\n", ups.last_base_bytes);
 	fprintf(f, "index_last_diff_bytes %" PRIu64 "\n", ups.last_diff_bytes);
+	fprintf(f, "index_split_checks %" PRIu64 "\n", ups.split_checks);
+	fprintf(f, "index_split_brains %" PRIu64 "\n", ups.split_brains);
+	fprintf(f, "index_split_mails_merged %" PRIu64 "\n",
+		ups.split_mails_merged);
 	fprintf(f, "index_users_loaded %" PRIu64 "\n",
 		atomic_load(&fs->users_loaded));
 	fprintf(f, "index_mails_put_back %" PRIu64 "\n",

@@ -245,3 +245,17 @@ int inode_path(struct oboxfs *fs, struct oinode *inode, char *buf,
 	strcpy(buf, rel);
 	return 0;
 }
+
+struct oinode *inode_find(struct oboxfs *fs, dev_t dev, ino_t ino)
+{
+	struct oinode *found;
+
+	pthread_mutex_lock(&fs->inode_lock);
+	for (found = fs->buckets[bucket_of(fs, dev, ino)]; found != NULL;
+	     found = found->hnext) {
+		if (found->ino == ino && found->dev == dev)
+			break;
+	}
+	pthread_mutex_unlock(&fs->inode_lock);
+	return found;
+}

@@ -304,6 +304,26 @@ static void evicted_user(const char *user, void *context)
 	}
 }
 
+/* the uploader changed a directory of user's tree (a split-brain merge):
+   the kernel drops its cached attributes and entries */
+static void dir_changed(struct ouser *user, const char *path, void *context)
+{
+	struct oboxfs *fs = context;
+	char rel[PATH_MAX];
+	struct oinode *inode;
+	struct stat st;
+
+	snprintf(rel, sizeof(rel), "%s/%s", user->name, path);
+	if (fs->se == NULL ||
+	    fstatat(fs->meta_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	inode = inode_find(fs, st.st_dev, st.st_ino);
+	if (inode != NULL) {
+		(void)fuse_lowlevel_notify_inval_inode(fs->se,
+						       (uintptr_t)inode, 0, 0);
+	}
+}
+
 static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 {
 	struct objstore_settings set;
@@ -345,6 +365,9 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 			cachestate_path(fs->cs, "bundles"), strerror(errno));
 		return -1;
 	}
+	fs->upctx->split_check_interval = opts->split_check_interval;
+	fs->upctx->dir_changed = dir_changed;
+	fs->upctx->dir_changed_context = fs;
 	cachestate_foreach_dirty(fs->cs, mark_left_dirty, fs);
 	fs->upload_deliveries = opts->upload_deliveries;
 	mailstore_set_delivery_callback(fs->ms, fs_delivery_noted, fs);

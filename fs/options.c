@@ -27,6 +27,7 @@ static const struct fuse_opt oboxfs_opts[] = {
 	OPT("fault=%s", fault, 0),
 	OPT("upload_interval=%s", upload_interval_str, 0),
 	OPT("upload_deliveries=%s", upload_deliveries_str, 0),
+	OPT("split_check_interval=%s", split_check_interval_str, 0),
 	OPT("tls_insecure", tls_insecure, 1),
 	OPT("no_fsync", no_fsync, 1),
 	FUSE_OPT_KEY("_netdev", KEY_DROP),
@@ -109,6 +110,7 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 	opts->metacache_idle = OBOXFS_DEFAULT_METACACHE_IDLE;
 	opts->upload_interval = OBOXFS_DEFAULT_UPLOAD_INTERVAL;
 	opts->upload_deliveries = OBOXFS_DEFAULT_UPLOAD_DELIVERIES;
+	opts->split_check_interval = OBOXFS_DEFAULT_SPLIT_CHECK_INTERVAL;
 
 	if (fuse_opt_parse(args, opts, oboxfs_opts, opt_proc) < 0) {
 		*error_r = "invalid options";
@@ -166,6 +168,12 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 		*error_r = "upload_deliveries must be 1..1000000";
 		return -1;
 	}
+	if (opts->split_check_interval_str != NULL &&
+	    parse_uint(opts->split_check_interval_str, 0, 86400 * 7,
+		       &opts->split_check_interval) < 0) {
+		*error_r = "split_check_interval must be 0..604800 seconds";
+		return -1;
+	}
 	return 0;
 }
 
@@ -183,6 +191,7 @@ void oboxfs_options_free(struct oboxfs_options *opts)
 	free(opts->fault);
 	free(opts->upload_interval_str);
 	free(opts->upload_deliveries_str);
+	free(opts->split_check_interval_str);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -216,6 +225,8 @@ void oboxfs_options_help(void)
 "    -o tls_insecure           do not verify TLS certificates\n"
 "    -o upload_interval=SECS   index upload interval (default 300)\n"
 "    -o upload_deliveries=N    index upload every N deliveries (default 10)\n"
+"    -o split_check_interval=SECS  look for another machine writing the\n"
+"                              same users this often (default 3600, 0 never)\n"
 "    -o no_fsync               file:// store: do not fsync objects\n"
 "    -o fault=SPEC             inject store faults (testing)\n");
 }

@@ -11,6 +11,7 @@
  *   tls_insecure           do not verify TLS certificates
  *   upload_interval=SECS   index upload interval (default 300)
  *   upload_deliveries=N    index upload after N deliveries (default 10)
+ *   split_check_interval=SECS  split-brain check of a root (3600, 0 never)
  *   no_fsync               posix store: no fsync of objects (tests)
  *   fault=SPEC             fault injection (tests)
  * The first non-option argument is the STORE URL; all other arguments (the
@@ -33,6 +34,7 @@
 #define OBOXFS_DEFAULT_METACACHE_IDLE 60
 #define OBOXFS_DEFAULT_UPLOAD_INTERVAL 300
 #define OBOXFS_DEFAULT_UPLOAD_DELIVERIES 10
+#define OBOXFS_DEFAULT_SPLIT_CHECK_INTERVAL 3600
 
 struct oboxfs_options {
 	char *store_url;
@@ -47,6 +49,7 @@ struct oboxfs_options {
 	char *fault;
 	char *upload_interval_str;
 	char *upload_deliveries_str;
+	char *split_check_interval_str;
 	int tls_insecure;
 	int no_fsync;
 	int extra_args;		/* non-option arguments after MOUNTPOINT */
@@ -59,6 +62,7 @@ struct oboxfs_options {
 	unsigned int metacache_idle;	/* seconds */
 	unsigned int upload_interval;
 	unsigned int upload_deliveries;
+	unsigned int split_check_interval;
 };
 
 /* Parse and check oboxfs's options out of args.  Returns 0, or -1 with a

@@ -1,6 +1,6 @@
 /* upload.c: snapshots of a user's bundle roots and their upload as base
  * and diff bundles (see upload.h). */
-#include "upload.h"
+#include "upload-private.h"
 #include "bundle.h"
 #include "cachestate.h"
 #include "ids.h"
@@ -25,19 +25,6 @@
 #define UPLOAD_DIFF_MIN_REBASE 16384
 #define UPLOAD_MAX_DIFFS 64
 #define UPLOAD_KEY_MAX (OBJSTORE_KEY_MAX + 1)
-
-struct upload_root {
-	struct upload_root *next;
-	char guid[IDS_HEX_LEN + 1];	/* "" for the user root */
-	struct bundle_tree *base;	/* the stored base (is_base) */
-	size_t base_size;
-	struct bundle_name base_name;
-	struct bundle_tree *last;	/* last stored diff's tree, or NULL */
-	uint32_t seq;
-	char **keys;			/* live bundle keys */
-	size_t key_count;
-	bool seen;
-};
 
 /* one root of a snapshot */
 struct snap_root {
@@ -103,6 +90,7 @@ static void root_free_keys(struct upload_root *root)
 
 static void root_free(struct upload_root *root)
 {
+	free(root->path);
 	bundle_tree_free(&root->base);
 	bundle_tree_free(&root->last);
 	root_free_keys(root);
@@ -120,7 +108,7 @@ void upload_roots_free(struct upload_root **roots)
 	*roots = NULL;
 }
 
-static struct upload_root *root_get(struct ouser *user, const char *guid)
+struct upload_root *upload_root_get(struct ouser *user, const char *guid)
 {
 	struct upload_root *root;
 
@@ -137,7 +125,7 @@ static struct upload_root *root_get(struct ouser *user, const char *guid)
 	return root;
 }
 
-static int root_add_key(struct upload_root *root, const char *key)
+int upload_root_add_key(struct upload_root *root, const char *key)
 {
 	char **keys = realloc(root->keys,
 			      (root->key_count + 1) * sizeof(*keys));
@@ -155,12 +143,12 @@ static int root_add_key(struct upload_root *root, const char *key)
 int upload_roots_add_loaded(struct ouser *user, const char *guid,
 			    char *const *keys, size_t key_count)
 {
-	struct upload_root *root = root_get(user, guid);
+	struct upload_root *root = upload_root_get(user, guid);
 
 	if (root == NULL)
 		return -1;
 	for (size_t i = 0; i < key_count; i++) {
-		if (root_add_key(root, keys[i]) < 0)
+		if (upload_root_add_key(root, keys[i]) < 0)
 			return -1;
 	}
 	return 0;
@@ -218,10 +206,10 @@ static void roots_read(struct upload_ctx *ctx, struct ouser *user)
 		    objstore_key_check(key, &error) < 0)
 			continue;
 		struct upload_root *root =
-			root_get(user, strcmp(line, "-") == 0 ? "" : line);
+			upload_root_get(user, strcmp(line, "-") == 0 ? "" : line);
 
 		if (root != NULL)
-			(void)root_add_key(root, key);
+			(void)upload_root_add_key(root, key);
 	}
 	fclose(f);
 }
@@ -475,7 +463,7 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	for (size_t i = 0; i < root->key_count; i++)
 		objgc_condemn(ctx->gc, root->keys[i]);
 	root_free_keys(root);
-	(void)root_add_key(root, key);
+	(void)upload_root_add_key(root, key);
 	bundle_tree_free(&root->base);
 	bundle_tree_free(&root->last);
 	root->base = tree;
@@ -531,7 +519,7 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 		free(root->keys[i]);
 	}
 	root->key_count = root->key_count > 0 ? 1 : 0;
-	(void)root_add_key(root, key);
+	(void)upload_root_add_key(root, key);
 	bundle_tree_free(&root->last);
 	root->last = tree;
 	root->seq++;
@@ -546,7 +534,7 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 		       struct snap_root *sr)
 {
-	struct upload_root *root = root_get(user, sr->guid);
+	struct upload_root *root = upload_root_get(user, sr->guid);
 	struct bundle_tree *tree = sr->tree;
 	const char *why;
 
@@ -556,6 +544,10 @@ static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 		return -1;
 	}
 	root->seen = true;
+	if (root->path == NULL || strcmp(root->path, sr->path) != 0) {
+		free(root->path);
+		root->path = strdup(sr->path);
+	}
 	const struct bundle_tree *stored =
 		root->last != NULL ? root->last : root->base;
 
@@ -647,6 +639,9 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	for (size_t i = 0; i < snap.count; i++) {
 		if (upload_root(ctx, user, &snap.roots[i]) < 0)
 			ret = -1;
+		else if (folder_path == NULL)
+			splitbrain_check(ctx, user, snap.roots[i].guid,
+					 snap.roots[i].path);
 	}
 	if (ret < 0) {
 		objgc_return_pending(ctx->gc, &pending);
@@ -668,4 +663,14 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	snapshot_free(&snap);
 	pthread_mutex_unlock(&user->upload_lock);
 	return ret;
+}
+
+void upload_split_check_user(struct upload_ctx *ctx, struct ouser *user)
+{
+	pthread_mutex_lock(&user->upload_lock);
+	for (struct upload_root *r = user->roots; r != NULL; r = r->next) {
+		if (r->path != NULL && r->base != NULL)
+			splitbrain_check(ctx, user, r->guid, r->path);
+	}
+	pthread_mutex_unlock(&user->upload_lock);
 }

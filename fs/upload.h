@@ -42,13 +42,25 @@ struct upload_stats {
 	uint64_t bytes;		/* bundle bytes stored */
 	uint64_t unchanged;	/* roots found unchanged */
 	uint64_t last_base_bytes, last_diff_bytes;
+	uint64_t split_checks;	/* split-brain listings */
+	uint64_t split_brains;	/* roots another machine wrote to */
+	uint64_t split_mails_merged;	/* mails put back from it */
 };
+
+/* a directory of user's tree (path relative to the user dir) got entries
+   behind the kernel's back: it must drop what it cached of it */
+typedef void upload_dir_changed_cb(struct ouser *user, const char *path,
+				   void *context);
 
 struct upload_ctx {
 	struct objstore *store;
 	struct objgc *gc;
 	struct cachestate *cs;
 	int meta_fd;		/* CACHE_DIR/meta */
+	/* seconds between split-brain checks of a root (0: never) */
+	unsigned int split_check_interval;
+	upload_dir_changed_cb *dir_changed;
+	void *dir_changed_context;
 
 	pthread_mutex_t stats_lock;
 	struct upload_stats stats;	/* protected by stats_lock */
@@ -74,6 +86,10 @@ int upload_roots_add_loaded(struct ouser *user, const char *guid,
 void upload_roots_free(struct upload_root **roots);
 /* True if the user root has a stored bundle (call with upload_lock). */
 bool upload_user_root_stored(struct upload_ctx *ctx, struct ouser *user);
+
+/* A user without changes that is being used: the split-brain check of its
+   stored roots (splitbrain.c), when due. */
+void upload_split_check_user(struct upload_ctx *ctx, struct ouser *user);
 
 void upload_get_stats(struct upload_ctx *ctx, struct upload_stats *stats_r);
 

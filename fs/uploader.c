@@ -33,6 +33,8 @@ struct uploader {
 	pthread_t thread;
 	bool thread_started;
 
+	/* monotonic seconds when the last full pass began */
+	int64_t last_pass;
 	atomic_bool stop;
 	atomic_bool all_requested;
 
@@ -50,6 +52,14 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
 static void wake(struct uploader *up)
 {
 	char c = 1;
@@ -61,6 +71,7 @@ static void wake(struct uploader *up)
 /* upload every user with changes, then delete what became garbage */
 static void full_pass(struct uploader *up)
 {
+	int64_t start = now_secs();
 	struct ouser **list;
 	unsigned int count;
 
@@ -71,7 +82,10 @@ static void full_pass(struct uploader *up)
 	for (unsigned int i = 0; i < count; i++) {
 		if (users_is_dirty(list[i]))
 			(void)upload_user(up->ctx, list[i], NULL);
+		else if (atomic_load(&list[i]->last_access) >= up->last_pass)
+			upload_split_check_user(up->ctx, list[i]);
 	}
+	up->last_pass = start;
 	free(list);
 	(void)objgc_flush(up->ctx->gc);
 	pthread_mutex_lock(&up->lock);

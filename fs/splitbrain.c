@@ -1,0 +1,308 @@
+/* splitbrain.c: noticing that another machine serves a user too, and
+ * merging its mails (see upload-private.h, CONTRACT.md section 6).
+ *
+ * Two machines serving one user (a failover that did not stop the old
+ * one) each write their own bundle names.  A full upload pass lists a
+ * root's bundles at most every split_check_interval; names this machine
+ * neither wrote nor condemned are the other writer's.  Nothing of its
+ * index changes is taken over (flags, expunges: the newer base wins at
+ * the next load), but no mail is lost: the folder's mail objects that no
+ * local stub references (and that are not this machine's own garbage) are
+ * put back as stubs, as a load's rescan would, and the next base of the
+ * root (forced) holds them; the other writer's bundles are condemned with
+ * it.  sdbox folders are left to the next load's rescan (their u.N names
+ * could collide while Dovecot runs).
+ */
+#include "upload-private.h"
+#include "objgc.h"
+#include "objstore.h"
+#include "stub.h"
+#include "users.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_log.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+struct key_set {
+	char **keys;
+	size_t count, alloc;
+};
+
+struct list_ctx {
+	const char *idx_prefix;	/* ".../idx/" */
+	size_t idx_len;
+	struct key_set bundles, mails;
+};
+
+static void set_add(struct key_set *set, const char *key)
+{
+	if (set->count == set->alloc) {
+		size_t alloc = set->alloc == 0 ? 64 : set->alloc * 2;
+		char **keys = realloc(set->keys, alloc * sizeof(*keys));
+
+		if (keys == NULL)
+			return;
+		set->keys = keys;
+		set->alloc = alloc;
+	}
+	set->keys[set->count] = strdup(key);
+	if (set->keys[set->count] != NULL)
+		set->count++;
+}
+
+static bool set_has(const struct key_set *set, const char *key)
+{
+	for (size_t i = 0; i < set->count; i++) {
+		if (strcmp(set->keys[i], key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void set_free(struct key_set *set)
+{
+	for (size_t i = 0; i < set->count; i++)
+		free(set->keys[i]);
+	free(set->keys);
+	memset(set, 0, sizeof(*set));
+}
+
+static int list_cb(const struct objstore_list_entry *entry, void *context)
+{
+	struct list_ctx *ctx = context;
+
+	if (entry->is_prefix)
+		return 0;
+	if (strncmp(entry->key, ctx->idx_prefix, ctx->idx_len) == 0) {
+		const char *name = entry->key + ctx->idx_len;
+		struct bundle_name parsed;
+		const char *error;
+
+		if (bundle_name_parse(name, &parsed, &error) == 0)
+			set_add(&ctx->bundles, entry->key);
+	} else if (ids_key_oid(entry->key) != NULL &&
+		   strchr(entry->key + ctx->idx_len - strlen("idx/"), '/') ==
+		   NULL) {
+		set_add(&ctx->mails, entry->key);
+	}
+	return 0;
+}
+
+/* the stub keys in the tree below dir_fd's cur/ and new/ */
+static void local_keys(int folder_fd, struct key_set *set)
+{
+	static const char *const subdirs[] = { "cur", "new" };
+
+	for (unsigned int i = 0; i < 2; i++) {
+		struct bundle_tree *tree;
+		const char *error;
+		int fd = openat(folder_fd, subdirs[i], O_RDONLY | O_DIRECTORY |
+				O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		if (bundle_tree_scan(fd, &tree, &error) == 0) {
+			for (size_t e = 0; e < tree->count; e++) {
+				if (tree->entries[e].type == BUNDLE_ENTRY_STUB)
+					set_add(set, tree->entries[e].key);
+			}
+			bundle_tree_free(&tree);
+		}
+		close(fd);
+	}
+}
+
+static bool name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len <= 255 && strchr(name, '/') == NULL &&
+	       strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* put the mail key back into folder_fd/<cur|new>/<name>; returns the
+   subdir name put into (static) or NULL */
+static const char *put_back(struct upload_ctx *ctx, int folder_fd,
+			    const char *key)
+{
+	struct objstore_stat st;
+	const char *path, *name, *mtime, *last, *ret = NULL;
+	struct stub stub;
+	struct stat dst;
+	int dfd, fd;
+
+	if (objstore_head(ctx->store, key, &st) < 0) {
+		fuse_log(FUSE_LOG_WARNING, "split brain: HEAD %s failed: %s\n",
+			 key, objstore_error());
+		return NULL;
+	}
+	path = objstore_stat_meta(&st, "path");
+	name = objstore_stat_meta(&st, "name");
+	mtime = objstore_stat_meta(&st, "mtime");
+	last = path == NULL ? NULL : strrchr(path, '/');
+	last = last == NULL ? path : last + 1;
+	if (path == NULL || name == NULL || !name_ok(name) ||
+	    (strcmp(last, "cur") != 0 && strcmp(last, "new") != 0))
+		goto out;	/* not a maildir mail: the next load's rescan */
+	last = strcmp(last, "cur") == 0 ? "cur" : "new";
+	dfd = openat(folder_fd, last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		     O_CLOEXEC);
+	if (dfd < 0)
+		goto out;
+	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		struct timespec times[2] = { { 0, UTIME_OMIT }, { 0, 0 } };
+		char *end;
+		long long secs = mtime == NULL ? -1 : strtoll(mtime, &end, 10);
+
+		times[1].tv_sec = mtime != NULL && *end == '\0' && secs >= 0 ?
+			(time_t)secs : st.mtime;
+		snprintf(stub.key, sizeof(stub.key), "%s", key);
+		stub.size = st.size;
+		if (fstat(dfd, &dst) < 0 ||
+		    fchown(fd, dst.st_uid, dst.st_gid) < 0 ||
+		    stub_write(fd, &stub) < 0 || futimens(fd, times) < 0) {
+			fuse_log(FUSE_LOG_ERR, "split brain: putting back %s "
+				 "failed: %s\n", key, strerror(errno));
+			(void)unlinkat(dfd, name, 0);
+		} else {
+			ret = last;
+		}
+		close(fd);
+	}
+	close(dfd);
+out:
+	objstore_stat_free(&st);
+	return ret;
+}
+
+/* the mails of the folder at path no local stub knows: back as stubs */
+static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
+				const char *path, const struct key_set *mails)
+{
+	struct key_set local = { 0 };
+	unsigned int merged = 0;
+	bool dirs[2] = { false, false };
+	int user_fd, folder_fd;
+
+	users_snapshot_lock(user);
+	user_fd = openat(ctx->meta_fd, user->name, O_RDONLY | O_DIRECTORY |
+			 O_NOFOLLOW | O_CLOEXEC);
+	folder_fd = user_fd < 0 ? -1 :
+		openat(user_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		       O_CLOEXEC);
+	if (folder_fd >= 0)
+		local_keys(folder_fd, &local);
+	for (size_t i = 0; folder_fd >= 0 && i < mails->count; i++) {
+		const char *key = mails->keys[i], *sub;
+
+		if (set_has(&local, key) || objgc_is_garbage(ctx->gc, key))
+			continue;
+		sub = put_back(ctx, folder_fd, key);
+		if (sub != NULL) {
+			merged++;
+			dirs[sub[0] == 'c' ? 0 : 1] = true;
+		}
+	}
+	if (merged > 0)
+		atomic_fetch_add(&user->gen, 1);
+	if (folder_fd >= 0)
+		close(folder_fd);
+	if (user_fd >= 0)
+		close(user_fd);
+	users_snapshot_unlock(user);
+	set_free(&local);
+	for (unsigned int i = 0; i < 2; i++) {
+		char sub[PATH_MAX];
+
+		if (!dirs[i] || ctx->dir_changed == NULL)
+			continue;
+		snprintf(sub, sizeof(sub), "%s%s%s", path,
+			 path[0] == '\0' ? "" : "/", i == 0 ? "cur" : "new");
+		ctx->dir_changed(user, sub, ctx->dir_changed_context);
+	}
+	return merged;
+}
+
+static int64_t now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+void splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
+		      const char *guid, const char *path)
+{
+	struct upload_root *root = upload_root_get(user, guid);
+	char prefix[OBJSTORE_KEY_MAX + 1], idx[OBJSTORE_KEY_MAX + 8];
+	struct list_ctx lctx = { .idx_prefix = idx };
+	unsigned int foreign = 0, merged = 0;
+	int64_t now = now_secs();
+
+	if (root == NULL || ctx->split_check_interval == 0 ||
+	    (root->split_checked != 0 &&
+	     now - root->split_checked < (int64_t)ctx->split_check_interval))
+		return;
+	root->split_checked = now;
+	if (guid[0] == '\0')
+		snprintf(prefix, sizeof(prefix), "%s/", user->prefix);
+	else {
+		snprintf(prefix, sizeof(prefix), "%s/mailboxes/%s/",
+			 user->prefix, guid);
+	}
+	snprintf(idx, sizeof(idx), "%sidx/", prefix);
+	lctx.idx_len = strlen(idx);
+	pthread_mutex_lock(&ctx->stats_lock);
+	ctx->stats.split_checks++;
+	pthread_mutex_unlock(&ctx->stats_lock);
+	/* the user root: its bundles only; a folder: its mails too */
+	if (objstore_list(ctx->store, guid[0] == '\0' ? idx : prefix, NULL,
+			  list_cb, &lctx) < 0) {
+		fuse_log(FUSE_LOG_WARNING, "split-brain check of %s failed: "
+			 "%s\n", prefix, objstore_error());
+		goto out;
+	}
+	for (size_t i = 0; i < lctx.bundles.count; i++) {
+		const char *key = lctx.bundles.keys[i];
+		bool ours = false;
+
+		for (size_t k = 0; k < root->key_count && !ours; k++)
+			ours = strcmp(root->keys[k], key) == 0;
+		if (ours || objgc_is_garbage(ctx->gc, key))
+			continue;
+		/* condemned with this root's next base */
+		(void)upload_root_add_key(root, key);
+		foreign++;
+	}
+	if (foreign == 0)
+		goto out;
+	fuse_log(FUSE_LOG_WARNING, "split brain: another machine wrote %u "
+		 "bundles of %s (user %s, %s): merging its mails; its index "
+		 "changes are not taken over\n", foreign, prefix, user->name,
+		 path[0] == '\0' ? "the user directory" : path);
+	if (guid[0] != '\0')
+		merged = merge_mails(ctx, user, path, &lctx.mails);
+	/* the next upload writes a base holding the merge, then condemns
+	   the other writer's bundles */
+	bundle_tree_free(&root->base);
+	bundle_tree_free(&root->last);
+	atomic_fetch_add(&user->gen, 1);
+	pthread_mutex_lock(&ctx->stats_lock);
+	ctx->stats.split_brains++;
+	ctx->stats.split_mails_merged += merged;
+	pthread_mutex_unlock(&ctx->stats_lock);
+out:
+	set_free(&lctx.bundles);
+	set_free(&lctx.mails);
+}
