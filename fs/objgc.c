@@ -57,21 +57,24 @@ static void list_clear(struct key_list *list)
 	memset(list, 0, sizeof(*list));
 }
 
-/* read the keys a previous run condemned */
+/* read the keys a previous run condemned; a line that is not a valid key
+   (torn by a crash, over-long, junk) is skipped whole */
 static void garbage_load(struct objgc *gc)
 {
 	FILE *f = fopen(gc->garbage_path, "r");
-	char line[OBJSTORE_KEY_MAX + 2];
 	const char *error;
+	char *line = NULL;
+	size_t size = 0;
+	ssize_t len;
 
 	if (f == NULL)
 		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		size_t len = strcspn(line, "\n");
-
-		if (line[len] != '\n')
-			continue;	/* torn or over-long: skipped */
-		line[len] = '\0';
+	while ((len = getline(&line, &size, f)) > 0) {
+		if (line[len - 1] != '\n' || len - 1 > OBJSTORE_KEY_MAX)
+			continue;
+		line[len - 1] = '\0';
+		if (strlen(line) != (size_t)len - 1)
+			continue;	/* a NUL inside */
 		if (objstore_key_check(line, &error) < 0)
 			continue;
 		char *key = strdup(line);
@@ -81,6 +84,7 @@ static void garbage_load(struct objgc *gc)
 			break;
 		}
 	}
+	free(line);
 	fclose(f);
 	gc->stats.condemned = gc->condemned.count;
 }

@@ -241,7 +241,7 @@ static int64_t now_secs(void)
 	return (int64_t)ts.tv_sec;
 }
 
-void splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
+bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		      const char *guid, const char *path)
 {
 	struct upload_root *root = upload_root_get(user, guid);
@@ -253,7 +253,7 @@ void splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	if (root == NULL || ctx->split_check_interval == 0 ||
 	    (root->split_checked != 0 &&
 	     now - root->split_checked < (int64_t)ctx->split_check_interval))
-		return;
+		return false;
 	root->split_checked = now;
 	if (guid[0] == '\0')
 		snprintf(prefix, sizeof(prefix), "%s/", user->prefix);
@@ -305,4 +305,5 @@ void splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 out:
 	set_free(&lctx.bundles);
 	set_free(&lctx.mails);
+	return foreign > 0;
 }

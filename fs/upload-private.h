@@ -41,8 +41,9 @@ int upload_root_add_key(struct upload_root *root, const char *key);
    serves the user too (CONTRACT.md section 6).  Then the mails of the
    folder that no local stub references are put back (maildir; logged for
    sdbox), the other writer's bundles are condemned with the next base,
-   which is forced.  Call with user->upload_lock held. */
-void splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
+   which is forced.  Call with user->upload_lock held.  Returns true if
+   another writer was found (the root needs uploading again). */
+bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		      const char *guid, const char *path);
 
 #endif

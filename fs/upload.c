@@ -182,8 +182,11 @@ fail:
 
 static void roots_read(struct upload_ctx *ctx, struct ouser *user)
 {
-	char path[PATH_MAX], line[UPLOAD_KEY_MAX + 64];
+	char path[PATH_MAX];
 	const char *error;
+	char *line = NULL;
+	size_t size = 0;
+	ssize_t len;
 	FILE *f;
 
 	user->roots_read = true;
@@ -192,17 +195,22 @@ static void roots_read(struct upload_ctx *ctx, struct ouser *user)
 	f = fopen(path, "r");
 	if (f == NULL)
 		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
+	/* "<guid or -> <key>\n"; anything else (torn, over-long) is
+	   skipped whole */
+	while ((len = getline(&line, &size, f)) > 0) {
 		char *sp = strchr(line, ' '), *key;
-		size_t len = strcspn(line, "\n");
 
-		if (line[len] != '\n' || sp == NULL)
+		if (line[len - 1] != '\n' || sp == NULL ||
+		    len - 1 > IDS_HEX_LEN + 1 + OBJSTORE_KEY_MAX)
 			continue;
-		line[len] = '\0';
+		line[len - 1] = '\0';
+		if (strlen(line) != (size_t)len - 1)
+			continue;	/* a NUL inside */
 		*sp = '\0';
 		key = sp + 1;
 		if ((strcmp(line, "-") != 0 && !ids_is_hex_id(line)) ||
 		    strncmp(key, user->prefix, strlen(user->prefix)) != 0 ||
+		    key[strlen(user->prefix)] != '/' ||
 		    objstore_key_check(key, &error) < 0)
 			continue;
 		struct upload_root *root =
@@ -211,6 +219,7 @@ static void roots_read(struct upload_ctx *ctx, struct ouser *user)
 		if (root != NULL)
 			(void)upload_root_add_key(root, key);
 	}
+	free(line);
 	fclose(f);
 }
 
@@ -600,6 +609,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	struct objgc_batch pending;
 	char prefix[UPLOAD_KEY_MAX];
 	uint64_t snap_gen;
+	bool merged = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&user->upload_lock);
@@ -639,9 +649,10 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	for (size_t i = 0; i < snap.count; i++) {
 		if (upload_root(ctx, user, &snap.roots[i]) < 0)
 			ret = -1;
-		else if (folder_path == NULL)
-			splitbrain_check(ctx, user, snap.roots[i].guid,
-					 snap.roots[i].path);
+		else if (folder_path == NULL &&
+			 splitbrain_check(ctx, user, snap.roots[i].guid,
+					  snap.roots[i].path))
+			merged = true;
 	}
 	if (ret < 0) {
 		objgc_return_pending(ctx->gc, &pending);
@@ -662,15 +673,23 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	roots_save(ctx, user);
 	snapshot_free(&snap);
 	pthread_mutex_unlock(&user->upload_lock);
+	/* a split-brain merge changed the tree: store the merged base now */
+	if (ret == 0 && merged)
+		return upload_user(ctx, user, NULL);
 	return ret;
 }
 
 void upload_split_check_user(struct upload_ctx *ctx, struct ouser *user)
 {
+	bool merged = false;
+
 	pthread_mutex_lock(&user->upload_lock);
 	for (struct upload_root *r = user->roots; r != NULL; r = r->next) {
-		if (r->path != NULL && r->base != NULL)
-			splitbrain_check(ctx, user, r->guid, r->path);
+		if (r->path != NULL && r->base != NULL &&
+		    splitbrain_check(ctx, user, r->guid, r->path))
+			merged = true;
 	}
 	pthread_mutex_unlock(&user->upload_lock);
+	if (merged)
+		(void)upload_user(ctx, user, NULL);
 }

@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""test_dovecot_split_brain.py: two machines serving one user at the same
+time (CONTRACT §6): mounts A and B of one file:// store, each with its own
+cache dir and Dovecot, both take deliveries for user1.  With
+split_check_interval=1, requested uploads let each notice the other's
+bundles and merge its mails: afterwards Dovecot on A and on B shows every
+delivered mail with its bytes, and a third mount with an empty cache dir
+does too.  No mail may be lost; index changes of the other machine are not
+merged (flags are not checked).
+Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 42 .. + 47."""
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dovecot_scenario  # noqa: E402
+from mailtest import (Dovecot, Imap, OboxfsMount, TestEnv,  # noqa: E402
+                      check_delivered, deliver_parallel, fail, log,
+                      make_mails, message_id, user_name)
+
+NAME = 'test_dovecot_split_brain'
+OPTS = ['split_check_interval=1']
+
+
+def inbox(dc, user):
+    """{message-id: body} of user's INBOX on Dovecot dc."""
+    with Imap(dc.imap_port, user) as c:
+        c.select('INBOX')
+        return {message_id(b): b for b in c.fetch_bodies().values()}
+
+
+def expect(dc, where, user, sent):
+    got = inbox(dc, user)
+    missing = sorted(set(sent) - set(got))
+    extra = sorted(set(got) - set(sent))
+    if missing or extra:
+        fail(f'{where}: {len(got)} mails, missing {missing[:5]}, '
+             f'unexpected {extra[:5]}')
+    for mid, body in got.items():
+        check_delivered(body, sent[mid], where)
+    log(f'{where}: all {len(got)} mails, bytes equal')
+
+
+def upload(mnt, what):
+    s = mnt.upload_now()
+    log(f'{what}: uploaded; split brains noticed so far '
+        f'{s["index_split_brains"]}, mails merged '
+        f'{s["index_split_mails_merged"]}')
+    return s
+
+
+def run(name):
+    env = TestEnv(name, 42)
+    env_b = TestEnv(name, 45)
+    env.fresh_dir()
+    url = 'file://' + env.path('store')
+    os.makedirs(env.path('store'))
+    user = user_name(1)
+    first = make_mails([user], 6, seed=21, tag=name + '-a1')
+    on_b = make_mails([user], 4, seed=22, tag=name + '-b')
+    on_a = make_mails([user], 3, seed=23, tag=name + '-a2')
+    sent = {m.msgid: m for m in first + on_b + on_a}
+    with OboxfsMount(env, url, env.path('mnt-a'), env.path('cache-a'),
+                     OPTS) as a, \
+            Dovecot(env, a.mountpoint, 'maildir',
+                    rundir=env.path('dovecot-a')) as dca:
+        deliver_parallel(dca.lmtp_port, first, senders=2)
+        upload(a, 'A')
+        # B takes the user over while A still serves it
+        with OboxfsMount(env_b, url, env.path('mnt-b'), env.path('cache-b'),
+                         OPTS) as b, \
+                Dovecot(env_b, b.mountpoint, 'maildir',
+                        rundir=env.path('dovecot-b')) as dcb:
+            expect(dcb, 'B after the takeover',
+                   user, {m.msgid: m for m in first})
+            deliver_parallel(dcb.lmtp_port, on_b, senders=2)
+            deliver_parallel(dca.lmtp_port, on_a, senders=2)
+            # each machine checks a root at most once a second
+            upload(b, 'B')
+            time.sleep(1.1)
+            sa = upload(a, 'A')
+            if sa['index_split_brains'] < 1:
+                fail('A did not notice the bundles B wrote')
+            time.sleep(1.1)
+            upload(a, 'A (the merged base)')
+            sb = upload(b, 'B')
+            if sb['index_split_brains'] < 1:
+                fail('B did not notice the bundles A wrote')
+            expect(dca, 'A after the merge', user, sent)
+            expect(dcb, 'B after the merge', user, sent)
+            dcb.stop()
+            dcb.check_log()
+        dca.stop()
+        dca.check_log()
+    # a third machine sees every mail, from the store alone
+    with OboxfsMount(env, url, env.path('mnt-c'), env.path('cache-c'),
+                     OPTS) as c, \
+            Dovecot(env, c.mountpoint, 'maildir',
+                    rundir=env.path('dovecot-c')) as dcc:
+        expect(dcc, 'C with an empty cache', user, sent)
+
+
+if __name__ == '__main__':
+    dovecot_scenario.main_wrapper(NAME, run)
