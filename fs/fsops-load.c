@@ -74,6 +74,7 @@ static int load_locked(struct oboxfs *fs, struct ouser *user)
 	close(dir_fd);
 	if (ret <= 0) {
 		rm_tree(fs->load_fd, tmp);
+		userload_roots_free(&result);
 		if (ret == 0)
 			return ENOENT;
 		fuse_log(FUSE_LOG_ERR, "loading user %s from the store "

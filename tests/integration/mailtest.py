@@ -39,7 +39,8 @@ MAIL_USER = os.environ.get('OBOXFS_DOVECOT_MAIL_USER', 'vmail')
 sys.path.insert(0, HERE)
 import s3mini  # noqa: E402
 from mailclients import *  # noqa: E402,F401,F403 - re-exported
-from mailclients import Imap, TestFailure, fail, log  # noqa: E402
+from mailclients import (Imap, Lmtp, TestFailure, fail, log,  # noqa: E402
+                         run_threads)
 
 
 # ---------------------------------------------------------------- cleanup
@@ -374,6 +375,60 @@ class OboxfsMount:
         with open(os.path.join(self.mountpoint, '.oboxfs-stats'), 'rb') as f:
             return parse_stats(f.read().decode('utf-8', 'replace'))
 
+    def upload_now(self, timeout=60):
+        """Ask the daemon for an index upload of every user (SIGUSR1) and
+        wait until it is done: index_upload_passes has grown, no user is
+        dirty and nothing is queued or condemned.  Returns the stats."""
+        if self.env.plain:
+            return {}
+        passes = self.stats()['index_upload_passes']
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.stats()
+            if s['index_upload_passes'] > passes and \
+                    s['index_dirty_users'] == 0 and \
+                    s['index_uploads_queued'] == 0 and \
+                    s['objects_condemned'] == 0:
+                return s
+            if time.monotonic() > deadline:
+                fail(f'SIGUSR1: the index upload did not finish within '
+                     f'{timeout} s: {_upload_stats(s)}; passes before '
+                     f'{passes}')
+            time.sleep(0.05)
+
+    def wait_uploads_idle(self, timeout=60):
+        """Wait until no folder upload is queued (index_uploads_queued 0 and
+        the request counters still for 0.3 s).  Returns the stats."""
+        if self.env.plain:
+            return {}
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            s = self.stats()
+            if s['index_uploads_queued'] == 0:
+                if last is not None and \
+                        request_counts(last, s) == {}:
+                    return s
+                last = s
+            else:
+                last = None
+            if time.monotonic() > deadline:
+                fail(f'folder uploads still queued after {timeout} s: '
+                     f'{_upload_stats(s)}')
+            time.sleep(0.3)
+
+
+def _upload_stats(s):
+    return ', '.join(f'{k} {v}' for k, v in sorted(s.items())
+                     if k.startswith(('index_', 'objects_')))
+
+
+def request_counts(before, after):
+    """{requests_OP: delta} of the nonzero deltas between two stats."""
+    return {k: after[k] - before.get(k, 0) for k in after
+            if k.startswith('requests_') and after[k] != before.get(k, 0)}
+
 
 def parse_stats(text):
     """JSON (nested objects flattened with '.') or 'name value' /
@@ -413,6 +468,42 @@ def store_requests(stats):
         total = sum(v for k, v in stats.items()
                     if re.search(r'requests?($|[._]total)', k.lower()))
     return total
+
+
+def deliver_until_failure(port, mails, senders=4, on_ack=None):
+    """Deliver mails over LMTP from `senders` threads like deliver_parallel,
+    but a failing delivery only ends its sender (for crash tests): returns
+    (acknowledged, unacknowledged) lists of mails, the second with the
+    failed ones and those their senders never tried.  on_ack(mail, n_acked)
+    is called after each acknowledged delivery."""
+    chunks = [mails[i::senders] for i in range(senders)]
+    acked, unacked = [], []
+    lock = threading.Lock()
+
+    def work(chunk):
+        c = None
+        for i, m in enumerate(chunk):
+            try:
+                if c is None:
+                    c = Lmtp(port)
+                c.deliver(m)
+            except (TestFailure, OSError) as e:
+                with lock:
+                    unacked.extend(chunk[i:])
+                log(f'LMTP sender stopped at {m.msgid}: {e}')
+                break
+            with lock:
+                acked.append(m)
+                n = len(acked)
+            if on_ack:
+                on_ack(m, n)
+        if c is not None:
+            try:
+                c.close()
+            except OSError:
+                pass
+    run_threads(work, chunks)
+    return acked, unacked
 
 
 # ---------------------------------------------------------------- dovecot
