@@ -147,6 +147,9 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		    off_t length, struct fuse_file_info *fi);
 void fsop_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		struct fuse_file_info *fi);
+/* Was anything written through this handle?  (release only changes the
+   tree then.) */
+bool fs_file_written(struct fuse_file_info *fi);
 /* Truncate a file by inode (setattr without a handle): stubs are turned
    back into plain files first.  Returns 0 or errno. */
 int fs_truncate_inode(struct oboxfs *fs, struct oinode *inode, off_t size);

@@ -89,6 +89,13 @@ void fsop_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct oinode *dir = inode_get(req, parent);
 	int err = fs_check_new_name(fs_get(req), dir, name, true);
 
+	if (err == 0 && dir == &fs_get(req)->root &&
+	    faccessat(dir->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* a user this machine does not have may be in the store:
+		   creating it empty here would hide it */
+		err = fs_user_load(fs_get(req), name);
+		err = err == 0 ? EEXIST : err == ENOENT ? 0 : err;
+	}
 	if (err != 0) {
 		fuse_reply_err(req, err);
 		return;

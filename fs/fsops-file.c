@@ -540,3 +540,14 @@ int fs_truncate_inode(struct oboxfs *fs, struct oinode *inode, off_t size)
 	}
 	return 0;
 }
+
+bool fs_file_written(struct fuse_file_info *fi)
+{
+	struct ofile *h = ofile_get(fi);
+	bool written;
+
+	pthread_mutex_lock(&h->lock);
+	written = h->dirty;
+	pthread_mutex_unlock(&h->lock);
+	return written;
+}

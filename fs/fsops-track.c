@@ -121,6 +121,11 @@ void track_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 
 void track_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* closing a file only read changes nothing (a login is free) */
+	if (!fs_file_written(fi)) {
+		fsop_release(req, ino, fi);
+		return;
+	}
 	TRACKED(inode_get(req, ino)->user, fsop_release(req, ino, fi));
 }
 

@@ -18,6 +18,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+/* seconds the kernel may remember that a user does not exist */
+#define OBOXFS_ROOT_NEGATIVE_TIMEOUT 1.0
+
 /* init: called once before any other request; no reply. */
 static void fsop_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -39,9 +42,11 @@ static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 	else if (err == ENOENT) {
 		/* negative entries are cached too: all changes go through
-		   this mount */
+		   this mount; but a user may appear in the store (another
+		   machine), so the root's are asked again soon */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs->timeout;
+		e.entry_timeout = parent == FUSE_ROOT_ID ?
+			OBOXFS_ROOT_NEGATIVE_TIMEOUT : fs->timeout;
 		fuse_reply_entry(req, &e);
 	} else
 		fuse_reply_err(req, err);
