@@ -507,7 +507,13 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 			 "storing a new base\n", prefix, error);
 		return upload_base(ctx, user, root, tree);
 	}
-	if (size > UPLOAD_DIFF_MIN_REBASE && size > root->base_size / 2) {
+	/* diffs are cumulative: with a diff growing by about d per upload,
+	   the bytes sent per upload are least when a new base (B bytes)
+	   is written once the diff reaches sqrt(2 B d), i.e. once
+	   size * seq > 2 B (d = size / seq); and never past half the base */
+	if (size > UPLOAD_DIFF_MIN_REBASE &&
+	    (size > root->base_size / 2 ||
+	     (uint64_t)size * info.seq > 2 * (uint64_t)root->base_size)) {
 		free(data);
 		return upload_base(ctx, user, root, tree);
 	}

@@ -11,8 +11,10 @@
  *
  * upload_user() snapshots the roots under the user's exclusive tree lock,
  * then, per root whose tree differs from what was last stored: a diff
- * against the root's base (seq + 1), or a new base when there is none yet
- * or the diff grew past half of the base (or 64 diffs).  The previous diff,
+ * against the root's base (seq + 1), or a new base when there is none yet,
+ * when the diff grew past half of the base or past sqrt(2 x base x the
+ * diff's growth per upload) (what minimizes the bytes sent), or after 64
+ * diffs.  The previous diff,
  * or for a new base the old base and its diffs, is condemned (objgc.h):
  * deleted at the next flush.  Mail objects released before the snapshot
  * are condemned once every root of the snapshot is stored.
