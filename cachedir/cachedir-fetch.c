@@ -36,6 +36,11 @@ int cachedir_make_room(struct cachedir *cd, uint64_t size)
 	return ret;
 }
 
+int cachedir_shrink(struct cachedir *cd, uint64_t bytes)
+{
+	return cachedir_make_room(cd, bytes);
+}
+
 static bool errno_is_disk_full(void)
 {
 	return errno == ENOSPC || errno == EDQUOT;
@@ -109,15 +114,17 @@ int cachedir_fill(struct cachedir *cd, const char *key, int src_fd, int fd,
 
 /* an object larger than the cap: fetched into memory, not cached */
 int cachedir_open_uncached(struct cachedir *cd, const char *key,
-			    uint64_t size, int *fd_r)
+			    uint64_t size, bool count_miss, int *fd_r)
 {
 	char path[64];
 	uint64_t got;
 	int fd, ret = -1;
 
-	pthread_mutex_lock(&cd->lock);
-	cd->stats.misses++;
-	pthread_mutex_unlock(&cd->lock);
+	if (count_miss) {
+		pthread_mutex_lock(&cd->lock);
+		cd->stats.misses++;
+		pthread_mutex_unlock(&cd->lock);
+	}
 	fd = memfd_create("oboxfs-mail", MFD_CLOEXEC);
 	if (fd < 0) {
 		cachedir_set_error("memfd_create() failed: %m");

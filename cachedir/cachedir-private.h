@@ -107,9 +107,10 @@ int cachedir_make_room(struct cachedir *cd, uint64_t size);
    cachedir_error(). */
 int cachedir_fill(struct cachedir *cd, const char *key, int src_fd, int fd,
 		  uint64_t size, uint64_t *csum_r);
-/* Fetch an object larger than the cap into memory, uncached. */
+/* Fetch an object into memory, uncached (larger than the cap, or the
+   disk is full of what cannot be evicted); count_miss: count it. */
 int cachedir_open_uncached(struct cachedir *cd, const char *key,
-			   uint64_t size, int *fd_r);
+			   uint64_t size, bool count_miss, int *fd_r);
 
 /* Rebuild cd->idx from the directory (called by cachedir_init()). */
 int cachedir_scan(struct cachedir *cd);

@@ -308,7 +308,7 @@ int cachedir_open(struct cachedir *cd, const char *key, uint64_t size,
 	bool counted = false;
 
 	if (size > cd->cap)
-		return cachedir_open_uncached(cd, key, size, fd_r);
+		return cachedir_open_uncached(cd, key, size, true, fd_r);
 	cachedir_key_id(key, id);
 	pthread_mutex_lock(&cd->lock);
 	for (;;) {
@@ -380,6 +380,12 @@ int cachedir_open(struct cachedir *cd, const char *key, uint64_t size,
 		int saved = errno;
 
 		pthread_mutex_unlock(&cd->lock);
+		if (ret < 0 && saved == ENOSPC) {
+			/* the disk is full of what cannot be evicted: the
+			   mail is still served, from memory */
+			return cachedir_open_uncached(cd, key, size, false,
+						      fd_r);
+		}
 		errno = saved;
 		return ret;
 	}

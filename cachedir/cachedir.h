@@ -40,10 +40,11 @@ void cachedir_deinit(struct cachedir **cd);
 
 /* Open (O_RDONLY) the cached bytes of object key, expected to be size bytes,
    fetching them on a miss.  An object larger than the cap is served from an
-   anonymous memory file, not cached.  Returns 0 and *fd_r, or -1 with errno
-   (EIO: the store failed or returned another size; ENOSPC: the cache disk is
-   full even after evicting everything; ENOENT: removed while fetched) and a
-   message in cachedir_error(). */
+   anonymous memory file, not cached, and so is an object that does not fit
+   on the cache disk even after evicting everything (a disk full of other
+   data).  Returns 0 and *fd_r, or -1 with errno (EIO: the store failed or
+   returned another size; ENOENT: removed while fetched) and a message in
+   cachedir_error(). */
 int cachedir_open(struct cachedir *cd, const char *key, uint64_t size,
 		  int *fd_r);
 /* Put the first size bytes of fd in the cache as key's object (an object
@@ -54,6 +55,12 @@ int cachedir_add_fd(struct cachedir *cd, const char *key, int fd,
 /* Forget key's cached bytes (open fds keep working; a fetch of it in
    progress does not put it back). */
 void cachedir_remove(struct cachedir *cd, const char *key);
+
+/* The disk the cache is on is full (the caller's own write failed with
+   ENOSPC): evict least recently used entries holding at least bytes.
+   Returns 0 if something was (or is being) freed, -1 if the cache is
+   empty. */
+int cachedir_shrink(struct cachedir *cd, uint64_t bytes);
 
 void cachedir_get_stats(struct cachedir *cd, struct cachedir_stats *stats_r);
 /* Prometheus text lines "oboxfs_mailcache_<name> <value>\n" into buf;

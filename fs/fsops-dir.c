@@ -100,7 +100,13 @@ void fsop_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, err);
 		return;
 	}
-	if (mkdirat(dir->fd, name, mode) < 0) {
+	int ret = mkdirat(dir->fd, name, mode);
+
+	for (unsigned int try = 0; ret < 0 && errno == ENOSPC &&
+	     try < FS_ENOSPC_RETRIES &&
+	     fs_disk_full(fs_get(req), 0, "a mkdir"); try++)
+		ret = mkdirat(dir->fd, name, mode);
+	if (ret < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}

@@ -27,6 +27,8 @@
 #include "stub.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <fcntl.h>
 #include <fuse_log.h>
 #include <limits.h>
@@ -193,6 +195,12 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	flags = (fi->flags & ~(O_NOFOLLOW | O_TRUNC)) | O_CLOEXEC;
 	fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+	for (unsigned int try = 0; fd < 0 && errno == ENOSPC &&
+	     try < FS_ENOSPC_RETRIES && fs_disk_full(fs, 0, "a create");
+	     try++) {
+		fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL |
+			    O_NOFOLLOW, mode);
+	}
 	if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL) == 0) {
 		created = false;
 		fd = openat(dir->fd, name, (flags & ~O_CREAT) | O_NOFOLLOW);
@@ -378,6 +386,15 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	out.buf[0].fd = h->fd;
 	out.buf[0].pos = off;
 	ret = fuse_buf_copy(&out, bufv, 0);
+	/* the cache disk is full: cached mail makes room (the data is
+	   still in memory, so the write can be tried again) */
+	for (unsigned int try = 0; ret == -ENOSPC && try < FS_ENOSPC_RETRIES &&
+	     (bufv->buf[0].flags & FUSE_BUF_IS_FD) == 0 &&
+	     fs_disk_full(fs, fuse_buf_size(bufv), "a write"); try++) {
+		bufv->off = 0;
+		bufv->idx = 0;
+		ret = fuse_buf_copy(&out, bufv, 0);
+	}
 	mailstore_unlock_inode(fs->ms, real_ino);
 	if (ret < 0)
 		fuse_reply_err(req, (int)-ret);
@@ -474,8 +491,16 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		fuse_reply_err(req, errno);
 		return;
 	}
-	if (fallocate(h->fd, mode, offset, length) < 0)
+	for (unsigned int try = 0;; try++) {
+		if (fallocate(h->fd, mode, offset, length) == 0) {
+			err = 0;
+			break;
+		}
 		err = errno;
+		if (err != ENOSPC || try == FS_ENOSPC_RETRIES ||
+		    !fs_disk_full(fs, (uint64_t)length, "fallocate"))
+			break;
+	}
 	mailstore_unlock_inode(fs->ms, real_ino);
 	fuse_reply_err(req, err);
 }
@@ -550,4 +575,31 @@ bool fs_file_written(struct fuse_file_info *fi)
 	written = h->dirty;
 	pthread_mutex_unlock(&h->lock);
 	return written;
+}
+
+bool fs_disk_full(struct oboxfs *fs, uint64_t want, const char *what)
+{
+	static atomic_int_fast64_t last_log;
+	struct timespec ts;
+	uint64_t bytes = want * 2 > FS_ENOSPC_EVICT ? want * 2 :
+		FS_ENOSPC_EVICT;
+	bool freed = mailcache_shrink(fs->mc, bytes) == 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec - atomic_load(&last_log) >= 10) {
+		atomic_store(&last_log, ts.tv_sec);
+		if (freed) {
+			fuse_log(FUSE_LOG_WARNING, "the cache disk is full "
+				 "(ENOSPC on %s in the metacache): evicting "
+				 "%llu bytes of cached mail to make room; "
+				 "cache_size may be too large for the disk\n",
+				 what, (unsigned long long)bytes);
+		} else {
+			fuse_log(FUSE_LOG_ERR, "the cache disk is full "
+				 "(ENOSPC on %s in the metacache) and no "
+				 "cached mail is left to evict: failing with "
+				 "ENOSPC\n", what);
+		}
+	}
+	return freed;
 }

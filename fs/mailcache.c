@@ -73,6 +73,11 @@ void mailcache_remove(struct mailcache *mc, const char *key)
 	cachedir_remove(mc->cd, key);
 }
 
+int mailcache_shrink(struct mailcache *mc, uint64_t bytes)
+{
+	return cachedir_shrink(mc->cd, bytes);
+}
+
 void mailcache_get_stats(struct mailcache *mc, struct cachedir_stats *stats_r)
 {
 	cachedir_get_stats(mc->cd, stats_r);

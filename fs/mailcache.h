@@ -34,6 +34,8 @@ int mailcache_add_fd(struct mailcache *mc, const char *key, int fd,
 		     uint64_t size);
 /* Forget key's cached bytes (open fds keep working). */
 void mailcache_remove(struct mailcache *mc, const char *key);
+/* The cache disk is full: evict at least bytes (cachedir_shrink()). */
+int mailcache_shrink(struct mailcache *mc, uint64_t bytes);
 
 void mailcache_get_stats(struct mailcache *mc, struct cachedir_stats *stats_r);
 

@@ -3,7 +3,7 @@
 far more mail than they hold, and misses are served from the store
 (CONTRACT §7, docs/caches.md).
 
-maildir on a file:// store, mounted with cache_size=20M, metacache_size=1M,
+maildir on a file:// store, mounted with cache_size=20M, metacache_size=3M,
 metacache_idle=1.  24 users; about 200 MB of mail (20-200 KB each, 10 times
 the mail cache) delivered over LMTP by 4 parallel senders, a fourth of them
 to user+Archive (Dovecot's lmtp_save_to_detail_mailbox: a second folder).
@@ -41,7 +41,7 @@ from mailtest import (MAIL_KEY_RE, Dovecot, Imap, OboxfsMount,  # noqa: E402
 
 NUSERS = 24
 CACHE_SIZE = 20 * 1024 * 1024
-META_SIZE = 1024 * 1024
+META_SIZE = 3 * 1024 * 1024
 VOLUME = 200 * 1024 * 1024  # bytes of mail delivered: 10 x CACHE_SIZE
 MIN_SIZE, MAX_SIZE = 20 * 1024, 200 * 1024
 FLAGGED_USERS = 3  # user1..user3: flags set, then evicted and reloaded
