@@ -1,12 +1,12 @@
 /* cachestate.c: unclean-shutdown detection and user dirty markers (see
  * cachestate.h). */
 #include "cachestate.h"
+#include "rmtree.h"
 #include "mailpath.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <fuse_log.h>
 #include <limits.h>
 #include <stdio.h>
@@ -95,18 +95,6 @@ static int write_marker(struct cachestate *cs, const char *word)
 	return fsync(cs->dir_fd);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP ? rmdir(path) : unlink(path)) {
-		fuse_log(FUSE_LOG_WARNING, "removing %s failed: %s\n", path,
-			 strerror(errno));
-	}
-	return 0;
-}
-
 /* move meta/<user> away and delete it */
 static void discard_user(struct cachestate *cs, const char *user)
 {
@@ -128,7 +116,7 @@ static void discard_user(struct cachestate *cs, const char *user)
 	fuse_log(FUSE_LOG_WARNING, "unclean shutdown: the local tree of %s "
 		 "is discarded and will be loaded from the store\n", user);
 	cs->discarded++;
-	(void)nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(path, true);
 }
 
 /* call fn for each name in directory fd */
@@ -230,7 +218,7 @@ int cachestate_open(const char *cache_dir, int meta_fd,
 		goto fail;
 	close(trash_fd);
 	/* what an earlier discard left behind */
-	(void)nftw(cs->trash, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(cs->trash, false);
 	(void)mkdir(cs->trash, 0700);
 
 	read_boot_id(cs->boot_id);

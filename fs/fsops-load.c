@@ -3,6 +3,7 @@
  * (section 5).
  */
 #include "fs.h"
+#include "rmtree.h"
 #include "ids.h"
 #include "metacache.h"
 #include "objgc.h"
@@ -13,34 +14,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <fuse_log.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	(void)(flag == FTW_DP ? rmdir(path) : unlink(path));
-	return 0;
-}
-
-static void rm_tree(int dir_fd, const char *name)
-{
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir_fd, name);
-	/* nftw() needs a path; resolve the fd's */
-	char real[PATH_MAX];
-
-	if (realpath(path, real) != NULL)
-		(void)nftw(real, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static bool is_garbage(const char *key, void *context)
 {
@@ -73,7 +52,7 @@ static int load_locked(struct oboxfs *fs, struct ouser *user)
 				     is_garbage, fs, &stats, &result, &error);
 	close(dir_fd);
 	if (ret <= 0) {
-		rm_tree(fs->load_fd, tmp);
+		rmtree_at(fs->load_fd, tmp, false);
 		userload_roots_free(&result);
 		if (ret == 0)
 			return ENOENT;
@@ -83,7 +62,7 @@ static int load_locked(struct oboxfs *fs, struct ouser *user)
 	}
 	if (renameat(fs->load_fd, tmp, fs->meta_fd, user->name) < 0) {
 		ret = errno;
-		rm_tree(fs->load_fd, tmp);
+		rmtree_at(fs->load_fd, tmp, false);
 		userload_roots_free(&result);
 		/* created meanwhile (not through this mount) */
 		return ret == EEXIST || ret == ENOTEMPTY ? 0 : ret;

@@ -10,6 +10,7 @@
  * letting in-flight requests finish.
  */
 #include "fs.h"
+#include "rmtree.h"
 #include "cachestate.h"
 #include "upload.h"
 #include "uploader.h"
@@ -26,7 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_log.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -226,22 +226,13 @@ static void upload_signal(int signo)
 		uploader_request_all(signal_uploader);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	(void)(flag == FTW_DP ? rmdir(path) : unlink(path));
-	return 0;
-}
-
 /* CACHE_DIR/load: users being loaded; what a crash left is removed */
 static int load_dir_open(struct oboxfs *fs, const char *cache_dir)
 {
 	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/load", cache_dir);
-	(void)nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(path, true);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "oboxfs: mkdir(%s) failed: %s\n", path,
 			strerror(errno));

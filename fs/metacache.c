@@ -1,6 +1,7 @@
 /* metacache.c: measuring user trees and evicting idle users (see
  * metacache.h). */
 #include "metacache.h"
+#include "rmtree.h"
 #include "ids.h"
 #include "upload.h"
 #include "users.h"
@@ -8,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <fuse_log.h>
 #include <limits.h>
 #include <pthread.h>
@@ -137,15 +137,6 @@ static bool is_idle(struct metacache *mc, struct ouser *user)
 	       (int64_t)mc->idle_secs;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	(void)(flag == FTW_DP ? rmdir(path) : unlink(path));
-	return 0;
-}
-
 /* Evict user if it is idle and stored.  Returns 1 if evicted. */
 static int evict(struct metacache *mc, struct ouser *user,
 		 struct upload_ctx *upctx)
@@ -195,7 +186,7 @@ static int evict(struct metacache *mc, struct ouser *user,
 		return 0;
 	/* and again: a lookup may have come in meanwhile */
 	mc->evicted(user->name, mc->context);
-	(void)nftw(trash, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(trash, false);
 	pthread_mutex_lock(&mc->lock);
 	mc->evictions++;
 	mc->evicted_bytes += bytes;

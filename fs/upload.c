@@ -417,16 +417,31 @@ static void root_prefix(struct ouser *user, const char *guid, char *buf,
 		snprintf(buf, size, "%s/mailboxes/%s", user->prefix, guid);
 }
 
-static int put_bundle(struct upload_ctx *ctx, const char *key,
-		      const unsigned char *data, size_t size)
+/* PUT the encoded bundle as <prefix>/idx/<name> (its key into key_r);
+   frees data.  On failure tree (the snapshot) is freed too. */
+static int put_bundle(struct upload_ctx *ctx, const char *prefix,
+		      const struct bundle_name *name, unsigned char *data,
+		      size_t size, struct bundle_tree **tree,
+		      char key_r[UPLOAD_KEY_MAX])
 {
-	if (objstore_put(ctx->store, key, data, size, NULL, 0) < 0) {
+	const char *error;
+	int ret = 0;
+
+	if (bundle_key_build(prefix, name, key_r, UPLOAD_KEY_MAX,
+			     &error) < 0) {
+		fuse_log(FUSE_LOG_ERR, "upload: %s\n", error);
+		ret = -1;
+	} else if (objstore_put(ctx->store, key_r, data, size, NULL, 0) < 0) {
 		fuse_log(FUSE_LOG_ERR, "upload: storing bundle %s failed: %s\n",
-			 key, objstore_error());
-		return -1;
+			 key_r, objstore_error());
+		ret = -1;
+	} else {
+		STAT_ADD(ctx, bytes, size);
 	}
-	STAT_ADD(ctx, bytes, size);
-	return 0;
+	free(data);
+	if (ret < 0)
+		bundle_tree_free(tree);
+	return ret;
 }
 
 static int new_info(struct bundle_info *info)
@@ -461,13 +476,8 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 		return -1;
 	}
 	bundle_name_from_info(&tree->base_info, &name);
-	if (bundle_key_build(prefix, &name, key, sizeof(key), &error) < 0 ||
-	    put_bundle(ctx, key, data, size) < 0) {
-		free(data);
-		bundle_tree_free(&tree);
+	if (put_bundle(ctx, prefix, &name, data, size, &tree, key) < 0)
 		return -1;
-	}
-	free(data);
 	/* everything this root had before is superseded */
 	for (size_t i = 0; i < root->key_count; i++)
 		objgc_condemn(ctx->gc, root->keys[i]);
@@ -520,13 +530,8 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 	name = root->base_name;
 	name.is_diff = true;
 	memcpy(name.diff_id, info.id, sizeof(name.diff_id));
-	if (bundle_key_build(prefix, &name, key, sizeof(key), &error) < 0 ||
-	    put_bundle(ctx, key, data, size) < 0) {
-		free(data);
-		bundle_tree_free(&tree);
+	if (put_bundle(ctx, prefix, &name, data, size, &tree, key) < 0)
 		return -1;
-	}
-	free(data);
 	/* the previous diffs are superseded (a diff holds everything
 	   since its base) */
 	for (size_t i = 1; i < root->key_count; i++) {
