@@ -140,9 +140,11 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 			     &opts->metacache_size, error_r) < 0)
 		return -1;
 	if (opts->metacache_idle_str != NULL &&
-	    parse_uint(opts->metacache_idle_str, 1, 86400 * 7,
-		       &opts->metacache_idle) < 0) {
-		*error_r = "metacache_idle must be 1..604800 seconds";
+	    parse_uint(opts->metacache_idle_str, OBOXFS_MIN_METACACHE_IDLE,
+		       86400 * 7, &opts->metacache_idle) < 0) {
+		/* Dovecot keeps a closed index in memory for 10 s and takes
+		   a tree replaced under it for a corrupted index */
+		*error_r = "metacache_idle must be 15..604800 seconds";
 		return -1;
 	}
 	if (opts->addressing_str == NULL ||

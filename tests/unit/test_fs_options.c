@@ -51,6 +51,9 @@ Test(fs_options, defaults)
 	cr_assert_eq(opts.cache_size, 1024ULL * 1024 * 1024);
 	cr_assert_eq(opts.upload_interval, 300);
 	cr_assert_eq(opts.upload_deliveries, 10);
+	cr_assert_eq(opts.metacache_size, 1024ULL * 1024 * 1024);
+	cr_assert_eq(opts.metacache_idle, 60);
+	cr_assert_eq(opts.split_check_interval, 3600);
 	cr_assert_eq(opts.addressing, OBJSTORE_ADDRESSING_AUTO);
 	cr_assert_eq(opts.tls_insecure, 0);
 	cr_assert_null(opts.endpoint);
@@ -66,6 +69,7 @@ Test(fs_options, all_values)
 		"cache_dir=/c,cache_size=512M,endpoint=http://h:1,region=r1,addressing=path,"
 		"credentials=/etc/c,tls_insecure,upload_interval=60,"
 		"upload_deliveries=3,no_fsync,fault=put:fail,allow_other,"
+		"metacache_size=3M,metacache_idle=20,split_check_interval=0,"
 		"_netdev,nofail,noauto",
 		"s3://bucket/prefix", "/mnt",
 	};
@@ -81,6 +85,9 @@ Test(fs_options, all_values)
 	cr_assert_str_eq(opts.credentials, "/etc/c");
 	cr_assert_eq(opts.upload_interval, 60);
 	cr_assert_eq(opts.upload_deliveries, 3);
+	cr_assert_eq(opts.metacache_size, 3ULL * 1024 * 1024);
+	cr_assert_eq(opts.metacache_idle, 20);
+	cr_assert_eq(opts.split_check_interval, 0);
 	cr_assert_str_eq(opts.store_url, "s3://bucket/prefix");
 
 	oboxfs_options_to_settings(&opts, &set);
@@ -130,6 +137,13 @@ ParameterizedTestParameters(fs_options, bad_values)
 		{ "cache_size=1GX" },
 		{ "cache_size=99999999999999999999" },
 		{ "cache_size=20000000000P" },
+		{ "metacache_size=0" },
+		{ "metacache_size=1Q" },
+		{ "metacache_idle=14" },
+		{ "metacache_idle=0" },
+		{ "metacache_idle=x" },
+		{ "split_check_interval=-1" },
+		{ "split_check_interval=604801" },
 	};
 	return cr_make_param_array(struct bad_case, bad,
 				   sizeof(bad) / sizeof(bad[0]));
