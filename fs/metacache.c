@@ -147,7 +147,7 @@ static int evict(struct metacache *mc, struct ouser *user,
 
 	pthread_mutex_lock(&user->upload_lock);
 	stored = upload_user_root_stored(upctx, user) &&
-		user->uploaded_gen == atomic_load(&user->gen);
+		atomic_load(&user->uploaded_gen) == atomic_load(&user->gen);
 	pthread_mutex_unlock(&user->upload_lock);
 	if (!stored) {
 		/* evicting a user with unstored changes uploads first */
@@ -165,7 +165,7 @@ static int evict(struct metacache *mc, struct ouser *user,
 	pthread_mutex_lock(&user->upload_lock);
 	users_snapshot_lock(user);
 	if (is_idle(mc, user) && upload_user_root_stored(upctx, user) &&
-	    user->uploaded_gen == atomic_load(&user->gen)) {
+	    atomic_load(&user->uploaded_gen) == atomic_load(&user->gen)) {
 		if (renameat(mc->meta_fd, user->name, AT_FDCWD, trash) == 0)
 			moved = true;
 		else if (errno != ENOENT) {

@@ -672,7 +672,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		objgc_condemn_batch(ctx->gc, &pending);
 		if (folder_path == NULL) {
 			forget_unseen_roots(ctx, user);
-			user->uploaded_gen = snap_gen;
+			atomic_store(&user->uploaded_gen, snap_gen);
 			users_snapshot_lock(user);
 			if (atomic_load(&user->gen) == snap_gen &&
 			    cachestate_clear_dirty(ctx->cs, user->name) == 0)

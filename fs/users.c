@@ -108,6 +108,7 @@ static struct ouser *user_new(const char *name)
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&user->upload_lock, NULL);
 	atomic_init(&user->gen, 0);
+	atomic_init(&user->uploaded_gen, 0);
 	atomic_init(&user->marked, false);
 	atomic_init(&user->last_access, now_secs());
 	atomic_init(&user->open_count, 0);
@@ -194,12 +195,7 @@ void users_snapshot_unlock(struct ouser *user)
 
 bool users_is_dirty(struct ouser *user)
 {
-	bool dirty;
-
-	pthread_mutex_lock(&user->upload_lock);
-	dirty = user->uploaded_gen != atomic_load(&user->gen);
-	pthread_mutex_unlock(&user->upload_lock);
-	return dirty;
+	return atomic_load(&user->uploaded_gen) != atomic_load(&user->gen);
 }
 
 bool users_count_delivery(struct users *users, struct ouser *user,

@@ -52,8 +52,9 @@ struct ouser {
 	/* one upload or load of this user at a time */
 	pthread_mutex_t upload_lock;
 	/* gen as of the last complete snapshot: clean if equal to gen
-	   (protected by upload_lock) */
-	uint64_t uploaded_gen;
+	   (written with upload_lock held, read without: the stats file must
+	   not wait for an upload) */
+	atomic_uint_fast64_t uploaded_gen;
 	/* bundle roots with their upload state (protected by upload_lock) */
 	struct upload_root *roots;
 	/* roots has been filled from the state file (upload_lock) */
