@@ -28,7 +28,9 @@
 #include <fcntl.h>
 #include <fuse_log.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +216,22 @@ static int cache_dir_open(const char *cache_dir, struct oboxfs *fs)
 fail:
 	close(lock_fd);
 	return -1;
+}
+
+/* Every inode the kernel knows holds an O_PATH fd of its metacache file:
+   the soft open-files limit (1024 under systemd) would stop the daemon at
+   as many files.  Raise it to the hard limit (LimitNOFILE= raises that).
+   And few malloc arenas: 64 worker threads each with their own would
+   keep the memory of freed upload snapshots. */
+static void raise_limits(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	(void)mallopt(M_ARENA_MAX, 4);
 }
 
 /* SIGUSR1: upload every user's changes now (the uploader's pipe) */
@@ -450,6 +468,7 @@ int main(int argc, char *argv[])
 
 	/* modes from the kernel already have the caller's umask applied */
 	umask(0);
+	raise_limits();
 	memset(&cmd, 0, sizeof(cmd));
 	fuse_set_log_func(log_func);
 

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <fuse_log.h>
 #include <poll.h>
 #include <pthread.h>
@@ -88,6 +89,8 @@ static void full_pass(struct uploader *up)
 	up->last_pass = start;
 	free(list);
 	(void)objgc_flush(up->ctx->gc);
+	/* snapshots of big folders were freed: give the memory back */
+	(void)malloc_trim(0);
 	pthread_mutex_lock(&up->lock);
 	up->stats.full_passes++;
 	pthread_mutex_unlock(&up->lock);
