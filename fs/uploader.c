@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #define UPLOADER_TICK_MS 5000
+/* threads doing folder uploads */
+#define UPLOADER_WORKERS 4
 
 struct folder_request {
 	struct folder_request *next;
@@ -33,6 +35,9 @@ struct uploader {
 	int pipe_fds[2];
 	pthread_t thread;
 	bool thread_started;
+	pthread_t workers[UPLOADER_WORKERS];
+	unsigned int worker_count;
+	pthread_cond_t cond;		/* a folder upload was queued */
 
 	/* monotonic seconds when the last full pass began */
 	int64_t last_pass;
@@ -96,27 +101,54 @@ static void full_pass(struct uploader *up)
 	pthread_mutex_unlock(&up->lock);
 }
 
+/* one queued folder upload, or false if the queue is empty; the request
+   counts as queued until it is done */
+static bool run_one(struct uploader *up)
+{
+	struct folder_request *req;
+
+	pthread_mutex_lock(&up->lock);
+	req = up->queue;
+	if (req != NULL)
+		up->queue = req->next;
+	pthread_mutex_unlock(&up->lock);
+	if (req == NULL)
+		return false;
+	(void)upload_user(up->ctx, req->user, req->path);
+	pthread_mutex_lock(&up->lock);
+	up->queued--;
+	up->stats.folder_uploads++;
+	pthread_mutex_unlock(&up->lock);
+	free(req->path);
+	free(req);
+	return true;
+}
+
 static void run_queue(struct uploader *up)
 {
-	for (;;) {
-		struct folder_request *req;
+	while (run_one(up))
+		;
+}
 
-		pthread_mutex_lock(&up->lock);
-		req = up->queue;
-		if (req != NULL) {
-			up->queue = req->next;
-			up->queued--;
+/* folder uploads: several at once, so that slow store requests of one
+   user do not hold up the others (one user's are serialized by its
+   upload_lock) */
+static void *folder_worker(void *context)
+{
+	struct uploader *up = context;
+
+	pthread_mutex_lock(&up->lock);
+	while (!atomic_load(&up->stop)) {
+		if (up->queue == NULL) {
+			pthread_cond_wait(&up->cond, &up->lock);
+			continue;
 		}
 		pthread_mutex_unlock(&up->lock);
-		if (req == NULL)
-			break;
-		(void)upload_user(up->ctx, req->user, req->path);
+		(void)run_one(up);
 		pthread_mutex_lock(&up->lock);
-		up->stats.folder_uploads++;
-		pthread_mutex_unlock(&up->lock);
-		free(req->path);
-		free(req);
 	}
+	pthread_mutex_unlock(&up->lock);
+	return NULL;
 }
 
 static void *uploader_thread(void *context)
@@ -139,7 +171,6 @@ static void *uploader_thread(void *context)
 			;
 		if (atomic_load(&up->stop))
 			break;
-		run_queue(up);
 		if (atomic_exchange(&up->all_requested, false) ||
 		    now_ms() >= next_pass) {
 			full_pass(up);
@@ -168,10 +199,12 @@ int uploader_start(struct upload_ctx *ctx, struct users *users,
 	up->interval = interval;
 	up->mc = mc;
 	pthread_mutex_init(&up->lock, NULL);
+	pthread_cond_init(&up->cond, NULL);
 	atomic_init(&up->stop, false);
 	atomic_init(&up->all_requested, false);
 	if (pipe2(up->pipe_fds, O_NONBLOCK | O_CLOEXEC) < 0) {
 		*error_r = "pipe2() failed";
+		pthread_cond_destroy(&up->cond);
 		pthread_mutex_destroy(&up->lock);
 		free(up);
 		return -1;
@@ -182,6 +215,14 @@ int uploader_start(struct upload_ctx *ctx, struct users *users,
 		return -1;
 	}
 	up->thread_started = true;
+	for (; up->worker_count < UPLOADER_WORKERS; up->worker_count++) {
+		if (pthread_create(&up->workers[up->worker_count], NULL,
+				   folder_worker, up) != 0) {
+			*error_r = "pthread_create() failed";
+			uploader_stop(&up, false);
+			return -1;
+		}
+	}
 	*uploader_r = up;
 	return 0;
 }
@@ -195,6 +236,11 @@ void uploader_stop(struct uploader **_up, bool final)
 	*_up = NULL;
 	atomic_store(&up->stop, true);
 	wake(up);
+	pthread_mutex_lock(&up->lock);
+	pthread_cond_broadcast(&up->cond);
+	pthread_mutex_unlock(&up->lock);
+	for (unsigned int i = 0; i < up->worker_count; i++)
+		pthread_join(up->workers[i], NULL);
 	if (up->thread_started)
 		pthread_join(up->thread, NULL);
 	if (final) {
@@ -210,6 +256,7 @@ void uploader_stop(struct uploader **_up, bool final)
 	}
 	close(up->pipe_fds[0]);
 	close(up->pipe_fds[1]);
+	pthread_cond_destroy(&up->cond);
 	pthread_mutex_destroy(&up->lock);
 	free(up);
 }
@@ -238,8 +285,8 @@ void uploader_request_folder(struct uploader *up, struct ouser *user,
 	req->user = user;
 	*p = req;
 	up->queued++;
+	pthread_cond_signal(&up->cond);
 	pthread_mutex_unlock(&up->lock);
-	wake(up);
 }
 
 void uploader_request_all(struct uploader *up)

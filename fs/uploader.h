@@ -7,7 +7,10 @@
  *   - every user with changes on request (uploader_request_all(), e.g. from
  *     SIGUSR1; async-signal-safe),
  *   - and every user with changes at uploader_stop() (unmount).
- * Uploads never block the FUSE operations beyond the snapshot (users.h).
+ * Folder uploads run on 4 worker threads (one user's uploads are
+ * serialized by its upload_lock); the main thread does the passes and the
+ * metacache cap.  Uploads never block the FUSE operations beyond the
+ * snapshot (users.h).
  */
 #ifndef OBOXFS_UPLOADER_H
 #define OBOXFS_UPLOADER_H
@@ -24,7 +27,7 @@ struct uploader_stats {
 	uint64_t full_passes;	/* passes over all users completed */
 	uint64_t folder_uploads;	/* delivery-triggered uploads done */
 	unsigned int dirty_users;	/* users with changes not uploaded */
-	unsigned int queued;		/* folder uploads waiting */
+	unsigned int queued;		/* folder uploads waiting or running */
 };
 
 struct metacache;
