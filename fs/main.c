@@ -388,12 +388,6 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 		fprintf(stderr, "oboxfs: out of memory\n");
 		return -1;
 	}
-	if (uploader_start(fs->upctx, fs->users, opts->upload_interval,
-			   fs->metacache, &fs->uploader, &error) < 0) {
-		fprintf(stderr, "oboxfs: %s\n", error);
-		return -1;
-	}
-	signal_uploader = fs->uploader;
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	fs->root.fd = fs->meta_fd;
 	fs->root.nlookup = 2;
@@ -532,6 +526,14 @@ int main(int argc, char *argv[])
 			goto out;
 		log_syslog = true;
 	}
+	/* threads start after fuse_daemonize(): a fork keeps only the
+	   calling thread */
+	if (uploader_start(fs.upctx, fs.users, opts.upload_interval,
+			   fs.metacache, &fs.uploader, &error) < 0) {
+		fuse_log(FUSE_LOG_ERR, "%s\n", error);
+		goto out;
+	}
+	signal_uploader = fs.uploader;
 	fuse_log(FUSE_LOG_INFO, "%s mounted on %s (cache %s)\n",
 		 opts.store_url, cmd.mountpoint, opts.cache_dir);
 

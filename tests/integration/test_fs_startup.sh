@@ -85,6 +85,17 @@ pids=$(daemon_pids)
 if [ -z "$pids" ]; then
     fail "daemon process not found"
 else
+    # the daemon's threads (index uploads) run in the daemonized process
+    stat() { awk -v n="$1" '$1 == n { print $2 }' "$MNT/.oboxfs-stats"; }
+    passes0=$(stat index_upload_passes)
+    kill -USR1 $pids
+    for _ in $(seq 1 200); do
+        [ "$(stat index_upload_passes)" -gt "$passes0" ] && break
+        sleep 0.05
+    done
+    [ "$(stat index_upload_passes)" -gt "$passes0" ] &&
+        [ "$(stat index_dirty_users)" = 0 ] ||
+        fail "daemonized: SIGUSR1 did not upload the index"
     kill -TERM $pids
     wait_unmounted || fail "SIGTERM did not unmount"
     for _ in $(seq 1 50); do [ -z "$(daemon_pids)" ] && break; sleep 0.1; done
