@@ -343,7 +343,7 @@ int mailstore_relocate(struct mailstore *ms, const struct stub *old,
 		       const char *dir, const char *name, struct stub *new_r)
 {
 	const char *path, *old_owner, *new_owner;
-	size_t old_len, new_len;
+	size_t old_len = 0, new_len = 0;
 	int fd, ret;
 
 	if (new_mail_key(ms, dir, name, new_r->key, &path) < 0)

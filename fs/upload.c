@@ -462,16 +462,18 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	char prefix[UPLOAD_KEY_MAX], key[UPLOAD_KEY_MAX];
 	struct bundle_info info;
 	struct bundle_name name;
-	unsigned char *data;
+	unsigned char *data = NULL;
 	const char *error;
-	size_t size;
+	size_t size = 0;
 
 	root_prefix(user, root->guid, prefix, sizeof(prefix));
-	if (new_info(&info) < 0 ||
-	    bundle_encode_base(tree, &info, &data, &size, &error) < 0) {
+	if (new_info(&info) < 0)
+		error = strerror(errno);
+	else if (bundle_encode_base(tree, &info, &data, &size, &error) == 0)
+		error = NULL;
+	if (error != NULL) {
 		fuse_log(FUSE_LOG_ERR, "upload: encoding a base of %s "
-			 "failed: %s\n", prefix,
-			 errno != 0 ? strerror(errno) : error);
+			 "failed: %s\n", prefix, error);
 		bundle_tree_free(&tree);
 		return -1;
 	}
