@@ -19,7 +19,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* how long "the store has no such user" is believed: as long as the
+   kernel keeps a missing user's negative entry (fsops.c), and a bit */
+#define FS_STORE_ABSENT_MS 2000
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static bool is_garbage(const char *key, void *context)
 {
@@ -94,8 +107,13 @@ int fs_user_load(struct oboxfs *fs, const char *name)
 	pthread_mutex_lock(&user->upload_lock);
 	if (faccessat(fs->meta_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		ret = 0;	/* another lookup loaded it */
-	else
+	else if (user->store_absent_ms != 0 &&
+		 now_ms() - user->store_absent_ms < FS_STORE_ABSENT_MS)
+		ret = ENOENT;
+	else {
 		ret = load_locked(fs, user);
+		user->store_absent_ms = ret == ENOENT ? now_ms() : 0;
+	}
 	pthread_mutex_unlock(&user->upload_lock);
 	if (ret == 0)
 		metacache_measure(fs->metacache, user);

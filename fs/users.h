@@ -59,6 +59,10 @@ struct ouser {
 	struct upload_root *roots;
 	/* roots has been filled from the state file (upload_lock) */
 	bool roots_read;
+	/* monotonic ms when the store last had nothing of this user, or 0
+	   (upload_lock): a lookup and the mkdir right after it cost one
+	   LIST, not two */
+	int64_t store_absent_ms;
 
 	/* deliveries per folder since that folder's last upload
 	   (protected by users->lock) */

@@ -228,8 +228,12 @@ def P(*parts):
 # --- the namespace -------------------------------------------------------
 
 def test_root_rules():
+    s0 = stats()
     os.mkdir(P(USER))
     assert os.path.isdir(P(USER))
+    # the store is asked once whether it has the user (the lookup before
+    # the mkdir and the mkdir share the answer)
+    assert stats()["requests_list"] == s0["requests_list"] + 1
     expect_errno(errno.EINVAL, os.mkdir, P(".hidden"))
     expect_errno(errno.EINVAL, os.mkdir, P("bad\x01name"))
     expect_errno(errno.EPERM, write_file, P("file-at-root"), b"x")
