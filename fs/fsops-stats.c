@@ -68,6 +68,7 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 	fprintf(f, "index_folder_uploads %" PRIu64 "\n", uls.folder_uploads);
 	fprintf(f, "index_uploads_queued %u\n", uls.queued);
 	fprintf(f, "index_upload_failures %" PRIu64 "\n", ups.failures);
+	fprintf(f, "index_roots_unchanged %" PRIu64 "\n", ups.unchanged);
 	fprintf(f, "index_bases_stored %" PRIu64 "\n", ups.bases);
 	fprintf(f, "index_diffs_stored %" PRIu64 "\n", ups.diffs);
 	fprintf(f, "index_bundle_bytes_stored %" PRIu64 "\n", ups.bytes);

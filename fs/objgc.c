@@ -29,6 +29,8 @@ struct objgc {
 	   belong to the flush) */
 	struct key_list flushing;
 	int garbage_fd;			/* protected by lock */
+	/* released, deleted, delete_failures (pending and condemned are
+	   the lists' counts) */
 	struct objgc_stats stats;	/* protected by lock */
 	/* one flush at a time */
 	pthread_mutex_t flush_lock;
@@ -86,7 +88,6 @@ static void garbage_load(struct objgc *gc)
 	}
 	free(line);
 	fclose(f);
-	gc->stats.condemned = gc->condemned.count;
 }
 
 struct objgc *objgc_init(struct objstore *store, struct mailcache *mc,
@@ -151,7 +152,6 @@ int objgc_release(struct objgc *gc, const char *key)
 	ret = copy == NULL ? -1 : list_push(&gc->pending, copy);
 	if (ret == 0) {
 		gc->stats.released++;
-		gc->stats.pending++;
 	}
 	pthread_mutex_unlock(&gc->lock);
 	if (ret < 0) {
@@ -178,7 +178,6 @@ void objgc_take_pending(struct objgc *gc, const char *prefix,
 		gc->pending.keys[kept++] = key;
 	}
 	gc->pending.count = kept;
-	gc->stats.pending = kept;
 	pthread_mutex_unlock(&gc->lock);
 	batch_r->keys = taken.keys;
 	batch_r->count = taken.count;
@@ -191,7 +190,6 @@ void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch)
 		if (list_push(&gc->pending, batch->keys[i]) == 0)
 			batch->keys[i] = NULL;
 	}
-	gc->stats.pending = gc->pending.count;
 	pthread_mutex_unlock(&gc->lock);
 	objgc_batch_free(batch);
 }
@@ -214,7 +212,6 @@ static void condemn_locked(struct objgc *gc, char *key)
 			 "object leaks)\n", key);
 		free(key);
 	}
-	gc->stats.condemned = gc->condemned.count;
 }
 
 void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch)
@@ -315,7 +312,6 @@ int objgc_flush(struct objgc *gc)
 			}
 		}
 	}
-	gc->stats.condemned = gc->condemned.count;
 	pthread_mutex_unlock(&gc->lock);
 	pthread_mutex_unlock(&gc->flush_lock);
 	return ret;
@@ -325,5 +321,7 @@ void objgc_get_stats(struct objgc *gc, struct objgc_stats *stats_r)
 {
 	pthread_mutex_lock(&gc->lock);
 	*stats_r = gc->stats;
+	stats_r->pending = gc->pending.count;
+	stats_r->condemned = gc->condemned.count + gc->flushing.count;
 	pthread_mutex_unlock(&gc->lock);
 }
