@@ -147,13 +147,14 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		    off_t length, struct fuse_file_info *fi);
 void fsop_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		struct fuse_file_info *fi);
-/* The cache disk is full (an operation on the metacache failed with
-   ENOSPC while wanting about want bytes): evict cached mail to make room
-   and log it (at most every 10 s).  Returns true if something was freed:
-   the operation may be tried again (at most FS_ENOSPC_RETRIES times). */
+/* An operation on the metacache failed with err, wanting about want
+   bytes: if the cache disk is full (ENOSPC), evict cached mail to make
+   room (logged at most every 10 s) and return true: try again.  At most
+   FS_ENOSPC_RETRIES times per operation (*tries counts them, start at 0). */
 #define FS_ENOSPC_RETRIES 4
 #define FS_ENOSPC_EVICT (8ULL * 1024 * 1024)
-bool fs_disk_full(struct oboxfs *fs, uint64_t want, const char *what);
+bool fs_retry_full(struct oboxfs *fs, int err, unsigned int *tries,
+		   uint64_t want, const char *what);
 /* Was anything written through this handle?  (release only changes the
    tree then.) */
 bool fs_file_written(struct fuse_file_info *fi);

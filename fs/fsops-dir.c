@@ -100,12 +100,13 @@ void fsop_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, err);
 		return;
 	}
-	int ret = mkdirat(dir->fd, name, mode);
+	unsigned int tries = 0;
+	int ret;
 
-	for (unsigned int try = 0; ret < 0 && errno == ENOSPC &&
-	     try < FS_ENOSPC_RETRIES &&
-	     fs_disk_full(fs_get(req), 0, "a mkdir"); try++)
+	do {
 		ret = mkdirat(dir->fd, name, mode);
+	} while (ret < 0 &&
+		 fs_retry_full(fs_get(req), errno, &tries, 0, "a mkdir"));
 	if (ret < 0) {
 		fuse_reply_err(req, errno);
 		return;

@@ -186,6 +186,7 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_entry_param e;
 	struct ofile *h;
 	bool created = true;
+	unsigned int tries = 0;
 	int fd, err, flags;
 
 	err = fs_check_new_name(fs, dir, name, false);
@@ -194,13 +195,10 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	flags = (fi->flags & ~(O_NOFOLLOW | O_TRUNC)) | O_CLOEXEC;
-	fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
-	for (unsigned int try = 0; fd < 0 && errno == ENOSPC &&
-	     try < FS_ENOSPC_RETRIES && fs_disk_full(fs, 0, "a create");
-	     try++) {
+	do {
 		fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL |
 			    O_NOFOLLOW, mode);
-	}
+	} while (fd < 0 && fs_retry_full(fs, errno, &tries, 0, "a create"));
 	if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL) == 0) {
 		created = false;
 		fd = openat(dir->fd, name, (flags & ~O_CREAT) | O_NOFOLLOW);
@@ -370,6 +368,7 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	struct ofile *h = ofile_get(fi);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(bufv));
 	struct oboxfs *fs = fs_get(req);
+	unsigned int tries = 0;
 	ssize_t ret;
 	ino_t real_ino;
 
@@ -385,16 +384,15 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = h->fd;
 	out.buf[0].pos = off;
-	ret = fuse_buf_copy(&out, bufv, 0);
-	/* the cache disk is full: cached mail makes room (the data is
-	   still in memory, so the write can be tried again) */
-	for (unsigned int try = 0; ret == -ENOSPC && try < FS_ENOSPC_RETRIES &&
-	     (bufv->buf[0].flags & FUSE_BUF_IS_FD) == 0 &&
-	     fs_disk_full(fs, fuse_buf_size(bufv), "a write"); try++) {
+	/* a write from memory can be tried again once cached mail made
+	   room on a full disk (spliced data cannot) */
+	do {
 		bufv->off = 0;
 		bufv->idx = 0;
 		ret = fuse_buf_copy(&out, bufv, 0);
-	}
+	} while (ret < 0 && (bufv->buf[0].flags & FUSE_BUF_IS_FD) == 0 &&
+		 fs_retry_full(fs, (int)-ret, &tries, fuse_buf_size(bufv),
+			       "a write"));
 	mailstore_unlock_inode(fs->ms, real_ino);
 	if (ret < 0)
 		fuse_reply_err(req, (int)-ret);
@@ -480,6 +478,7 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	struct ofile *h = ofile_get(fi);
 	struct oboxfs *fs = fs_get(req);
 	ino_t real_ino;
+	unsigned int tries = 0;
 	int err = 0;
 
 	(void)ino;
@@ -491,16 +490,10 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		fuse_reply_err(req, errno);
 		return;
 	}
-	for (unsigned int try = 0;; try++) {
-		if (fallocate(h->fd, mode, offset, length) == 0) {
-			err = 0;
-			break;
-		}
-		err = errno;
-		if (err != ENOSPC || try == FS_ENOSPC_RETRIES ||
-		    !fs_disk_full(fs, (uint64_t)length, "fallocate"))
-			break;
-	}
+	do {
+		err = fallocate(h->fd, mode, offset, length) < 0 ? errno : 0;
+	} while (err != 0 && fs_retry_full(fs, err, &tries, (uint64_t)length,
+					   "fallocate"));
 	mailstore_unlock_inode(fs->ms, real_ino);
 	fuse_reply_err(req, err);
 }
@@ -577,7 +570,7 @@ bool fs_file_written(struct fuse_file_info *fi)
 	return written;
 }
 
-bool fs_disk_full(struct oboxfs *fs, uint64_t want, const char *what)
+static bool disk_full(struct oboxfs *fs, uint64_t want, const char *what)
 {
 	static atomic_int_fast64_t last_log;
 	struct timespec ts;
@@ -602,4 +595,13 @@ bool fs_disk_full(struct oboxfs *fs, uint64_t want, const char *what)
 		}
 	}
 	return freed;
+}
+
+bool fs_retry_full(struct oboxfs *fs, int err, unsigned int *tries,
+		   uint64_t want, const char *what)
+{
+	if (err != ENOSPC || *tries >= FS_ENOSPC_RETRIES)
+		return false;
+	(*tries)++;
+	return disk_full(fs, want, what);
 }
