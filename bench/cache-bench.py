@@ -24,18 +24,16 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, 'tests', 'integration'))
-os.environ.setdefault('OBOXFS_SOURCE_DIR', TOP)
-import mailtest  # noqa: E402
-from mailtest import (Dovecot, Imap, OboxfsMount, TestEnv,  # noqa: E402
-                      TestFailure, check_delivered, deliver_parallel, fail,
-                      log, make_mail, message_id, run_threads, user_name)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402 - also puts tests/integration on the path
+from benchlib import TOP, Swift, cleanup, delta, setup_workdir  # noqa: E402,F401
+from mailtest import (Dovecot, Imap, OboxfsMount, TestEnv, check_delivered,
+                      deliver_parallel, fail, log, make_mail, message_id,
+                      run_threads, user_name)
 
 HIT = 'oboxfs_mailcache_hits_total'
 MISS = 'oboxfs_mailcache_misses_total'
@@ -99,10 +97,6 @@ def parse_args():
 
 def stats(mnt):
     return mnt.stats()
-
-
-def delta(before, after, key):
-    return after.get(key, 0) - before.get(key, 0)
 
 
 def proc_mem(pid):
@@ -412,14 +406,7 @@ def print_part2(args, res):
 
 def main():
     args = parse_args()
-    workdir = os.path.abspath(args.dir or tempfile.mkdtemp(
-        prefix='oboxfs-cache-bench.'))
-    os.makedirs(workdir, exist_ok=True)
-    os.chmod(workdir, 0o755)  # the mail user must reach the mail dirs
-    os.environ.update({'OBOXFS_BUILD_DIR': os.path.abspath(args.build_dir),
-                       'OBOXFS_TEST_DIR': workdir,
-                       'OBOXFS_TEST_DOVECOT_PORT': str(args.port),
-                       'OBOXFS_DOVECOT_USERS': str(args.users)})
+    workdir = setup_workdir(args, 'oboxfs-cache-bench.', args.users)
     log(f'work dir {workdir}; load average {os.getloadavg()[0]:.2f}')
     rows = res = None
     try:
@@ -428,9 +415,7 @@ def main():
         if '2' in args.parts:
             res = part2(args)
     finally:
-        mailtest.run_cleanups()
-        if not args.dir:
-            rm_tree(workdir)
+        cleanup(args, workdir)
         if rows:
             print_part1(args, rows)
         if res and 'remount' in res and 'full' in res:
@@ -441,8 +426,4 @@ def main():
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except TestFailure as e:
-        print(f'cache-bench: {e}', file=sys.stderr)
-        sys.exit(1)
+    benchlib.run('cache-bench', main)

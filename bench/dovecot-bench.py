@@ -12,22 +12,18 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, 'tests', 'integration'))
-os.environ.setdefault('OBOXFS_SOURCE_DIR', TOP)
-import mailtest  # noqa: E402
-from mailtest import (Dovecot, Imap, OboxfsMount, S3Config, TestEnv,  # noqa: E402
-                      TestFailure, add_cleanup, deliver_parallel, fail, log,
-                      make_mails, remove_cleanup, run_threads, store_requests,
-                      user_name)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402 - also puts tests/integration on the path
+from benchlib import TOP, Swift, cleanup, delta, setup_workdir  # noqa: E402,F401
+from mailtest import (Dovecot, Imap, OboxfsMount, S3Config, TestEnv,
+                      deliver_parallel, fail, log, make_mails, run_threads,
+                      store_requests, user_name)
 
 MODES = {'a': 'plain dir', 'b': 'oboxfs file://', 'c': 'oboxfs s3 (Swift)'}
-BUCKET = 'oboxfs-bench'
 
 
 def parse_args():
@@ -62,38 +58,6 @@ def parse_args():
     if min(a.rounds, a.mails, a.senders, a.fetchers, a.fetch_passes) < 1:
         ap.error('counts must be positive')
     return a
-
-
-class Swift:
-    """A local Swift S3 from tests/fixtures/swift-start.sh for mode c."""
-
-    def __init__(self, datadir, port):
-        self.datadir, self.port = datadir, port
-        self.entry = None
-
-    def start(self):
-        script = os.path.join(TOP, 'tests', 'fixtures', 'swift-start.sh')
-        if not os.access(script, os.X_OK):
-            fail(f'{script} is missing: cannot run mode c')
-        self.entry = add_cleanup('swift', self.stop)
-        r = subprocess.run([script, self.datadir, str(self.port), BUCKET],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            fail(f'swift-start.sh failed:\n{r.stdout}{r.stderr}')
-        os.environ.update({
-            'OBOXFS_TEST_S3_ENDPOINT': f'http://127.0.0.1:{self.port}',
-            'OBOXFS_TEST_S3_REGION': 'us-east-1',
-            'OBOXFS_TEST_S3_ACCESS_KEY': 'test:tester',
-            'OBOXFS_TEST_S3_SECRET_KEY': 'testing',
-            'OBOXFS_TEST_S3_BUCKET': BUCKET})
-
-    def stop(self):
-        if self.entry is None:
-            return
-        subprocess.run([os.path.join(TOP, 'tests', 'fixtures', 'swift-stop.sh'),
-                        self.datadir], capture_output=True)
-        remove_cleanup(self.entry)
-        self.entry = None
 
 
 def fetch_all(dc, users, clients, passes):
@@ -204,14 +168,7 @@ def print_table(args, results):
 
 def main():
     args = parse_args()
-    workdir = os.path.abspath(args.dir or tempfile.mkdtemp(
-        prefix='oboxfs-dovecot-bench.'))
-    os.makedirs(workdir, exist_ok=True)
-    os.chmod(workdir, 0o755)  # the mail user must reach the mail dirs
-    os.environ.update({'OBOXFS_BUILD_DIR': os.path.abspath(args.build_dir),
-                       'OBOXFS_TEST_DIR': workdir,
-                       'OBOXFS_TEST_DOVECOT_PORT': str(args.port)})
-    os.environ['OBOXFS_DOVECOT_USERS'] = str(max(args.users, 1))
+    workdir = setup_workdir(args, 'oboxfs-dovecot-bench.', args.users)
     users = [user_name(i) for i in range(1, args.users + 1)]
     mails = make_mails(users, args.mails, seed=1, min_size=args.min_size,
                        max_size=args.max_size, tag='bench')
@@ -230,18 +187,10 @@ def main():
                     f'{k} {v:.2f}' for k, v in r.items()))
                 results[mode].append(r)
     finally:
-        if swift:
-            swift.stop()
-        mailtest.run_cleanups()
-        if not args.dir:
-            subprocess.run(['rm', '-rf', '--one-file-system', workdir])
+        cleanup(args, workdir, swift)
     print_table(args, results)
     return 0
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except TestFailure as e:
-        print(f'dovecot-bench: {e}', file=sys.stderr)
-        sys.exit(1)
+    benchlib.run('dovecot-bench', main)

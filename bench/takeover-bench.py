@@ -16,33 +16,20 @@ here), compared with a plain local directory where that makes sense.
 Run by hand as root (needs /dev/fuse, Dovecot, Swift); see bench/README.md.
 """
 import argparse
-import importlib.util
 import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, 'tests', 'integration'))
-os.environ.setdefault('OBOXFS_SOURCE_DIR', TOP)
-import mailtest  # noqa: E402
-from mailtest import (Dovecot, Imap, OboxfsMount, S3Config, Store,  # noqa: E402
-                      TestEnv, TestFailure, deliver_parallel, fail, log,
-                      make_mails, request_counts, store_requests, user_name)
-
-
-def _dovecot_bench():
-    """bench/dovecot-bench.py as a module (for its Swift class)."""
-    spec = importlib.util.spec_from_file_location(
-        'dovecot_bench', os.path.join(TOP, 'bench', 'dovecot-bench.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402 - also puts tests/integration on the path
+from benchlib import TOP, Swift, cleanup, delta, setup_workdir  # noqa: E402,F401
+from mailtest import (Dovecot, Imap, OboxfsMount, S3Config, Store, TestEnv,
+                      deliver_parallel, fail, log, make_mails, request_counts,
+                      store_requests, user_name)
 
 
 BIG_USER = user_name(1)
@@ -95,10 +82,6 @@ def parse_args():
            a.extra, a.logins) < 1 or a.warmup < 0:
         ap.error('counts must be positive')
     return a
-
-
-def delta(before, after, key):
-    return after.get(key, 0) - before.get(key, 0)
 
 
 def login_fetch_flags(dc, want):
@@ -353,14 +336,7 @@ def print_table(args, results):
 
 def main():
     args = parse_args()
-    workdir = os.path.abspath(args.dir or tempfile.mkdtemp(
-        prefix='oboxfs-takeover-bench.'))
-    os.makedirs(workdir, exist_ok=True)
-    os.chmod(workdir, 0o755)  # the mail user must reach the mail dirs
-    os.environ.update({'OBOXFS_BUILD_DIR': os.path.abspath(args.build_dir),
-                       'OBOXFS_TEST_DIR': workdir,
-                       'OBOXFS_TEST_DOVECOT_PORT': str(args.port)})
-    os.environ['OBOXFS_DOVECOT_USERS'] = str(args.users + 1)
+    workdir = setup_workdir(args, 'oboxfs-takeover-bench.', args.users + 1)
     p1_users = [user_name(i) for i in range(2, args.users + 2)]
     p1 = make_mails(p1_users, args.warmup + args.deliveries, seed=1,
                     min_size=args.min_size, max_size=args.max_size,
@@ -375,8 +351,7 @@ def main():
     results = {}
     try:
         if 'c' in args.modes:
-            swift = _dovecot_bench().Swift(os.path.join(workdir, 'swift'),
-                                           args.s3_port)
+            swift = Swift(os.path.join(workdir, 'swift'), args.s3_port)
             swift.start()
         for mode in args.modes:
             t0 = time.monotonic()
@@ -386,18 +361,10 @@ def main():
             log(f'mode {mode} done in {time.monotonic() - t0:.0f} s: '
                 f'{results[mode]}')
     finally:
-        if swift:
-            swift.stop()
-        mailtest.run_cleanups()
-        if not args.dir:
-            subprocess.run(['rm', '-rf', '--one-file-system', workdir])
+        cleanup(args, workdir, swift)
     print_table(args, results)
     return 0
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except TestFailure as e:
-        print(f'takeover-bench: {e}', file=sys.stderr)
-        sys.exit(1)
+    benchlib.run('takeover-bench', main)
