@@ -20,6 +20,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+struct stat_line {
+	const char *name;
+	uint64_t value;
+};
+
+static void print_lines(FILE *f, const struct stat_line *lines, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		fprintf(f, "%s %" PRIu64 "\n", lines[i].name, lines[i].value);
+}
+
 char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 {
 	struct objstore_stats os;
@@ -29,7 +40,7 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 	struct objgc_stats gcs;
 	struct upload_stats ups;
 	struct uploader_stats uls;
-	struct metacache_stats mcs2;
+	struct metacache_stats mts;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -47,53 +58,55 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 			fputc(tolower((unsigned char)*name), f);
 		fprintf(f, " %" PRIu64 "\n", os.requests[op]);
 	}
-	fprintf(f, "retries %" PRIu64 "\n", os.retries);
-	fprintf(f, "errors %" PRIu64 "\n", os.errors);
-	fprintf(f, "bytes_out %" PRIu64 "\n", os.bytes_out);
-	fprintf(f, "bytes_in %" PRIu64 "\n", os.bytes_in);
-	fprintf(f, "mails_stored %" PRIu64 "\n", mss.mails_stored);
-	fprintf(f, "mail_bytes_stored %" PRIu64 "\n", mss.bytes_stored);
-	fprintf(f, "mails_unstubbed %" PRIu64 "\n", mss.mails_unstubbed);
-	fprintf(f, "mails_relocated %" PRIu64 "\n", mss.mails_relocated);
 	objgc_get_stats(fs->gc, &gcs);
-	fprintf(f, "objects_released %" PRIu64 "\n", gcs.released);
-	fprintf(f, "objects_pending_delete %" PRIu64 "\n", gcs.pending);
-	fprintf(f, "objects_condemned %" PRIu64 "\n", gcs.condemned);
-	fprintf(f, "objects_deleted %" PRIu64 "\n", gcs.deleted);
 	upload_get_stats(fs->upctx, &ups);
 	uploader_get_stats(fs->uploader, fs->users, &uls);
-	fprintf(f, "index_users %u\n", users_count(fs->users));
-	fprintf(f, "index_dirty_users %u\n", uls.dirty_users);
-	fprintf(f, "index_upload_passes %" PRIu64 "\n", uls.full_passes);
-	fprintf(f, "index_folder_uploads %" PRIu64 "\n", uls.folder_uploads);
-	fprintf(f, "index_uploads_queued %u\n", uls.queued);
-	fprintf(f, "index_upload_failures %" PRIu64 "\n", ups.failures);
-	fprintf(f, "index_roots_unchanged %" PRIu64 "\n", ups.unchanged);
-	fprintf(f, "index_bases_stored %" PRIu64 "\n", ups.bases);
-	fprintf(f, "index_diffs_stored %" PRIu64 "\n", ups.diffs);
-	fprintf(f, "index_bundle_bytes_stored %" PRIu64 "\n", ups.bytes);
-	fprintf(f, "index_last_base_bytes %" PRIu64 "\n", ups.last_base_bytes);
-	fprintf(f, "index_last_diff_bytes %" PRIu64 "\n", ups.last_diff_bytes);
-	fprintf(f, "index_split_checks %" PRIu64 "\n", ups.split_checks);
-	fprintf(f, "index_split_brains %" PRIu64 "\n", ups.split_brains);
-	fprintf(f, "index_split_mails_merged %" PRIu64 "\n",
-		ups.split_mails_merged);
-	fprintf(f, "index_users_loaded %" PRIu64 "\n",
-		atomic_load(&fs->users_loaded));
-	fprintf(f, "index_mails_put_back %" PRIu64 "\n",
-		atomic_load(&fs->mails_put_back));
+	metacache_get_stats(fs->metacache, fs->users, &mts);
+	const struct stat_line lines[] = {
+		{ "retries", os.retries },
+		{ "errors", os.errors },
+		{ "bytes_out", os.bytes_out },
+		{ "bytes_in", os.bytes_in },
+		{ "mails_stored", mss.mails_stored },
+		{ "mail_bytes_stored", mss.bytes_stored },
+		{ "mails_unstubbed", mss.mails_unstubbed },
+		{ "mails_relocated", mss.mails_relocated },
+		{ "objects_released", gcs.released },
+		{ "objects_pending_delete", gcs.pending },
+		{ "objects_condemned", gcs.condemned },
+		{ "objects_deleted", gcs.deleted },
+		{ "index_users", users_count(fs->users) },
+		{ "index_dirty_users", uls.dirty_users },
+		{ "index_upload_passes", uls.full_passes },
+		{ "index_folder_uploads", uls.folder_uploads },
+		{ "index_uploads_queued", uls.queued },
+		{ "index_upload_failures", ups.failures },
+		{ "index_roots_unchanged", ups.unchanged },
+		{ "index_bases_stored", ups.bases },
+		{ "index_diffs_stored", ups.diffs },
+		{ "index_bundle_bytes_stored", ups.bytes },
+		{ "index_last_base_bytes", ups.last_base_bytes },
+		{ "index_last_diff_bytes", ups.last_diff_bytes },
+		{ "index_split_checks", ups.split_checks },
+		{ "index_split_brains", ups.split_brains },
+		{ "index_split_mails_merged", ups.split_mails_merged },
+		{ "index_users_loaded", atomic_load(&fs->users_loaded) },
+		{ "index_mails_put_back", atomic_load(&fs->mails_put_back) },
+	};
+	const struct stat_line metacache_lines[] = {
+		{ "oboxfs_metacache_cap_bytes", mts.cap },
+		{ "oboxfs_metacache_bytes", mts.used },
+		{ "oboxfs_metacache_users", mts.users_cached },
+		{ "oboxfs_metacache_evictions_total", mts.evictions },
+		{ "oboxfs_metacache_evicted_bytes_total", mts.evicted_bytes },
+		{ "oboxfs_metacache_over_cap_total", mts.over_cap_busy },
+	};
+
+	print_lines(f, lines, sizeof(lines) / sizeof(lines[0]));
 	cachedir_stats_format(&mcs, mcs_text, sizeof(mcs_text));
 	fputs(mcs_text, f);
-	metacache_get_stats(fs->metacache, fs->users, &mcs2);
-	fprintf(f, "oboxfs_metacache_cap_bytes %" PRIu64 "\n", mcs2.cap);
-	fprintf(f, "oboxfs_metacache_bytes %" PRIu64 "\n", mcs2.used);
-	fprintf(f, "oboxfs_metacache_users %u\n", mcs2.users_cached);
-	fprintf(f, "oboxfs_metacache_evictions_total %" PRIu64 "\n",
-		mcs2.evictions);
-	fprintf(f, "oboxfs_metacache_evicted_bytes_total %" PRIu64 "\n",
-		mcs2.evicted_bytes);
-	fprintf(f, "oboxfs_metacache_over_cap_total %" PRIu64 "\n",
-		mcs2.over_cap_busy);
+	print_lines(f, metacache_lines,
+		    sizeof(metacache_lines) / sizeof(metacache_lines[0]));
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;
