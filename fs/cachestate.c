@@ -26,7 +26,6 @@ struct cachestate {
 	enum cachestate_last_run last_run;
 	unsigned int discarded;
 	char path_buf[PATH_MAX];
-	void *foreach;		/* cachestate_foreach_dirty()'s context */
 };
 
 static char error_buf[512];
@@ -96,8 +95,9 @@ static int write_marker(struct cachestate *cs, const char *word)
 }
 
 /* move meta/<user> away and delete it */
-static void discard_user(struct cachestate *cs, const char *user)
+static void discard_user(const char *user, void *context)
 {
+	struct cachestate *cs = context;
 	char path[PATH_MAX];
 	const char *error;
 
@@ -120,9 +120,8 @@ static void discard_user(struct cachestate *cs, const char *user)
 }
 
 /* call fn for each name in directory fd */
-static int for_each_name(int fd, void (*fn)(struct cachestate *cs,
-					     const char *name),
-			 struct cachestate *cs)
+static int for_each_name(int fd, void (*fn)(const char *name, void *context),
+			 void *context)
 {
 	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *d;
@@ -156,21 +155,25 @@ static int for_each_name(int fd, void (*fn)(struct cachestate *cs,
 	}
 	closedir(dir);
 	for (size_t i = 0; i < count; i++) {
-		fn(cs, names[i]);
+		fn(names[i], context);
 		free(names[i]);
 	}
 	free(names);
 	return 0;
 }
 
-static void discard_dirty(struct cachestate *cs, const char *user)
+static void discard_dirty(const char *user, void *context)
 {
-	discard_user(cs, user);
+	struct cachestate *cs = context;
+
+	discard_user(user, cs);
 	(void)unlinkat(cs->dirty_fd, user, 0);
 }
 
-static void clear_marker(struct cachestate *cs, const char *user)
+static void clear_marker(const char *user, void *context)
 {
+	struct cachestate *cs = context;
+
 	(void)unlinkat(cs->dirty_fd, user, 0);
 }
 
@@ -307,27 +310,11 @@ int cachestate_clear_dirty(struct cachestate *cs, const char *user)
 	return 0;
 }
 
-struct foreach_ctx {
-	void (*fn)(const char *user, void *context);
-	void *context;
-};
-
-static void foreach_one(struct cachestate *cs, const char *name)
-{
-	struct foreach_ctx *ctx = (void *)cs->foreach;
-
-	ctx->fn(name, ctx->context);
-}
-
 void cachestate_foreach_dirty(struct cachestate *cs,
 			      void (*fn)(const char *user, void *context),
 			      void *context)
 {
-	struct foreach_ctx ctx = { .fn = fn, .context = context };
-
-	cs->foreach = &ctx;
-	(void)for_each_name(cs->dirty_fd, foreach_one, cs);
-	cs->foreach = NULL;
+	(void)for_each_name(cs->dirty_fd, fn, context);
 }
 
 const char *cachestate_path(struct cachestate *cs, const char *name)
