@@ -1,5 +1,6 @@
 /* objgc.c: pending, condemned and deleted objects (see objgc.h). */
 #include "objgc.h"
+#include "keylist.h"
 #include "mailcache.h"
 #include "objstore.h"
 
@@ -12,22 +13,17 @@
 #include <string.h>
 #include <unistd.h>
 
-struct key_list {
-	char **keys;
-	size_t count, alloc;
-};
-
 struct objgc {
 	struct objstore *store;
 	struct mailcache *mc;
 	char *garbage_path;
 
 	pthread_mutex_t lock;
-	struct key_list pending;	/* protected by lock */
-	struct key_list condemned;	/* protected by lock */
+	struct keylist pending;	/* protected by lock */
+	struct keylist condemned;	/* protected by lock */
 	/* taken by a running objgc_flush() (protected by lock; the keys
 	   belong to the flush) */
-	struct key_list flushing;
+	struct keylist flushing;
 	int garbage_fd;			/* protected by lock */
 	/* released, deleted, delete_failures (pending and condemned are
 	   the lists' counts) */
@@ -35,29 +31,6 @@ struct objgc {
 	/* one flush at a time */
 	pthread_mutex_t flush_lock;
 };
-
-static int list_push(struct key_list *list, char *key)
-{
-	if (list->count == list->alloc) {
-		size_t alloc = list->alloc == 0 ? 64 : list->alloc * 2;
-		char **keys = realloc(list->keys, alloc * sizeof(*keys));
-
-		if (keys == NULL)
-			return -1;
-		list->keys = keys;
-		list->alloc = alloc;
-	}
-	list->keys[list->count++] = key;
-	return 0;
-}
-
-static void list_clear(struct key_list *list)
-{
-	for (size_t i = 0; i < list->count; i++)
-		free(list->keys[i]);
-	free(list->keys);
-	memset(list, 0, sizeof(*list));
-}
 
 /* read the keys a previous run condemned; a line that is not a valid key
    (torn by a crash, over-long, junk) is skipped whole */
@@ -81,7 +54,7 @@ static void garbage_load(struct objgc *gc)
 			continue;
 		char *key = strdup(line);
 
-		if (key == NULL || list_push(&gc->condemned, key) < 0) {
+		if (key == NULL || keylist_push(&gc->condemned, key) < 0) {
 			free(key);
 			break;
 		}
@@ -132,8 +105,8 @@ void objgc_deinit(struct objgc **_gc)
 			 "come back as mails if the user is loaded from the "
 			 "store\n", gc->pending.count);
 	}
-	list_clear(&gc->pending);
-	list_clear(&gc->condemned);
+	keylist_clear(&gc->pending);
+	keylist_clear(&gc->condemned);
 	if (gc->garbage_fd >= 0)
 		close(gc->garbage_fd);
 	pthread_mutex_destroy(&gc->lock);
@@ -149,7 +122,7 @@ int objgc_release(struct objgc *gc, const char *key)
 
 	mailcache_remove(gc->mc, key);
 	pthread_mutex_lock(&gc->lock);
-	ret = copy == NULL ? -1 : list_push(&gc->pending, copy);
+	ret = copy == NULL ? -1 : keylist_push(&gc->pending, copy);
 	if (ret == 0) {
 		gc->stats.released++;
 	}
@@ -166,14 +139,14 @@ void objgc_take_pending(struct objgc *gc, const char *prefix,
 			struct objgc_batch *batch_r)
 {
 	size_t prefix_len = strlen(prefix), kept = 0;
-	struct key_list taken = { 0 };
+	struct keylist taken = { 0 };
 
 	pthread_mutex_lock(&gc->lock);
 	for (size_t i = 0; i < gc->pending.count; i++) {
 		char *key = gc->pending.keys[i];
 
 		if (strncmp(key, prefix, prefix_len) == 0 &&
-		    list_push(&taken, key) == 0)
+		    keylist_push(&taken, key) == 0)
 			continue;
 		gc->pending.keys[kept++] = key;
 	}
@@ -187,7 +160,7 @@ void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch)
 {
 	pthread_mutex_lock(&gc->lock);
 	for (size_t i = 0; i < batch->count; i++) {
-		if (list_push(&gc->pending, batch->keys[i]) == 0)
+		if (keylist_push(&gc->pending, batch->keys[i]) == 0)
 			batch->keys[i] = NULL;
 	}
 	pthread_mutex_unlock(&gc->lock);
@@ -207,7 +180,7 @@ static void condemn_locked(struct objgc *gc, char *key)
 		}
 		key[len] = '\0';
 	}
-	if (list_push(&gc->condemned, key) < 0) {
+	if (keylist_push(&gc->condemned, key) < 0) {
 		fuse_log(FUSE_LOG_ERR, "condemning %s: out of memory (the "
 			 "object leaks)\n", key);
 		free(key);
@@ -248,29 +221,21 @@ void objgc_batch_free(struct objgc_batch *batch)
 	batch->count = 0;
 }
 
-static bool list_has(const struct key_list *list, const char *key)
-{
-	for (size_t i = 0; i < list->count; i++) {
-		if (strcmp(list->keys[i], key) == 0)
-			return true;
-	}
-	return false;
-}
-
 bool objgc_is_garbage(struct objgc *gc, const char *key)
 {
 	bool ret;
 
 	pthread_mutex_lock(&gc->lock);
-	ret = list_has(&gc->condemned, key) || list_has(&gc->pending, key) ||
-		list_has(&gc->flushing, key);
+	ret = keylist_has(&gc->condemned, key) ||
+		keylist_has(&gc->pending, key) ||
+		keylist_has(&gc->flushing, key);
 	pthread_mutex_unlock(&gc->lock);
 	return ret;
 }
 
 int objgc_flush(struct objgc *gc)
 {
-	struct key_list work;
+	struct keylist work;
 	int ret = 0;
 
 	pthread_mutex_lock(&gc->flush_lock);
@@ -293,7 +258,7 @@ int objgc_flush(struct objgc *gc)
 	if (ret < 0) {
 		/* back in front of whatever was condemned meanwhile */
 		for (size_t i = 0; i < gc->condemned.count; i++) {
-			if (list_push(&work, gc->condemned.keys[i]) < 0)
+			if (keylist_push(&work, gc->condemned.keys[i]) < 0)
 				free(gc->condemned.keys[i]);
 		}
 		free(gc->condemned.keys);
@@ -301,7 +266,7 @@ int objgc_flush(struct objgc *gc)
 		gc->stats.delete_failures += 1;
 	} else {
 		gc->stats.deleted += work.count;
-		list_clear(&work);
+		keylist_clear(&work);
 		/* rewrite the file with what was condemned meanwhile */
 		if (gc->garbage_fd >= 0 && ftruncate(gc->garbage_fd, 0) == 0) {
 			for (size_t i = 0; i < gc->condemned.count; i++) {

@@ -14,6 +14,7 @@
  * could collide while Dovecot runs).
  */
 #include "upload-private.h"
+#include "keylist.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "stub.h"
@@ -31,49 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
-struct key_set {
-	char **keys;
-	size_t count, alloc;
-};
-
 struct list_ctx {
 	const char *idx_prefix;	/* ".../idx/" */
 	size_t idx_len;
-	struct key_set bundles, mails;
+	struct keylist bundles, mails;
 };
-
-static void set_add(struct key_set *set, const char *key)
-{
-	if (set->count == set->alloc) {
-		size_t alloc = set->alloc == 0 ? 64 : set->alloc * 2;
-		char **keys = realloc(set->keys, alloc * sizeof(*keys));
-
-		if (keys == NULL)
-			return;
-		set->keys = keys;
-		set->alloc = alloc;
-	}
-	set->keys[set->count] = strdup(key);
-	if (set->keys[set->count] != NULL)
-		set->count++;
-}
-
-static bool set_has(const struct key_set *set, const char *key)
-{
-	for (size_t i = 0; i < set->count; i++) {
-		if (strcmp(set->keys[i], key) == 0)
-			return true;
-	}
-	return false;
-}
-
-static void set_free(struct key_set *set)
-{
-	for (size_t i = 0; i < set->count; i++)
-		free(set->keys[i]);
-	free(set->keys);
-	memset(set, 0, sizeof(*set));
-}
 
 static int list_cb(const struct objstore_list_entry *entry, void *context)
 {
@@ -87,17 +50,17 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 		const char *error;
 
 		if (bundle_name_parse(name, &parsed, &error) == 0)
-			set_add(&ctx->bundles, entry->key);
+			(void)keylist_add(&ctx->bundles, entry->key);
 	} else if (ids_key_oid(entry->key) != NULL &&
 		   strchr(entry->key + ctx->idx_len - strlen("idx/"), '/') ==
 		   NULL) {
-		set_add(&ctx->mails, entry->key);
+		(void)keylist_add(&ctx->mails, entry->key);
 	}
 	return 0;
 }
 
 /* the stub keys in the tree below dir_fd's cur/ and new/ */
-static void local_keys(int folder_fd, struct key_set *set)
+static void local_keys(int folder_fd, struct keylist *set)
 {
 	static const char *const subdirs[] = { "cur", "new" };
 
@@ -111,8 +74,11 @@ static void local_keys(int folder_fd, struct key_set *set)
 			continue;
 		if (bundle_tree_scan(fd, &tree, &error) == 0) {
 			for (size_t e = 0; e < tree->count; e++) {
-				if (tree->entries[e].type == BUNDLE_ENTRY_STUB)
-					set_add(set, tree->entries[e].key);
+				const struct bundle_entry *be =
+					&tree->entries[e];
+
+				if (be->type == BUNDLE_ENTRY_STUB)
+					(void)keylist_add(set, be->key);
 			}
 			bundle_tree_free(&tree);
 		}
@@ -187,9 +153,9 @@ out:
 
 /* the mails of the folder at path no local stub knows: back as stubs */
 static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
-				const char *path, const struct key_set *mails)
+				const char *path, const struct keylist *mails)
 {
-	struct key_set local = { 0 };
+	struct keylist local = { 0 };
 	unsigned int merged = 0;
 	bool dirs[2] = { false, false };
 	int user_fd, folder_fd;
@@ -205,7 +171,7 @@ static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	for (size_t i = 0; folder_fd >= 0 && i < mails->count; i++) {
 		const char *key = mails->keys[i], *sub;
 
-		if (set_has(&local, key) || objgc_is_garbage(ctx->gc, key))
+		if (keylist_has(&local, key) || objgc_is_garbage(ctx->gc, key))
 			continue;
 		sub = put_back(ctx, folder_fd, key);
 		if (sub != NULL) {
@@ -220,7 +186,7 @@ static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	if (user_fd >= 0)
 		close(user_fd);
 	users_snapshot_unlock(user);
-	set_free(&local);
+	keylist_clear(&local);
 	for (unsigned int i = 0; i < 2; i++) {
 		char sub[PATH_MAX];
 
@@ -303,7 +269,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	ctx->stats.split_mails_merged += merged;
 	pthread_mutex_unlock(&ctx->stats_lock);
 out:
-	set_free(&lctx.bundles);
-	set_free(&lctx.mails);
+	keylist_clear(&lctx.bundles);
+	keylist_clear(&lctx.mails);
 	return foreign > 0;
 }
