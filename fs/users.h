@@ -6,7 +6,7 @@
  * section 5: a bundle is the tree as of one moment), so every operation
  * that changes a user's tree holds the user's tree_lock shared
  * (users_change_begin/end) and the uploader holds it exclusive while it
- * scans the tree (a local walk, a few milliseconds).  The lock prefers
+ * scans the tree (a local walk, growing with the folder).  The lock prefers
  * writers, so a stream of operations cannot starve an upload.
  *
  * A change also bumps the user's generation and, the first time after an
