@@ -38,7 +38,14 @@ int cachedir_make_room(struct cachedir *cd, uint64_t size)
 
 int cachedir_shrink(struct cachedir *cd, uint64_t bytes)
 {
-	return cachedir_make_room(cd, bytes);
+	int ret = cachedir_make_room(cd, bytes);
+
+	/* the disk holds less than the cap: do not fill it up again */
+	pthread_mutex_lock(&cd->lock);
+	if (cd->idx.bytes < cd->disk_cap)
+		cd->disk_cap = cd->idx.bytes;
+	pthread_mutex_unlock(&cd->lock);
+	return ret;
 }
 
 static bool errno_is_disk_full(void)

@@ -63,6 +63,10 @@ struct cachedir {
 	pthread_cond_t cond;		/* a flight ended or space was freed */
 	struct cachedir_index idx;	/* protected by lock */
 	uint64_t reserved;		/* by writes in progress */
+	/* the disk is smaller than the cap: what the cache held when its
+	   owner's own write hit ENOSPC (cachedir_shrink()), UINT64_MAX
+	   until then; the cache does not grow past it again */
+	uint64_t disk_cap;
 	uint64_t unlinking;		/* evicted, unlink in progress */
 	uint64_t del_seq;		/* names files being deleted */
 	struct cachedir_flight *flights;

@@ -58,6 +58,7 @@ int cachedir_init(const char *dir, uint64_t cap, struct objstore *store,
 	}
 	cd->store = store;
 	cd->cap = cap;
+	cd->disk_cap = UINT64_MAX;
 	cd->stats.cap = cap;
 	pthread_mutex_init(&cd->lock, NULL);
 	pthread_cond_init(&cd->cond, NULL);
@@ -119,11 +120,15 @@ void cachedir_drop_locked(struct cachedir *cd, struct cachedir_entry *e,
    cap, then reserve them.  size <= cap. */
 static void reserve_locked(struct cachedir *cd, uint64_t size)
 {
-	while (cd->idx.bytes + cd->reserved + cd->unlinking + size > cd->cap) {
+	uint64_t limit = cd->disk_cap < cd->cap ? cd->disk_cap : cd->cap;
+
+	while (cd->idx.bytes + cd->reserved + cd->unlinking + size > limit) {
 		struct cachedir_entry *e = cachedir_index_lru(&cd->idx);
 
 		if (e != NULL)
 			cachedir_drop_locked(cd, e, true);
+		else if (cd->reserved + cd->unlinking == 0)
+			break;	/* over disk_cap alone: the write finds out */
 		else
 			pthread_cond_wait(&cd->cond, &cd->lock);
 	}

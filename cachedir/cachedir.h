@@ -57,9 +57,11 @@ int cachedir_add_fd(struct cachedir *cd, const char *key, int fd,
 void cachedir_remove(struct cachedir *cd, const char *key);
 
 /* The disk the cache is on is full (the caller's own write failed with
-   ENOSPC): evict least recently used entries holding at least bytes.
-   Returns 0 if something was (or is being) freed, -1 if the cache is
-   empty. */
+   ENOSPC): evict least recently used entries holding at least bytes, and
+   from then on keep the cache at most as large as what is left (the disk
+   is smaller than the cap: the cache must not take back the room; until
+   the next cachedir_init()).  Returns 0 if something was (or is being)
+   freed, -1 if the cache is empty. */
 int cachedir_shrink(struct cachedir *cd, uint64_t bytes);
 
 void cachedir_get_stats(struct cachedir *cd, struct cachedir_stats *stats_r);

@@ -187,6 +187,31 @@ Test(cache_enospc, too_big_for_disk_served_from_memory)
 	close(fd);
 }
 
+Test(cache_enospc, shrink_keeps_the_room_it_made)
+{
+	struct cachedir_stats st;
+	int fd;
+
+	for (unsigned int i = 0; i < 4; i++) {
+		cr_assert_eq(cachedir_open(cd, keys[i], SIZE, &fd), 0);
+		close(fd);
+	}
+	/* the owner's own write hit ENOSPC: room for one object is made,
+	   and the cache must not fill it again */
+	cr_assert_eq(cachedir_shrink(cd, SIZE), 0);
+	cachedir_get_stats(cd, &st);
+	cr_assert_eq(st.bytes, 3 * SIZE, "%llu", (unsigned long long)st.bytes);
+	for (unsigned int i = 4; i < 8; i++) {
+		cr_assert_eq(cachedir_open(cd, keys[i], SIZE, &fd), 0, "%s",
+			     cachedir_error());
+		cr_assert(content_ok(i, fd));
+		close(fd);
+		cachedir_get_stats(cd, &st);
+		cr_assert_leq(st.bytes, 3 * SIZE, "grew back to %llu",
+			      (unsigned long long)st.bytes);
+	}
+}
+
 struct worker {
 	pthread_t thread;
 	unsigned int seed;
