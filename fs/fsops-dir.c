@@ -3,24 +3,15 @@
  *
  * Name operations are passed through to the metacache, so POSIX semantics
  * (O_EXCL, RENAME_NOREPLACE, rename onto an existing name, hard links) come
- * from the local filesystem.  Two things are added:
- *  - a plain regular file that gets a name in a mail location (rename or
- *    link into cur/, new/, dbox-Mails/u.N) is stored in the object store
- *    first (mailstore_store()); the operation fails with EIO and changes
- *    nothing if that fails,
- *  - when a stub's last name goes (unlink, rename onto it) its object is
- *    released (objgc_release()).
- * Renames and links of stubs are pure namespace operations.
+ * from the local filesystem; link, unlink and rename go through the engine
+ * (obox_link(), obox_unlink(), obox_rename()), which stores a plain file
+ * getting a mail name first (the operation fails with EIO and changes
+ * nothing if that fails) and releases a stub's object with its last name.
  * The root holds only user directories (valid user names, see
- * mailpath_user_name_check()); they cannot be renamed, since the store keys
+ * obox_user_name_check()); they cannot be renamed, since the store keys
  * of their mails carry the name.
  */
 #include "fs.h"
-#include "users.h"
-#include "mailpath.h"
-#include "mailstore.h"
-#include "objgc.h"
-#include "stub.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,7 +34,7 @@ int fs_check_new_name(struct oboxfs *fs, struct oinode *parent,
 		return 0;
 	if (!is_dir)
 		return EPERM;
-	if (mailpath_user_name_check(name, &error) < 0)
+	if (obox_user_name_check(name, &error) < 0)
 		return EINVAL;
 	return 0;
 }
@@ -73,7 +64,7 @@ static void reply_created(fuse_req_t req, struct oinode *parent,
 	if (fs_set_owner(req, parent->fd, name) < 0)
 		err = errno;
 	else
-		err = inode_lookup(fs_get(req), parent, name, &e);
+		err = inode_lookup(fs_get(req), parent, name, false, &e);
 	if (err != 0) {
 		(void)unlinkat(parent->fd, name, is_dir ? AT_REMOVEDIR : 0);
 		fuse_reply_err(req, err);
@@ -82,31 +73,25 @@ static void reply_created(fuse_req_t req, struct oinode *parent,
 	fuse_reply_entry(req, &e);
 }
 
-/* mkdir: a directory in the metacache, owned by the caller. */
+/* mkdir: a directory in the metacache, owned by the caller.  A user
+   directory (in the root) was checked against the store by track_mkdir()
+   first, outside the user's tree lock. */
 void fsop_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode)
 {
 	struct oinode *dir = inode_get(req, parent);
 	int err = fs_check_new_name(fs_get(req), dir, name, true);
+	unsigned int tries = 0;
+	int ret;
 
-	if (err == 0 && dir == &fs_get(req)->root &&
-	    faccessat(dir->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
-		/* a user this machine does not have may be in the store:
-		   creating it empty here would hide it */
-		err = fs_user_load(fs_get(req), name);
-		err = err == 0 ? EEXIST : err == ENOENT ? 0 : err;
-	}
 	if (err != 0) {
 		fuse_reply_err(req, err);
 		return;
 	}
-	unsigned int tries = 0;
-	int ret;
-
 	do {
 		ret = mkdirat(dir->fd, name, mode);
-	} while (ret < 0 &&
-		 fs_retry_full(fs_get(req), errno, &tries, 0, "a mkdir"));
+	} while (ret < 0 && obox_retry_full(fs_get(req)->obox, errno, &tries,
+					    0, "a mkdir"));
 	if (ret < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -152,59 +137,27 @@ void fsop_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	reply_created(req, dir, name, false);
 }
 
-/* link: a new name for an inode.  Into a mail location a plain file is
-   stored first; a stub of another folder gets a stub file of its own for
-   the new name (see fsops-mail.c). */
+/* link: a new name for an inode (obox_link(): into a mail location a
+   plain file is stored first; a stub of another folder gets a stub file of
+   its own for the new name). */
 void fsop_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	       const char *newname)
 {
 	struct oboxfs *fs = fs_get(req);
 	struct oinode *inode = inode_get(req, ino);
 	struct oinode *dir = inode_get(req, newparent);
-	struct fs_mail_move mv;
 	struct fuse_entry_param e;
-	struct stat st;
-	char proc[40], staged[FS_STAGE_NAME_MAX];
+	char path[PATH_MAX];
 	int err = fs_check_new_name(fs, dir, newname, false);
 
 	if (err == 0 && inode->is_stats)
 		err = EPERM;
-	/* an existing name fails before anything is stored (rechecked by
-	   the link itself) */
-	if (err == 0 && fstatat(dir->fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		err = EEXIST;
-	if (err != 0) {
-		fuse_reply_err(req, err);
-		return;
-	}
-	if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
-	    fs_mail_prepare(fs, inode->fd, &st, dir, newname, &mv) < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	if (mv.relocated) {
-		if (fs_stage_stub(fs, &st, &mv.new, staged) < 0)
-			err = errno;
-		else {
-			err = fs_rename_at(fs, fs->staging_fd, staged, dir->fd,
-					   newname, RENAME_NOREPLACE);
-			if (err != 0)
-				fs_unstage(fs, staged);
-		}
-		if (err != 0) {
-			(void)objgc_release(fs->gc, mv.new.key);
-			fuse_reply_err(req, err);
-			return;
-		}
-	} else {
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
-		if (linkat(AT_FDCWD, proc, dir->fd, newname,
-			   AT_SYMLINK_FOLLOW) < 0) {
-			fuse_reply_err(req, errno);
-			return;
-		}
-	}
-	err = inode_lookup(fs, dir, newname, &e);
+	if (err == 0 && inode_path(fs, dir, path, sizeof(path)) < 0)
+		err = errno;
+	if (err == 0)
+		err = obox_link(fs->obox, inode->fd, dir->fd, path, newname);
+	if (err == 0)
+		err = inode_lookup(fs, dir, newname, false, &e);
 	if (err != 0)
 		fuse_reply_err(req, err);
 	else
@@ -217,11 +170,11 @@ void fsop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct oboxfs *fs = fs_get(req);
 	struct oinode *dir = inode_get(req, parent);
 
-	if (dir == &fs->root && strcmp(name, MAILPATH_STATS_NAME) == 0) {
+	if (dir == &fs->root && strcmp(name, FS_STATS_NAME) == 0) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	fuse_reply_err(req, fs_unlink_at(fs, dir->fd, name));
+	fuse_reply_err(req, obox_unlink(fs->obox, dir->fd, name));
 }
 
 /* rmdir: remove an empty directory. */
@@ -236,9 +189,9 @@ void fsop_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 /* rename: renameat2() in the metacache, flags RENAME_NOREPLACE and
-   RENAME_EXCHANGE supported.  A plain file moving into a mail location is
-   stored first, a stub moving to another folder relocated (fsops-mail.c);
-   a stub whose last name is replaced is released after. */
+   RENAME_EXCHANGE supported (obox_rename(): a plain file moving into a mail
+   location is stored first, a stub moving to another folder relocated, a
+   stub whose last name is replaced released after). */
 void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 fuse_ino_t newparent, const char *newname,
 		 unsigned int flags)
@@ -246,10 +199,7 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct oboxfs *fs = fs_get(req);
 	struct oinode *dir = inode_get(req, parent);
 	struct oinode *newdir = inode_get(req, newparent);
-	struct fs_mail_move mv = { .relocated = false };
-	struct stat st;
-	char staged[FS_STAGE_NAME_MAX];
-	int fd, err = 0;
+	char path[PATH_MAX], newpath[PATH_MAX];
 
 	if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) {
 		fuse_reply_err(req, EINVAL);
@@ -263,89 +213,13 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-
-	if ((flags & RENAME_NOREPLACE) != 0 &&
-	    fstatat(newdir->fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		fuse_reply_err(req, EEXIST);
+	if (inode_path(fs, dir, path, sizeof(path)) < 0 ||
+	    inode_path(fs, newdir, newpath, sizeof(newpath)) < 0) {
+		fuse_reply_err(req, errno);
 		return;
 	}
-	/* the source (and with RENAME_EXCHANGE the destination) may get a
-	   mail name: store or relocate it first */
-	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstatat(fd, "", &st, AT_EMPTY_PATH) < 0 ||
-	    fs_mail_prepare(fs, fd, &st, newdir, newname, &mv) < 0)
-		err = errno;
-	if (err == 0 && (flags & RENAME_EXCHANGE) != 0) {
-		/* the destination moves into the source's place: store a
-		   plain file; stubs are not relocated in an exchange */
-		struct fs_mail_move xmv;
-		struct stat xst;
-		int xfd = openat(newdir->fd, newname,
-				 O_PATH | O_NOFOLLOW | O_CLOEXEC);
-
-		if (mv.relocated)
-			(void)objgc_release(fs->gc, mv.new.key);
-		mv.relocated = false;
-		if (xfd < 0 || fstatat(xfd, "", &xst, AT_EMPTY_PATH) < 0 ||
-		    fs_mail_prepare(fs, xfd, &xst, dir, name, &xmv) < 0)
-			err = errno;
-		else if (xmv.relocated)
-			(void)objgc_release(fs->gc, xmv.new.key);
-		if (xfd >= 0)
-			close(xfd);
-	}
-	if (err != 0) {
-		if (fd >= 0)
-			close(fd);
-		fuse_reply_err(req, err);
-		return;
-	}
-
-	if (!mv.relocated) {
-		err = fs_rename_at(fs, dir->fd, name, newdir->fd, newname, flags);
-		/* the source was opened, stored and renamed by name: make
-		   sure what landed is what was stored */
-		if (err == 0 && (flags & RENAME_EXCHANGE) == 0 &&
-		    S_ISREG(st.st_mode))
-			err = fs_mail_recheck(fs, newdir, newname, &st);
-	} else if (st.st_nlink == 1) {
-		/* the only name: the inode itself becomes the new stub */
-		mailstore_lock_inode(fs->ms, st.st_ino);
-		if (stub_write(fd, &mv.new) < 0)
-			err = errno;
-		else {
-			err = fs_rename_at(fs, dir->fd, name, newdir->fd,
-					   newname, flags);
-			if (err != 0)
-				(void)stub_write(fd, &mv.old);
-		}
-		mailstore_unlock_inode(fs->ms, st.st_ino);
-		(void)objgc_release(fs->gc, err == 0 ? mv.old.key : mv.new.key);
-	} else {
-		/* other names keep the inode and its object: the new name
-		   gets a stub file of its own, the old name goes */
-		if (fs_stage_stub(fs, &st, &mv.new, staged) < 0)
-			err = errno;
-		else {
-			err = fs_rename_at(fs, fs->staging_fd, staged,
-					   newdir->fd, newname, flags);
-			if (err != 0)
-				fs_unstage(fs, staged);
-		}
-		if (err != 0)
-			(void)objgc_release(fs->gc, mv.new.key);
-		else {
-			int uerr = fs_unlink_at(fs, dir->fd, name);
-
-			if (uerr != 0) {
-				fuse_log(FUSE_LOG_ERR, "rename: unlink of the "
-					 "old name failed: %s\n",
-					 strerror(uerr));
-			}
-		}
-	}
-	close(fd);
-	fuse_reply_err(req, err);
+	fuse_reply_err(req, obox_rename(fs->obox, dir->fd, path, name,
+					newdir->fd, newpath, newname, flags));
 }
 
 struct odir {
@@ -383,10 +257,10 @@ void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)d;
 	d->user = inode->user;
-	users_opened(d->user);
+	obox_user_opened(d->user);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* interrupted: no releasedir will come */
-		users_closed(d->user);
+		obox_user_closed(d->user);
 		closedir(d->dp);
 		free(d);
 	}
@@ -438,7 +312,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		off_t nextoff = d->entry->d_off;
 
 		if (inode == &fs->root && !is_dot_or_dotdot(name) &&
-		    mailpath_user_name_check(name, &error) < 0) {
+		    obox_user_name_check(name, &error) < 0) {
 			/* not part of the tree */
 			d->entry = NULL;
 			d->offset = nextoff;
@@ -450,7 +324,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 				e.attr.st_ino = d->entry->d_ino;
 				e.attr.st_mode = (mode_t)d->entry->d_type << 12;
 			} else {
-				err = inode_lookup(fs, inode, name, &e);
+				err = inode_lookup(fs, inode, name, true, &e);
 				if (err == ENOENT) {
 					/* removed meanwhile */
 					err = 0;
@@ -511,7 +385,7 @@ void fsop_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct odir *d = (struct odir *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	users_closed(d->user);
+	obox_user_closed(d->user);
 	closedir(d->dp);
 	free(d);
 	fuse_reply_err(req, 0);

@@ -3,14 +3,9 @@
  *
  * A handle holds the metacache file opened with the caller's flags and, if
  * the file is a stub, an fd of its bytes in the mail cache (fetched from the
- * store on a miss at open).  The first write to a stub turns it back into a
- * plain file (mailstore_unstub(): its bytes copied back; a rewritten mail
- * becomes a new object, objects are never overwritten, and the old object
- * is released only once the new one is stored).  Stub state is checked on
- * every write, and writes hold the inode's lock shared so they never
- * interleave with a store (mailstore.h).  Opening with O_TRUNC drops a
- * stub's bytes at once; truncating a stub without a handle (setattr)
- * stores the result at once.
+ * store on a miss at open).  What a stub means for reads and writes is the
+ * engine's (engine/mailfile.c: obox_open_setup(), obox_read_fd(),
+ * obox_write_begin()): the first write turns a stub back into a plain file.
  *
  * Durability of mails written in place (a plain file in a mail location):
  * fsync() stores it as a mail before returning; a file written and closed
@@ -20,15 +15,8 @@
  * never fsynced (CONTRACT.md section 6).
  */
 #include "fs.h"
-#include "users.h"
-#include "mailcache.h"
-#include "mailpath.h"
-#include "mailstore.h"
-#include "stub.h"
 
 #include <errno.h>
-#include <stdatomic.h>
-#include <time.h>
 #include <fcntl.h>
 #include <fuse_log.h>
 #include <limits.h>
@@ -70,7 +58,7 @@ static void ofile_free(struct ofile **_h)
 	struct ofile *h = *_h;
 
 	*_h = NULL;
-	users_closed(h->user);
+	obox_user_closed(h->user);
 	if (h->fd >= 0)
 		close(h->fd);
 	if (h->mail_fd >= 0)
@@ -80,37 +68,18 @@ static void ofile_free(struct ofile **_h)
 	free(h);
 }
 
-/* Set up the handle for the metacache fd just opened with flags: a stub
-   gets its cached bytes (or loses them with O_TRUNC).  Returns 0 or
+/* Set up the handle for the metacache fd just opened with flags (a stub
+   gets its cached bytes, or loses them with O_TRUNC).  Returns 0 or
    errno. */
 static int handle_setup(struct oboxfs *fs, struct ofile *h, int flags)
 {
-	struct stat st;
-	struct stub stub;
-	int ret;
+	bool written;
+	int err = obox_open_setup(fs->obox, h->fd, flags, &h->mail_fd,
+				  &written);
 
-	if (fstat(h->fd, &st) < 0)
-		return errno;
-	ret = stub_read(h->fd, &st, &stub);
-	if (ret < 0)
-		return errno;
-	if (ret > 0 && (flags & O_TRUNC) != 0) {
-		mailstore_lock_inode(fs->ms, st.st_ino);
-		ret = mailstore_unstub(fs->ms, h->fd, false);
-		mailstore_unlock_inode(fs->ms, st.st_ino);
-		if (ret < 0)
-			return errno;
-		/* stored (empty) at release unless written: the old object
-		   is released only then */
+	if (err == 0 && written)
 		h->dirty = true;
-		ret = 0;
-	}
-	if (ret > 0) {
-		if (mailcache_open(fs->mc, stub.key, stub.size, &h->mail_fd) < 0)
-			return errno;
-	} else if ((flags & O_TRUNC) != 0 && ftruncate(h->fd, 0) < 0)
-		return errno;
-	return 0;
+	return err;
 }
 
 static void reply_open_error(fuse_req_t req, struct ofile *h, int err)
@@ -136,7 +105,8 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		h = ofile_new(-1);
 		if (h == NULL ||
-		    (h->stats = fs_stats_text(fs, &h->stats_len)) == NULL) {
+		    (h->stats = obox_stats_text(fs->obox,
+						&h->stats_len)) == NULL) {
 			if (h != NULL)
 				ofile_free(&h);
 			fuse_reply_err(req, ENOMEM);
@@ -171,7 +141,7 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
 	h->user = inode->user;
-	users_opened(h->user);
+	obox_user_opened(h->user);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		ofile_free(&h);	/* interrupted: no release will come */
 }
@@ -198,7 +168,8 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	do {
 		fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL |
 			    O_NOFOLLOW, mode);
-	} while (fd < 0 && fs_retry_full(fs, errno, &tries, 0, "a create"));
+	} while (fd < 0 && obox_retry_full(fs->obox, errno, &tries, 0,
+					   "a create"));
 	if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL) == 0) {
 		created = false;
 		fd = openat(dir->fd, name, (flags & ~O_CREAT) | O_NOFOLLOW);
@@ -220,7 +191,7 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	else if (!created)
 		err = handle_setup(fs, h, fi->flags);
 	if (err == 0)
-		err = inode_lookup(fs, dir, name, &e);
+		err = inode_lookup(fs, dir, name, false, &e);
 	if (err != 0) {
 		if (created)
 			(void)unlinkat(dir->fd, name, 0);
@@ -231,7 +202,7 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->noflush = 1;
 	fi->fh = (uintptr_t)h;
 	h->user = dir->user;
-	users_opened(h->user);
+	obox_user_opened(h->user);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		ofile_free(&h);
 }
@@ -242,24 +213,13 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
    rewritten (setattr, another handle). */
 static int read_fd(struct oboxfs *fs, struct ofile *h, int *fd_r)
 {
-	struct stat st;
-	struct stub stub;
 	int ret;
 
 	pthread_mutex_lock(&h->lock);
-	if (fstat(h->fd, &st) < 0)
-		ret = -1;
-	else
-		ret = stub_read(h->fd, &st, &stub);
-	if (ret == 0 && h->mail_fd >= 0) {
-		close(h->mail_fd);
-		h->mail_fd = -1;
-	} else if (ret > 0 && h->mail_fd < 0) {
-		ret = mailcache_open(fs->mc, stub.key, stub.size, &h->mail_fd);
-	}
+	ret = obox_read_fd(fs->obox, h->fd, &h->mail_fd);
 	*fd_r = h->mail_fd >= 0 ? h->mail_fd : h->fd;
 	pthread_mutex_unlock(&h->lock);
-	return ret < 0 ? -1 : 0;
+	return ret;
 }
 
 /* read of the stats file: replied from a copy.  Once the kernel has the
@@ -311,46 +271,13 @@ void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* Before writing through h: a stub becomes a plain file again.  Checked on
-   every write, not once per handle: a file written through h may have
-   been stored (turned into a stub) by an fsync meanwhile.  On success the
-   inode's lock is held shared, so the file cannot be stored (PUT, then
-   truncated to a stub) while the write is in progress: release it with
-   mailstore_unlock_inode(fs->ms, *ino_r) after the write. */
+/* Before writing through h: a stub becomes a plain file again
+   (obox_write_begin()); on success the file cannot be stored until
+   obox_write_end(fs->obox, *ino_r) after the write. */
 static int make_writable(struct oboxfs *fs, struct ofile *h, ino_t *ino_r)
 {
-	struct stat st;
-	struct stub stub;
-	int ret;
-
-	if (fstat(h->fd, &st) < 0)
+	if (obox_write_begin(fs->obox, h->fd, ino_r) < 0)
 		return -1;
-	*ino_r = st.st_ino;
-	mailstore_lock_inode_shared(fs->ms, st.st_ino);
-	for (;;) {
-		/* stub_read() is one fstat() for a non-empty file */
-		if (fstat(h->fd, &st) < 0)
-			ret = -1;
-		else
-			ret = stub_read(h->fd, &st, &stub);
-		if (ret <= 0)
-			break;
-		mailstore_unlock_inode(fs->ms, *ino_r);
-		mailstore_lock_inode(fs->ms, *ino_r);
-		ret = mailstore_unstub(fs->ms, h->fd, true);
-		mailstore_unlock_inode(fs->ms, *ino_r);
-		if (ret < 0)
-			return -1;
-		/* check again: it may have been stored again meanwhile */
-		mailstore_lock_inode_shared(fs->ms, *ino_r);
-	}
-	if (ret < 0) {
-		int saved = errno;
-
-		mailstore_unlock_inode(fs->ms, *ino_r);
-		errno = saved;
-		return -1;
-	}
 	pthread_mutex_lock(&h->lock);
 	if (h->mail_fd >= 0) {
 		close(h->mail_fd);
@@ -391,9 +318,9 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		bufv->idx = 0;
 		ret = fuse_buf_copy(&out, bufv, 0);
 	} while (ret < 0 && (bufv->buf[0].flags & FUSE_BUF_IS_FD) == 0 &&
-		 fs_retry_full(fs, (int)-ret, &tries, fuse_buf_size(bufv),
-			       "a write"));
-	mailstore_unlock_inode(fs->ms, real_ino);
+		 obox_retry_full(fs->obox, (int)-ret, &tries,
+				 fuse_buf_size(bufv), "a write"));
+	obox_write_end(fs->obox, real_ino);
 	if (ret < 0)
 		fuse_reply_err(req, (int)-ret);
 	else
@@ -410,38 +337,12 @@ void fsop_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 int fs_store_if_mail(struct oboxfs *fs, struct oinode *inode)
 {
-	char path[PATH_MAX], proc[40], *slash;
-	struct mailpath mp;
-	struct stat st;
-	int fd, ret;
+	char dir[PATH_MAX];
+	const char *name;
 
-	if (inode->is_stats || inode == &fs->root)
-		return 0;
-	if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH) < 0)
-		return -1;
-	if (!S_ISREG(st.st_mode))
-		return 0;
-	if (inode_path(fs, inode, path, sizeof(path)) < 0)
+	if (inode_dir_name(fs, inode, dir, sizeof(dir), &name) < 0)
 		return errno == ENOENT ? 0 : -1;
-	slash = strrchr(path, '/');
-	if (slash == NULL)
-		return 0;
-	*slash = '\0';
-	if (mailpath_classify(path, slash + 1, &mp) < 0 || !mp.is_mail)
-		return 0;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
-	fd = open(proc, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	mailstore_lock_inode(fs->ms, st.st_ino);
-	ret = mailstore_store(fs->ms, fd, path, slash + 1);
-	mailstore_unlock_inode(fs->ms, st.st_ino);
-	int saved = errno;
-
-	close(fd);
-	errno = saved;
-	return ret;
+	return obox_store_if_mail(fs->obox, inode->fd, dir, name);
 }
 
 /* release: a plain file written in a mail location is stored now. */
@@ -492,9 +393,9 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	}
 	do {
 		err = fallocate(h->fd, mode, offset, length) < 0 ? errno : 0;
-	} while (err != 0 && fs_retry_full(fs, err, &tries, (uint64_t)length,
-					   "fallocate"));
-	mailstore_unlock_inode(fs->ms, real_ino);
+	} while (err != 0 && obox_retry_full(fs->obox, err, &tries,
+					     (uint64_t)length, "fallocate"));
+	obox_write_end(fs->obox, real_ino);
 	fuse_reply_err(req, err);
 }
 
@@ -522,43 +423,6 @@ void fsop_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, ret);
 }
 
-int fs_truncate_inode(struct oboxfs *fs, struct oinode *inode, off_t size)
-{
-	char proc[40];
-	struct stat st;
-	struct stub stub;
-	int fd, ret, was_stub = 0;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
-	fd = open(proc, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	if (fstat(fd, &st) < 0)
-		ret = -1;
-	else {
-		mailstore_lock_inode(fs->ms, st.st_ino);
-		ret = was_stub = stub_read(fd, &st, &stub);
-		if (ret > 0)
-			ret = mailstore_unstub(fs->ms, fd, size > 0);
-		if (ret >= 0)
-			ret = ftruncate(fd, size);
-		mailstore_unlock_inode(fs->ms, st.st_ino);
-	}
-	int saved = errno;
-
-	close(fd);
-	if (ret < 0)
-		return saved;
-	/* a stored mail changed: store it again now (a plain file being
-	   written is stored by its writer at fsync/release) */
-	if (was_stub > 0 && fs_store_if_mail(fs, inode) < 0) {
-		fuse_log(FUSE_LOG_ERR, "storing a truncated mail failed: %s\n",
-			 strerror(errno));
-		return errno == ENAMETOOLONG ? ENAMETOOLONG : EIO;
-	}
-	return 0;
-}
-
 bool fs_file_written(struct fuse_file_info *fi)
 {
 	struct ofile *h = ofile_get(fi);
@@ -568,40 +432,4 @@ bool fs_file_written(struct fuse_file_info *fi)
 	written = h->dirty;
 	pthread_mutex_unlock(&h->lock);
 	return written;
-}
-
-static bool disk_full(struct oboxfs *fs, uint64_t want, const char *what)
-{
-	static atomic_int_fast64_t last_log;
-	struct timespec ts;
-	uint64_t bytes = want * 2 > FS_ENOSPC_EVICT ? want * 2 :
-		FS_ENOSPC_EVICT;
-	bool freed = mailcache_shrink(fs->mc, bytes) == 0;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ts.tv_sec - atomic_load(&last_log) >= 10) {
-		atomic_store(&last_log, ts.tv_sec);
-		if (freed) {
-			fuse_log(FUSE_LOG_WARNING, "the cache disk is full "
-				 "(ENOSPC on %s in the metacache): evicting "
-				 "%llu bytes of cached mail to make room; "
-				 "cache_size may be too large for the disk\n",
-				 what, (unsigned long long)bytes);
-		} else {
-			fuse_log(FUSE_LOG_ERR, "the cache disk is full "
-				 "(ENOSPC on %s in the metacache) and no "
-				 "cached mail is left to evict: failing with "
-				 "ENOSPC\n", what);
-		}
-	}
-	return freed;
-}
-
-bool fs_retry_full(struct oboxfs *fs, int err, unsigned int *tries,
-		   uint64_t want, const char *what)
-{
-	if (err != ENOSPC || *tries >= FS_ENOSPC_RETRIES)
-		return false;
-	(*tries)++;
-	return disk_full(fs, want, what);
 }

@@ -4,8 +4,10 @@
  * an operation, and an unclean shutdown knows whose tree changed.
  */
 #include "fs.h"
-#include "mailpath.h"
-#include "users.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 /* the user a name in parent belongs to (at the root: the name's) */
 static struct ouser *user_at(fuse_req_t req, fuse_ino_t parent,
@@ -18,18 +20,18 @@ static struct ouser *user_at(fuse_req_t req, fuse_ino_t parent,
 
 	if (dir == &fs->root) {
 		/* an invalid user name is refused by the operation */
-		if (name == NULL || mailpath_user_name_check(name, &error) < 0)
+		if (name == NULL || obox_user_name_check(name, &error) < 0)
 			return NULL;
-		return users_get(fs->users, name);
+		return obox_user_get(fs->obox, name);
 	}
 	return dir->user;
 }
 
 #define TRACKED(user, call) do { \
 	struct ouser *tracked_user = (user); \
-	users_change_begin(fs_get(req)->users, tracked_user); \
+	obox_change_begin(fs_get(req)->obox, tracked_user); \
 	call; \
-	users_change_end(tracked_user); \
+	obox_change_end(tracked_user); \
 } while (0)
 
 void track_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -49,6 +51,22 @@ void track_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 void track_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 mode_t mode)
 {
+	struct oboxfs *fs = fs_get(req);
+	const char *error;
+
+	if (parent == FUSE_ROOT_ID && obox_user_name_check(name, &error) == 0 &&
+	    faccessat(fs->meta_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* a user this machine does not have may be in the store:
+		   creating it empty here would hide it.  Asked before the
+		   user's tree lock is taken: a load takes the user's
+		   upload lock, which comes first (engine/obox-private.h) */
+		int err = obox_user_load(fs->obox, name);
+
+		if (err != ENOENT) {
+			fuse_reply_err(req, err == 0 ? EEXIST : err);
+			return;
+		}
+	}
 	TRACKED(user_at(req, parent, name),
 		fsop_mkdir(req, parent, name, mode));
 }
@@ -98,11 +116,11 @@ void track_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		a = b;
 		b = t;
 	}
-	users_change_begin(fs->users, a);
-	users_change_begin(fs->users, b);
+	obox_change_begin(fs->obox, a);
+	obox_change_begin(fs->obox, b);
 	fsop_rename(req, parent, name, newparent, newname, flags);
-	users_change_end(b);
-	users_change_end(a);
+	obox_change_end(b);
+	obox_change_end(a);
 }
 
 void track_create(fuse_req_t req, fuse_ino_t parent, const char *name,

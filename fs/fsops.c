@@ -6,8 +6,6 @@
  * metacache call, saved before any cleanup.
  */
 #include "fs.h"
-#include "mailstore.h"
-#include "stub.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +34,7 @@ static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct oboxfs *fs = fs_get(req);
 	struct fuse_entry_param e;
-	int err = inode_lookup(fs, inode_get(req, parent), name, &e);
+	int err = inode_lookup(fs, inode_get(req, parent), name, true, &e);
 
 	if (err == 0)
 		fuse_reply_entry(req, &e);
@@ -85,7 +83,7 @@ static void fsop_getattr(fuse_req_t req, fuse_ino_t ino,
 }
 
 /* setattr: chmod/chown/truncate/utimens on the metacache file; truncating
-   a stub turns it back into a plain file first (see mailstore_unstub()). */
+   a stub turns it back into a plain file first (obox_truncate()). */
 void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 int valid, struct fuse_file_info *fi)
 {
@@ -113,7 +111,13 @@ void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			goto fail;
 	}
 	if ((valid & FUSE_SET_ATTR_SIZE) != 0) {
-		err = fs_truncate_inode(fs, inode, attr->st_size);
+		char dir[PATH_MAX];
+		const char *name = NULL;
+		bool named = inode_dir_name(fs, inode, dir, sizeof(dir),
+					    &name) == 0;
+
+		err = obox_truncate(fs->obox, inode->fd, named ? dir : NULL,
+				    name, attr->st_size);
 		if (err != 0) {
 			fuse_reply_err(req, err);
 			return;

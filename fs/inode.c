@@ -5,9 +5,6 @@
  * (dev, ino) in a hash table so that hard links share one inode.
  */
 #include "fs.h"
-#include "mailpath.h"
-#include "stub.h"
-#include "users.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -67,15 +64,6 @@ static unsigned int bucket_of(struct oboxfs *fs, dev_t dev, ino_t ino)
 	return (unsigned int)(h >> 32) % fs->bucket_count;
 }
 
-void inode_ref(struct oboxfs *fs, struct oinode *inode)
-{
-	if (inode == &fs->root || inode->is_stats)
-		return;
-	pthread_mutex_lock(&fs->inode_lock);
-	inode->nlookup++;
-	pthread_mutex_unlock(&fs->inode_lock);
-}
-
 void inode_unref(struct oboxfs *fs, struct oinode *inode, uint64_t n)
 {
 	struct oinode **p;
@@ -108,16 +96,14 @@ int inode_stat(struct oboxfs *fs, struct oinode *inode, struct stat *st_r)
 		return 0;
 	}
 	(void)fs;
-	if (fstatat(inode->fd, "", st_r, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -1;
-	return stub_fix_stat(inode->fd, st_r);
+	return obox_stat(inode->fd, st_r);
 }
 
 int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
-		 struct fuse_entry_param *e)
+		 bool load, struct fuse_entry_param *e)
 {
 	struct oinode *inode, *found;
-	struct stub stub;
+	uint64_t stub_size = 0;
 	unsigned int bucket;
 	const char *error;
 	int fd, is_stub;
@@ -127,21 +113,21 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 	e->entry_timeout = fs->timeout;
 
 	if (parent == &fs->root) {
-		if (strcmp(name, MAILPATH_STATS_NAME) == 0) {
+		if (strcmp(name, FS_STATS_NAME) == 0) {
 			e->attr_timeout = 0;
 			e->entry_timeout = 0;
 			(void)inode_stat(fs, &fs->stats, &e->attr);
 			e->ino = (uintptr_t)&fs->stats;
 			return 0;
 		}
-		if (mailpath_user_name_check(name, &error) < 0)
+		if (obox_user_name_check(name, &error) < 0)
 			return ENOENT;
 	}
 
 	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && parent == &fs->root) {
+	if (fd < 0 && errno == ENOENT && parent == &fs->root && load) {
 		/* a user this machine does not have (yet): from the store */
-		int err = fs_user_load(fs, name);
+		int err = obox_user_load(fs->obox, name);
 
 		if (err != 0)
 			return err;
@@ -150,21 +136,22 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 	if (fd < 0)
 		return errno;
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
-	    (is_stub = stub_read(fd, &e->attr, &stub)) < 0) {
+	    (is_stub = obox_stub_size(fd, &e->attr, &stub_size)) < 0) {
 		int saved = errno;
 
 		close(fd);
 		return saved;
 	}
 	if (is_stub > 0) {
-		e->attr.st_size = (off_t)stub.size;
-		e->attr.st_blocks = (blkcnt_t)((stub.size + 511) / 512);
+		e->attr.st_size = (off_t)stub_size;
+		e->attr.st_blocks = (blkcnt_t)((stub_size + 511) / 512);
 		/* a stub's name may come to refer to another stub file
-		   (fsops-mail.c): have the kernel look it up every time */
+		   (engine/mailnames.c): have the kernel look it up every
+		   time */
 		e->entry_timeout = 0;
 	}
 
-	users_touch(parent->user);
+	obox_user_touch(parent->user);
 	pthread_mutex_lock(&fs->inode_lock);
 	bucket = bucket_of(fs, e->attr.st_dev, e->attr.st_ino);
 	for (found = fs->buckets[bucket]; found != NULL; found = found->hnext) {
@@ -185,7 +172,7 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		return ENOMEM;
 	}
 	inode->fd = fd;
-	inode->user = parent == &fs->root ? users_get(fs->users, name) :
+	inode->user = parent == &fs->root ? obox_user_get(fs->obox, name) :
 		parent->user;
 	inode->dev = e->attr.st_dev;
 	inode->ino = e->attr.st_ino;
@@ -243,6 +230,28 @@ int inode_path(struct oboxfs *fs, struct oinode *inode, char *buf,
 		return -1;
 	}
 	strcpy(buf, rel);
+	return 0;
+}
+
+int inode_dir_name(struct oboxfs *fs, struct oinode *inode, char *dir,
+		   size_t size, const char **name_r)
+{
+	char *slash;
+
+	if (inode == &fs->root || inode->is_stats) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (inode_path(fs, inode, dir, size) < 0)
+		return -1;
+	slash = strrchr(dir, '/');
+	if (slash == NULL) {
+		/* a user directory */
+		errno = ENOENT;
+		return -1;
+	}
+	*slash = '\0';
+	*name_r = slash + 1;
 	return 0;
 }
 

@@ -10,17 +10,7 @@
  * letting in-flight requests finish.
  */
 #include "fs.h"
-#include "rmtree.h"
-#include "cachestate.h"
-#include "upload.h"
-#include "uploader.h"
-#include "users.h"
-#include "mailcache.h"
-#include "mailpath.h"
-#include "mailstore.h"
-#include "metacache.h"
-#include "objgc.h"
-#include "objstore.h"
+#include "log.h"
 #include "options.h"
 
 #include <dirent.h>
@@ -112,112 +102,6 @@ static void usage(const char *prog)
 	fuse_lowlevel_help();
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len >= sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-/* dir exists (created with mode if needed) and a file can be created in
-   it */
-static int check_writable_dir(const char *dir, mode_t mode)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	if (mkdir_p(dir, mode) < 0) {
-		fprintf(stderr, "oboxfs: cache directory: mkdir(%s) failed: %s\n",
-			dir, strerror(errno));
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/.oboxfs-write-test.%d", dir,
-		 (int)getpid());
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "oboxfs: cache directory %s is not writable: %s\n",
-			dir, strerror(errno));
-		return -1;
-	}
-	close(fd);
-	unlink(path);
-	return 0;
-}
-
-/* Check and lock the cache dir; set up fs->meta_*.  Returns the lock fd. */
-static int cache_dir_open(const char *cache_dir, struct oboxfs *fs)
-{
-	char path[PATH_MAX];
-	int lock_fd;
-
-	if (check_writable_dir(cache_dir, 0700) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/oboxfs.lock", cache_dir);
-	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock_fd < 0) {
-		fprintf(stderr, "oboxfs: open(%s) failed: %s\n", path,
-			strerror(errno));
-		return -1;
-	}
-	if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		fprintf(stderr, "oboxfs: cache directory %s is in use by "
-			"another oboxfs\n", cache_dir);
-		close(lock_fd);
-		return -1;
-	}
-	/* meta/ is the mount's root directory: its mode is what users see
-	   (cache_dir itself stays 0700) */
-	snprintf(path, sizeof(path), "%s/meta", cache_dir);
-	if (check_writable_dir(path, 0755) < 0)
-		goto fail;
-	snprintf(path, sizeof(path), "%s/mail", cache_dir);
-	if (check_writable_dir(path, 0700) < 0)
-		goto fail;
-	snprintf(path, sizeof(path), "%s/staging", cache_dir);
-	if (check_writable_dir(path, 0700) < 0)
-		goto fail;
-	fs->staging_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fs->staging_fd < 0) {
-		fprintf(stderr, "oboxfs: open(%s) failed: %s\n", path,
-			strerror(errno));
-		goto fail;
-	}
-	snprintf(path, sizeof(path), "%s/meta", cache_dir);
-	fs->meta_path = realpath(path, NULL);
-	if (fs->meta_path == NULL) {
-		fprintf(stderr, "oboxfs: realpath(%s) failed: %s\n", path,
-			strerror(errno));
-		goto fail;
-	}
-	fs->meta_path_len = strlen(fs->meta_path);
-	fs->meta_fd = open(fs->meta_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fs->meta_fd < 0) {
-		fprintf(stderr, "oboxfs: open(%s) failed: %s\n", fs->meta_path,
-			strerror(errno));
-		goto fail;
-	}
-	return lock_fd;
-fail:
-	close(lock_fd);
-	return -1;
-}
-
 /* Every inode the kernel knows holds an O_PATH fd of its metacache file:
    the soft open-files limit (1024 under systemd) would stop the daemon at
    as many files.  Raise it to the hard limit (LimitNOFILE= raises that).
@@ -235,71 +119,20 @@ static void raise_limits(void)
 }
 
 /* SIGUSR1: upload every user's changes now (the uploader's pipe) */
-static struct uploader *signal_uploader;
+static struct obox *signal_obox;
 
 static void upload_signal(int signo)
 {
 	(void)signo;
-	if (signal_uploader != NULL)
-		uploader_request_all(signal_uploader);
+	if (signal_obox != NULL)
+		obox_request_upload(signal_obox);
 }
 
-/* CACHE_DIR/load: users being loaded; what a crash left is removed */
-static int load_dir_open(struct oboxfs *fs, const char *cache_dir)
+/* the engine's log lines go where libfuse's go */
+static void engine_log(enum obox_log_level level, const char *fmt,
+		       va_list args)
 {
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/load", cache_dir);
-	rmtree(path, true);
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "oboxfs: mkdir(%s) failed: %s\n", path,
-			strerror(errno));
-		return -1;
-	}
-	fs->load_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fs->load_fd < 0) {
-		fprintf(stderr, "oboxfs: open(%s) failed: %s\n", path,
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* a user the last run could not upload: dirty again */
-static void mark_left_dirty(const char *name, void *context)
-{
-	struct oboxfs *fs = context;
-	const char *error;
-	struct ouser *user;
-
-	if (mailpath_user_name_check(name, &error) < 0)
-		return;
-	user = users_get(fs->users, name);
-	if (user != NULL) {
-		atomic_store(&user->gen, 1);
-		atomic_store(&user->marked, true);
-	}
-}
-
-/* users already in the metacache (from the last run) are known, so the
-   metacache counts them and can evict them */
-static void register_cached_users(struct oboxfs *fs)
-{
-	int fd = openat(fs->meta_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	const char *error;
-	struct dirent *d;
-	DIR *dir;
-
-	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((d = readdir(dir)) != NULL) {
-		if (mailpath_user_name_check(d->d_name, &error) == 0)
-			(void)users_get(fs->users, d->d_name);
-	}
-	closedir(dir);
+	log_func((enum fuse_log_level)level, fmt, args);
 }
 
 /* the metacache moved user's tree away: the kernel must look it up again */
@@ -313,18 +146,16 @@ static void evicted_user(const char *user, void *context)
 	}
 }
 
-/* the uploader changed a directory of user's tree (a split-brain merge):
-   the kernel drops its cached attributes and entries */
-static void dir_changed(struct ouser *user, const char *path, void *context)
+/* the engine changed a directory (a split-brain merge): the kernel drops
+   its cached attributes and entries */
+static void dir_changed(const char *path, void *context)
 {
 	struct oboxfs *fs = context;
-	char rel[PATH_MAX];
 	struct oinode *inode;
 	struct stat st;
 
-	snprintf(rel, sizeof(rel), "%s/%s", user->name, path);
 	if (fs->se == NULL ||
-	    fstatat(fs->meta_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	    fstatat(fs->meta_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
 	inode = inode_find(fs, st.st_dev, st.st_ino);
 	if (inode != NULL) {
@@ -335,97 +166,48 @@ static void dir_changed(struct ouser *user, const char *path, void *context)
 
 static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 {
-	struct objstore_settings set;
-	char path[PATH_MAX];
+	struct obox_settings set = {
+		.store_url = opts->store_url,
+		.cache_dir = opts->cache_dir,
+		.cache_size = opts->cache_size,
+		.metacache_size = opts->metacache_size,
+		.metacache_idle = opts->metacache_idle,
+		.upload_interval = opts->upload_interval,
+		.upload_deliveries = opts->upload_deliveries,
+		.split_check_interval = opts->split_check_interval,
+		.user_evicted = evicted_user,
+		.dir_changed = dir_changed,
+		.context = fs,
+	};
 	const char *error;
 
-	oboxfs_options_to_settings(opts, &set);
-	if (objstore_init(opts->store_url, &set, &fs->store, &error) < 0) {
-		fprintf(stderr, "oboxfs: %s: %s\n", opts->store_url, error);
+	oboxfs_options_to_settings(opts, &set.store);
+	if (obox_init(&set, &fs->obox, &error) < 0) {
+		fprintf(stderr, "oboxfs: %s\n", error);
 		return -1;
 	}
-	if (cachestate_open(opts->cache_dir, fs->meta_fd, &fs->cs,
-			    &error) < 0) {
-		fprintf(stderr, "oboxfs: cache state: %s\n", error);
-		return -1;
-	}
-	if (load_dir_open(fs, opts->cache_dir) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/mail", opts->cache_dir);
-	if (mailcache_init(path, opts->cache_size, fs->store, &fs->mc,
-			   &error) < 0) {
-		fprintf(stderr, "oboxfs: mail cache: %s\n", error);
-		return -1;
-	}
-	fs->gc = objgc_init(fs->store, fs->mc,
-			    cachestate_path(fs->cs, "garbage"));
-	if (fs->gc != NULL)
-		fs->ms = mailstore_init(fs->store, fs->mc, fs->gc, fs->meta_fd);
-	fs->users = users_init(fs->cs);
-	fs->upctx = calloc(1, sizeof(*fs->upctx));
-	if (fs->ms == NULL || fs->users == NULL || fs->upctx == NULL ||
-	    inode_table_init(fs) < 0) {
+	fs->meta_fd = obox_meta_fd(fs->obox);
+	fs->meta_path = obox_meta_path(fs->obox);
+	fs->meta_path_len = strlen(fs->meta_path);
+	if (inode_table_init(fs) < 0) {
 		fprintf(stderr, "oboxfs: out of memory\n");
 		return -1;
 	}
-	if (upload_ctx_init(fs->upctx, fs->store, fs->gc, fs->cs,
-			    fs->meta_fd) < 0) {
-		fprintf(stderr, "oboxfs: %s: %s\n",
-			cachestate_path(fs->cs, "bundles"), strerror(errno));
-		return -1;
-	}
-	fs->upctx->split_check_interval = opts->split_check_interval;
-	fs->upctx->dir_changed = dir_changed;
-	fs->upctx->dir_changed_context = fs;
-	cachestate_foreach_dirty(fs->cs, mark_left_dirty, fs);
-	fs->upload_deliveries = opts->upload_deliveries;
-	mailstore_set_delivery_callback(fs->ms, fs_delivery_noted, fs);
-	register_cached_users(fs);
-	snprintf(path, sizeof(path), "%s/trash", opts->cache_dir);
-	fs->metacache = metacache_init(fs->meta_fd, path, opts->metacache_size,
-				       opts->metacache_idle, evicted_user, fs);
-	if (fs->metacache == NULL) {
-		fprintf(stderr, "oboxfs: out of memory\n");
-		return -1;
-	}
-	pthread_mutex_init(&fs->ns_lock, NULL);
 	fs->root.fd = fs->meta_fd;
 	fs->root.nlookup = 2;
 	fs->stats.fd = -1;
 	fs->stats.is_stats = true;
 	fs->timeout = OBOXFS_KERNEL_TIMEOUT;
-	fs_staging_cleanup(fs);
 	return 0;
 }
 
 static void fs_deinit(struct oboxfs *fs)
 {
 	/* the last upload (unmount), then nothing may touch the users */
-	signal_uploader = NULL;
-	uploader_stop(&fs->uploader, true);
-	metacache_deinit(&fs->metacache);
-	cachestate_close(&fs->cs, true);
-	users_deinit(&fs->users);
-	if (fs->upctx != NULL) {
-		upload_ctx_deinit(fs->upctx);
-		free(fs->upctx);
-	}
-	if (fs->load_fd >= 0)
-		close(fs->load_fd);
-	if (fs->buckets != NULL) {
+	signal_obox = NULL;
+	obox_deinit(&fs->obox);
+	if (fs->buckets != NULL)
 		inode_table_deinit(fs);
-		pthread_mutex_destroy(&fs->ns_lock);
-	}
-	mailstore_deinit(&fs->ms);
-	objgc_deinit(&fs->gc);
-	mailcache_deinit(&fs->mc);
-	if (fs->store != NULL)
-		objstore_deinit(&fs->store);
-	if (fs->meta_fd >= 0)
-		close(fs->meta_fd);
-	if (fs->staging_fd >= 0)
-		close(fs->staging_fd);
-	free(fs->meta_path);
 }
 
 /* FUSE options every oboxfs mount gets */
@@ -455,9 +237,9 @@ int main(int argc, char *argv[])
 	struct oboxfs_options opts;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop_config;
-	struct oboxfs fs = { .meta_fd = -1, .staging_fd = -1, .load_fd = -1 };
+	struct oboxfs fs = { .meta_fd = -1 };
 	const char *error;
-	int ret, exit_code = 1, lock_fd = -1;
+	int ret, exit_code = 1;
 	bool mounted = false, signals = false, max_threads_given;
 
 	/* modes from the kernel already have the caller's umask applied */
@@ -465,6 +247,7 @@ int main(int argc, char *argv[])
 	raise_limits();
 	memset(&cmd, 0, sizeof(cmd));
 	fuse_set_log_func(log_func);
+	obox_log_set_sink(engine_log);
 
 	if (oboxfs_options_parse(&args, &opts, &error) < 0) {
 		fprintf(stderr, "oboxfs: %s\n", error);
@@ -503,8 +286,7 @@ int main(int argc, char *argv[])
 		goto out;
 
 	fs.se = se;
-	lock_fd = cache_dir_open(opts.cache_dir, &fs);
-	if (lock_fd < 0 || fs_init(&fs, &opts) < 0)
+	if (fs_init(&fs, &opts) < 0)
 		goto out;
 
 	if (fuse_set_signal_handlers(se) != 0)
@@ -528,12 +310,11 @@ int main(int argc, char *argv[])
 	}
 	/* threads start after fuse_daemonize(): a fork keeps only the
 	   calling thread */
-	if (uploader_start(fs.upctx, fs.users, opts.upload_interval,
-			   fs.metacache, &fs.uploader, &error) < 0) {
+	if (obox_start(fs.obox, &error) < 0) {
 		fuse_log(FUSE_LOG_ERR, "%s\n", error);
 		goto out;
 	}
-	signal_uploader = fs.uploader;
+	signal_obox = fs.obox;
 	fuse_log(FUSE_LOG_INFO, "%s mounted on %s (cache %s)\n",
 		 opts.store_url, cmd.mountpoint, opts.cache_dir);
 
@@ -559,16 +340,15 @@ out:
 		fuse_session_unmount(se);
 	/* the last upload runs after the unmount: the process exits when
 	   the index is stored */
-	signal_uploader = NULL;
-	uploader_stop(&fs.uploader, true);
+	signal_obox = NULL;
+	if (fs.obox != NULL)
+		obox_stop(fs.obox);
 	fs.se = NULL;
 	if (signals)
 		fuse_remove_signal_handlers(se);
 	if (se != NULL)
 		fuse_session_destroy(se);
 	fs_deinit(&fs);
-	if (lock_fd >= 0)
-		close(lock_fd);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
 	oboxfs_options_free(&opts);

@@ -163,7 +163,7 @@ static bool dirty_has(const struct dirty_list *list, const char *user)
 
 Test(fs_cachestate_last_run, new_cache_dir_is_first_run)
 {
-	char path[4096], buf[256], expected[256], id[128];
+	char path[4096], buf[256], expected[256], id[128], state[4096];
 
 	make_all_users();
 	open_state();
@@ -178,7 +178,7 @@ Test(fs_cachestate_last_run, new_cache_dir_is_first_run)
 	read_file(path, buf, sizeof(buf));
 	snprintf(expected, sizeof(expected), "mounted %s\n", id);
 	cr_assert_str_eq(buf, expected);
-	cr_assert_str_eq(cachestate_path(cs, "mounted"), path);
+	cr_assert_str_eq(cachestate_path(cs, "mounted", state, sizeof(state)), path);
 }
 
 Test(fs_cachestate_last_run, clean_close_discards_nothing)

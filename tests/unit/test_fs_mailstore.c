@@ -30,6 +30,37 @@ static struct objstore *store;
 static struct mailcache *mc;
 static struct objgc *gc;
 
+/* the name in dir, classified as the engine's name operations do */
+static int place_at(struct mailstore *ms, const char *pdir, const char *name,
+		    struct mail_place *place_r)
+{
+	int ret = mailstore_place(ms, pdir, name, place_r);
+
+	if (ret == 0)
+		errno = EINVAL;	/* not a mail location */
+	return ret > 0 ? 0 : -1;
+}
+
+static int store_at(struct mailstore *ms, int fd, const char *pdir,
+		    const char *name)
+{
+	struct mail_place place;
+
+	if (place_at(ms, pdir, name, &place) < 0)
+		return -1;
+	return mailstore_store(ms, fd, &place);
+}
+
+static int relocate_to(struct mailstore *ms, const struct stub *old,
+		       const char *pdir, const char *name, struct stub *new_r)
+{
+	struct mail_place place;
+
+	if (place_at(ms, pdir, name, &place) < 0)
+		return -1;
+	return mailstore_relocate(ms, old, &place, new_r);
+}
+
 static uint64_t released_count(void)
 {
 	struct objgc_stats stats;
@@ -144,7 +175,7 @@ Test(fs_mailstore, store_names_object_and_leaves_stub)
 
 	setup_store(NULL);
 	fd = make_file("1.M1.host,S=40", MAIL);
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "1.M1.host,S=40"), 0,
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "1.M1.host,S=40"), 0,
 		     "%s", strerror(errno));
 	read_stub(fd, &stub);
 	cr_assert_eq(stub.size, strlen(MAIL));
@@ -180,12 +211,12 @@ Test(fs_mailstore, store_names_object_and_leaves_stub)
 	struct stub stub2;
 
 	fd = make_file("2.M2.host", "x");
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "2.M2.host"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "2.M2.host"), 0);
 	read_stub(fd, &stub2);
 	cr_assert_str_neq(stub2.key, stub.key);
 	cr_assert_eq(strncmp(stub2.key, stub.key, strlen(stub.key) - 32), 0);
 	/* storing a stub again does nothing */
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "2.M2.host"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "2.M2.host"), 0);
 	close(fd);
 	cr_assert_eq(count_objects(), 2);
 }
@@ -199,7 +230,7 @@ Test(fs_mailstore, cache_hit_then_miss_fetches)
 
 	setup_store(NULL);
 	fd = make_file("m", MAIL);
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "m"), 0);
 	read_stub(fd, &stub);
 	close(fd);
 
@@ -237,7 +268,7 @@ Test(fs_mailstore, unstub_restores_bytes_and_keeps_object_until_stored)
 
 	setup_store(NULL);
 	fd = make_file("m", MAIL);
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "m"), 0);
 	read_stub(fd, &stub);
 	cr_assert_eq(mailstore_unstub(ms, fd, true), 0, "%s", strerror(errno));
 	cr_assert_eq(fstat(fd, &st), 0);
@@ -254,7 +285,7 @@ Test(fs_mailstore, unstub_restores_bytes_and_keeps_object_until_stored)
 	/* a plain file is left alone */
 	cr_assert_eq(mailstore_unstub(ms, fd, true), 0);
 	cr_assert_eq(pwrite(fd, "X", 1, 0), 1);
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "m"), 0);
 	read_stub(fd, &stub2);
 	cr_assert_str_neq(stub2.key, stub.key);
 	/* released, but deleted only once a bundle without it is stored */
@@ -274,7 +305,7 @@ Test(fs_mailstore, unstub_without_content)
 
 	setup_store(NULL);
 	fd = make_file("m", MAIL);
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "m"), 0);
 	read_stub(fd, &stub);
 	cr_assert_eq(mailstore_unstub(ms, fd, false), 0);
 	cr_assert_eq(fstat(fd, &st), 0);
@@ -282,7 +313,7 @@ Test(fs_mailstore, unstub_without_content)
 	cr_assert_eq(stub_read(fd, &st, &stub), 0);
 	cr_assert_eq(count_objects(), 1);
 	/* stored again (empty): now the old object is released */
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "m"), 0);
 	cr_assert_eq(released_count(), 1);
 	collect_garbage();
 	cr_assert_eq(count_objects(), 1);
@@ -298,7 +329,7 @@ Test(fs_mailstore, put_failure_changes_nothing)
 	setup_store("ops=put;error=permanent");
 	fd = make_file("m", MAIL);
 	errno = 0;
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), -1);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "m"), -1);
 	cr_assert_eq(errno, EIO);
 	cr_assert_eq(fstat(fd, &st), 0);
 	cr_assert_eq(st.st_size, (off_t)strlen(MAIL));
@@ -318,14 +349,14 @@ Test(fs_mailstore, long_names_refused)
 	name[255] = '\0';
 	fd = make_file(name, MAIL);
 	/* 255 bytes fit a metadata value */
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, name), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, name), 0);
 	close(fd);
 
 	name[255] = 'n';
 	name[256] = '\0';
 	fd = make_file("short", MAIL);
 	errno = 0;
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, name), -1);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, name), -1);
 	cr_assert_eq(errno, ENAMETOOLONG);
 	cr_assert_eq(fstat(fd, &st), 0);
 	cr_assert_eq(stub_read(fd, &st, &stub), 0);
@@ -347,14 +378,14 @@ Test(fs_mailstore, encoded_names_refused)
 	for (unsigned int i = 0; i < 42; i++)
 		strcat(name, "\xc3\xa9");	/* 84 bytes, 252 encoded */
 	fd = make_file(name, MAIL);
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, name), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, name), 0);
 	close(fd);
 	cr_assert_eq(count_objects(), 1);
 
 	strcat(name, "\xc3\xa9");	/* 86 bytes, 258 encoded */
 	fd = make_file("short", MAIL);
 	errno = 0;
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, name), -1);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, name), -1);
 	cr_assert_eq(errno, ENAMETOOLONG);
 	cr_assert_eq(fstat(fd, &st), 0);
 	cr_assert_eq(st.st_size, (off_t)strlen(MAIL));
@@ -372,7 +403,7 @@ Test(fs_mailstore, not_a_mail_location)
 	setup_store(NULL);
 	fd = make_file("m", MAIL);
 	errno = 0;
-	cr_assert_eq(mailstore_store(ms, fd, "user@example.com/Maildir/tmp",
+	cr_assert_eq(store_at(ms, fd, "user@example.com/Maildir/tmp",
 				     "m"), -1);
 	cr_assert_eq(errno, EINVAL);
 	close(fd);
@@ -389,19 +420,19 @@ Test(fs_mailstore, relocate_only_to_another_folder_or_user)
 
 	setup_store(NULL);
 	fd = make_file("m", MAIL);
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "m"), 0);
 	read_stub(fd, &stub);
 	close(fd);
 
 	/* same folder (flag change, new/ -> cur/): keeps its object */
 	cr_assert_eq(mkdirat(meta_fd, FOLDER "/cur", 0700), 0);
-	cr_assert_eq(mailstore_relocate(ms, &stub, FOLDER "/cur", "m:2,S",
+	cr_assert_eq(relocate_to(ms, &stub, FOLDER "/cur", "m:2,S",
 					&moved), 0);
 	cr_assert_eq(count_objects(), 1);
 
 	/* another folder: stored again there, with its metadata */
 	cr_assert_eq(mkdirat(meta_fd, "user@example.com/Maildir/cur", 0700), 0);
-	cr_assert_eq(mailstore_relocate(ms, &stub,
+	cr_assert_eq(relocate_to(ms, &stub,
 					"user@example.com/Maildir/cur", "m2:2,",
 					&moved), 1, "%s", strerror(errno));
 	cr_assert_str_neq(moved.key, stub.key);
@@ -420,7 +451,7 @@ Test(fs_mailstore, relocate_only_to_another_folder_or_user)
 	/* another user: under that user's prefix */
 	cr_assert_eq(mkdirat(meta_fd, "other@example.com", 0700), 0);
 	cr_assert_eq(mkdirat(meta_fd, "other@example.com/new", 0700), 0);
-	cr_assert_eq(mailstore_relocate(ms, &stub, "other@example.com/new",
+	cr_assert_eq(relocate_to(ms, &stub, "other@example.com/new",
 					"m", &moved), 1);
 	cr_assert_not_null(strstr(moved.key, "/other@example.com/mailboxes/"));
 	cr_assert_eq(count_objects(), 3);
@@ -434,12 +465,12 @@ Test(fs_mailstore, relocate_store_failure)
 	/* the first PUT succeeds, the relocation's fails */
 	setup_store("ops=put;error=permanent;fail_after=1");
 	fd = make_file("m", MAIL);
-	cr_assert_eq(mailstore_store(ms, fd, NEWDIR, "m"), 0);
+	cr_assert_eq(store_at(ms, fd, NEWDIR, "m"), 0);
 	read_stub(fd, &stub);
 	close(fd);
 	cr_assert_eq(mkdirat(meta_fd, "user@example.com/Maildir/cur", 0700), 0);
 	errno = 0;
-	cr_assert_eq(mailstore_relocate(ms, &stub,
+	cr_assert_eq(relocate_to(ms, &stub,
 					"user@example.com/Maildir/cur", "m",
 					&moved), -1);
 	cr_assert_eq(errno, EIO);

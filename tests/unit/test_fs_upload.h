@@ -54,10 +54,13 @@ static bool up_ctx_ok;
 static void up_start(void)
 {
 	const char *error = NULL;
+	char garbage[4096];
 
 	cr_assert_eq(cachestate_open(up_cache, up_meta_fd, &up_cs, &error), 0,
 		     "cachestate_open() failed: %s", error);
-	up_gc = objgc_init(up_store, up_mc, cachestate_path(up_cs, "garbage"));
+	up_gc = objgc_init(up_store, up_mc,
+			   cachestate_path(up_cs, "garbage", garbage,
+					   sizeof(garbage)));
 	cr_assert_not_null(up_gc);
 	up_users = users_init(up_cs);
 	cr_assert_not_null(up_users);

@@ -19,7 +19,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,9 +40,9 @@ static char ul_src[4096];
 static int ul_src_fd = -1, ul_dst_fd = -1;
 static struct objstore *ul_store;
 static char ul_prefix[512];	/* "<h1>/<h2>/<user>" */
-static char ul_log[65536];	/* everything fuse_log()ged */
+static char ul_log[65536];	/* everything obox_log()ged */
 
-static void ul_log_func(enum fuse_log_level level, const char *fmt,
+static void ul_log_func(enum obox_log_level level, const char *fmt,
 			va_list ap)
 {
 	size_t len = strlen(ul_log);
@@ -82,7 +82,7 @@ static void ul_init(void)
 	ids_user_hash(UL_USER, h1, h2);
 	snprintf(ul_prefix, sizeof(ul_prefix), "%s/%s/%s", h1, h2, UL_USER);
 	ul_log[0] = '\0';
-	fuse_set_log_func(ul_log_func);
+	obox_log_set_sink(ul_log_func);
 }
 
 static void ul_fini(void)

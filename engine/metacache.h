@@ -38,15 +38,15 @@ typedef void metacache_evicted_cb(const char *user, void *context);
 struct metacache *metacache_init(int meta_fd, const char *trash_dir,
 				 uint64_t cap, unsigned int idle_secs,
 				 metacache_evicted_cb *evicted, void *context);
-void metacache_deinit(struct metacache **mc);
+void metacache_deinit(struct metacache **meta);
 
 /* Measure the users that changed, evict while above the cap. */
-void metacache_enforce(struct metacache *mc, struct users *users,
+void metacache_enforce(struct metacache *meta, struct users *users,
 		       struct upload_ctx *upctx);
 /* Measure one user now (after a load).  */
-void metacache_measure(struct metacache *mc, struct ouser *user);
+void metacache_measure(struct metacache *meta, struct ouser *user);
 
-void metacache_get_stats(struct metacache *mc, struct users *users,
+void metacache_get_stats(struct metacache *meta, struct users *users,
 			 struct metacache_stats *stats_r);
 
 #endif

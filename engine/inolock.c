@@ -1,7 +1,7 @@
 /* inolock.c: per-inode reader/writer locks, made on demand (see inolock.h). */
 #include "inolock.h"
 
-#include <fuse_log.h>
+#include "log.h"
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,7 +69,7 @@ void inolock_lock(struct inolock_table *table, ino_t ino, bool exclusive)
 	if (l == NULL) {
 		l = calloc(1, sizeof(*l));
 		if (l == NULL) {
-			fuse_log(FUSE_LOG_ERR, "inode lock: out of memory\n");
+			obox_log(OBOX_LOG_ERR, "inode lock: out of memory\n");
 			abort();
 		}
 		l->ino = ino;
@@ -92,7 +92,7 @@ void inolock_unlock(struct inolock_table *table, ino_t ino)
 	lp = find(table, ino);
 	l = *lp;
 	if (l == NULL) {
-		fuse_log(FUSE_LOG_ERR, "inode lock: unlock of %ju not locked\n",
+		obox_log(OBOX_LOG_ERR, "inode lock: unlock of %ju not locked\n",
 			 (uintmax_t)ino);
 		abort();
 	}

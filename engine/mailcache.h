@@ -1,6 +1,6 @@
 /* mailcache.h: the daemon's local cache of mail objects, CACHE_DIR/mail/:
  * a thin wrapper over the size-capped LRU cache of cachedir/ (cachedir.h,
- * docs/caches.md) that logs its failures with fuse_log().
+ * docs/caches.md) that logs its failures with obox_log().
  *
  * Each cached mail is a file holding exactly the object's bytes, published
  * by rename (never partial); concurrent misses of one object fetch it once;

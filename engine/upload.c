@@ -6,11 +6,12 @@
 #include "ids.h"
 #include "objgc.h"
 #include "objstore.h"
+#include "userload.h"
 #include "users.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ int upload_ctx_init(struct upload_ctx *ctx, struct objstore *store,
 	pthread_mutex_init(&ctx->stats_lock, NULL);
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s", cachestate_path(cs, "bundles"));
+	cachestate_path(cs, "bundles", path, sizeof(path));
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -1;
 	return 0;
@@ -79,148 +80,47 @@ void upload_get_stats(struct upload_ctx *ctx, struct upload_stats *stats_r)
 	pthread_mutex_unlock(&(ctx)->stats_lock); \
 } while (0)
 
-static void root_free_keys(struct upload_root *root)
+/* CACHE_DIR/state/bundles/<user> */
+static void roots_path(struct upload_ctx *ctx, struct ouser *user,
+		       char *buf, size_t size)
 {
-	for (size_t i = 0; i < root->key_count; i++)
-		free(root->keys[i]);
-	free(root->keys);
-	root->keys = NULL;
-	root->key_count = 0;
+	char dir[PATH_MAX];
+
+	cachestate_path(ctx->cs, "bundles", dir, sizeof(dir));
+	snprintf(buf, size, "%s/%s", dir, user->name);
 }
 
-static void root_free(struct upload_root *root)
-{
-	free(root->path);
-	bundle_tree_free(&root->base);
-	bundle_tree_free(&root->last);
-	root_free_keys(root);
-	free(root);
-}
-
-void upload_roots_free(struct upload_root **roots)
-{
-	struct upload_root *root = *roots, *next;
-
-	for (; root != NULL; root = next) {
-		next = root->next;
-		root_free(root);
-	}
-	*roots = NULL;
-}
-
-struct upload_root *upload_root_get(struct ouser *user, const char *guid)
-{
-	struct upload_root *root;
-
-	for (root = user->roots; root != NULL; root = root->next) {
-		if (strcmp(root->guid, guid) == 0)
-			return root;
-	}
-	root = calloc(1, sizeof(*root));
-	if (root == NULL)
-		return NULL;
-	snprintf(root->guid, sizeof(root->guid), "%s", guid);
-	root->next = user->roots;
-	user->roots = root;
-	return root;
-}
-
-int upload_root_add_key(struct upload_root *root, const char *key)
-{
-	char **keys = realloc(root->keys,
-			      (root->key_count + 1) * sizeof(*keys));
-
-	if (keys == NULL)
-		return -1;
-	root->keys = keys;
-	keys[root->key_count] = strdup(key);
-	if (keys[root->key_count] == NULL)
-		return -1;
-	root->key_count++;
-	return 0;
-}
-
-int upload_roots_add_loaded(struct ouser *user, const char *guid,
-			    char *const *keys, size_t key_count)
-{
-	struct upload_root *root = upload_root_get(user, guid);
-
-	if (root == NULL)
-		return -1;
-	for (size_t i = 0; i < key_count; i++) {
-		if (upload_root_add_key(root, keys[i]) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* CACHE_DIR/state/bundles/<user>: "<guid or -> <key>" per live key */
-static void roots_save(struct upload_ctx *ctx, struct ouser *user)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s",
-		 cachestate_path(ctx->cs, "bundles"), user->name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (f == NULL)
-		goto fail;
-	for (struct upload_root *r = user->roots; r != NULL; r = r->next) {
-		for (size_t i = 0; i < r->key_count; i++) {
-			fprintf(f, "%s %s\n", r->guid[0] == '\0' ? "-" :
-				r->guid, r->keys[i]);
-		}
-	}
-	if (fclose(f) != 0 || rename(tmp, path) < 0)
-		goto fail;
-	return;
-fail:
-	fuse_log(FUSE_LOG_WARNING, "saving %s failed: %s (old bundles may "
-		 "be left in the store)\n", path, strerror(errno));
-}
-
-static void roots_read(struct upload_ctx *ctx, struct ouser *user)
+static void user_roots_save(struct upload_ctx *ctx, struct ouser *user)
 {
 	char path[PATH_MAX];
-	const char *error;
-	char *line = NULL;
-	size_t size = 0;
-	ssize_t len;
-	FILE *f;
 
-	user->roots_read = true;
-	snprintf(path, sizeof(path), "%s/%s",
-		 cachestate_path(ctx->cs, "bundles"), user->name);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return;
-	/* "<guid or -> <key>\n"; anything else (torn, over-long) is
-	   skipped whole */
-	while ((len = getline(&line, &size, f)) > 0) {
-		char *sp = strchr(line, ' '), *key;
+	roots_path(ctx, user, path, sizeof(path));
+	roots_save(&user->roots, path);
+}
 
-		if (line[len - 1] != '\n' || sp == NULL ||
-		    len - 1 > IDS_HEX_LEN + 1 + OBJSTORE_KEY_MAX)
-			continue;
-		line[len - 1] = '\0';
-		if (strlen(line) != (size_t)len - 1)
-			continue;	/* a NUL inside */
-		*sp = '\0';
-		key = sp + 1;
-		if ((strcmp(line, "-") != 0 && !ids_is_hex_id(line)) ||
-		    strncmp(key, user->prefix, strlen(user->prefix)) != 0 ||
-		    key[strlen(user->prefix)] != '/' ||
-		    objstore_key_check(key, &error) < 0)
-			continue;
-		struct upload_root *root =
-			upload_root_get(user, strcmp(line, "-") == 0 ? "" : line);
+static void user_roots_read(struct upload_ctx *ctx, struct ouser *user)
+{
+	char path[PATH_MAX];
 
-		if (root != NULL)
-			(void)upload_root_add_key(root, key);
+	roots_path(ctx, user, path, sizeof(path));
+	roots_read(&user->roots, path, user->prefix);
+}
+
+int upload_user_loaded(struct ouser *user,
+		       const struct userload_roots *loaded)
+{
+	int ret = 0;
+
+	for (size_t i = 0; loaded != NULL && i < loaded->count; i++) {
+		const struct userload_root *root = &loaded->roots[i];
+
+		if (roots_add_loaded(&user->roots, root->guid,
+				     root->bundle_keys,
+				     root->bundle_key_count) < 0)
+			ret = -1;
 	}
-	free(line);
-	fclose(f);
+	user->roots.read = true;
+	return ret;
 }
 
 static void snapshot_free(struct snapshot *snap)
@@ -333,7 +233,7 @@ static int scan_root(int user_fd, struct snapshot *snap, size_t i)
 		openat(user_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		       O_CLOEXEC);
 	if (fd < 0) {
-		fuse_log(FUSE_LOG_ERR, "upload: open(%s) failed: %s\n", path,
+		obox_log(OBOX_LOG_ERR, "upload: open(%s) failed: %s\n", path,
 			 strerror(errno));
 		return -1;
 	}
@@ -342,7 +242,7 @@ static int scan_root(int user_fd, struct snapshot *snap, size_t i)
 	ret = bundle_tree_scan_filtered(fd, scan_filter, &fctx, &tree, &error);
 	close(fd);
 	if (ret < 0) {
-		fuse_log(FUSE_LOG_ERR, "upload: scanning %s failed: %s\n",
+		obox_log(OBOX_LOG_ERR, "upload: scanning %s failed: %s\n",
 			 path, error);
 		return -1;
 	}
@@ -362,7 +262,7 @@ static int snapshot_take(struct upload_ctx *ctx, struct ouser *user,
 	user_fd = openat(ctx->meta_fd, user->name,
 			 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (user_fd < 0 && errno != ENOENT) {
-		fuse_log(FUSE_LOG_ERR, "upload: open(%s) failed: %s\n",
+		obox_log(OBOX_LOG_ERR, "upload: open(%s) failed: %s\n",
 			 user->name, strerror(errno));
 		return -1;
 	}
@@ -429,10 +329,10 @@ static int put_bundle(struct upload_ctx *ctx, const char *prefix,
 
 	if (bundle_key_build(prefix, name, key_r, UPLOAD_KEY_MAX,
 			     &error) < 0) {
-		fuse_log(FUSE_LOG_ERR, "upload: %s\n", error);
+		obox_log(OBOX_LOG_ERR, "upload: %s\n", error);
 		ret = -1;
 	} else if (objstore_put(ctx->store, key_r, data, size, NULL, 0) < 0) {
-		fuse_log(FUSE_LOG_ERR, "upload: storing bundle %s failed: %s\n",
+		obox_log(OBOX_LOG_ERR, "upload: storing bundle %s failed: %s\n",
 			 key_r, objstore_error());
 		ret = -1;
 	} else {
@@ -472,7 +372,7 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	else if (bundle_encode_base(tree, &info, &data, &size, &error) == 0)
 		error = NULL;
 	if (error != NULL) {
-		fuse_log(FUSE_LOG_ERR, "upload: encoding a base of %s "
+		obox_log(OBOX_LOG_ERR, "upload: encoding a base of %s "
 			 "failed: %s\n", prefix, error);
 		bundle_tree_free(&tree);
 		return -1;
@@ -483,8 +383,8 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	/* everything this root had before is superseded */
 	for (size_t i = 0; i < root->key_count; i++)
 		objgc_condemn(ctx->gc, root->keys[i]);
-	root_free_keys(root);
-	(void)upload_root_add_key(root, key);
+	roots_free_keys(root);
+	(void)roots_add_key(root, key);
 	bundle_tree_free(&root->base);
 	bundle_tree_free(&root->last);
 	root->base = tree;
@@ -515,7 +415,7 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 		return upload_base(ctx, user, root, tree);
 	info.seq = root->seq + 1;
 	if (bundle_diff(root->base, tree, &info, &data, &size, &error) < 0) {
-		fuse_log(FUSE_LOG_WARNING, "upload: a diff of %s failed (%s): "
+		obox_log(OBOX_LOG_WARNING, "upload: a diff of %s failed (%s): "
 			 "storing a new base\n", prefix, error);
 		return upload_base(ctx, user, root, tree);
 	}
@@ -541,7 +441,7 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 		free(root->keys[i]);
 	}
 	root->key_count = root->key_count > 0 ? 1 : 0;
-	(void)upload_root_add_key(root, key);
+	(void)roots_add_key(root, key);
 	bundle_tree_free(&root->last);
 	root->last = tree;
 	root->seq++;
@@ -556,7 +456,7 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 		       struct snap_root *sr)
 {
-	struct upload_root *root = upload_root_get(user, sr->guid);
+	struct upload_root *root = roots_get(&user->roots, sr->guid);
 	struct bundle_tree *tree = sr->tree;
 	const char *why;
 
@@ -586,33 +486,27 @@ static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 /* after a complete pass: roots that are gone (a deleted folder) */
 static void forget_unseen_roots(struct upload_ctx *ctx, struct ouser *user)
 {
-	struct upload_root **p = &user->roots;
+	struct upload_root *root = user->roots.list, *next;
 
-	while (*p != NULL) {
-		struct upload_root *root = *p;
-
-		if (root->seen) {
-			p = &root->next;
+	for (; root != NULL; root = next) {
+		next = root->next;
+		if (root->seen)
 			continue;
-		}
 		for (size_t i = 0; i < root->key_count; i++)
 			objgc_condemn(ctx->gc, root->keys[i]);
-		*p = root->next;
-		root_free(root);
+		roots_remove(&user->roots, root);
 	}
 }
 
-static void roots_read(struct upload_ctx *ctx, struct ouser *user);
 
 bool upload_user_root_stored(struct upload_ctx *ctx, struct ouser *user)
 {
-	if (!user->roots_read)
-		roots_read(ctx, user);
-	for (struct upload_root *r = user->roots; r != NULL; r = r->next) {
-		if (r->guid[0] == '\0')
-			return r->key_count > 0;
-	}
-	return false;
+	struct upload_root *root;
+
+	if (!user->roots.read)
+		user_roots_read(ctx, user);
+	root = roots_find(&user->roots, "");
+	return root != NULL && root->key_count > 0;
 }
 
 int upload_user(struct upload_ctx *ctx, struct ouser *user,
@@ -626,8 +520,8 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	int ret = 0;
 
 	pthread_mutex_lock(&user->upload_lock);
-	if (!user->roots_read)
-		roots_read(ctx, user);
+	if (!user->roots.read)
+		user_roots_read(ctx, user);
 	if (folder_path != NULL && !upload_user_root_stored(ctx, user)) {
 		/* the first upload of a user stores its own tree too: a
 		   folder is found again only through it (its path, owner) */
@@ -656,7 +550,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		return -1;
 	}
 
-	for (struct upload_root *r = user->roots; r != NULL; r = r->next)
+	for (struct upload_root *r = user->roots.list; r != NULL; r = r->next)
 		r->seen = false;
 	ret = 0;
 	for (size_t i = 0; i < snap.count; i++) {
@@ -683,7 +577,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		}
 		STAT_ADD(ctx, passes, 1);
 	}
-	roots_save(ctx, user);
+	user_roots_save(ctx, user);
 	snapshot_free(&snap);
 	pthread_mutex_unlock(&user->upload_lock);
 	/* a split-brain merge changed the tree: store the merged base now */
@@ -697,7 +591,7 @@ void upload_split_check_user(struct upload_ctx *ctx, struct ouser *user)
 	bool merged = false;
 
 	pthread_mutex_lock(&user->upload_lock);
-	for (struct upload_root *r = user->roots; r != NULL; r = r->next) {
+	for (struct upload_root *r = user->roots.list; r != NULL; r = r->next) {
 		if (r->path != NULL && r->base != NULL &&
 		    splitbrain_check(ctx, user, r->guid, r->path))
 			merged = true;

@@ -14,6 +14,8 @@
  * could collide while Dovecot runs).
  */
 #include "upload-private.h"
+#include "log.h"
+#include "roots.h"
 #include "keylist.h"
 #include "objgc.h"
 #include "objstore.h"
@@ -22,7 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +108,7 @@ static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 	int dfd, fd;
 
 	if (objstore_head(ctx->store, key, &st) < 0) {
-		fuse_log(FUSE_LOG_WARNING, "split brain: HEAD %s failed: %s\n",
+		obox_log(OBOX_LOG_WARNING, "split brain: HEAD %s failed: %s\n",
 			 key, objstore_error());
 		return NULL;
 	}
@@ -137,7 +139,7 @@ static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 		if (fstat(dfd, &dst) < 0 ||
 		    fchown(fd, dst.st_uid, dst.st_gid) < 0 ||
 		    stub_write(fd, &stub) < 0 || futimens(fd, times) < 0) {
-			fuse_log(FUSE_LOG_ERR, "split brain: putting back %s "
+			obox_log(OBOX_LOG_ERR, "split brain: putting back %s "
 				 "failed: %s\n", key, strerror(errno));
 			(void)unlinkat(dfd, name, 0);
 		} else {
@@ -180,7 +182,7 @@ static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		}
 	}
 	if (merged > 0)
-		atomic_fetch_add(&user->gen, 1);
+		users_changed_behind(user);
 	if (folder_fd >= 0)
 		close(folder_fd);
 	if (user_fd >= 0)
@@ -210,7 +212,7 @@ static int64_t now_secs(void)
 bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		      const char *guid, const char *path)
 {
-	struct upload_root *root = upload_root_get(user, guid);
+	struct upload_root *root = roots_get(&user->roots, guid);
 	char prefix[OBJSTORE_KEY_MAX + 1], idx[OBJSTORE_KEY_MAX + 8];
 	struct list_ctx lctx = { .idx_prefix = idx };
 	unsigned int foreign = 0, merged = 0;
@@ -235,7 +237,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	/* the user root: its bundles only; a folder: its mails too */
 	if (objstore_list(ctx->store, guid[0] == '\0' ? idx : prefix, NULL,
 			  list_cb, &lctx) < 0) {
-		fuse_log(FUSE_LOG_WARNING, "split-brain check of %s failed: "
+		obox_log(OBOX_LOG_WARNING, "split-brain check of %s failed: "
 			 "%s\n", prefix, objstore_error());
 		goto out;
 	}
@@ -248,12 +250,12 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		if (ours || objgc_is_garbage(ctx->gc, key))
 			continue;
 		/* condemned with this root's next base */
-		(void)upload_root_add_key(root, key);
+		(void)roots_add_key(root, key);
 		foreign++;
 	}
 	if (foreign == 0)
 		goto out;
-	fuse_log(FUSE_LOG_WARNING, "split brain: another machine wrote %u "
+	obox_log(OBOX_LOG_WARNING, "split brain: another machine wrote %u "
 		 "bundles of %s (user %s, %s): merging its mails; its index "
 		 "changes are not taken over\n", foreign, prefix, user->name,
 		 path[0] == '\0' ? "the user directory" : path);
@@ -263,7 +265,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	   the other writer's bundles */
 	bundle_tree_free(&root->base);
 	bundle_tree_free(&root->last);
-	atomic_fetch_add(&user->gen, 1);
+	users_changed_behind(user);
 	pthread_mutex_lock(&ctx->stats_lock);
 	ctx->stats.split_brains++;
 	ctx->stats.split_mails_merged += merged;

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,7 +30,7 @@ struct folder_request {
 struct uploader {
 	struct upload_ctx *ctx;
 	struct users *users;
-	struct metacache *mc;
+	struct metacache *metacache;
 	unsigned int interval;
 	int pipe_fds[2];
 	pthread_t thread;
@@ -82,7 +82,7 @@ static void full_pass(struct uploader *up)
 	unsigned int count;
 
 	if (users_list(up->users, &list, &count) < 0) {
-		fuse_log(FUSE_LOG_ERR, "upload: out of memory\n");
+		obox_log(OBOX_LOG_ERR, "upload: out of memory\n");
 		return;
 	}
 	for (unsigned int i = 0; i < count; i++) {
@@ -178,14 +178,14 @@ static void *uploader_thread(void *context)
 				next_pass = now_ms() +
 					(int64_t)up->interval * 1000;
 		}
-		if (up->mc != NULL)
-			metacache_enforce(up->mc, up->users, up->ctx);
+		if (up->metacache != NULL)
+			metacache_enforce(up->metacache, up->users, up->ctx);
 	}
 	return NULL;
 }
 
 int uploader_start(struct upload_ctx *ctx, struct users *users,
-		   unsigned int interval, struct metacache *mc,
+		   unsigned int interval, struct metacache *metacache,
 		   struct uploader **uploader_r, const char **error_r)
 {
 	struct uploader *up = calloc(1, sizeof(*up));
@@ -197,7 +197,7 @@ int uploader_start(struct upload_ctx *ctx, struct users *users,
 	up->ctx = ctx;
 	up->users = users;
 	up->interval = interval;
-	up->mc = mc;
+	up->metacache = metacache;
 	pthread_mutex_init(&up->lock, NULL);
 	pthread_cond_init(&up->cond, NULL);
 	atomic_init(&up->stop, false);

@@ -6,7 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +85,7 @@ struct objgc *objgc_init(struct objstore *store, struct mailcache *mc,
 		gc->garbage_fd = open(garbage_path, O_WRONLY | O_CREAT |
 				      O_APPEND | O_CLOEXEC, 0600);
 		if (gc->garbage_fd < 0) {
-			fuse_log(FUSE_LOG_ERR, "open(%s) failed: %s\n",
+			obox_log(OBOX_LOG_ERR, "open(%s) failed: %s\n",
 				 garbage_path, strerror(errno));
 		}
 	}
@@ -100,7 +100,7 @@ void objgc_deinit(struct objgc **_gc)
 		return;
 	*_gc = NULL;
 	if (gc->pending.count > 0) {
-		fuse_log(FUSE_LOG_WARNING, "%zu released objects were not "
+		obox_log(OBOX_LOG_WARNING, "%zu released objects were not "
 			 "deleted (no index upload covered them); they "
 			 "come back as mails if the user is loaded from the "
 			 "store\n", gc->pending.count);
@@ -129,7 +129,7 @@ int objgc_release(struct objgc *gc, const char *key)
 	pthread_mutex_unlock(&gc->lock);
 	if (ret < 0) {
 		free(copy);
-		fuse_log(FUSE_LOG_ERR, "releasing %s: out of memory (the "
+		obox_log(OBOX_LOG_ERR, "releasing %s: out of memory (the "
 			 "object leaks)\n", key);
 	}
 	return ret;
@@ -175,13 +175,13 @@ static void condemn_locked(struct objgc *gc, char *key)
 
 		key[len] = '\n';
 		if (write(gc->garbage_fd, key, len + 1) != (ssize_t)len + 1) {
-			fuse_log(FUSE_LOG_WARNING, "appending to %s failed: "
+			obox_log(OBOX_LOG_WARNING, "appending to %s failed: "
 				 "%s\n", gc->garbage_path, strerror(errno));
 		}
 		key[len] = '\0';
 	}
 	if (keylist_push(&gc->condemned, key) < 0) {
-		fuse_log(FUSE_LOG_ERR, "condemning %s: out of memory (the "
+		obox_log(OBOX_LOG_ERR, "condemning %s: out of memory (the "
 			 "object leaks)\n", key);
 		free(key);
 	}
@@ -203,7 +203,7 @@ void objgc_condemn(struct objgc *gc, const char *key)
 	char *copy = malloc(strlen(key) + 2);
 
 	if (copy == NULL) {
-		fuse_log(FUSE_LOG_ERR, "condemning %s: out of memory\n", key);
+		obox_log(OBOX_LOG_ERR, "condemning %s: out of memory\n", key);
 		return;
 	}
 	strcpy(copy, key);
@@ -248,7 +248,7 @@ int objgc_flush(struct objgc *gc)
 	if (work.count > 0 &&
 	    objstore_delete_many(gc->store, (const char *const *)work.keys,
 				 work.count) < 0) {
-		fuse_log(FUSE_LOG_ERR, "deleting %zu unreferenced objects "
+		obox_log(OBOX_LOG_ERR, "deleting %zu unreferenced objects "
 			 "failed (tried again later): %s\n", work.count,
 			 objstore_error());
 		ret = -1;

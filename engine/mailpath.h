@@ -27,6 +27,9 @@ struct mailpath {
 	size_t user_len;
 	/* the entry is a mail location (see above) */
 	bool is_mail;
+	/* is_mail, and a new mail arriving: in a maildir "new" directory,
+	   or an sdbox "u.<digits>" file */
+	bool is_delivery;
 	/* if is_mail: the folder directory is dir[0 .. folder_len) */
 	size_t folder_len;
 	/* dir relative to the user directory ("" for the user dir itself);

@@ -3,7 +3,7 @@
 
 #include <errno.h>
 #include <ftw.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 	(void)ftw;
 	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && !rm_quiet &&
 	    errno != ENOENT) {
-		fuse_log(FUSE_LOG_WARNING, "removing %s failed: %s\n", path,
+		obox_log(OBOX_LOG_WARNING, "removing %s failed: %s\n", path,
 			 strerror(errno));
 	}
 	return 0;

@@ -16,6 +16,7 @@
 #define OBOXFS_CACHESTATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct cachestate;
 
@@ -48,7 +49,8 @@ void cachestate_foreach_dirty(struct cachestate *cs,
 			      void (*fn)(const char *user, void *context),
 			      void *context);
 
-/* The path of CACHE_DIR/state/<name> (static buffer of cs) */
-const char *cachestate_path(struct cachestate *cs, const char *name);
+/* The path of CACHE_DIR/state/<name> into buf; returns buf. */
+const char *cachestate_path(struct cachestate *cs, const char *name,
+			    char *buf, size_t size);
 
 #endif

@@ -3,7 +3,7 @@
 #include "ids.h"
 
 #include <errno.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +90,7 @@ int stub_read(int fd, const struct stat *st, struct stub *stub_r)
 	if (size_len < 0 ||
 	    stub_parse(key, (size_t)key_len, size, (size_t)size_len,
 		       stub_r) < 0) {
-		fuse_log(FUSE_LOG_ERR, "damaged mail stub (inode %ju): "
+		obox_log(OBOX_LOG_ERR, "damaged mail stub (inode %ju): "
 			 "invalid %s/%s xattrs\n", (uintmax_t)st->st_ino,
 			 STUB_XATTR_KEY, STUB_XATTR_SIZE);
 		errno = EIO;
@@ -114,7 +114,7 @@ int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1])
 	if (len == 0 || memchr(key_r, '\0', (size_t)len) != NULL ||
 	    objstore_key_check(key_r, &error) < 0 ||
 	    ids_key_oid(key_r) == NULL) {
-		fuse_log(FUSE_LOG_ERR, "damaged %s xattr: not a mail key\n",
+		obox_log(OBOX_LOG_ERR, "damaged %s xattr: not a mail key\n",
 			 STUB_XATTR_OLDKEY);
 		errno = EIO;
 		return -1;

@@ -35,7 +35,7 @@ struct objstore;
 struct objgc;
 struct cachestate;
 struct ouser;
-struct upload_root;
+struct userload_roots;
 
 struct upload_stats {
 	uint64_t passes;	/* upload_user() calls that stored all */
@@ -80,12 +80,12 @@ void upload_ctx_deinit(struct upload_ctx *ctx);
 int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		const char *folder_path);
 
-/* After user was loaded from the store: the bundle keys found for the
-   root with guid ("" for the user root), to be condemned once a new
-   base of that root is stored.  Call with user->upload_lock held. */
-int upload_roots_add_loaded(struct ouser *user, const char *guid,
-			    char *const *keys, size_t key_count);
-void upload_roots_free(struct upload_root **roots);
+/* After user was loaded from the store (userload.h): the bundle keys
+   found for each root, to be condemned once a new base of that root is
+   stored; the user's roots count as read.  Call with user->upload_lock
+   held.  Returns 0 or -1 (out of memory: some old bundles may stay). */
+int upload_user_loaded(struct ouser *user,
+		       const struct userload_roots *loaded);
 /* True if the user root has a stored bundle (call with upload_lock). */
 bool upload_user_root_stored(struct upload_ctx *ctx, struct ouser *user);
 

@@ -10,7 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -90,7 +90,7 @@ static int read_guid(int dir_fd, char guid_r[33])
 		return errno == ENODATA ? 0 : -1;
 	guid_r[len] = '\0';
 	if (!ids_is_hex_id(guid_r)) {
-		fuse_log(FUSE_LOG_ERR, "folder has a damaged %s xattr\n",
+		obox_log(OBOX_LOG_ERR, "folder has a damaged %s xattr\n",
 			 STUB_XATTR_GUID);
 		errno = EIO;
 		return -1;
@@ -126,21 +126,17 @@ int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 	return ret < 0 ? -1 : 0;
 }
 
-/* Where a mail named name in directory dir is stored: a new key (new oid)
-   in key_r, the metadata values in path_r (points into dir).  Returns 0
-   or -1 with errno. */
-static int new_mail_key(struct mailstore *ms, const char *dir,
-			const char *name, char key_r[OBJSTORE_KEY_MAX + 1],
-			const char **path_r)
+int mailstore_place(struct mailstore *ms, const char *dir, const char *name,
+		    struct mail_place *place_r)
 {
 	struct mailpath mp;
-	char user[MAILPATH_NAME_MAX + 1], folder[PATH_MAX];
-	char guid[IDS_HEX_LEN + 1], oid[IDS_HEX_LEN + 1];
+	char folder[PATH_MAX];
 
 	if (mailpath_classify(dir, name, &mp) < 0)
 		return -1;
-	if (!mp.is_mail || mp.user_len > MAILPATH_NAME_MAX ||
-	    mp.folder_len >= sizeof(folder)) {
+	if (!mp.is_mail)
+		return 0;
+	if (mp.user_len > MAILPATH_NAME_MAX || mp.folder_len >= sizeof(folder)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -149,7 +145,7 @@ static int new_mail_key(struct mailstore *ms, const char *dir,
 	   backend alike */
 	if (!objstore_meta_value_fits(mp.user_dir) ||
 	    !objstore_meta_value_fits(name)) {
-		fuse_log(FUSE_LOG_ERR, "cannot store mail %s/%s: its %s is "
+		obox_log(OBOX_LOG_ERR, "cannot store mail %s/%s: its %s is "
 			 "longer than %d bytes once encoded as object "
 			 "metadata\n", dir, name,
 			 objstore_meta_value_fits(name) ? "path" : "name",
@@ -157,21 +153,37 @@ static int new_mail_key(struct mailstore *ms, const char *dir,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	memcpy(user, dir, mp.user_len);
-	user[mp.user_len] = '\0';
+	memset(place_r, 0, sizeof(*place_r));
+	place_r->dir = dir;
+	place_r->name = name;
+	place_r->user_dir = mp.user_dir;
+	place_r->is_delivery = mp.is_delivery;
+	memcpy(place_r->user, dir, mp.user_len);
+	place_r->user[mp.user_len] = '\0';
 	memcpy(folder, dir, mp.folder_len);
 	folder[mp.folder_len] = '\0';
+	/* the folder relative to the user dir */
+	snprintf(place_r->folder, sizeof(place_r->folder), "%s",
+		 mp.folder_len > mp.user_len ? folder + mp.user_len + 1 : "");
 
-	if (mailstore_folder_guid(ms, folder, guid) < 0) {
-		fuse_log(FUSE_LOG_ERR, "folder GUID of %s: %s\n", folder,
+	if (mailstore_folder_guid(ms, folder, place_r->guid) < 0) {
+		obox_log(OBOX_LOG_ERR, "folder GUID of %s: %s\n", folder,
 			 strerror(errno));
 		return -1;
 	}
-	if (ids_generate(oid) < 0 ||
-	    ids_mail_key(user, guid, oid, key_r, OBJSTORE_KEY_MAX + 1) < 0)
+	return 1;
+}
+
+/* a new key (new oid) for a mail at place */
+static int new_mail_key(const struct mail_place *place,
+			char key_r[OBJSTORE_KEY_MAX + 1])
+{
+	char oid[IDS_HEX_LEN + 1];
+
+	if (ids_generate(oid) < 0)
 		return -1;
-	*path_r = mp.user_dir;
-	return 0;
+	return ids_mail_key(place->user, place->guid, oid, key_r,
+			    OBJSTORE_KEY_MAX + 1);
 }
 
 void mailstore_set_delivery_callback(struct mailstore *ms,
@@ -182,18 +194,13 @@ void mailstore_set_delivery_callback(struct mailstore *ms,
 	ms->delivery_context = context;
 }
 
-/* a mail appeared in dir (relative to the tree root) as name: tell the
-   delivery callback if that is a delivery (maildir new/, sdbox u.N) */
-static void note_delivery(struct mailstore *ms, const char *dir,
-			  const char *name, const char *key)
+/* a mail was stored at place: tell the delivery callback if that is a
+   delivery */
+static void note_delivery(struct mailstore *ms,
+			  const struct mail_place *place)
 {
-	const char *slash = strrchr(dir, '/');
-	const char *last = slash == NULL ? dir : slash + 1;
-
-	if (ms->delivery_cb == NULL)
-		return;
-	if (strcmp(last, "new") == 0 || mailpath_is_sdbox_mail_name(name))
-		ms->delivery_cb(dir, key, ms->delivery_context);
+	if (ms->delivery_cb != NULL && place->is_delivery)
+		ms->delivery_cb(place, ms->delivery_context);
 }
 
 /* PUT size bytes of fd as key with the path/name/mtime metadata and cache
@@ -211,7 +218,7 @@ static int put_mail(struct mailstore *ms, const char *key, int fd,
 
 	snprintf(mtime_str, sizeof(mtime_str), "%lld", (long long)mtime);
 	if (objstore_put_fd(ms->store, key, fd, size, meta, 3) < 0) {
-		fuse_log(FUSE_LOG_ERR, "storing mail %s/%s failed: %s\n",
+		obox_log(OBOX_LOG_ERR, "storing mail %s/%s failed: %s\n",
 			 path, name, objstore_error());
 		errno = EIO;
 		return -1;
@@ -247,18 +254,18 @@ static void release_oldkey(struct mailstore *ms, int fd)
 	if (stub_read_oldkey(fd, oldkey) <= 0)
 		return;
 	if (fd_removexattr(fd, STUB_XATTR_OLDKEY) < 0) {
-		fuse_log(FUSE_LOG_WARNING, "removing %s failed: %s\n",
+		obox_log(OBOX_LOG_WARNING, "removing %s failed: %s\n",
 			 STUB_XATTR_OLDKEY, strerror(errno));
 	}
 	(void)objgc_release(ms->gc, oldkey);
 }
 
-int mailstore_store(struct mailstore *ms, int fd, const char *dir,
-		    const char *name)
+int mailstore_store(struct mailstore *ms, int fd,
+		    const struct mail_place *place)
 {
+	const char *dir = place->dir, *name = place->name;
 	struct stat st, st2;
 	struct stub stub;
-	const char *path;
 	int ret;
 
 	if (fstat(fd, &st) < 0)
@@ -271,10 +278,10 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 		ret = stub_read(fd, &st, &stub);
 		if (ret != 0)
 			return ret < 0 ? -1 : 0;
-		if (new_mail_key(ms, dir, name, stub.key, &path) < 0)
+		if (new_mail_key(place, stub.key) < 0)
 			return -1;
 		stub.size = (uint64_t)st.st_size;
-		if (put_mail(ms, stub.key, fd, stub.size, path, name,
+		if (put_mail(ms, stub.key, fd, stub.size, place->user_dir, name,
 			     st.st_mtim.tv_sec) < 0)
 			return -1;
 		/* callers hold the inode lock, which writes through this
@@ -291,7 +298,7 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 			break;
 		(void)objgc_release(ms->gc, stub.key);
 		if (attempt == STORE_ATTEMPTS) {
-			fuse_log(FUSE_LOG_ERR, "storing mail %s/%s failed: "
+			obox_log(OBOX_LOG_ERR, "storing mail %s/%s failed: "
 				 "it kept changing while being stored\n",
 				 dir, name);
 			errno = EIO;
@@ -302,7 +309,7 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 	if (stub_write(fd, &stub) < 0 || ftruncate(fd, 0) < 0) {
 		int saved = errno;
 
-		fuse_log(FUSE_LOG_ERR, "making %s/%s a stub failed: %s\n",
+		obox_log(OBOX_LOG_ERR, "making %s/%s a stub failed: %s\n",
 			 dir, name, strerror(saved));
 		(void)stub_clear(fd);
 		(void)objgc_release(ms->gc, stub.key);
@@ -314,11 +321,11 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
 	struct timespec times[2] = { st.st_atim, st.st_mtim };
 
 	if (futimens(fd, times) < 0) {
-		fuse_log(FUSE_LOG_WARNING, "keeping the times of %s/%s "
+		obox_log(OBOX_LOG_WARNING, "keeping the times of %s/%s "
 			 "failed: %s\n", dir, name, strerror(errno));
 	}
 	release_oldkey(ms, fd);
-	note_delivery(ms, dir, name, stub.key);
+	note_delivery(ms, place);
 	return 0;
 }
 
@@ -340,13 +347,13 @@ static const char *key_owner(const char *key, size_t *len_r)
 }
 
 int mailstore_relocate(struct mailstore *ms, const struct stub *old,
-		       const char *dir, const char *name, struct stub *new_r)
+		       const struct mail_place *place, struct stub *new_r)
 {
-	const char *path, *old_owner, *new_owner;
+	const char *old_owner, *new_owner;
 	size_t old_len = 0, new_len = 0;
 	int fd, ret;
 
-	if (new_mail_key(ms, dir, name, new_r->key, &path) < 0)
+	if (new_mail_key(place, new_r->key) < 0)
 		return -1;
 	old_owner = key_owner(old->key, &old_len);
 	new_owner = key_owner(new_r->key, &new_len);
@@ -361,8 +368,8 @@ int mailstore_relocate(struct mailstore *ms, const struct stub *old,
 
 	ret = fstat(fd, &st);
 	if (ret == 0) {
-		ret = put_mail(ms, new_r->key, fd, old->size, path, name,
-			       st.st_mtim.tv_sec);
+		ret = put_mail(ms, new_r->key, fd, old->size, place->user_dir,
+			       place->name, st.st_mtim.tv_sec);
 	}
 	int saved = errno;
 
@@ -373,7 +380,7 @@ int mailstore_relocate(struct mailstore *ms, const struct stub *old,
 	pthread_mutex_lock(&ms->stats_lock);
 	ms->stats.mails_relocated++;
 	pthread_mutex_unlock(&ms->stats_lock);
-	note_delivery(ms, dir, name, new_r->key);
+	note_delivery(ms, place);
 	return 1;
 }
 

@@ -22,8 +22,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "roots.h"
+
 struct cachestate;
-struct upload_root;
 
 #define USERS_PREFIX_MAX 300
 
@@ -56,9 +57,7 @@ struct ouser {
 	   not wait for an upload) */
 	atomic_uint_fast64_t uploaded_gen;
 	/* bundle roots with their upload state (protected by upload_lock) */
-	struct upload_root *roots;
-	/* roots has been filled from the state file (upload_lock) */
-	bool roots_read;
+	struct user_roots roots;
 	/* monotonic ms when the store last had nothing of this user, or 0
 	   (upload_lock): a lookup and the mkdir right after it cost one
 	   LIST, not two */
@@ -67,7 +66,7 @@ struct ouser {
 	/* deliveries per folder since that folder's last upload
 	   (protected by users->lock) */
 	struct user_folder_count *folder_counts;
-	unsigned int folder_count_count;
+	unsigned int folder_count_len;
 };
 
 struct users;
@@ -85,6 +84,12 @@ struct ouser *users_get(struct users *users, const char *name);
    nothing is done). */
 void users_change_begin(struct users *users, struct ouser *user);
 void users_change_end(struct ouser *user);
+/* The engine changed user's tree itself (a split-brain merge, under the
+   snapshot lock or upload_lock): it needs uploading. */
+void users_changed_behind(struct ouser *user);
+/* At startup: the last run could not upload user's changes (its dirty
+   marker is still there): dirty again. */
+void users_mark_left_dirty(struct ouser *user);
 /* Mark an access (lookup, read) for the idle timer. */
 void users_touch(struct ouser *user);
 /* A file or directory of user was opened / closed (user may be NULL). */

@@ -2,7 +2,7 @@
 #include "mailcache.h"
 
 #include <errno.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <stdlib.h>
 
 struct mailcache {
@@ -44,7 +44,7 @@ int mailcache_open(struct mailcache *mc, const char *key, uint64_t size,
 		int saved = errno;
 
 		/* ENOENT: the object was released while fetched */
-		fuse_log(saved == ENOENT ? FUSE_LOG_INFO : FUSE_LOG_ERR,
+		obox_log(saved == ENOENT ? OBOX_LOG_INFO : OBOX_LOG_ERR,
 			 "mail cache: open(%s) failed: %s\n",
 			 key, cachedir_error());
 		errno = saved;
@@ -60,7 +60,7 @@ int mailcache_add_fd(struct mailcache *mc, const char *key, int fd,
 		int saved = errno;
 
 		/* not fatal for the callers: a miss fetches it again */
-		fuse_log(FUSE_LOG_WARNING, "mail cache: add(%s) failed: %s\n",
+		obox_log(OBOX_LOG_WARNING, "mail cache: add(%s) failed: %s\n",
 			 key, cachedir_error());
 		errno = saved;
 		return -1;

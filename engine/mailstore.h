@@ -21,6 +21,10 @@
 #ifndef OBOXFS_MAILSTORE_H
 #define OBOXFS_MAILSTORE_H
 
+#include "ids.h"
+#include "mailpath.h"
+
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -35,6 +39,21 @@ struct mailstore_stats {
 	uint64_t mails_stored, bytes_stored, mails_unstubbed, mails_relocated;
 };
 
+/* Where a mail name is: classified once (mailstore_place()) and carried
+   through the store, relocate and delivery steps of one operation. */
+struct mail_place {
+	const char *dir;	/* the directory, relative to the tree root */
+	const char *name;	/* the entry name */
+	const char *user_dir;	/* dir relative to the user dir (in dir) */
+	char user[MAILPATH_NAME_MAX + 1];
+	/* the folder directory relative to the user dir ("" for the user
+	   dir itself) */
+	char folder[PATH_MAX];
+	char guid[IDS_HEX_LEN + 1];	/* the folder's GUID */
+	/* a delivery: into a maildir "new" directory or an sdbox u.N */
+	bool is_delivery;
+};
+
 /* meta_fd: the metacache root directory (O_PATH is enough). */
 struct mailstore *mailstore_init(struct objstore *store, struct mailcache *mc,
 				 struct objgc *gc, int meta_fd);
@@ -44,8 +63,16 @@ void mailstore_lock_inode(struct mailstore *ms, ino_t ino);
 void mailstore_lock_inode_shared(struct mailstore *ms, ino_t ino);
 void mailstore_unlock_inode(struct mailstore *ms, ino_t ino);
 
-/* Store the regular file open read-write as fd as the mail name in
-   directory dir (relative to the tree root; it must be a mail location).
+/* Classify the entry name in directory dir (relative to the tree root;
+   both must stay valid while place_r is used).  Returns 1 with place_r
+   filled if it is a mail location (the folder's GUID is created if
+   missing), 0 if it is not, -1 with errno: ENAMETOOLONG if the path or
+   name cannot be kept as object metadata, EINVAL for a bad dir, else the
+   error of the folder GUID. */
+int mailstore_place(struct mailstore *ms, const char *dir, const char *name,
+		    struct mail_place *place_r);
+
+/* Store the regular file open read-write as fd as the mail at place.
    A file that already is a stub is left alone.  The object of the stub
    the file was before being rewritten (STUB_XATTR_OLDKEY) is released
    once the new one is stored.  Call with the inode locked (exclusive).
@@ -53,9 +80,9 @@ void mailstore_unlock_inode(struct mailstore *ms, ino_t ino);
    errno: EIO if the store failed (then nothing changed), ENAMETOOLONG if
    the path or name cannot be kept as object metadata, EINVAL if dir/name is
    not a mail location. */
-int mailstore_store(struct mailstore *ms, int fd, const char *dir,
-		    const char *name);
-/* A stub (old) gets the name name in directory dir, a mail location.  If
+int mailstore_store(struct mailstore *ms, int fd,
+		    const struct mail_place *place);
+/* A stub (old) gets the name at place, a mail location.  If
    that is another user's or another folder's (a COPY/MOVE between folders,
    a delivery to several users sharing one file), the mail is stored again
    under the new folder, with new metadata, as new_r (from the mail cache:
@@ -64,7 +91,7 @@ int mailstore_store(struct mailstore *ms, int fd, const char *dir,
    Returns 0 if the stub may keep its object, -1 with errno on failure
    (EIO: the store failed). */
 int mailstore_relocate(struct mailstore *ms, const struct stub *old,
-		       const char *dir, const char *name, struct stub *new_r);
+		       const struct mail_place *place, struct stub *new_r);
 /* Turn the stub open read-write as fd back into a plain file holding the
    mail's bytes (or empty if !keep_content).  Its object is not released
    yet: its key is kept as STUB_XATTR_OLDKEY until the new content is
@@ -78,10 +105,8 @@ int mailstore_unstub(struct mailstore *ms, int fd, bool keep_content);
 int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 			  char guid_r[33]);
 
-/* Called after a delivery was stored: a mail stored into a maildir "new"
-   directory or as an sdbox "u.N" file.  dir is relative to the tree root
-   (it starts with the user), key is the new object's key. */
-typedef void mailstore_delivery_cb(const char *dir, const char *key,
+/* Called after a delivery (place->is_delivery) was stored. */
+typedef void mailstore_delivery_cb(const struct mail_place *place,
 				   void *context);
 void mailstore_set_delivery_callback(struct mailstore *ms,
 				     mailstore_delivery_cb *callback,

@@ -2,7 +2,6 @@
 #include "users.h"
 #include "cachestate.h"
 #include "ids.h"
-#include "upload.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +51,7 @@ struct users *users_init(struct cachestate *cs)
 
 static void user_free(struct ouser *user)
 {
-	upload_roots_free(&user->roots);
+	roots_forget(&user->roots);
 	pthread_rwlock_destroy(&user->tree_lock);
 	pthread_mutex_destroy(&user->upload_lock);
 	free(user->folder_counts);
@@ -161,6 +160,17 @@ void users_change_end(struct ouser *user)
 		pthread_rwlock_unlock(&user->tree_lock);
 }
 
+void users_changed_behind(struct ouser *user)
+{
+	atomic_fetch_add(&user->gen, 1);
+}
+
+void users_mark_left_dirty(struct ouser *user)
+{
+	atomic_store(&user->gen, 1);
+	atomic_store(&user->marked, true);
+}
+
 void users_touch(struct ouser *user)
 {
 	if (user != NULL)
@@ -205,7 +215,7 @@ bool users_count_delivery(struct users *users, struct ouser *user,
 	bool reached = false;
 
 	pthread_mutex_lock(&users->lock);
-	for (unsigned int i = 0; i < user->folder_count_count; i++) {
+	for (unsigned int i = 0; i < user->folder_count_len; i++) {
 		if (strcmp(user->folder_counts[i].guid, guid) == 0) {
 			fc = &user->folder_counts[i];
 			break;
@@ -214,11 +224,11 @@ bool users_count_delivery(struct users *users, struct ouser *user,
 	if (fc == NULL) {
 		struct user_folder_count *n =
 			realloc(user->folder_counts,
-				(user->folder_count_count + 1) * sizeof(*n));
+				(user->folder_count_len + 1) * sizeof(*n));
 
 		if (n != NULL) {
 			user->folder_counts = n;
-			fc = &n[user->folder_count_count++];
+			fc = &n[user->folder_count_len++];
 			memset(fc, 0, sizeof(*fc));
 			snprintf(fc->guid, sizeof(fc->guid), "%s", guid);
 		}

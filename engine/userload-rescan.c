@@ -13,7 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,7 +120,7 @@ static int mail_head(struct ul_ctx *ctx, const char *key,
 	if (objstore_head(ctx->store, key, stat_r) < 0) {
 		if (ul_store_error_is_fatal())
 			return ul_fail(error_r, EIO, "%s", objstore_error());
-		fuse_log(FUSE_LOG_ERR, "userload(%s): mail %s not put back: "
+		obox_log(OBOX_LOG_ERR, "userload(%s): mail %s not put back: "
 			 "%s\n", ctx->user, key, objstore_error());
 		ctx->stats.mails_skipped++;
 		return 0;
@@ -131,7 +131,7 @@ static int mail_head(struct ul_ctx *ctx, const char *key,
 	if (reason == NULL && stat_r->size > INT64_MAX)
 		reason = "invalid size";
 	if (reason != NULL) {
-		fuse_log(FUSE_LOG_ERR, "userload(%s): mail %s not put back: "
+		obox_log(OBOX_LOG_ERR, "userload(%s): mail %s not put back: "
 			 "%s\n", ctx->user, key, reason);
 		objstore_stat_free(stat_r);
 		ctx->stats.mails_skipped++;
@@ -157,7 +157,7 @@ static bool folder_claim(struct ul_ctx *ctx, struct ul_root *root, int fd,
 				XATTR_CREATE) == 0)
 			return true;
 	}
-	fuse_log(FUSE_LOG_WARNING, "userload(%s): mails of folder %s go to "
+	obox_log(OBOX_LOG_WARNING, "userload(%s): mails of folder %s go to "
 		 "'%s', which is another folder\n", ctx->user, root->guid,
 		 folder[0] == '\0' ? "." : folder);
 	return false;
@@ -189,7 +189,7 @@ static int stub_create(struct ul_ctx *ctx, int dest_fd, const char *dest,
 	fd = openat(dest_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST) {
-		fuse_log(FUSE_LOG_WARNING, "userload(%s): mail %s not put "
+		obox_log(OBOX_LOG_WARNING, "userload(%s): mail %s not put "
 			 "back: %s/%s exists\n", ctx->user, stub->key, dest,
 			 name);
 		ctx->stats.mails_skipped++;
@@ -248,7 +248,7 @@ int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
 				      dest, strerror(errno));
 			goto out;
 		}
-		fuse_log(FUSE_LOG_ERR, "userload(%s): mail %s not put back: "
+		obox_log(OBOX_LOG_ERR, "userload(%s): mail %s not put back: "
 			 "creating %s failed: %s\n", ctx->user,
 			 root->mail_keys[m], dest, strerror(errno));
 		ctx->stats.mails_skipped++;
@@ -318,13 +318,13 @@ int ul_place_from_mails(struct ul_ctx *ctx, size_t idx,
 		}
 		if (fd >= 0 && ul_dir_is_empty(fd) > 0 &&
 		    folder_claim(ctx, &ctx->roots[idx], fd, folder)) {
-			fuse_log(FUSE_LOG_WARNING, "userload(%s): folder %s is "
+			obox_log(OBOX_LOG_WARNING, "userload(%s): folder %s is "
 				 "in no tree: loaded into %s (from its "
 				 "mails)\n", ctx->user, ctx->roots[idx].guid,
 				 folder);
 			ul_place_root(ctx, idx, folder);
 		} else {
-			fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s is in "
+			obox_log(OBOX_LOG_ERR, "userload(%s): folder %s is in "
 				 "no tree and its mails' directory %s is not "
 				 "free: its bundles are not loaded\n",
 				 ctx->user, ctx->roots[idx].guid, folder);
@@ -334,7 +334,7 @@ int ul_place_from_mails(struct ul_ctx *ctx, size_t idx,
 		free(folder);
 		return ul_process_queue(ctx, error_r);
 	}
-	fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s is in no tree and "
+	obox_log(OBOX_LOG_ERR, "userload(%s): folder %s is in no tree and "
 		 "none of its mails says where: its bundles are not loaded\n",
 		 ctx->user, ctx->roots[idx].guid);
 	return 0;
@@ -457,7 +457,7 @@ int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
 		if (fd >= 0) {
 			ret = userload_sdbox_force_rebuild(fd);
 			if (ret == 0) {
-				fuse_log(FUSE_LOG_WARNING, "userload(%s): %s "
+				obox_log(OBOX_LOG_WARNING, "userload(%s): %s "
 					 "has no index to mark for a rebuild: "
 					 "Dovecot finds its mails at its next "
 					 "save there\n", ctx->user, path);

@@ -7,7 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +25,10 @@ struct cachestate {
 	char boot_id[BOOT_ID_MAX];
 	enum cachestate_last_run last_run;
 	unsigned int discarded;
-	char path_buf[PATH_MAX];
 };
 
-static char error_buf[512];
+/* set_error()'s message, valid until the next one in this thread */
+static __thread char error_buf[512];
 
 static const char *set_error(const char *fmt, const char *arg)
 {
@@ -107,13 +107,13 @@ static void discard_user(const char *user, void *context)
 		 (long)getpid());
 	if (renameat(cs->meta_fd, user, AT_FDCWD, path) < 0) {
 		if (errno != ENOENT) {
-			fuse_log(FUSE_LOG_ERR, "discarding the tree of %s "
+			obox_log(OBOX_LOG_ERR, "discarding the tree of %s "
 				 "failed: rename: %s\n", user,
 				 strerror(errno));
 		}
 		return;
 	}
-	fuse_log(FUSE_LOG_WARNING, "unclean shutdown: the local tree of %s "
+	obox_log(OBOX_LOG_WARNING, "unclean shutdown: the local tree of %s "
 		 "is discarded and will be loaded from the store\n", user);
 	cs->discarded++;
 	rmtree(path, true);
@@ -231,13 +231,13 @@ int cachestate_open(const char *cache_dir, int meta_fd,
 	case CACHESTATE_CLEAN:
 		break;
 	case CACHESTATE_KILLED:
-		fuse_log(FUSE_LOG_WARNING, "the last run did not end "
+		obox_log(OBOX_LOG_WARNING, "the last run did not end "
 			 "cleanly: distrusting the trees of users with "
 			 "changes that were not uploaded\n");
 		(void)for_each_name(cs->dirty_fd, discard_dirty, cs);
 		break;
 	case CACHESTATE_CRASHED:
-		fuse_log(FUSE_LOG_WARNING, "the machine went down while "
+		obox_log(OBOX_LOG_WARNING, "the machine went down while "
 			 "mounted: distrusting every local tree\n");
 		(void)for_each_name(cs->meta_fd, discard_user, cs);
 		(void)for_each_name(cs->dirty_fd, clear_marker, cs);
@@ -263,7 +263,7 @@ void cachestate_close(struct cachestate **_cs, bool clean)
 	*_cs = NULL;
 	if (clean && cs->dir_fd >= 0) {
 		if (syncfs(cs->dir_fd) < 0 || write_marker(cs, "clean") < 0) {
-			fuse_log(FUSE_LOG_ERR, "writing %s/mounted failed: "
+			obox_log(OBOX_LOG_ERR, "writing %s/mounted failed: "
 				 "%s\n", cs->dir, strerror(errno));
 		}
 	}
@@ -292,7 +292,7 @@ int cachestate_mark_dirty(struct cachestate *cs, const char *user)
 			O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
-		fuse_log(FUSE_LOG_ERR, "creating the dirty marker of %s "
+		obox_log(OBOX_LOG_ERR, "creating the dirty marker of %s "
 			 "failed: %s\n", user, strerror(errno));
 		return -1;
 	}
@@ -303,7 +303,7 @@ int cachestate_mark_dirty(struct cachestate *cs, const char *user)
 int cachestate_clear_dirty(struct cachestate *cs, const char *user)
 {
 	if (unlinkat(cs->dirty_fd, user, 0) < 0 && errno != ENOENT) {
-		fuse_log(FUSE_LOG_ERR, "removing the dirty marker of %s "
+		obox_log(OBOX_LOG_ERR, "removing the dirty marker of %s "
 			 "failed: %s\n", user, strerror(errno));
 		return -1;
 	}
@@ -317,8 +317,9 @@ void cachestate_foreach_dirty(struct cachestate *cs,
 	(void)for_each_name(cs->dirty_fd, fn, context);
 }
 
-const char *cachestate_path(struct cachestate *cs, const char *name)
+const char *cachestate_path(struct cachestate *cs, const char *name,
+			    char *buf, size_t size)
 {
-	snprintf(cs->path_buf, sizeof(cs->path_buf), "%s/%s", cs->dir, name);
-	return cs->path_buf;
+	snprintf(buf, size, "%s/%s", cs->dir, name);
+	return buf;
 }

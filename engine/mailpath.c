@@ -103,6 +103,7 @@ int mailpath_classify(const char *dir, const char *name,
 	    (strcmp(last, "dbox-Mails") == 0 &&
 	     mailpath_is_sdbox_mail_name(name))) {
 		mp_r->is_mail = true;
+		mp_r->is_delivery = strcmp(last, "cur") != 0;
 		mp_r->folder_len = (size_t)(last - 1 - dir);
 	}
 	return 0;

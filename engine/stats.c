@@ -1,11 +1,10 @@
-/* fsops-stats.c: the text of the read-only virtual file
+/* stats.c: the engine's counters as text (obox_stats_text()), what the
+ * FUSE front end shows as the read-only virtual file
  * MOUNTPOINT/.oboxfs-stats: one "name value" line per counter, object-store
  * requests by operation first, then mail storing and the mail cache (the
  * cachedir lines, "oboxfs_mailcache_hits_total N" etc., see docs/caches.md).
- * Each open() takes a snapshot.  The file is not listed by readdir and its
- * name is not a valid user name.
  */
-#include "fs.h"
+#include "obox-private.h"
 #include "mailcache.h"
 #include "mailstore.h"
 #include "metacache.h"
@@ -31,7 +30,7 @@ static void print_lines(FILE *f, const struct stat_line *lines, size_t count)
 		fprintf(f, "%s %" PRIu64 "\n", lines[i].name, lines[i].value);
 }
 
-char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
+char *obox_stats_text(struct obox *obox, size_t *len_r)
 {
 	struct objstore_stats os;
 	struct cachedir_stats mcs;
@@ -47,9 +46,9 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 
 	if (f == NULL)
 		return NULL;
-	objstore_get_stats(fs->store, &os);
-	mailcache_get_stats(fs->mc, &mcs);
-	mailstore_get_stats(fs->ms, &mss);
+	objstore_get_stats(obox->store, &os);
+	mailcache_get_stats(obox->mailcache, &mcs);
+	mailstore_get_stats(obox->ms, &mss);
 	for (unsigned int op = 0; op < OBJSTORE_OP_COUNT; op++) {
 		const char *name = objstore_op_name((enum objstore_op)op);
 
@@ -58,10 +57,10 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 			fputc(tolower((unsigned char)*name), f);
 		fprintf(f, " %" PRIu64 "\n", os.requests[op]);
 	}
-	objgc_get_stats(fs->gc, &gcs);
-	upload_get_stats(fs->upctx, &ups);
-	uploader_get_stats(fs->uploader, fs->users, &uls);
-	metacache_get_stats(fs->metacache, fs->users, &mts);
+	objgc_get_stats(obox->gc, &gcs);
+	upload_get_stats(&obox->upctx, &ups);
+	uploader_get_stats(obox->uploader, obox->users, &uls);
+	metacache_get_stats(obox->metacache, obox->users, &mts);
 	const struct stat_line lines[] = {
 		{ "retries", os.retries },
 		{ "errors", os.errors },
@@ -75,7 +74,7 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 		{ "objects_pending_delete", gcs.pending },
 		{ "objects_condemned", gcs.condemned },
 		{ "objects_deleted", gcs.deleted },
-		{ "index_users", users_count(fs->users) },
+		{ "index_users", users_count(obox->users) },
 		{ "index_dirty_users", uls.dirty_users },
 		{ "index_upload_passes", uls.full_passes },
 		{ "index_folder_uploads", uls.folder_uploads },
@@ -90,8 +89,8 @@ char *fs_stats_text(struct oboxfs *fs, size_t *len_r)
 		{ "index_split_checks", ups.split_checks },
 		{ "index_split_brains", ups.split_brains },
 		{ "index_split_mails_merged", ups.split_mails_merged },
-		{ "index_users_loaded", atomic_load(&fs->users_loaded) },
-		{ "index_mails_put_back", atomic_load(&fs->mails_put_back) },
+		{ "index_users_loaded", atomic_load(&obox->users_loaded) },
+		{ "index_mails_put_back", atomic_load(&obox->mails_put_back) },
 	};
 	const struct stat_line metacache_lines[] = {
 		{ "oboxfs_metacache_cap_bytes", mts.cap },

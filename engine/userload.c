@@ -13,7 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +141,7 @@ static void add_bundle_key(struct ul_ctx *ctx, const char *guid,
 	const char *error;
 
 	if (bundle_name_parse(name, &bname, &error) < 0) {
-		fuse_log(FUSE_LOG_WARNING, "userload(%s): ignoring %s: %s\n",
+		obox_log(OBOX_LOG_WARNING, "userload(%s): ignoring %s: %s\n",
 			 ctx->user, key, error);
 		return;
 	}
@@ -182,7 +182,7 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 		return 0;
 	}
 ignore:
-	fuse_log(FUSE_LOG_DEBUG, "userload(%s): ignoring object %s\n",
+	obox_log(OBOX_LOG_DEBUG, "userload(%s): ignoring object %s\n",
 		 ctx->user, entry->key);
 	return 0;
 }
@@ -225,7 +225,7 @@ static int fetch_bundle(struct ul_ctx *ctx, const char *key,
 			 USERLOAD_BUNDLE_MAX, &data, &size) < 0) {
 		if (ul_store_error_is_fatal())
 			return ul_fail(error_r, EIO, "%s", objstore_error());
-		fuse_log(FUSE_LOG_ERR, "userload(%s): bundle %s: %s\n",
+		obox_log(OBOX_LOG_ERR, "userload(%s): bundle %s: %s\n",
 			 ctx->user, key, objstore_error());
 		ctx->stats.bundles_rejected++;
 		return 0;
@@ -234,7 +234,7 @@ static int fetch_bundle(struct ul_ctx *ctx, const char *key,
 	ret = bundle_decode(data, size, USERLOAD_BUNDLE_MAX, bundle_r, &error);
 	free(data);
 	if (ret < 0) {
-		fuse_log(FUSE_LOG_ERR, "userload(%s): corrupt bundle %s: %s\n",
+		obox_log(OBOX_LOG_ERR, "userload(%s): corrupt bundle %s: %s\n",
 			 ctx->user, key, error);
 		ctx->stats.bundles_rejected++;
 		return 0;
@@ -244,7 +244,7 @@ static int fetch_bundle(struct ul_ctx *ctx, const char *key,
 		char buf[BUNDLE_NAME_DIFF_LEN + 1];
 
 		bundle_name_format(&hdr_name, buf, sizeof(buf));
-		fuse_log(FUSE_LOG_ERR, "userload(%s): corrupt bundle %s: its "
+		obox_log(OBOX_LOG_ERR, "userload(%s): corrupt bundle %s: its "
 			 "header is of bundle %s\n", ctx->user, key, buf);
 		bundle_free(bundle_r);
 		ctx->stats.bundles_rejected++;
@@ -290,7 +290,7 @@ static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 		qsort(diffs, n, sizeof(*diffs), ul_diff_cmp_desc);
 		if (n > 1 && diffs[0].bundle->info.seq ==
 		    diffs[1].bundle->info.seq) {
-			fuse_log(FUSE_LOG_WARNING, "userload(%s): diffs %s and "
+			obox_log(OBOX_LOG_WARNING, "userload(%s): diffs %s and "
 				 "%s have the same seq (two writers): using "
 				 "the first\n", ctx->user, diffs[0].key,
 				 diffs[1].key);
@@ -299,7 +299,7 @@ static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 			if (bundle_apply_diff(tree, diffs[i].bundle->diff,
 					      &error) == 0)
 				break;
-			fuse_log(FUSE_LOG_ERR, "userload(%s): diff bundle %s "
+			obox_log(OBOX_LOG_ERR, "userload(%s): diff bundle %s "
 				 "does not apply: %s\n", ctx->user,
 				 diffs[i].key, error);
 			ctx->stats.bundles_rejected++;
@@ -335,7 +335,7 @@ static void tree_drop_foreign_stubs(struct ul_ctx *ctx,
 
 		if (e->type == BUNDLE_ENTRY_STUB &&
 		    !mail_key_parse(ctx, e->key, guid)) {
-			fuse_log(FUSE_LOG_ERR, "userload(%s): dropping stub "
+			obox_log(OBOX_LOG_ERR, "userload(%s): dropping stub "
 				 "%s: key %.200s is not a mail of this user\n",
 				 ctx->user, e->path, e->key);
 			continue;
@@ -363,7 +363,7 @@ static int load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	bundle_names_select(root->names, root->bundle_count, &base_idx,
 			    diff_idx, &diff_count);
 	if (base_idx < 0) {
-		fuse_log(FUSE_LOG_ERR, "userload(%s): %s has diff bundles but "
+		obox_log(OBOX_LOG_ERR, "userload(%s): %s has diff bundles but "
 			 "no base (e.g. %s)\n", ctx->user,
 			 root->guid[0] == '\0' ? "the user root" : root->guid,
 			 root->bundle_keys[0]);
@@ -479,7 +479,7 @@ static void tree_written(struct ul_ctx *ctx, const char *path,
 		full = ul_path_join(path, e->path);
 		idx = ul_root_get(ctx, e->guid);
 		if (ctx->roots[idx].path != NULL) {
-			fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s is "
+			obox_log(OBOX_LOG_ERR, "userload(%s): folder %s is "
 				 "both %s and %s: %s left empty, without a "
 				 "GUID\n", ctx->user, e->guid,
 				 ctx->roots[idx].path, full, full);
@@ -514,7 +514,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		if (fd < 0 && ul_local_error_is_path(errno)) {
-			fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s: "
+			obox_log(OBOX_LOG_ERR, "userload(%s): folder %s: "
 				 "open(%s) failed: %s: its bundle is not "
 				 "loaded\n", ctx->user, root->guid, what,
 				 strerror(errno));
@@ -531,7 +531,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 				      what, strerror(errno));
 			goto out;
 		}
-		fuse_log(FUSE_LOG_ERR, "userload(%s): folder %s (%s) is not "
+		obox_log(OBOX_LOG_ERR, "userload(%s): folder %s (%s) is not "
 			 "empty in its parent's tree: its bundle is not "
 			 "loaded\n", ctx->user, root->guid, what);
 		ret = 0;
@@ -546,7 +546,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 			goto out;
 		}
 		/* the bundle's fault, not the disk's: as if it were absent */
-		fuse_log(FUSE_LOG_ERR, "userload(%s): the tree of %s cannot "
+		obox_log(OBOX_LOG_ERR, "userload(%s): the tree of %s cannot "
 			 "be written (%s): its bundle is not loaded\n",
 			 ctx->user, what, error);
 		ctx->stats.bundles_rejected++;
@@ -737,7 +737,7 @@ int userload_load_filtered(struct objstore *store, const char *user,
 	if (ret < 0) {
 		int saved = errno;
 
-		fuse_log(FUSE_LOG_ERR, "userload(%s): %s\n", user, *error_r);
+		obox_log(OBOX_LOG_ERR, "userload(%s): %s\n", user, *error_r);
 		errno = saved;
 	}
 	if (stats_r != NULL)

@@ -32,10 +32,10 @@ struct uploader_stats {
 
 struct metacache;
 
-/* interval: seconds between passes (0: only on request/unmount); mc (may
+/* interval: seconds between passes (0: only on request/unmount); metacache (may
    be NULL): its cap is enforced every few seconds from the thread */
 int uploader_start(struct upload_ctx *ctx, struct users *users,
-		   unsigned int interval, struct metacache *mc,
+		   unsigned int interval, struct metacache *metacache,
 		   struct uploader **uploader_r, const char **error_r);
 /* Stop the thread; final: run a last pass over all users and flush. */
 void uploader_stop(struct uploader **uploader, bool final);

@@ -3,13 +3,14 @@
 #include "metacache.h"
 #include "rmtree.h"
 #include "ids.h"
+#include "roots.h"
 #include "upload.h"
 #include "users.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_log.h>
+#include "log.h"
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,41 +30,41 @@ struct metacache {
 
 	pthread_mutex_t lock;
 	uint64_t evictions, evicted_bytes, over_cap_busy; /* protected by lock */
-	bool warned;
+	bool warned;		/* protected by lock */
 };
 
 struct metacache *metacache_init(int meta_fd, const char *trash_dir,
 				 uint64_t cap, unsigned int idle_secs,
 				 metacache_evicted_cb *evicted, void *context)
 {
-	struct metacache *mc = calloc(1, sizeof(*mc));
+	struct metacache *meta = calloc(1, sizeof(*meta));
 
-	if (mc == NULL)
+	if (meta == NULL)
 		return NULL;
-	mc->trash_dir = strdup(trash_dir);
-	if (mc->trash_dir == NULL) {
-		free(mc);
+	meta->trash_dir = strdup(trash_dir);
+	if (meta->trash_dir == NULL) {
+		free(meta);
 		return NULL;
 	}
-	mc->meta_fd = meta_fd;
-	mc->cap = cap;
-	mc->idle_secs = idle_secs;
-	mc->evicted = evicted;
-	mc->context = context;
-	pthread_mutex_init(&mc->lock, NULL);
-	return mc;
+	meta->meta_fd = meta_fd;
+	meta->cap = cap;
+	meta->idle_secs = idle_secs;
+	meta->evicted = evicted;
+	meta->context = context;
+	pthread_mutex_init(&meta->lock, NULL);
+	return meta;
 }
 
 void metacache_deinit(struct metacache **_mc)
 {
-	struct metacache *mc = *_mc;
+	struct metacache *meta = *_mc;
 
-	if (mc == NULL)
+	if (meta == NULL)
 		return;
 	*_mc = NULL;
-	pthread_mutex_destroy(&mc->lock);
-	free(mc->trash_dir);
-	free(mc);
+	pthread_mutex_destroy(&meta->lock);
+	free(meta->trash_dir);
+	free(meta);
 }
 
 /* allocated bytes below dir_fd (not following symlinks) */
@@ -104,10 +105,10 @@ static uint64_t du(int dir_fd)
 	return total;
 }
 
-void metacache_measure(struct metacache *mc, struct ouser *user)
+void metacache_measure(struct metacache *meta, struct ouser *user)
 {
 	uint64_t gen = atomic_load(&user->gen), bytes = 0;
-	int fd = openat(mc->meta_fd, user->name,
+	int fd = openat(meta->meta_fd, user->name,
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
 
@@ -130,15 +131,15 @@ static int64_t now_secs(void)
 	return (int64_t)ts.tv_sec;
 }
 
-static bool is_idle(struct metacache *mc, struct ouser *user)
+static bool is_idle(struct metacache *meta, struct ouser *user)
 {
 	return atomic_load(&user->open_count) == 0 &&
 	       now_secs() - atomic_load(&user->last_access) >=
-	       (int64_t)mc->idle_secs;
+	       (int64_t)meta->idle_secs;
 }
 
 /* Evict user if it is idle and stored.  Returns 1 if evicted. */
-static int evict(struct metacache *mc, struct ouser *user,
+static int evict(struct metacache *meta, struct ouser *user,
 		 struct upload_ctx *upctx)
 {
 	char trash[PATH_MAX], rnd[IDS_HEX_LEN + 1];
@@ -156,28 +157,27 @@ static int evict(struct metacache *mc, struct ouser *user,
 	}
 	if (ids_generate(rnd) < 0)
 		return 0;
-	snprintf(trash, sizeof(trash), "%s/%s.%.8s", mc->trash_dir,
+	snprintf(trash, sizeof(trash), "%s/%s.%.8s", meta->trash_dir,
 		 user->name, rnd);
 	/* the kernel forgets the entry first, so that no new operation
 	   finds the tree by it while it moves */
-	mc->evicted(user->name, mc->context);
+	meta->evicted(user->name, meta->context);
 
 	pthread_mutex_lock(&user->upload_lock);
 	users_snapshot_lock(user);
-	if (is_idle(mc, user) && upload_user_root_stored(upctx, user) &&
+	if (is_idle(meta, user) && upload_user_root_stored(upctx, user) &&
 	    atomic_load(&user->uploaded_gen) == atomic_load(&user->gen)) {
-		if (renameat(mc->meta_fd, user->name, AT_FDCWD, trash) == 0)
+		if (renameat(meta->meta_fd, user->name, AT_FDCWD, trash) == 0)
 			moved = true;
 		else if (errno != ENOENT) {
-			fuse_log(FUSE_LOG_ERR, "metacache: evicting %s: "
+			obox_log(OBOX_LOG_ERR, "metacache: evicting %s: "
 				 "rename failed: %s\n", user->name,
 				 strerror(errno));
 		}
 	}
 	users_snapshot_unlock(user);
 	if (moved) {
-		upload_roots_free(&user->roots);
-		user->roots_read = false;
+		roots_forget(&user->roots);
 		atomic_store(&user->disk_bytes, 0);
 		atomic_store(&user->measured, false);
 	}
@@ -185,12 +185,12 @@ static int evict(struct metacache *mc, struct ouser *user,
 	if (!moved)
 		return 0;
 	/* and again: a lookup may have come in meanwhile */
-	mc->evicted(user->name, mc->context);
+	meta->evicted(user->name, meta->context);
 	rmtree(trash, false);
-	pthread_mutex_lock(&mc->lock);
-	mc->evictions++;
-	mc->evicted_bytes += bytes;
-	pthread_mutex_unlock(&mc->lock);
+	pthread_mutex_lock(&meta->lock);
+	meta->evictions++;
+	meta->evicted_bytes += bytes;
+	pthread_mutex_unlock(&meta->lock);
 	return 1;
 }
 
@@ -204,13 +204,13 @@ static int cmp_access(const void *a, const void *b)
 	return ta < tb ? -1 : ta > tb ? 1 : 0;
 }
 
-static bool user_present(struct metacache *mc, struct ouser *user)
+static bool user_present(struct metacache *meta, struct ouser *user)
 {
-	return faccessat(mc->meta_fd, user->name, F_OK,
+	return faccessat(meta->meta_fd, user->name, F_OK,
 			 AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-void metacache_enforce(struct metacache *mc, struct users *users,
+void metacache_enforce(struct metacache *meta, struct users *users,
 		       struct upload_ctx *upctx)
 {
 	struct ouser **list;
@@ -224,52 +224,54 @@ void metacache_enforce(struct metacache *mc, struct users *users,
 
 		if (!atomic_load(&u->measured) ||
 		    atomic_load(&u->measured_gen) != atomic_load(&u->gen))
-			metacache_measure(mc, u);
+			metacache_measure(meta, u);
 		used += atomic_load(&u->disk_bytes);
 	}
-	if (used > mc->cap) {
+	if (used > meta->cap) {
 		qsort(list, count, sizeof(*list), cmp_access);
-		for (unsigned int i = 0; i < count && used > mc->cap; i++) {
+		for (unsigned int i = 0; i < count && used > meta->cap; i++) {
 			struct ouser *u = list[i];
 			uint64_t bytes = atomic_load(&u->disk_bytes);
 
-			if (bytes == 0 || !is_idle(mc, u) ||
-			    !user_present(mc, u))
+			if (bytes == 0 || !is_idle(meta, u) ||
+			    !user_present(meta, u))
 				continue;
-			if (evict(mc, u, upctx) > 0)
+			if (evict(meta, u, upctx) > 0)
 				used -= bytes < used ? bytes : used;
 		}
-		if (used > mc->cap) {
-			pthread_mutex_lock(&mc->lock);
-			mc->over_cap_busy++;
-			bool warn = !mc->warned;
+		if (used > meta->cap) {
+			pthread_mutex_lock(&meta->lock);
+			meta->over_cap_busy++;
+			bool warn = !meta->warned;
 
-			mc->warned = true;
-			pthread_mutex_unlock(&mc->lock);
+			meta->warned = true;
+			pthread_mutex_unlock(&meta->lock);
 			if (warn) {
-				fuse_log(FUSE_LOG_WARNING, "metacache: %llu "
+				obox_log(OBOX_LOG_WARNING, "metacache: %llu "
 					 "bytes used, above the %llu byte cap, "
 					 "and no user is idle enough to evict "
 					 "(metacache_size too small for the "
 					 "active users?)\n",
 					 (unsigned long long)used,
-					 (unsigned long long)mc->cap);
+					 (unsigned long long)meta->cap);
 			}
 		}
 	} else {
-		mc->warned = false;
+		pthread_mutex_lock(&meta->lock);
+		meta->warned = false;
+		pthread_mutex_unlock(&meta->lock);
 	}
 	free(list);
 }
 
-void metacache_get_stats(struct metacache *mc, struct users *users,
+void metacache_get_stats(struct metacache *meta, struct users *users,
 			 struct metacache_stats *stats_r)
 {
 	struct ouser **list;
 	unsigned int count;
 
 	memset(stats_r, 0, sizeof(*stats_r));
-	stats_r->cap = mc->cap;
+	stats_r->cap = meta->cap;
 	if (users_list(users, &list, &count) == 0) {
 		for (unsigned int i = 0; i < count; i++) {
 			uint64_t b = atomic_load(&list[i]->disk_bytes);
@@ -280,9 +282,9 @@ void metacache_get_stats(struct metacache *mc, struct users *users,
 		}
 		free(list);
 	}
-	pthread_mutex_lock(&mc->lock);
-	stats_r->evictions = mc->evictions;
-	stats_r->evicted_bytes = mc->evicted_bytes;
-	stats_r->over_cap_busy = mc->over_cap_busy;
-	pthread_mutex_unlock(&mc->lock);
+	pthread_mutex_lock(&meta->lock);
+	stats_r->evictions = meta->evictions;
+	stats_r->evicted_bytes = meta->evicted_bytes;
+	stats_r->over_cap_busy = meta->over_cap_busy;
+	pthread_mutex_unlock(&meta->lock);
 }

@@ -1,0 +1,79 @@
+/* obox-private.h: the engine's shared state (struct obox) and its lock
+ * order.  Only engine/ files include it.
+ *
+ * LOCK ORDER.  This is the one place it is written down; every path
+ * follows it.  A lock may be taken while holding only locks listed above
+ * it (same-level locks of two objects: see the notes).
+ *
+ *   1. ouser.upload_lock     one upload, load or eviction of a user at a
+ *                            time (upload.c, userget.c, metacache.c)
+ *   2. ouser.tree_lock       rwlock: shared around every operation that
+ *                            changes the user's tree (obox_change_begin()),
+ *                            exclusive for an upload's snapshot and a
+ *                            split-brain merge.  Two users' tree locks
+ *                            (a rename between users) are taken in
+ *                            address order.
+ *   3. inode locks           mailstore_lock_inode() (inolock.c): one per
+ *                            inode number; one at a time
+ *   4. obox.ns_lock          around removing a name (mailnames.c)
+ *   5. leaf locks            each held only around its own fields, never
+ *                            while taking another lock of this list:
+ *                            users.lock, objgc.flush_lock (then
+ *                            objgc.lock), objgc.lock, mailstore.guid_lock,
+ *                            mailstore.stats_lock, upload_ctx.stats_lock,
+ *                            uploader.lock, metacache.lock, the cachedir
+ *                            locks (cachedir/), the inode table's own
+ *                            mutex (inolock.c)
+ *
+ * So nothing that holds a tree lock may take an upload_lock: loading a
+ * user (obox_user_load()) happens before obox_change_begin(), never
+ * inside it.  The front end's own locks (fs/: the inode table lock, a
+ * handle's lock) are taken around engine calls that take only leaf locks
+ * (users.lock, the cachedir locks), or after an inode lock (a write
+ * handle's lock inside obox_write_begin()/obox_write_end()).
+ */
+#ifndef OBOXFS_OBOX_PRIVATE_H
+#define OBOXFS_OBOX_PRIVATE_H
+
+#include "obox.h"
+#include "upload.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct obox {
+	struct obox_settings set;	/* strings not kept: see below */
+	char *cache_dir;
+	int lock_fd;		/* CACHE_DIR/oboxfs.lock, flock()ed */
+	int meta_fd;		/* O_PATH of CACHE_DIR/meta */
+	char *meta_path;	/* its realpath() */
+	int staging_fd;		/* CACHE_DIR/staging: new stub files */
+	int load_fd;		/* CACHE_DIR/load: users being loaded */
+
+	struct objstore *store;
+	struct mailcache *mailcache;
+	struct objgc *gc;
+	struct mailstore *ms;
+	struct users *users;
+	struct cachestate *cs;
+	struct upload_ctx upctx;
+	bool upctx_ok;
+	struct uploader *uploader;	/* set by obox_start() */
+	struct metacache *metacache;
+
+	atomic_uint_fast64_t users_loaded, mails_put_back;
+	/* lock order 4: held around removing names (unlink, rename onto)
+	   so that exactly one caller sees a stub's last link go and
+	   releases its object */
+	pthread_mutex_t ns_lock;
+};
+
+/* userget.c: the delivery callback of mailstore (counts deliveries per
+   folder, asks the uploader for the folder's upload) */
+struct mail_place;
+void obox_delivery_noted(const struct mail_place *place, void *context);
+
+/* mailnames.c: what a crash left in the staging directory */
+void obox_staging_cleanup(struct obox *obox);
+
+#endif

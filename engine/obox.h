@@ -1,0 +1,172 @@
+/* obox.h: the obox engine's public interface: a Dovecot mail tree whose
+ * mail files live in an object store, one immutable object per mail, and
+ * whose other files live in a local cache directory ("the metacache") and
+ * are uploaded lazily as index bundles (CONTRACT.md).
+ *
+ * The engine knows no FUSE.  A front end (the FUSE daemon in fs/, a tool, a
+ * test) passes the tree's operations through to the metacache below
+ * obox_meta_fd() and calls the engine where a mail's fate is decided: a
+ * name operation into or out of a mail location (obox_rename(),
+ * obox_link(), obox_unlink()), an fsync or close of a mail file
+ * (obox_store_if_mail()), a write to or truncation of a stored mail
+ * (obox_write_begin(), obox_truncate()), reading one (obox_read_fd()).
+ * Every operation that changes a user's tree runs between
+ * obox_change_begin() and obox_change_end() so that uploads see whole
+ * operations.  What the engine changes behind the front end's back (a user
+ * evicted, a directory merged) is told through the callbacks of
+ * struct obox_settings; its log lines go to the sink of log.h.
+ *
+ * Paths ("dir" arguments) are relative to the tree root, without leading or
+ * trailing '/': "" is the root, "user@example.com/Maildir/cur" a directory.
+ * Functions returning int return 0 (or a count) on success and -1 with
+ * errno set, unless they say they return an errno.
+ */
+#ifndef OBOXFS_OBOX_H
+#define OBOXFS_OBOX_H
+
+#include "objstore.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct obox;
+struct ouser;
+
+/* the name of a mail-location-free virtual file a front end may show in
+   the root (never a valid user name) */
+#define OBOX_STATS_NAME ".oboxfs-stats"
+#define OBOX_NAME_MAX 255
+
+/* user's tree was moved away (metacache eviction): forget it */
+typedef void obox_user_evicted_cb(const char *user, void *context);
+/* the directory path (relative to the tree root) got entries behind the
+   front end's back (a split-brain merge): drop what is cached of it */
+typedef void obox_dir_changed_cb(const char *path, void *context);
+
+struct obox_settings {
+	const char *store_url;		/* file:///DIR or s3://BUCKET/PREFIX */
+	struct objstore_settings store;
+	const char *cache_dir;
+	uint64_t cache_size;		/* mail cache cap, bytes */
+	uint64_t metacache_size;	/* metacache cap, bytes */
+	unsigned int metacache_idle;	/* seconds */
+	unsigned int upload_interval;	/* seconds, 0: only on request */
+	unsigned int upload_deliveries;	/* 0: never per folder */
+	unsigned int split_check_interval;	/* seconds, 0: never */
+
+	obox_user_evicted_cb *user_evicted;
+	obox_dir_changed_cb *dir_changed;
+	void *context;
+};
+
+/* Lock and set up the cache directory, open the store and the caches,
+   read how the last run ended (distrusted trees are discarded).  Starts no
+   thread (see obox_start()).  Returns 0, or -1 with a one-line *error_r
+   (valid until the next obox_init() call). */
+int obox_init(const struct obox_settings *set, struct obox **obox_r,
+	      const char **error_r);
+/* Start the upload threads (after any fork: a daemon's fork keeps only
+   the calling thread).  Returns 0 or -1 with *error_r. */
+int obox_start(struct obox *obox, const char **error_r);
+/* Stop the upload threads; if started, upload every change and delete
+   what became garbage first.  Nothing may call the engine meanwhile. */
+void obox_stop(struct obox *obox);
+/* obox_stop(), then free everything and mark the cache clean. */
+void obox_deinit(struct obox **obox);
+
+/* CACHE_DIR/meta: the tree root (an O_PATH fd) and its real path */
+int obox_meta_fd(struct obox *obox);
+const char *obox_meta_path(struct obox *obox);
+
+/* Upload every user's changes now (async-signal-safe: SIGUSR1). */
+void obox_request_upload(struct obox *obox);
+
+/* The stats file's text, "name value" lines (malloc()ed), or NULL. */
+char *obox_stats_text(struct obox *obox, size_t *len_r);
+
+/* --- users --- */
+
+/* 0 if name may be a user (top-level) directory, else -1 and *error_r */
+int obox_user_name_check(const char *name, const char **error_r);
+/* The user named name (valid), created on first use, never freed before
+   obox_deinit(); NULL if out of memory. */
+struct ouser *obox_user_get(struct obox *obox, const char *name);
+/* The user name at the root is not in the metacache: load it from the
+   store.  Returns 0 if it is there now, ENOENT if the store has no such
+   user, else an errno (EIO: the store failed).  Call it holding no user's
+   tree lock (obox_change_begin()): it takes the user's upload lock. */
+int obox_user_load(struct obox *obox, const char *name);
+
+/* Around an operation that changes user's tree (user may be NULL). */
+void obox_change_begin(struct obox *obox, struct ouser *user);
+void obox_change_end(struct ouser *user);
+/* An access (lookup, read), a file or directory opened or closed. */
+void obox_user_touch(struct ouser *user);
+void obox_user_opened(struct ouser *user);
+void obox_user_closed(struct ouser *user);
+
+/* --- mail files: stubs --- */
+
+/* If the metacache file fd (any fd, O_PATH too; st its stat) is a stub,
+   set *size_r to the mail's size and return 1; 0 if not, -1 on error. */
+int obox_stub_size(int fd, const struct stat *st, uint64_t *size_r);
+/* fstatat(fd, "") with a stub's size and blocks fixed. */
+int obox_stat(int fd, struct stat *st_r);
+
+/* --- name operations (the front end has checked its own rules) --- */
+
+/* rename(olddir/name, newdir/newname) with renameat2() flags
+   RENAME_NOREPLACE/RENAME_EXCHANGE: a plain file moving into a mail
+   location is stored first, a stub moving to another folder is stored
+   again for it, a stub whose last name is replaced is released.  The
+   *_fd are the directories' fds, the *_path their paths.  Returns 0 or an
+   errno. */
+int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
+		const char *name, int newdir_fd, const char *newdir_path,
+		const char *newname, unsigned int flags);
+/* link(fd, newdir/newname) of the file fd (O_PATH is enough), with the
+   same rules.  Returns 0 or an errno. */
+int obox_link(struct obox *obox, int fd, int newdir_fd,
+	      const char *newdir_path, const char *newname);
+/* unlinkat(dir_fd, name): a stub's last name releases its object.
+   Returns 0 or an errno. */
+int obox_unlink(struct obox *obox, int dir_fd, const char *name);
+
+/* --- open files --- */
+
+/* After opening the metacache file fd with flags: a stub's cached bytes
+   as *mail_fd_r (else -1), or with O_TRUNC the stub made an empty plain
+   file (then *written_r: it must be stored at close).  Returns 0 or an
+   errno. */
+int obox_open_setup(struct obox *obox, int fd, int flags, int *mail_fd_r,
+		    bool *written_r);
+/* Before a read of fd: *mail_fd (the handle's cached mail bytes or -1)
+   is brought up to date with what fd is now (stored or rewritten through
+   another handle meanwhile).  Returns 0 or -1 with errno. */
+int obox_read_fd(struct obox *obox, int fd, int *mail_fd);
+/* Before a write through fd: a stub becomes a plain file again (its bytes
+   copied back).  On success the file cannot be stored until
+   obox_write_end(obox, *ino_r).  Returns 0 or -1 with errno. */
+int obox_write_begin(struct obox *obox, int fd, ino_t *ino_r);
+void obox_write_end(struct obox *obox, ino_t ino);
+/* The regular file fd (any fd) named dir/name: stored as a mail if that
+   is a mail location and it is not stored yet (fsync, close after a
+   write).  Returns 0 or -1 with errno (EIO: the store failed). */
+int obox_store_if_mail(struct obox *obox, int fd, const char *dir,
+		       const char *name);
+/* truncate(fd, size) of any fd of a file named dir/name (dir NULL:
+   unknown): a stub becomes a plain file and, being a stored mail, is
+   stored again.  Returns 0 or an errno. */
+int obox_truncate(struct obox *obox, int fd, const char *dir,
+		  const char *name, off_t size);
+/* An operation on the metacache failed with err, wanting about want
+   bytes: if the cache disk is full (ENOSPC), evict cached mail and return
+   true: try again, at most OBOX_ENOSPC_RETRIES times (*tries counts). */
+#define OBOX_ENOSPC_RETRIES 4
+bool obox_retry_full(struct obox *obox, int err, unsigned int *tries,
+		     uint64_t want, const char *what);
+
+#endif

@@ -1,0 +1,66 @@
+/* roots.h: a user's bundle roots and their upload state: for each root
+ * (the user dir, every folder) the stored base and last diff trees and the
+ * live bundle keys.  Kept in memory while the user is cached, and the keys
+ * in CACHE_DIR/state/bundles/<user> (roots_save(), roots_read()) so that
+ * after a restart the first upload of a root writes a new base and
+ * condemns the old keys.  All of it is protected by the user's
+ * upload_lock (obox-private.h, lock order 1).
+ */
+#ifndef OBOXFS_ROOTS_H
+#define OBOXFS_ROOTS_H
+
+#include "bundle.h"
+#include "ids.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct upload_root {
+	struct upload_root *next;
+	char guid[IDS_HEX_LEN + 1];	/* "" for the user root */
+	struct bundle_tree *base;	/* the stored base (is_base) */
+	size_t base_size;
+	struct bundle_name base_name;
+	struct bundle_tree *last;	/* last stored diff's tree, or NULL */
+	uint32_t seq;
+	char **keys;			/* live bundle keys */
+	size_t key_count;
+	bool seen;
+	/* monotonic seconds of the last split-brain check */
+	int64_t split_checked;
+	/* where the root was at its last upload (relative to the user dir),
+	   or NULL */
+	char *path;
+};
+
+struct user_roots {
+	struct upload_root *list;
+	/* list has been filled from the state file or a load */
+	bool read;
+};
+
+/* The root with guid ("" user root), created if missing (NULL: out of
+   memory). */
+struct upload_root *roots_get(struct user_roots *roots, const char *guid);
+/* The user root's entry if it exists, else NULL. */
+struct upload_root *roots_find(struct user_roots *roots, const char *guid);
+int roots_add_key(struct upload_root *root, const char *key);
+void roots_free_keys(struct upload_root *root);
+/* Unlink and free root. */
+void roots_remove(struct user_roots *roots, struct upload_root *root);
+/* Free every root; read is false again (eviction, deinit). */
+void roots_forget(struct user_roots *roots);
+
+/* After a load: the bundle keys found for the root with guid, to be
+   condemned once a new base of that root is stored.  Returns 0 or -1. */
+int roots_add_loaded(struct user_roots *roots, const char *guid,
+		     char *const *keys, size_t key_count);
+
+/* The state file path: the live keys of every root ("<guid or -> <key>"
+   lines); only keys below prefix + '/' are read back. */
+void roots_save(struct user_roots *roots, const char *path);
+void roots_read(struct user_roots *roots, const char *path,
+		const char *prefix);
+
+#endif

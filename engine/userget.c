@@ -1,0 +1,129 @@
+/* userget.c: users come from the store when this machine does not have
+ * them (CONTRACT.md section 6), and deliveries trigger folder uploads
+ * (section 5).
+ */
+#include "obox-private.h"
+#include "log.h"
+#include "mailstore.h"
+#include "rmtree.h"
+#include "ids.h"
+#include "metacache.h"
+#include "objgc.h"
+#include "upload.h"
+#include "uploader.h"
+#include "userload.h"
+#include "users.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* how long "the store has no such user" is believed: as long as the
+   kernel keeps a missing user's negative entry (fs/fsops.c), and a bit */
+#define FS_STORE_ABSENT_MS 2000
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool is_garbage(const char *key, void *context)
+{
+	struct obox *obox = context;
+
+	return objgc_is_garbage(obox->gc, key);
+}
+
+/* load into CACHE_DIR/load/<tmp>, then rename into meta/<name> */
+static int load_locked(struct obox *obox, struct ouser *user)
+{
+	char tmp[NAME_MAX + 1], rnd[IDS_HEX_LEN + 1];
+	struct userload_roots *result = NULL;
+	struct userload_stats stats;
+	const char *error;
+	int dir_fd, ret;
+
+	if (ids_generate(rnd) < 0)
+		return EIO;
+	snprintf(tmp, sizeof(tmp), "%.16s", rnd);
+	if (mkdirat(obox->load_fd, tmp, 0700) < 0)
+		return errno;
+	dir_fd = openat(obox->load_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0) {
+		ret = errno;
+		(void)unlinkat(obox->load_fd, tmp, AT_REMOVEDIR);
+		return ret;
+	}
+	ret = userload_load_filtered(obox->store, user->name, dir_fd,
+				     is_garbage, obox, &stats, &result, &error);
+	close(dir_fd);
+	if (ret <= 0) {
+		rmtree_at(obox->load_fd, tmp, false);
+		userload_roots_free(&result);
+		if (ret == 0)
+			return ENOENT;
+		obox_log(OBOX_LOG_ERR, "loading user %s from the store "
+			 "failed: %s\n", user->name, error);
+		return EIO;
+	}
+	if (renameat(obox->load_fd, tmp, obox->meta_fd, user->name) < 0) {
+		ret = errno;
+		rmtree_at(obox->load_fd, tmp, false);
+		userload_roots_free(&result);
+		/* created meanwhile (not through this mount) */
+		return ret == EEXIST || ret == ENOTEMPTY ? 0 : ret;
+	}
+	(void)upload_user_loaded(user, result);
+	atomic_fetch_add(&obox->users_loaded, 1);
+	atomic_fetch_add(&obox->mails_put_back, stats.mails_put_back);
+	userload_roots_free(&result);
+	obox_log(OBOX_LOG_INFO, "user %s loaded from the store: %u bundle "
+		 "roots, %u mails put back\n", user->name, stats.roots_loaded,
+		 stats.mails_put_back);
+	return 0;
+}
+
+int obox_user_load(struct obox *obox, const char *name)
+{
+	struct ouser *user = users_get(obox->users, name);
+	int ret;
+
+	if (user == NULL)
+		return ENOMEM;
+	pthread_mutex_lock(&user->upload_lock);
+	if (faccessat(obox->meta_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		ret = 0;	/* another lookup loaded it */
+	else if (user->store_absent_ms != 0 &&
+		 now_ms() - user->store_absent_ms < FS_STORE_ABSENT_MS)
+		ret = ENOENT;
+	else {
+		ret = load_locked(obox, user);
+		user->store_absent_ms = ret == ENOENT ? now_ms() : 0;
+	}
+	pthread_mutex_unlock(&user->upload_lock);
+	if (ret == 0)
+		metacache_measure(obox->metacache, user);
+	return ret;
+}
+
+void obox_delivery_noted(const struct mail_place *place, void *context)
+{
+	struct obox *obox = context;
+	struct ouser *user;
+
+	if (obox->uploader == NULL || obox->set.upload_deliveries == 0)
+		return;
+	user = users_get(obox->users, place->user);
+	if (user != NULL &&
+	    users_count_delivery(obox->users, user, place->guid,
+				 obox->set.upload_deliveries))
+		uploader_request_folder(obox->uploader, user, place->folder);
+}
