@@ -84,10 +84,10 @@ void upload_get_stats(struct upload_ctx *ctx, struct upload_stats *stats_r)
 static void roots_path(struct upload_ctx *ctx, struct ouser *user,
 		       char *buf, size_t size)
 {
-	char dir[PATH_MAX];
+	char name[NAME_MAX + 16];
 
-	cachestate_path(ctx->cs, "bundles", dir, sizeof(dir));
-	snprintf(buf, size, "%s/%s", dir, user->name);
+	snprintf(name, sizeof(name), "bundles/%s", user->name);
+	cachestate_path(ctx->cs, name, buf, size);
 }
 
 static void user_roots_save(struct upload_ctx *ctx, struct ouser *user)
