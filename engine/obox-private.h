@@ -60,6 +60,10 @@ struct obox {
 	bool upctx_ok;
 	struct uploader *uploader;	/* set by obox_start() */
 	struct metacache *metacache;
+	/* for tests of what a killed daemon leaves behind: obox_deinit()
+	   skips the final upload pass and leaves the cache state unclean
+	   (the next obox_init() sees CACHESTATE_KILLED) */
+	bool deinit_unclean;
 
 	atomic_uint_fast64_t users_loaded, mails_put_back;
 	/* lock order 4: held around removing names (unlink, rename onto)

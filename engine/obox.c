@@ -331,7 +331,7 @@ int obox_start(struct obox *obox, const char **error_r)
 void obox_stop(struct obox *obox)
 {
 	/* the last upload (unmount, final pass and flush) */
-	uploader_stop(&obox->uploader, true);
+	uploader_stop(&obox->uploader, !obox->deinit_unclean);
 }
 
 void obox_deinit(struct obox **_obox)
@@ -343,7 +343,7 @@ void obox_deinit(struct obox **_obox)
 	*_obox = NULL;
 	obox_stop(obox);
 	metacache_deinit(&obox->metacache);
-	cachestate_close(&obox->cs, true);
+	cachestate_close(&obox->cs, !obox->deinit_unclean);
 	users_deinit(&obox->users);
 	if (obox->upctx_ok)
 		upload_ctx_deinit(&obox->upctx);
@@ -380,6 +380,27 @@ void obox_request_upload(struct obox *obox)
 {
 	if (obox->uploader != NULL)
 		uploader_request_all(obox->uploader);
+}
+
+int obox_upload_now(struct obox *obox)
+{
+	struct ouser **list;
+	unsigned int count;
+	int ret = 0;
+
+	if (users_list(obox->users, &list, &count) < 0) {
+		obox_log(OBOX_LOG_ERR, "upload: out of memory\n");
+		return -1;
+	}
+	for (unsigned int i = 0; i < count; i++) {
+		if (users_is_dirty(list[i]) &&
+		    upload_user(&obox->upctx, list[i], NULL) < 0)
+			ret = -1;
+	}
+	free(list);
+	if (objgc_flush(obox->gc) < 0)
+		ret = -1;
+	return ret;
 }
 
 int obox_user_name_check(const char *name, const char **error_r)

@@ -83,6 +83,14 @@ const char *obox_meta_path(struct obox *obox);
 
 /* Upload every user's changes now (async-signal-safe: SIGUSR1). */
 void obox_request_upload(struct obox *obox);
+/* Upload every user with changes and delete what became garbage, in the
+   calling thread, before returning (what an upload pass of obox_start()'s
+   threads does, for a tool or a test; works without obox_start()).  Takes
+   each user's upload and tree locks: call it holding none.  Returns 0 if
+   every change was stored and every garbage object deleted, -1 if some
+   upload or delete failed (logged; nothing is lost, the next pass tries
+   again). */
+int obox_upload_now(struct obox *obox);
 
 /* The stats file's text, "name value" lines (malloc()ed), or NULL. */
 char *obox_stats_text(struct obox *obox, size_t *len_r);

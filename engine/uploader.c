@@ -313,9 +313,14 @@ static void count_dirty(struct users *users, unsigned int *dirty_r)
 void uploader_get_stats(struct uploader *up, struct users *users,
 			struct uploader_stats *stats_r)
 {
-	pthread_mutex_lock(&up->lock);
-	*stats_r = up->stats;
-	stats_r->queued = up->queued;
-	pthread_mutex_unlock(&up->lock);
+	if (up == NULL) {
+		/* not started (obox_stats_text() before obox_start()) */
+		memset(stats_r, 0, sizeof(*stats_r));
+	} else {
+		pthread_mutex_lock(&up->lock);
+		*stats_r = up->stats;
+		stats_r->queued = up->queued;
+		pthread_mutex_unlock(&up->lock);
+	}
 	count_dirty(users, &stats_r->dirty_users);
 }

@@ -45,6 +45,7 @@ void uploader_request_folder(struct uploader *uploader, struct ouser *user,
 /* async-signal-safe */
 void uploader_request_all(struct uploader *uploader);
 
+/* uploader may be NULL (not started): its counters are 0 */
 void uploader_get_stats(struct uploader *uploader, struct users *users,
 			struct uploader_stats *stats_r);
 

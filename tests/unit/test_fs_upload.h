@@ -1,8 +1,11 @@
 /* test_fs_upload.h: shared fixture of the test_fs_upload_*.c tests (and
- * test_fs_users_delivery_count.c): a file:// store, a cache directory with
- * its state (cachestate), mail cache, objgc, users and an upload context,
- * a user tree in CACHE/meta/<user> (user root, Maildir INBOX folder, nested
- * .Sent folder) and helpers to look at the bundles stored. */
+ * test_fs_users_delivery_count.c): a file:// store and an engine on a
+ * cache directory (obox_init(), no upload threads: the tests call
+ * upload_user() and objgc_flush() themselves), a user tree in
+ * CACHE/meta/<user> (user root, Maildir INBOX folder, nested .Sent
+ * folder) and helpers to look at the bundles stored.  The engine's inner
+ * objects (cache state, objgc, users, upload context) are taken from
+ * struct obox (obox-private.h). */
 #ifndef TEST_FS_UPLOAD_H
 #define TEST_FS_UPLOAD_H
 
@@ -13,9 +16,9 @@
 #include "bundle.h"
 #include "cachestate.h"
 #include "ids.h"
-#include "mailcache.h"
 #include "objgc.h"
 #include "objstore.h"
+#include "obox-private.h"
 #include "stub.h"
 #include "upload.h"
 #include "users.h"
@@ -40,74 +43,77 @@
 
 static char *up_dir;		/* the test's temporary directory */
 static char up_cache[2048];	/* up_dir/cache */
-static int up_meta_fd = -1;	/* up_dir/cache/meta */
+static char up_store_url[2100];	/* file://up_dir/store */
+/* the test's own handle on the store, to look at what the engine did */
 static struct objstore *up_store;
-static struct mailcache *up_mc;
+static struct obox *up_obox;
+/* taken from up_obox while it runs (up_start() .. up_stop()) */
+static int up_meta_fd = -1;	/* up_dir/cache/meta */
 static struct cachestate *up_cs;
 static struct objgc *up_gc;
 static struct users *up_users;
 static struct ouser *up_user;
-static struct upload_ctx up_ctx;
-static bool up_ctx_ok;
+static struct upload_ctx *up_ctx;
+/* the engine's store fault injection (objstore.h), NULL: none */
+static const char *up_store_fault;
 
-/* open everything on up_cache (again, for a restart) */
+/* open the engine on up_cache (again, for a restart) */
 static void up_start(void)
 {
+	struct obox_settings set = {
+		.store_url = up_store_url,
+		.store = { .no_fsync = true, .fault = up_store_fault },
+		.cache_dir = up_cache,
+		.cache_size = 1024 * 1024,
+		.metacache_size = 64 * 1024 * 1024,
+		.metacache_idle = 3600,
+	};
 	const char *error = NULL;
-	char garbage[4096];
 
-	cr_assert_eq(cachestate_open(up_cache, up_meta_fd, &up_cs, &error), 0,
-		     "cachestate_open() failed: %s", error);
-	up_gc = objgc_init(up_store, up_mc,
-			   cachestate_path(up_cs, "garbage", garbage,
-					   sizeof(garbage)));
-	cr_assert_not_null(up_gc);
-	up_users = users_init(up_cs);
-	cr_assert_not_null(up_users);
-	up_user = users_get(up_users, UP_USER);
+	cr_assert_eq(obox_init(&set, &up_obox, &error), 0,
+		     "obox_init() failed: %s", error);
+	up_meta_fd = obox_meta_fd(up_obox);
+	up_cs = up_obox->cs;
+	up_gc = up_obox->gc;
+	up_users = up_obox->users;
+	up_ctx = &up_obox->upctx;
+	up_user = obox_user_get(up_obox, UP_USER);
 	cr_assert_not_null(up_user);
-	cr_assert_eq(upload_ctx_init(&up_ctx, up_store, up_gc, up_cs,
-				     up_meta_fd), 0);
-	up_ctx_ok = true;
 }
 
+/* clean: as at unmount; else the cache state is left as a killed daemon
+   leaves it */
 static void up_stop(bool clean)
 {
-	if (up_ctx_ok)
-		upload_ctx_deinit(&up_ctx);
-	up_ctx_ok = false;
-	users_deinit(&up_users);
+	if (up_obox != NULL)
+		up_obox->deinit_unclean = !clean;
+	obox_deinit(&up_obox);
+	up_meta_fd = -1;
+	up_cs = NULL;
+	up_gc = NULL;
+	up_users = NULL;
+	up_ctx = NULL;
 	up_user = NULL;
-	objgc_deinit(&up_gc);
-	cachestate_close(&up_cs, clean);
 }
 
 static void up_init(void)
 {
 	struct objstore_settings set = { .no_fsync = true };
-	const char *error;
-	char path[4096];
 
 	up_dir = objtest_mkdtemp("upload");
 	cr_assert_not_null(up_dir);
 	up_store = objtest_open_posix_store(up_dir, &set);
-	snprintf(path, sizeof(path), "%s/mail", up_dir);
-	cr_assert_eq(mailcache_init(path, 1024 * 1024, up_store, &up_mc,
-				    &error), 0, "%s", error);
+	snprintf(up_store_url, sizeof(up_store_url), "file://%s/store",
+		 up_dir);
 	snprintf(up_cache, sizeof(up_cache), "%s/cache", up_dir);
-	cr_assert_eq(mkdir(up_cache, 0700), 0);
-	up_meta_fd = objtest_mkdir_open(up_cache, "meta");
 	up_start();
 }
 
 static void up_fini(void)
 {
 	up_stop(false);
-	mailcache_deinit(&up_mc);
 	if (up_store != NULL)
 		objstore_deinit(&up_store);
-	if (up_meta_fd >= 0)
-		close(up_meta_fd);
 	objtest_rm_rf(up_dir);
 	free(up_dir);
 }
@@ -215,7 +221,7 @@ static struct upload_stats up_stats(void)
 {
 	struct upload_stats stats;
 
-	upload_get_stats(&up_ctx, &stats);
+	upload_get_stats(up_ctx, &stats);
 	return stats;
 }
 

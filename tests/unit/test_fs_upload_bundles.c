@@ -37,7 +37,7 @@ static void assert_no_children(const struct bundle_tree *tree,
 static void full_upload(void)
 {
 	up_changed();
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 }
 
 Test(fs_upload_bundles, first_upload_stores_one_base_per_root)
@@ -127,7 +127,7 @@ Test(fs_upload_bundles, first_folder_upload_stores_everything)
 	up_changed();
 	/* a folder is found again only through the user root: the first
 	   upload stores all of it */
-	cr_assert_eq(upload_user(&up_ctx, up_user, "Maildir"), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, "Maildir"), 0);
 	up_assert_bundles(NULL, 0, &b);
 	up_assert_bundles(GUID_INBOX, 0, &b);
 	up_assert_bundles(GUID_SENT, 0, &b);
@@ -347,7 +347,7 @@ Test(fs_upload_bundles, restart_stores_new_bases_and_deletes_old)
 	up_start();
 	cr_assert_eq(cachestate_last_run(up_cs), CACHESTATE_CLEAN);
 	cr_assert_eq(up_state_lines(), 4);
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	struct upload_stats stats = up_stats();
 
 	cr_assert_eq(stats.bases, 3);
@@ -405,7 +405,7 @@ Test(fs_upload_bundles, restart_with_damaged_state_file)
 	fclose(f);
 
 	up_start();
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	cr_assert_eq(up_gc_stats().condemned, 3);
 	cr_assert_eq(objgc_flush(up_gc), 0);
 	for (unsigned int i = 0; i < 4; i++)
@@ -481,7 +481,7 @@ Test(fs_upload_bundles, folder_deleted_while_stopped)
 		 up_cache);
 	objtest_rm_rf(path);
 	up_start();
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	/* new bases for the two roots left, the old ones and .Sent's
 	   condemned */
 	cr_assert_eq(up_stats().bases, 2);
@@ -522,7 +522,7 @@ Test(fs_upload_bundles, over_long_state_line_is_junk)
 	free(junk);
 
 	up_start();
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	cr_assert_eq(objgc_flush(up_gc), 0);
 	cr_assert(up_object_exists(key), "the tail of an over-long line "
 		  "was read as a live key and %s deleted", key);

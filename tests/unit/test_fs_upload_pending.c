@@ -29,7 +29,7 @@ Test(fs_upload_pending, folder_upload_condemns_its_folder_only)
 
 	up_make_tree();
 	up_changed();
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 
 	release_mail(STUB1, GUID_INBOX, OID(1), inbox_key, sizeof(inbox_key));
 	release_mail(STUB2, GUID_SENT, OID(2), sent_key, sizeof(sent_key));
@@ -41,7 +41,7 @@ Test(fs_upload_pending, folder_upload_condemns_its_folder_only)
 	cr_assert(up_object_exists(inbox_key));
 	cr_assert(up_object_exists(sent_key));
 
-	cr_assert_eq(upload_user(&up_ctx, up_user, "Maildir"), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, "Maildir"), 0);
 	gs = up_gc_stats();
 	cr_assert_eq(gs.pending, 1, "the .Sent mail was taken too");
 	cr_assert_eq(gs.condemned, 1);
@@ -70,7 +70,7 @@ Test(fs_upload_pending, folder_upload_condemns_its_folder_only)
 	bundle_free(&base);
 
 	/* the full upload takes the rest */
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	gs = up_gc_stats();
 	cr_assert_eq(gs.pending, 0);
 	cr_assert_eq(objgc_flush(up_gc), 0);
@@ -85,9 +85,9 @@ Test(fs_upload_pending, nested_folder_upload)
 
 	up_make_tree();
 	up_changed();
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	release_mail(STUB2, GUID_SENT, OID(2), sent_key, sizeof(sent_key));
-	cr_assert_eq(upload_user(&up_ctx, up_user, "Maildir/.Sent"), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, "Maildir/.Sent"), 0);
 	cr_assert_eq(up_gc_stats().condemned, 1);
 	/* only .Sent was looked at */
 	cr_assert_eq(up_stats().diffs, 1);
@@ -102,15 +102,15 @@ Test(fs_upload_pending, not_a_folder_uploads_everything)
 
 	up_make_tree();
 	up_changed();
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	release_mail(STUB2, GUID_SENT, OID(2), key, sizeof(key));
 	/* cur/ has no guid: the whole user is uploaded */
-	cr_assert_eq(upload_user(&up_ctx, up_user, "Maildir/cur"), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, "Maildir/cur"), 0);
 	cr_assert_eq(up_gc_stats().pending, 0);
 	cr_assert_eq(up_gc_stats().condemned, 1);
 	cr_assert_not(users_is_dirty(up_user));
 	/* and a folder that does not exist (any more) */
-	cr_assert_eq(upload_user(&up_ctx, up_user, "Maildir/.Gone"), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, "Maildir/.Gone"), 0);
 	cr_assert_eq(up_stats().failures, 0);
 }
 
@@ -127,7 +127,7 @@ Test(fs_upload_pending, failed_put_keeps_released_objects)
 
 	up_make_tree();
 	up_changed();
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	up_assert_bundles(GUID_INBOX, 0, &b);
 
 	/* the same store, refusing every PUT */
@@ -160,7 +160,7 @@ Test(fs_upload_pending, failed_put_keeps_released_objects)
 	objstore_deinit(&fstore);
 
 	/* the next upload on a working store condemns it */
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	cr_assert_eq(up_gc_stats().pending, 0);
 	cr_assert_eq(up_gc_stats().condemned, 1);
 	cr_assert_eq(objgc_flush(up_gc), 0);
@@ -196,7 +196,7 @@ Test(fs_upload_pending, failed_first_upload_then_success)
 	cr_assert(users_is_dirty(up_user));
 
 	/* the retry stores the rest; every root ends with one base */
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	cr_assert_eq(objgc_flush(up_gc), 0);
 	up_assert_bundles(NULL, 0, &b);
 	up_assert_bundles(GUID_INBOX, 0, &b);

@@ -96,7 +96,7 @@ Test(fs_users_delivery_count, dirty_until_uploaded)
 	users_change_end(up_user);
 	cr_assert(users_is_dirty(up_user));
 
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	cr_assert_not(users_is_dirty(up_user));
 	cr_assert_not(up_dirty_marker_exists());
 
@@ -104,7 +104,7 @@ Test(fs_users_delivery_count, dirty_until_uploaded)
 	up_changed();
 	cr_assert(users_is_dirty(up_user));
 	cr_assert(up_dirty_marker_exists());
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	cr_assert_not(users_is_dirty(up_user));
 	cr_assert_not(up_dirty_marker_exists());
 
@@ -125,7 +125,7 @@ Test(fs_users_delivery_count, dirty_marker_lost_is_recreated_after_upload)
 	   after an upload the next change must create it again */
 	snprintf(path, sizeof(path), "%s/state/dirty/" UP_USER, up_cache);
 	cr_assert_eq(unlink(path), 0);
-	cr_assert_eq(upload_user(&up_ctx, up_user, NULL), 0);
+	cr_assert_eq(upload_user(up_ctx, up_user, NULL), 0);
 	up_changed();
 	cr_assert(up_dirty_marker_exists());
 }
@@ -217,7 +217,7 @@ static int upload_ret = -2;
 static void *upload_thread_main(void *context)
 {
 	(void)context;
-	upload_ret = upload_user(&up_ctx, up_user, NULL);
+	upload_ret = upload_user(up_ctx, up_user, NULL);
 	atomic_store(&upload_done, true);
 	return NULL;
 }
