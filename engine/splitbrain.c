@@ -17,6 +17,7 @@
 #include "log.h"
 #include "roots.h"
 #include "keylist.h"
+#include "keys.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "stub.h"
@@ -24,7 +25,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include "log.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,28 +35,33 @@
 #include <unistd.h>
 
 struct list_ctx {
-	const char *idx_prefix;	/* ".../idx/" */
-	size_t idx_len;
+	const char *user_prefix;
+	const char *guid;	/* the root listed ("" = the user root) */
 	struct keylist bundles, mails;
 };
 
 static int list_cb(const struct objstore_list_entry *entry, void *context)
 {
 	struct list_ctx *ctx = context;
+	struct keys_parsed parsed;
+	struct bundle_name name;
+	const char *error;
 
 	if (entry->is_prefix)
 		return 0;
-	if (strncmp(entry->key, ctx->idx_prefix, ctx->idx_len) == 0) {
-		const char *name = entry->key + ctx->idx_len;
-		struct bundle_name parsed;
-		const char *error;
-
-		if (bundle_name_parse(name, &parsed, &error) == 0)
+	switch (keys_parse(ctx->user_prefix, entry->key, &parsed)) {
+	case KEYS_ROOT_BUNDLE:
+	case KEYS_FOLDER_BUNDLE:
+		if (strcmp(parsed.guid, ctx->guid) == 0 &&
+		    bundle_name_parse(parsed.name, &name, &error) == 0)
 			(void)keylist_add(&ctx->bundles, entry->key);
-	} else if (ids_key_oid(entry->key) != NULL &&
-		   strchr(entry->key + ctx->idx_len - strlen("idx/"), '/') ==
-		   NULL) {
-		(void)keylist_add(&ctx->mails, entry->key);
+		break;
+	case KEYS_MAIL:
+		if (strcmp(parsed.guid, ctx->guid) == 0)
+			(void)keylist_add(&ctx->mails, entry->key);
+		break;
+	case KEYS_OTHER:
+		break;
 	}
 	return 0;
 }
@@ -213,8 +218,8 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		      const char *guid, const char *path)
 {
 	struct upload_root *root = roots_get(&user->roots, guid);
-	char prefix[OBJSTORE_KEY_MAX + 1], idx[OBJSTORE_KEY_MAX + 8];
-	struct list_ctx lctx = { .idx_prefix = idx };
+	char prefix[KEYS_PREFIX_MAX], list[KEYS_PREFIX_MAX];
+	struct list_ctx lctx = { .user_prefix = user->prefix, .guid = guid };
 	unsigned int foreign = 0, merged = 0;
 	int64_t now = now_secs();
 
@@ -223,20 +228,18 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	     now - root->split_checked < (int64_t)ctx->split_check_interval))
 		return false;
 	root->split_checked = now;
-	if (guid[0] == '\0')
-		snprintf(prefix, sizeof(prefix), "%s/", user->prefix);
-	else {
-		snprintf(prefix, sizeof(prefix), "%s/mailboxes/%s/",
-			 user->prefix, guid);
-	}
-	snprintf(idx, sizeof(idx), "%sidx/", prefix);
-	lctx.idx_len = strlen(idx);
+	/* the user root: its bundles only; a folder: its mails too */
+	if ((guid[0] == '\0' ?
+	     keys_idx_prefix(user->prefix, "", list, sizeof(list)) :
+	     keys_root_list_prefix(user->prefix, guid, list,
+				   sizeof(list))) < 0 ||
+	    keys_root_list_prefix(user->prefix, guid, prefix,
+				  sizeof(prefix)) < 0)
+		return false;	/* not of a valid user: cannot be */
 	pthread_mutex_lock(&ctx->stats_lock);
 	ctx->stats.split_checks++;
 	pthread_mutex_unlock(&ctx->stats_lock);
-	/* the user root: its bundles only; a folder: its mails too */
-	if (objstore_list(ctx->store, guid[0] == '\0' ? idx : prefix, NULL,
-			  list_cb, &lctx) < 0) {
+	if (objstore_list(ctx->store, list, NULL, list_cb, &lctx) < 0) {
 		obox_log(OBOX_LOG_WARNING, "split-brain check of %s failed: "
 			 "%s\n", prefix, objstore_error());
 		goto out;

@@ -7,6 +7,7 @@
 #include "userload.h"
 #include "bundle.h"
 #include "ids.h"
+#include "keys.h"
 #include "objstore.h"
 
 #include <stdbool.h>
@@ -32,8 +33,7 @@ struct ul_ctx {
 	struct objstore *store;
 	const char *user;
 	int dir_fd;
-	char prefix[OBJSTORE_KEY_MAX + 1];	/* "<h1>/<h2>/<user>/" */
-	size_t prefix_len;
+	char prefix[KEYS_PREFIX_MAX];	/* keys_user_prefix() */
 	struct ul_root *roots;		/* [0] is the user root */
 	size_t count, alloc;
 	size_t *queue;			/* placed roots still to load */

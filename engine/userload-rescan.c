@@ -146,14 +146,14 @@ static bool folder_claim(struct ul_ctx *ctx, struct ul_root *root, int fd,
 			 const char *folder)
 {
 	char guid[IDS_HEX_LEN + 1];
-	ssize_t len = fd_getxattr(fd, STUB_XATTR_GUID, guid, IDS_HEX_LEN);
+	ssize_t len = fd_getxattr(fd, BUNDLE_XATTR_GUID, guid, IDS_HEX_LEN);
 
 	if (len == IDS_HEX_LEN) {
 		guid[IDS_HEX_LEN] = '\0';
 		if (strcmp(guid, root->guid) == 0)
 			return true;
 	} else if (len < 0 && errno == ENODATA) {
-		if (fd_setxattr(fd, STUB_XATTR_GUID, root->guid, IDS_HEX_LEN,
+		if (fd_setxattr(fd, BUNDLE_XATTR_GUID, root->guid, IDS_HEX_LEN,
 				XATTR_CREATE) == 0)
 			return true;
 	}

@@ -6,6 +6,7 @@
 #include "userload-private.h"
 #include "bundle.h"
 #include "ids.h"
+#include "keys.h"
 #include "mailpath.h"
 #include "objstore.h"
 #include "stub.h"
@@ -152,36 +153,22 @@ static void add_bundle_key(struct ul_ctx *ctx, const char *guid,
 static int list_cb(const struct objstore_list_entry *entry, void *context)
 {
 	struct ul_ctx *ctx = context;
-	const char *rest = entry->key + ctx->prefix_len;
-	char guid[IDS_HEX_LEN + 1];
+	struct keys_parsed parsed;
 
-	if (entry->is_prefix ||
-	    strncmp(entry->key, ctx->prefix, ctx->prefix_len) != 0)
-		goto ignore;
-	if (strncmp(rest, "idx/", 4) == 0 && strchr(rest + 4, '/') == NULL) {
-		add_bundle_key(ctx, "", entry->key, rest + 4);
+	switch (entry->is_prefix ? KEYS_OTHER :
+		keys_parse(ctx->prefix, entry->key, &parsed)) {
+	case KEYS_ROOT_BUNDLE:
+	case KEYS_FOLDER_BUNDLE:
+		add_bundle_key(ctx, parsed.guid, entry->key, parsed.name);
 		return 0;
-	}
-	if (strncmp(rest, "mailboxes/", 10) != 0)
-		goto ignore;
-	rest += 10;
-	if (strlen(rest) <= IDS_HEX_LEN || rest[IDS_HEX_LEN] != '/')
-		goto ignore;
-	memcpy(guid, rest, IDS_HEX_LEN);
-	guid[IDS_HEX_LEN] = '\0';
-	if (!ids_is_hex_id(guid))
-		goto ignore;
-	rest += IDS_HEX_LEN + 1;
-	if (strncmp(rest, "idx/", 4) == 0 && strchr(rest + 4, '/') == NULL) {
-		add_bundle_key(ctx, guid, entry->key, rest + 4);
-		return 0;
-	}
-	if (ids_is_hex_id(rest)) {
-		root_add_mail(&ctx->roots[ul_root_get(ctx, guid)], entry->key);
+	case KEYS_MAIL:
+		root_add_mail(&ctx->roots[ul_root_get(ctx, parsed.guid)],
+			      entry->key);
 		ctx->found = true;
 		return 0;
+	case KEYS_OTHER:
+		break;
 	}
-ignore:
 	obox_log(OBOX_LOG_DEBUG, "userload(%s): ignoring object %s\n",
 		 ctx->user, entry->key);
 	return 0;
@@ -192,21 +179,16 @@ static int str_ptr_cmp(const void *p1, const void *p2)
 	return strcmp(*(char *const *)p1, *(char *const *)p2);
 }
 
-/* Is key "P/mailboxes/<G>/<oid>" of this user?  Fills guid_r. */
+/* Is key a mail of this user?  Fills guid_r. */
 static bool mail_key_parse(const struct ul_ctx *ctx, const char *key,
 			   char guid_r[IDS_HEX_LEN + 1])
 {
-	const char *p = key + ctx->prefix_len;
+	struct keys_parsed parsed;
 
-	if (strncmp(key, ctx->prefix, ctx->prefix_len) != 0 ||
-	    strncmp(p, "mailboxes/", 10) != 0)
+	if (keys_parse(ctx->prefix, key, &parsed) != KEYS_MAIL)
 		return false;
-	p += 10;
-	if (strlen(p) != IDS_HEX_LEN * 2 + 1 || p[IDS_HEX_LEN] != '/')
-		return false;
-	memcpy(guid_r, p, IDS_HEX_LEN);
-	guid_r[IDS_HEX_LEN] = '\0';
-	return ids_is_hex_id(guid_r) && ids_is_hex_id(p + IDS_HEX_LEN + 1);
+	memcpy(guid_r, parsed.guid, IDS_HEX_LEN + 1);
+	return true;
 }
 
 /* GET and decode key, expected to be named name.  Returns 1 with
@@ -486,7 +468,7 @@ static void tree_written(struct ul_ctx *ctx, const char *path,
 			int fd = openat(ctx->dir_fd, full, O_RDONLY |
 					O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd >= 0) {
-				(void)fd_removexattr(fd, STUB_XATTR_GUID);
+				(void)fd_removexattr(fd, BUNDLE_XATTR_GUID);
 				close(fd);
 			}
 		} else {
@@ -706,9 +688,9 @@ int userload_load_filtered(struct objstore *store, const char *user,
 			   const char **error_r)
 {
 	struct ul_ctx ctx;
-	char h1[3], h2[4];
+	char list_prefix[KEYS_PREFIX_MAX];
 	const char *error;
-	int ret, len;
+	int ret;
 
 	if (roots_r != NULL)
 		*roots_r = NULL;
@@ -720,15 +702,13 @@ int userload_load_filtered(struct objstore *store, const char *user,
 	ctx.dir_fd = dir_fd;
 	ctx.skip = skip;
 	ctx.skip_context = skip_context;
-	ids_user_hash(user, h1, h2);
-	len = snprintf(ctx.prefix, sizeof(ctx.prefix), "%s/%s/%s/", h1, h2,
-		       user);
-	if (len < 0 || (size_t)len >= sizeof(ctx.prefix))
+	if (keys_user_prefix(user, ctx.prefix, sizeof(ctx.prefix)) < 0 ||
+	    keys_root_list_prefix(ctx.prefix, "", list_prefix,
+				  sizeof(list_prefix)) < 0)
 		return ul_fail(error_r, EINVAL, "user name too long");
-	ctx.prefix_len = (size_t)len;
 	(void)ul_root_get(&ctx, "");
 
-	if (objstore_list(store, ctx.prefix, NULL, list_cb, &ctx) < 0)
+	if (objstore_list(store, list_prefix, NULL, list_cb, &ctx) < 0)
 		ret = ul_fail(error_r, EIO, "%s", objstore_error());
 	else if (!ctx.found)
 		ret = 0;
