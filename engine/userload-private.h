@@ -67,7 +67,6 @@ int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
       const char **error_r);
 int ul_fix_top_owner(struct ul_ctx *ctx, const char **error_r);
 int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r);
-int ul_subdir_open(int parent_fd, const char *name);
 int ul_dir_open_create(struct ul_ctx *ctx, const char *path);
 
 #endif
