@@ -213,7 +213,7 @@ int ul_place_from_mails(struct ul_ctx *ctx, size_t idx,
 		if (fd >= 0)
 			close(fd);
 		free(folder);
-		return ul_process_queue(ctx, error_r);
+		return 0;
 	}
 	obox_log(OBOX_LOG_ERR, "userload(%s): folder %s is in no tree and "
 		 "none of its mails says where: its bundles are not loaded\n",
