@@ -1,6 +1,6 @@
-/* ids.c: random 128-bit ids, the user-name hash and mail key naming. */
+/* ids.c: random 128-bit ids and the user-name hash (keys.c builds the
+ * store keys from them). */
 #include "ids.h"
-#include "objstore.h"
 
 #include <errno.h>
 #include <openssl/sha.h>
@@ -64,33 +64,4 @@ void ids_user_hash(const char *user, char h1_r[3], char h2_r[4])
 	h1_r[2] = '\0';
 	memcpy(h2_r, hex + 2, 3);
 	h2_r[3] = '\0';
-}
-
-int ids_mail_key(const char *user, const char *folder_guid, const char *oid,
-		 char *buf, size_t size)
-{
-	char h1[3], h2[4];
-	const char *error;
-	int len;
-
-	ids_user_hash(user, h1, h2);
-	len = snprintf(buf, size, "%s/%s/%s/mailboxes/%s/%s",
-		       h1, h2, user, folder_guid, oid);
-	if (len < 0 || (size_t)len >= size || len > OBJSTORE_KEY_MAX) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if (objstore_key_check(buf, &error) < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	return 0;
-}
-
-const char *ids_key_oid(const char *key)
-{
-	const char *p = strrchr(key, '/');
-
-	p = p == NULL ? key : p + 1;
-	return ids_is_hex_id(p) ? p : NULL;
 }

@@ -52,6 +52,38 @@ bool mailpath_is_sdbox_mail_name(const char *name)
 	return true;
 }
 
+enum mailpath_dir mailpath_mail_dir(const char *name)
+{
+	if (strcmp(name, "cur") == 0)
+		return MAILPATH_DIR_CUR;
+	if (strcmp(name, "new") == 0)
+		return MAILPATH_DIR_NEW;
+	if (strcmp(name, "dbox-Mails") == 0)
+		return MAILPATH_DIR_DBOX_MAILS;
+	return MAILPATH_DIR_OTHER;
+}
+
+int mailpath_mail_name_check(enum mailpath_dir dir, const char *name,
+			     const char **error_r)
+{
+	if (dir == MAILPATH_DIR_OTHER) {
+		*error_r = "not a cur, new or dbox-Mails directory";
+		return -1;
+	}
+	if (name[0] == '\0' || strlen(name) > MAILPATH_NAME_MAX ||
+	    strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0) {
+		*error_r = "invalid name";
+		return -1;
+	}
+	if (dir == MAILPATH_DIR_DBOX_MAILS &&
+	    !mailpath_is_sdbox_mail_name(name)) {
+		*error_r = "not an sdbox mail name (u.N)";
+		return -1;
+	}
+	return 0;
+}
+
 static bool dir_is_canonical(const char *dir)
 {
 	size_t len = strlen(dir);
@@ -99,11 +131,13 @@ int mailpath_classify(const char *dir, const char *name,
 	mp_r->user_dir = slash + 1;
 
 	last = strrchr(dir, '/') + 1;
-	if (strcmp(last, "cur") == 0 || strcmp(last, "new") == 0 ||
-	    (strcmp(last, "dbox-Mails") == 0 &&
+	enum mailpath_dir kind = mailpath_mail_dir(last);
+
+	if (kind == MAILPATH_DIR_CUR || kind == MAILPATH_DIR_NEW ||
+	    (kind == MAILPATH_DIR_DBOX_MAILS &&
 	     mailpath_is_sdbox_mail_name(name))) {
 		mp_r->is_mail = true;
-		mp_r->is_delivery = strcmp(last, "cur") != 0;
+		mp_r->is_delivery = kind != MAILPATH_DIR_CUR;
 		mp_r->folder_len = (size_t)(last - 1 - dir);
 	}
 	return 0;

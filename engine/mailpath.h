@@ -51,4 +51,19 @@ int mailpath_classify(const char *dir, const char *name,
 /* True if name is "u.<digits>" (an sdbox mail file name). */
 bool mailpath_is_sdbox_mail_name(const char *name);
 
+/* Which mail directory a directory named name is */
+enum mailpath_dir {
+	MAILPATH_DIR_OTHER = 0,
+	MAILPATH_DIR_CUR,		/* maildir "cur" */
+	MAILPATH_DIR_NEW,		/* maildir "new" */
+	MAILPATH_DIR_DBOX_MAILS,	/* sdbox "dbox-Mails" */
+};
+enum mailpath_dir mailpath_mail_dir(const char *name);
+/* Return 0 if name (untrusted) may be a mail's name in a mail directory of
+   kind dir, else -1 with a reason in *error_r: empty, ".", "..", '/', over
+   MAILPATH_NAME_MAX bytes, not "u.<digits>" in dbox-Mails, or dir not a
+   mail directory. */
+int mailpath_mail_name_check(enum mailpath_dir dir, const char *name,
+			     const char **error_r);
+
 #endif

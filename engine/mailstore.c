@@ -1,6 +1,7 @@
 /* mailstore.c: uploading mails and keeping them as stubs (see mailstore.h). */
 #include "mailstore.h"
 #include "ids.h"
+#include "keys.h"
 #include "inolock.h"
 #include "mailcache.h"
 #include "mailpath.h"
@@ -84,14 +85,14 @@ void mailstore_unlock_inode(struct mailstore *ms, ino_t ino)
 
 static int read_guid(int dir_fd, char guid_r[33])
 {
-	ssize_t len = fgetxattr(dir_fd, STUB_XATTR_GUID, guid_r, 32);
+	ssize_t len = fgetxattr(dir_fd, BUNDLE_XATTR_GUID, guid_r, 32);
 
 	if (len < 0)
 		return errno == ENODATA ? 0 : -1;
 	guid_r[len] = '\0';
 	if (!ids_is_hex_id(guid_r)) {
 		obox_log(OBOX_LOG_ERR, "folder has a damaged %s xattr\n",
-			 STUB_XATTR_GUID);
+			 BUNDLE_XATTR_GUID);
 		errno = EIO;
 		return -1;
 	}
@@ -114,7 +115,7 @@ int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 		if (ret == 0) {
 			ret = ids_generate(guid_r);
 			if (ret == 0)
-				ret = fsetxattr(dir_fd, STUB_XATTR_GUID, guid_r,
+				ret = fsetxattr(dir_fd, BUNDLE_XATTR_GUID, guid_r,
 						IDS_HEX_LEN, XATTR_CREATE);
 		}
 		pthread_mutex_unlock(&ms->guid_lock);
@@ -182,7 +183,7 @@ static int new_mail_key(const struct mail_place *place,
 
 	if (ids_generate(oid) < 0)
 		return -1;
-	return ids_mail_key(place->user, place->guid, oid, key_r,
+	return keys_mail_key(place->user, place->guid, oid, key_r,
 			    OBJSTORE_KEY_MAX + 1);
 }
 
@@ -329,37 +330,26 @@ int mailstore_store(struct mailstore *ms, int fd,
 	return 0;
 }
 
-/* the "<user>/mailboxes/<guid>/" part of a mail key (after h1/h2/) */
-static const char *key_owner(const char *key, size_t *len_r)
+/* is key a mail of place's user and folder? */
+static bool key_is_of_place(const char *key, const struct mail_place *place)
 {
-	const char *p = key, *oid = ids_key_oid(key);
+	char prefix[KEYS_PREFIX_MAX];
+	struct keys_parsed parsed;
 
-	for (unsigned int i = 0; i < 2; i++) {
-		p = strchr(p, '/');
-		if (p == NULL)
-			return NULL;
-		p++;
-	}
-	if (oid == NULL || oid < p)
-		return NULL;
-	*len_r = (size_t)(oid - p);
-	return p;
+	return keys_user_prefix(place->user, prefix, sizeof(prefix)) == 0 &&
+		keys_parse(prefix, key, &parsed) == KEYS_MAIL &&
+		strcmp(parsed.guid, place->guid) == 0;
 }
 
 int mailstore_relocate(struct mailstore *ms, const struct stub *old,
 		       const struct mail_place *place, struct stub *new_r)
 {
-	const char *old_owner, *new_owner;
-	size_t old_len = 0, new_len = 0;
 	int fd, ret;
 
+	if (key_is_of_place(old->key, place))
+		return 0;	/* same user and folder */
 	if (new_mail_key(place, new_r->key) < 0)
 		return -1;
-	old_owner = key_owner(old->key, &old_len);
-	new_owner = key_owner(new_r->key, &new_len);
-	if (old_owner != NULL && new_owner != NULL && old_len == new_len &&
-	    memcmp(old_owner, new_owner, old_len) == 0)
-		return 0;	/* same user and folder */
 
 	new_r->size = old->size;
 	if (mailcache_open(ms->mc, old->key, old->size, &fd) < 0)

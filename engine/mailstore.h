@@ -7,7 +7,7 @@
  * name> and mtime=<the file's mtime, decimal seconds>, copies the bytes into the mail cache and turns the metacache file
  * itself into a stub (xattrs set, truncated to 0), so the inode keeps its
  * identity (the kernel's view of it stays valid across the rename that
- * follows).  The folder GUID is kept as STUB_XATTR_GUID on the folder's
+ * follows).  The folder GUID is kept as BUNDLE_XATTR_GUID on the folder's
  * metacache directory, created with the folder's first mail.
  *
  * Objects belong to one user and folder: mailstore_relocate() decides

@@ -8,7 +8,8 @@
  * index changes is taken over (flags, expunges: the newer base wins at
  * the next load), but no mail is lost: the folder's mail objects that no
  * local stub references (and that are not this machine's own garbage) are
- * put back as stubs, as a load's rescan would, and the next base of the
+ * put back as stubs by putback.c, with the load's rescan's rules, and the
+ * next base of the
  * root (forced) holds them; the other writer's bundles are condemned with
  * it.  sdbox folders are left to the next load's rescan (their u.N names
  * could collide while Dovecot runs).
@@ -17,14 +18,14 @@
 #include "log.h"
 #include "roots.h"
 #include "keylist.h"
+#include "keys.h"
 #include "objgc.h"
 #include "objstore.h"
-#include "stub.h"
+#include "putback.h"
 #include "users.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include "log.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,28 +36,33 @@
 #include <unistd.h>
 
 struct list_ctx {
-	const char *idx_prefix;	/* ".../idx/" */
-	size_t idx_len;
+	const char *user_prefix;
+	const char *guid;	/* the root listed ("" = the user root) */
 	struct keylist bundles, mails;
 };
 
 static int list_cb(const struct objstore_list_entry *entry, void *context)
 {
 	struct list_ctx *ctx = context;
+	struct keys_parsed parsed;
+	struct bundle_name name;
+	const char *error;
 
 	if (entry->is_prefix)
 		return 0;
-	if (strncmp(entry->key, ctx->idx_prefix, ctx->idx_len) == 0) {
-		const char *name = entry->key + ctx->idx_len;
-		struct bundle_name parsed;
-		const char *error;
-
-		if (bundle_name_parse(name, &parsed, &error) == 0)
+	switch (keys_parse(ctx->user_prefix, entry->key, &parsed)) {
+	case KEYS_ROOT_BUNDLE:
+	case KEYS_FOLDER_BUNDLE:
+		if (strcmp(parsed.guid, ctx->guid) == 0 &&
+		    bundle_name_parse(parsed.name, &name, &error) == 0)
 			(void)keylist_add(&ctx->bundles, entry->key);
-	} else if (ids_key_oid(entry->key) != NULL &&
-		   strchr(entry->key + ctx->idx_len - strlen("idx/"), '/') ==
-		   NULL) {
-		(void)keylist_add(&ctx->mails, entry->key);
+		break;
+	case KEYS_MAIL:
+		if (strcmp(parsed.guid, ctx->guid) == 0)
+			(void)keylist_add(&ctx->mails, entry->key);
+		break;
+	case KEYS_OTHER:
+		break;
 	}
 	return 0;
 }
@@ -88,68 +94,36 @@ static void local_keys(int folder_fd, struct keylist *set)
 	}
 }
 
-static bool name_ok(const char *name)
-{
-	size_t len = strlen(name);
-
-	return len > 0 && len <= 255 && strchr(name, '/') == NULL &&
-	       strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-}
-
-/* put the mail key back into folder_fd/<cur|new>/<name>; returns the
-   subdir name put into (static) or NULL */
+/* put the mail key back into folder_fd (putback.h); maildir mails only:
+   returns the subdir put into (static) or NULL */
 static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 			    const char *key)
 {
-	struct objstore_stat st;
-	const char *path, *name, *mtime, *last, *ret = NULL;
-	struct stub stub;
-	struct stat dst;
-	int dfd, fd;
+	struct putback_mail mail;
+	enum putback_stage stage;
+	const char *ret = NULL;
 
-	if (objstore_head(ctx->store, key, &st) < 0) {
+	switch (putback_head(ctx->store, key, "split brain", &mail)) {
+	case -1:
 		obox_log(OBOX_LOG_WARNING, "split brain: HEAD %s failed: %s\n",
 			 key, objstore_error());
 		return NULL;
+	case 0:
+		return NULL;	/* logged */
 	}
-	path = objstore_stat_meta(&st, "path");
-	name = objstore_stat_meta(&st, "name");
-	mtime = objstore_stat_meta(&st, "mtime");
-	last = path == NULL ? NULL : strrchr(path, '/');
-	last = last == NULL ? path : last + 1;
-	if (path == NULL || name == NULL || !name_ok(name) ||
-	    (strcmp(last, "cur") != 0 && strcmp(last, "new") != 0))
-		goto out;	/* not a maildir mail: the next load's rescan */
-	last = strcmp(last, "cur") == 0 ? "cur" : "new";
-	dfd = openat(folder_fd, last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		     O_CLOEXEC);
-	if (dfd < 0)
-		goto out;
-	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		struct timespec times[2] = { { 0, UTIME_OMIT }, { 0, 0 } };
-		char *end;
-		long long secs = mtime == NULL ? -1 : strtoll(mtime, &end, 10);
-
-		times[1].tv_sec = mtime != NULL && *end == '\0' && secs >= 0 ?
-			(time_t)secs : st.mtime;
-		snprintf(stub.key, sizeof(stub.key), "%s", key);
-		stub.size = st.size;
-		if (fstat(dfd, &dst) < 0 ||
-		    fchown(fd, dst.st_uid, dst.st_gid) < 0 ||
-		    stub_write(fd, &stub) < 0 || futimens(fd, times) < 0) {
-			obox_log(OBOX_LOG_ERR, "split brain: putting back %s "
-				 "failed: %s\n", key, strerror(errno));
-			(void)unlinkat(dfd, name, 0);
-		} else {
-			ret = last;
-		}
-		close(fd);
+	if (mail.dir == MAILPATH_DIR_DBOX_MAILS)
+		goto out;	/* sdbox: the next load's rescan */
+	switch (putback_create(folder_fd, &mail, key, &stage)) {
+	case -1:
+		obox_log(OBOX_LOG_ERR, "split brain: putting back %s failed: "
+			 "%s\n", key, strerror(errno));
+		break;
+	case 1:
+		ret = mail.dir == MAILPATH_DIR_CUR ? "cur" : "new";
+		break;
 	}
-	close(dfd);
 out:
-	objstore_stat_free(&st);
+	putback_mail_free(&mail);
 	return ret;
 }
 
@@ -213,8 +187,8 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		      const char *guid, const char *path)
 {
 	struct upload_root *root = roots_get(&user->roots, guid);
-	char prefix[OBJSTORE_KEY_MAX + 1], idx[OBJSTORE_KEY_MAX + 8];
-	struct list_ctx lctx = { .idx_prefix = idx };
+	char prefix[KEYS_PREFIX_MAX], list[KEYS_PREFIX_MAX];
+	struct list_ctx lctx = { .user_prefix = user->prefix, .guid = guid };
 	unsigned int foreign = 0, merged = 0;
 	int64_t now = now_secs();
 
@@ -223,20 +197,18 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	     now - root->split_checked < (int64_t)ctx->split_check_interval))
 		return false;
 	root->split_checked = now;
-	if (guid[0] == '\0')
-		snprintf(prefix, sizeof(prefix), "%s/", user->prefix);
-	else {
-		snprintf(prefix, sizeof(prefix), "%s/mailboxes/%s/",
-			 user->prefix, guid);
-	}
-	snprintf(idx, sizeof(idx), "%sidx/", prefix);
-	lctx.idx_len = strlen(idx);
+	/* the user root: its bundles only; a folder: its mails too */
+	if ((guid[0] == '\0' ?
+	     keys_idx_prefix(user->prefix, "", list, sizeof(list)) :
+	     keys_root_list_prefix(user->prefix, guid, list,
+				   sizeof(list))) < 0 ||
+	    keys_root_list_prefix(user->prefix, guid, prefix,
+				  sizeof(prefix)) < 0)
+		return false;	/* not of a valid user: cannot be */
 	pthread_mutex_lock(&ctx->stats_lock);
 	ctx->stats.split_checks++;
 	pthread_mutex_unlock(&ctx->stats_lock);
-	/* the user root: its bundles only; a folder: its mails too */
-	if (objstore_list(ctx->store, guid[0] == '\0' ? idx : prefix, NULL,
-			  list_cb, &lctx) < 0) {
+	if (objstore_list(ctx->store, list, NULL, list_cb, &lctx) < 0) {
 		obox_log(OBOX_LOG_WARNING, "split-brain check of %s failed: "
 			 "%s\n", prefix, objstore_error());
 		goto out;

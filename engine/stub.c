@@ -1,6 +1,7 @@
 /* stub.c: reading and writing the xattrs that make a metacache file a stub. */
 #include "stub.h"
 #include "ids.h"
+#include "keys.h"
 
 #include <errno.h>
 #include "log.h"
@@ -56,7 +57,7 @@ int stub_parse(const char *key, size_t key_len, const char *size,
 	memcpy(stub_r->key, key, key_len);
 	stub_r->key[key_len] = '\0';
 	if (objstore_key_check(stub_r->key, &error) < 0 ||
-	    ids_key_oid(stub_r->key) == NULL)
+	    keys_key_oid(stub_r->key) == NULL)
 		return -1;
 	if (size_len == 0 || size_len > 20)
 		return -1;
@@ -80,19 +81,19 @@ int stub_read(int fd, const struct stat *st, struct stub *stub_r)
 
 	if (!S_ISREG(st->st_mode) || st->st_size != 0)
 		return 0;
-	key_len = fd_getxattr(fd, STUB_XATTR_KEY, key, sizeof(key));
+	key_len = fd_getxattr(fd, BUNDLE_XATTR_KEY, key, sizeof(key));
 	if (key_len < 0) {
 		if (errno == ENODATA || errno == ENOTSUP)
 			return 0;
 		return -1;
 	}
-	size_len = fd_getxattr(fd, STUB_XATTR_SIZE, size, sizeof(size));
+	size_len = fd_getxattr(fd, BUNDLE_XATTR_SIZE, size, sizeof(size));
 	if (size_len < 0 ||
 	    stub_parse(key, (size_t)key_len, size, (size_t)size_len,
 		       stub_r) < 0) {
 		obox_log(OBOX_LOG_ERR, "damaged mail stub (inode %ju): "
 			 "invalid %s/%s xattrs\n", (uintmax_t)st->st_ino,
-			 STUB_XATTR_KEY, STUB_XATTR_SIZE);
+			 BUNDLE_XATTR_KEY, BUNDLE_XATTR_SIZE);
 		errno = EIO;
 		return -1;
 	}
@@ -113,7 +114,7 @@ int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1])
 	key_r[len] = '\0';
 	if (len == 0 || memchr(key_r, '\0', (size_t)len) != NULL ||
 	    objstore_key_check(key_r, &error) < 0 ||
-	    ids_key_oid(key_r) == NULL) {
+	    keys_key_oid(key_r) == NULL) {
 		obox_log(OBOX_LOG_ERR, "damaged %s xattr: not a mail key\n",
 			 STUB_XATTR_OLDKEY);
 		errno = EIO;
@@ -127,16 +128,16 @@ int stub_write(int fd, const struct stub *stub)
 	char size[32];
 	int len = snprintf(size, sizeof(size), "%" PRIu64, stub->size);
 
-	if (fd_setxattr(fd, STUB_XATTR_SIZE, size, (size_t)len, 0) < 0 ||
-	    fd_setxattr(fd, STUB_XATTR_KEY, stub->key, strlen(stub->key), 0) < 0)
+	if (fd_setxattr(fd, BUNDLE_XATTR_SIZE, size, (size_t)len, 0) < 0 ||
+	    fd_setxattr(fd, BUNDLE_XATTR_KEY, stub->key, strlen(stub->key), 0) < 0)
 		return -1;
 	return 0;
 }
 
 int stub_clear(int fd)
 {
-	if (fd_removexattr(fd, STUB_XATTR_KEY) < 0 ||
-	    fd_removexattr(fd, STUB_XATTR_SIZE) < 0)
+	if (fd_removexattr(fd, BUNDLE_XATTR_KEY) < 0 ||
+	    fd_removexattr(fd, BUNDLE_XATTR_SIZE) < 0)
 		return -1;
 	return 0;
 }

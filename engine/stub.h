@@ -1,24 +1,23 @@
 /* stub.h: mail stubs in the metacache.
  *
  * A stored mail is an empty regular file in the metacache carrying two
- * xattrs: STUB_XATTR_KEY (its object key, relative to the store root) and
- * STUB_XATTR_SIZE (the mail's size in decimal).  A file is a stub iff it is
- * a regular file of size 0 on disk with a STUB_XATTR_KEY xattr: the size
- * test keeps the common case (a non-empty index file) free of xattr calls.
+ * xattrs: BUNDLE_XATTR_KEY (its object key, relative to the store root)
+ * and BUNDLE_XATTR_SIZE (the mail's size in decimal); the xattr names are
+ * defined once, in bundle.h, the lowest layer that writes them.  A file is
+ * a stub iff it is a regular file of size 0 on disk with a
+ * BUNDLE_XATTR_KEY xattr: the size test keeps the common case (a non-empty index file) free of xattr calls.
  * Values read back are validated: a damaged stub is an error (EIO), never
  * trusted.
  */
 #ifndef OBOXFS_STUB_H
 #define OBOXFS_STUB_H
 
+#include "bundle.h"
 #include "objstore.h"
 
 #include <stdint.h>
 #include <sys/stat.h>
 
-#define STUB_XATTR_KEY "user.oboxfs.key"
-#define STUB_XATTR_SIZE "user.oboxfs.size"
-#define STUB_XATTR_GUID "user.oboxfs.guid"
 /* On a plain file that was a stub (rewritten, truncated): the object key it
    had.  The object is released only once the new content is stored
    (mailstore_store()) or the file's last name goes, never before. */

@@ -4,6 +4,7 @@
 #include "bundle.h"
 #include "cachestate.h"
 #include "ids.h"
+#include "keys.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "userload.h"
@@ -177,7 +178,7 @@ static bool dir_guid(int fd, const char *path, char guid_r[IDS_HEX_LEN + 1])
 
 	if (dfd < 0)
 		return false;
-	len = fgetxattr(dfd, "user.oboxfs.guid", guid_r, IDS_HEX_LEN);
+	len = fgetxattr(dfd, BUNDLE_XATTR_GUID, guid_r, IDS_HEX_LEN);
 	close(dfd);
 	if (len != IDS_HEX_LEN)
 		return false;
@@ -311,10 +312,9 @@ static int snapshot_take(struct upload_ctx *ctx, struct ouser *user,
 static void root_prefix(struct ouser *user, const char *guid, char *buf,
 			size_t size)
 {
-	if (guid[0] == '\0')
-		snprintf(buf, size, "%s", user->prefix);
-	else
-		snprintf(buf, size, "%s/mailboxes/%s", user->prefix, guid);
+	/* fits: user->prefix is a valid user's and guid a GUID */
+	if (keys_root_prefix(user->prefix, guid, buf, size) < 0)
+		abort();
 }
 
 /* PUT the encoded bundle as <prefix>/idx/<name> (its key into key_r);
@@ -532,12 +532,11 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	snap_gen = atomic_load(&user->gen);
 	ret = snapshot_take(ctx, user, folder_path, &snap);
 	if (ret > 0) {
-		if (folder_path == NULL)
-			snprintf(prefix, sizeof(prefix), "%s/", user->prefix);
-		else {
-			snprintf(prefix, sizeof(prefix), "%s/mailboxes/%s/",
-				 user->prefix, snap.roots[0].guid);
-		}
+		/* all of the user's keys, or all of the folder's */
+		if (keys_root_list_prefix(user->prefix, folder_path == NULL ?
+					  "" : snap.roots[0].guid, prefix,
+					  sizeof(prefix)) < 0)
+			abort();	/* as root_prefix() */
 		objgc_take_pending(ctx->gc, prefix, &pending);
 	}
 	users_snapshot_unlock(user);

@@ -7,6 +7,7 @@
 #include "userload.h"
 #include "bundle.h"
 #include "ids.h"
+#include "keys.h"
 #include "objstore.h"
 
 #include <stdbool.h>
@@ -32,8 +33,7 @@ struct ul_ctx {
 	struct objstore *store;
 	const char *user;
 	int dir_fd;
-	char prefix[OBJSTORE_KEY_MAX + 1];	/* "<h1>/<h2>/<user>/" */
-	size_t prefix_len;
+	char prefix[KEYS_PREFIX_MAX];	/* keys_user_prefix() */
 	struct ul_root *roots;		/* [0] is the user root */
 	size_t count, alloc;
 	size_t *queue;			/* placed roots still to load */
@@ -47,7 +47,7 @@ struct ul_ctx {
 	void *skip_context;
 };
 
-/* userload.c: allocation (aborts when out of memory), errors, roots */
+/* userload-util.c: allocation (aborts when out of memory), errors, roots */
 void *ul_xrealloc(void *p, size_t size);
 char *ul_xstrdup(const char *s);
 char *ul_path_join(const char *a, const char *b);
@@ -58,16 +58,18 @@ bool ul_store_error_is_fatal(void);
 bool ul_local_error_is_path(int err);
 size_t ul_root_get(struct ul_ctx *ctx, const char *guid);
 int ul_dir_is_empty(int fd);
+/* give root idx its path and queue it for loading */
 void ul_place_root(struct ul_ctx *ctx, size_t idx, const char *path);
+/* userload.c: load the queued roots */
 int ul_process_queue(struct ul_ctx *ctx, const char **error_r);
-/* userload-rescan.c */
+/* userload-rescan.c: these never load a root: ul_place_from_mails() only
+   queues it (the caller runs ul_process_queue()) */
 int ul_place_from_mails(struct ul_ctx *ctx, size_t idx,
        const char **error_r);
 int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
       const char **error_r);
 int ul_fix_top_owner(struct ul_ctx *ctx, const char **error_r);
 int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r);
-int ul_subdir_open(int parent_fd, const char *name);
 int ul_dir_open_create(struct ul_ctx *ctx, const char *path);
 
 #endif

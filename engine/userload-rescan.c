@@ -8,6 +8,7 @@
 #include "ids.h"
 #include "mailpath.h"
 #include "objstore.h"
+#include "putback.h"
 #include "stub.h"
 
 #include <dirent.h>
@@ -22,25 +23,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-int ul_subdir_open(int parent_fd, const char *name)
-{
-	int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(parent_fd, name, flags);
-	struct stat st;
-
-	if (fd >= 0 || errno != ENOENT)
-		return fd;
-	if (fstat(parent_fd, &st) < 0 ||
-	    mkdirat(parent_fd, name, 0700) < 0 ||
-	    fchmodat(parent_fd, name, st.st_mode & 02777, 0) < 0 ||
-	    (geteuid() == 0 &&
-	     fchownat(parent_fd, name, st.st_uid, st.st_gid,
-		      AT_SYMLINK_NOFOLLOW) < 0))
-		return -1;
-	return openat(parent_fd, name, flags);
-}
-
-/* ul_subdir_open() for each segment of path ("" = dir_fd itself) */
+/* putback_subdir_open() for each segment of path ("" = dir_fd itself) */
 int ul_dir_open_create(struct ul_ctx *ctx, const char *path)
 {
 	char *copy = ul_xstrdup(path), *seg, *next;
@@ -54,7 +37,7 @@ int ul_dir_open_create(struct ul_ctx *ctx, const char *path)
 			*next++ = '\0';
 		else
 			next = seg + strlen(seg);
-		sub = ul_subdir_open(fd, seg);
+		sub = putback_subdir_open(fd, seg);
 		saved = errno;
 		close(fd);
 		errno = saved;
@@ -64,80 +47,25 @@ int ul_dir_open_create(struct ul_ctx *ctx, const char *path)
 	return fd;
 }
 
-/* NULL if the mail's metadata is usable, else why not */
-static const char *mail_meta_check(const char *path, const char *name,
-				   const char **last_r)
-{
-	const char *error, *last;
-
-	if (path == NULL || name == NULL)
-		return "no path/name metadata";
-	if (bundle_path_check(path, strlen(path), &error) < 0)
-		return "invalid path metadata";
-	last = strrchr(path, '/');
-	last = last == NULL ? path : last + 1;
-	if (strcmp(last, "cur") != 0 && strcmp(last, "new") != 0 &&
-	    strcmp(last, "dbox-Mails") != 0)
-		return "path metadata is not a cur, new or dbox-Mails "
-			"directory";
-	if (name[0] == '\0' || strlen(name) > MAILPATH_NAME_MAX ||
-	    strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
-	    strcmp(name, "..") == 0)
-		return "invalid name metadata";
-	if (strcmp(last, "dbox-Mails") == 0 &&
-	    !mailpath_is_sdbox_mail_name(name))
-		return "name metadata is not an sdbox mail name (u.N)";
-	*last_r = last;
-	return NULL;
-}
-
-/* the "mtime" metadata if valid, else the object's Last-Modified */
-static time_t mail_mtime(const struct objstore_stat *st)
-{
-	const char *value = objstore_stat_meta(st, "mtime");
-	long long secs = 0;
-	size_t i;
-
-	if (value == NULL || value[0] == '\0' || strlen(value) > 18)
-		return st->mtime;
-	for (i = 0; value[i] != '\0'; i++) {
-		if (value[i] < '0' || value[i] > '9')
-			return st->mtime;
-		secs = secs * 10 + (value[i] - '0');
-	}
-	return (time_t)secs;
-}
-
-/* HEAD mail key.  Returns 1 with stat_r and the checked metadata, 0 if it
-   is gone or unusable (logged, counted), -1 on a store error. */
+/* HEAD mail key.  Returns 1 with mail_r, 0 if it is gone or unusable
+   (logged, counted), -1 on a store error. */
 static int mail_head(struct ul_ctx *ctx, const char *key,
-		     struct objstore_stat *stat_r, const char **path_r,
-		     const char **name_r, const char **last_r,
-		     const char **error_r)
+		     struct putback_mail *mail_r, const char **error_r)
 {
-	const char *reason;
+	char who[MAILPATH_NAME_MAX + 16];
+	int ret;
 
-	if (objstore_head(ctx->store, key, stat_r) < 0) {
+	snprintf(who, sizeof(who), "userload(%s)", ctx->user);
+	ret = putback_head(ctx->store, key, who, mail_r);
+	if (ret < 0) {
 		if (ul_store_error_is_fatal())
 			return ul_fail(error_r, EIO, "%s", objstore_error());
 		obox_log(OBOX_LOG_ERR, "userload(%s): mail %s not put back: "
 			 "%s\n", ctx->user, key, objstore_error());
-		ctx->stats.mails_skipped++;
-		return 0;
 	}
-	*path_r = objstore_stat_meta(stat_r, "path");
-	*name_r = objstore_stat_meta(stat_r, "name");
-	reason = mail_meta_check(*path_r, *name_r, last_r);
-	if (reason == NULL && stat_r->size > INT64_MAX)
-		reason = "invalid size";
-	if (reason != NULL) {
-		obox_log(OBOX_LOG_ERR, "userload(%s): mail %s not put back: "
-			 "%s\n", ctx->user, key, reason);
-		objstore_stat_free(stat_r);
+	if (ret <= 0)
 		ctx->stats.mails_skipped++;
-		return 0;
-	}
-	return 1;
+	return ret < 0 ? 0 : ret;
 }
 
 /* A folder directory of an unplaced root: give it the root's GUID if it
@@ -146,14 +74,14 @@ static bool folder_claim(struct ul_ctx *ctx, struct ul_root *root, int fd,
 			 const char *folder)
 {
 	char guid[IDS_HEX_LEN + 1];
-	ssize_t len = fd_getxattr(fd, STUB_XATTR_GUID, guid, IDS_HEX_LEN);
+	ssize_t len = fd_getxattr(fd, BUNDLE_XATTR_GUID, guid, IDS_HEX_LEN);
 
 	if (len == IDS_HEX_LEN) {
 		guid[IDS_HEX_LEN] = '\0';
 		if (strcmp(guid, root->guid) == 0)
 			return true;
 	} else if (len < 0 && errno == ENODATA) {
-		if (fd_setxattr(fd, STUB_XATTR_GUID, root->guid, IDS_HEX_LEN,
+		if (fd_setxattr(fd, BUNDLE_XATTR_GUID, root->guid, IDS_HEX_LEN,
 				XATTR_CREATE) == 0)
 			return true;
 	}
@@ -174,114 +102,67 @@ static void rebuild_dir_add(struct ul_ctx *ctx, const char *path)
 	ctx->rebuild_dirs[ctx->rebuild_count++] = ul_xstrdup(path);
 }
 
-/* create the stub name in dest_fd; 0 if the name is taken (logged) */
-static int stub_create(struct ul_ctx *ctx, int dest_fd, const char *dest,
-		       const char *name, const struct stub *stub,
-		       time_t mtime, const char **error_r)
-{
-	struct timespec ts[2] = { { 0, UTIME_OMIT }, { mtime, 0 } };
-	struct stat st;
-	int fd;
-
-	if (fstat(dest_fd, &st) < 0)
-		return ul_fail(error_r, errno, "fstat(%s) failed: %s", dest,
-			       strerror(errno));
-	fd = openat(dest_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
-		obox_log(OBOX_LOG_WARNING, "userload(%s): mail %s not put "
-			 "back: %s/%s exists\n", ctx->user, stub->key, dest,
-			 name);
-		ctx->stats.mails_skipped++;
-		return 0;
-	}
-	if (fd < 0 || stub_write(fd, stub) < 0 ||
-	    fchmod(fd, st.st_mode & 0666) < 0 ||
-	    (geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0) ||
-	    futimens(fd, ts) < 0) {
-		int saved = errno;
-
-		if (fd >= 0) {
-			close(fd);
-			(void)unlinkat(dest_fd, name, 0);
-		}
-		return ul_fail(error_r, saved, "creating stub %s/%s failed: %s",
-			       dest, name, strerror(saved));
-	}
-	close(fd);
-	ctx->stats.mails_put_back++;
-	return 1;
-}
-
 /* Put mail m of root idx back as a stub. */
 int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
-		    const char **error_r)
+		const char **error_r)
 {
 	struct ul_root *root = &ctx->roots[idx];
-	const char *path, *name, *last, *slash;
-	char *folder, *dest = NULL;
-	int folder_fd = -1, dest_fd = -1, ret;
-	struct objstore_stat st;
-	struct stub stub;
+	const char *key = root->mail_keys[m], *slash;
+	struct putback_mail mail;
+	enum putback_stage stage;
+	char *folder, *dest;
+	int folder_fd, ret;
 
-	if (ctx->skip != NULL && ctx->skip(root->mail_keys[m],
-					   ctx->skip_context)) {
+	if (ctx->skip != NULL && ctx->skip(key, ctx->skip_context)) {
 		/* garbage this machine has not deleted yet */
 		ctx->stats.mails_skipped++;
 		return 0;
 	}
-	ret = mail_head(ctx, root->mail_keys[m], &st, &path, &name, &last,
-			error_r);
+	ret = mail_head(ctx, key, &mail, error_r);
 	if (ret <= 0)
 		return ret;
-	slash = strrchr(path, '/');
+	slash = strrchr(mail.path, '/');
 	folder = root->path != NULL ? ul_xstrdup(root->path) :
 		slash == NULL ? ul_xstrdup("") :
-		strndup(path, (size_t)(slash - path));
+		strndup(mail.path, (size_t)(slash - mail.path));
 	if (folder == NULL)
 		abort();
-	dest = ul_path_join(folder, last);
-	if ((folder_fd = ul_dir_open_create(ctx, folder)) < 0 ||
-	    (dest_fd = ul_subdir_open(folder_fd, last)) < 0) {
-		if (!ul_local_error_is_path(errno)) {
-			ret = ul_fail(error_r, errno, "creating %s failed: %s",
-				      dest, strerror(errno));
-			goto out;
-		}
+	dest = ul_path_join(folder, mail.dir_name);
+	folder_fd = ul_dir_open_create(ctx, folder);
+	if (folder_fd >= 0 && root->path == NULL &&
+	    folder_claim(ctx, root, folder_fd, folder))
+		root->path = ul_xstrdup(folder);
+	stage = PUTBACK_STAGE_DIR;
+	ret = folder_fd < 0 ? -1 :
+		putback_create(folder_fd, &mail, key, &stage);
+	if (ret < 0 && stage == PUTBACK_STAGE_DIR &&
+	    ul_local_error_is_path(errno)) {
 		obox_log(OBOX_LOG_ERR, "userload(%s): mail %s not put back: "
-			 "creating %s failed: %s\n", ctx->user,
-			 root->mail_keys[m], dest, strerror(errno));
+			 "creating %s failed: %s\n", ctx->user, key, dest,
+			 strerror(errno));
 		ctx->stats.mails_skipped++;
 		ret = 0;
-		goto out;
+	} else if (ret < 0 && stage == PUTBACK_STAGE_DIR) {
+		ret = ul_fail(error_r, errno, "creating %s failed: %s", dest,
+			      strerror(errno));
+	} else if (ret < 0) {
+		ret = ul_fail(error_r, errno, "creating stub %s/%s failed: %s",
+			      dest, mail.name, strerror(errno));
+	} else if (ret == 0) {
+		obox_log(OBOX_LOG_WARNING, "userload(%s): mail %s not put "
+			 "back: %s/%s exists\n", ctx->user, key, dest,
+			 mail.name);
+		ctx->stats.mails_skipped++;
+	} else {
+		ctx->stats.mails_put_back++;
+		if (mail.dir == MAILPATH_DIR_DBOX_MAILS)
+			rebuild_dir_add(ctx, dest);
 	}
-	if (root->path == NULL && folder_claim(ctx, root, folder_fd, folder))
-		root->path = ul_xstrdup(folder);
-	if (strcmp(last, "dbox-Mails") != 0) {
-		/* a maildir folder has all three */
-		static const char *const subdirs[] = { "cur", "new", "tmp" };
-
-		for (size_t i = 0; i < 3; i++) {
-			int fd = ul_subdir_open(folder_fd, subdirs[i]);
-
-			if (fd >= 0)
-				close(fd);
-		}
-	}
-	snprintf(stub.key, sizeof(stub.key), "%s", root->mail_keys[m]);
-	stub.size = st.size;
-	ret = stub_create(ctx, dest_fd, dest, name, &stub, mail_mtime(&st),
-			  error_r);
-	if (ret > 0 && strcmp(last, "dbox-Mails") == 0)
-		rebuild_dir_add(ctx, dest);
-out:
-	if (dest_fd >= 0)
-		close(dest_fd);
 	if (folder_fd >= 0)
 		close(folder_fd);
 	free(folder);
 	free(dest);
-	objstore_stat_free(&st);
+	putback_mail_free(&mail);
 	return ret < 0 ? -1 : 0;
 }
 
@@ -290,23 +171,23 @@ out:
 int ul_place_from_mails(struct ul_ctx *ctx, size_t idx,
 			    const char **error_r)
 {
-	const char *path, *name, *last, *slash;
-	struct objstore_stat st;
+	struct putback_mail mail;
+	const char *slash;
 	char *folder;
 	int fd, ret;
 
 	for (size_t m = 0; m < ctx->roots[idx].mail_count &&
 	     m < PLACE_HEAD_TRIES; m++) {
-		ret = mail_head(ctx, ctx->roots[idx].mail_keys[m], &st, &path,
-				&name, &last, error_r);
+		ret = mail_head(ctx, ctx->roots[idx].mail_keys[m], &mail,
+				error_r);
 		if (ret < 0)
 			return -1;
 		if (ret == 0)
 			continue;
-		slash = strrchr(path, '/');
+		slash = strrchr(mail.path, '/');
 		folder = slash == NULL ? ul_xstrdup("") :
-			strndup(path, (size_t)(slash - path));
-		objstore_stat_free(&st);
+			strndup(mail.path, (size_t)(slash - mail.path));
+		putback_mail_free(&mail);
 		if (folder == NULL)
 			abort();
 		fd = ul_dir_open_create(ctx, folder);
@@ -332,7 +213,7 @@ int ul_place_from_mails(struct ul_ctx *ctx, size_t idx,
 		if (fd >= 0)
 			close(fd);
 		free(folder);
-		return ul_process_queue(ctx, error_r);
+		return 0;
 	}
 	obox_log(OBOX_LOG_ERR, "userload(%s): folder %s is in no tree and "
 		 "none of its mails says where: its bundles are not loaded\n",

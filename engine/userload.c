@@ -6,6 +6,7 @@
 #include "userload-private.h"
 #include "bundle.h"
 #include "ids.h"
+#include "keys.h"
 #include "mailpath.h"
 #include "objstore.h"
 #include "stub.h"
@@ -21,92 +22,6 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-
-static __thread char ul_errbuf[1024];
-
-void *ul_xrealloc(void *p, size_t size)
-{
-	p = realloc(p, size == 0 ? 1 : size);
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-char *ul_xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-char *ul_path_join(const char *a, const char *b)
-{
-	size_t alen = strlen(a), blen = strlen(b);
-	char *p;
-
-	if (alen == 0)
-		return ul_xstrdup(b);
-	p = ul_xrealloc(NULL, alen + 1 + blen + 1);
-	memcpy(p, a, alen);
-	p[alen] = '/';
-	memcpy(p + alen + 1, b, blen + 1);
-	return p;
-}
-
-int ul_fail(const char **error_r, int err, const char *fmt, ...)
-{
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(ul_errbuf, sizeof(ul_errbuf), fmt, args);
-	va_end(args);
-	*error_r = ul_errbuf;
-	errno = err;
-	return -1;
-}
-
-/* store errors that retrying later may fix: the load fails */
-bool ul_store_error_is_fatal(void)
-{
-	switch (objstore_errcode()) {
-	case OBJSTORE_ERR_NOT_FOUND:
-	case OBJSTORE_ERR_TOO_BIG:
-	case OBJSTORE_ERR_INVALID:
-		return false;
-	default:
-		return true;
-	}
-}
-
-/* local errors caused by the shape of an untrusted path, not the disk */
-bool ul_local_error_is_path(int err)
-{
-	return err == ENOTDIR || err == EEXIST || err == ELOOP ||
-		err == ENAMETOOLONG || err == EISDIR;
-}
-
-size_t ul_root_get(struct ul_ctx *ctx, const char *guid)
-{
-	for (size_t i = ctx->count; i > 0; i--) {
-		if (strcmp(ctx->roots[i - 1].guid, guid) == 0)
-			return i - 1;
-	}
-	if (ctx->count == ctx->alloc) {
-		ctx->alloc = ctx->alloc == 0 ? 8 : ctx->alloc * 2;
-		ctx->roots = ul_xrealloc(ctx->roots,
-				      ctx->alloc * sizeof(*ctx->roots));
-		/* each root is queued at most once */
-		ctx->queue = ul_xrealloc(ctx->queue,
-				      ctx->alloc * sizeof(*ctx->queue));
-	}
-	memset(&ctx->roots[ctx->count], 0, sizeof(ctx->roots[0]));
-	snprintf(ctx->roots[ctx->count].guid, IDS_HEX_LEN + 1, "%s", guid);
-	if (guid[0] != '\0')
-		ctx->stats.folders_found++;
-	return ctx->count++;
-}
 
 static void root_add_bundle(struct ul_root *root, const char *key,
 			    const struct bundle_name *name)
@@ -152,36 +67,22 @@ static void add_bundle_key(struct ul_ctx *ctx, const char *guid,
 static int list_cb(const struct objstore_list_entry *entry, void *context)
 {
 	struct ul_ctx *ctx = context;
-	const char *rest = entry->key + ctx->prefix_len;
-	char guid[IDS_HEX_LEN + 1];
+	struct keys_parsed parsed;
 
-	if (entry->is_prefix ||
-	    strncmp(entry->key, ctx->prefix, ctx->prefix_len) != 0)
-		goto ignore;
-	if (strncmp(rest, "idx/", 4) == 0 && strchr(rest + 4, '/') == NULL) {
-		add_bundle_key(ctx, "", entry->key, rest + 4);
+	switch (entry->is_prefix ? KEYS_OTHER :
+		keys_parse(ctx->prefix, entry->key, &parsed)) {
+	case KEYS_ROOT_BUNDLE:
+	case KEYS_FOLDER_BUNDLE:
+		add_bundle_key(ctx, parsed.guid, entry->key, parsed.name);
 		return 0;
-	}
-	if (strncmp(rest, "mailboxes/", 10) != 0)
-		goto ignore;
-	rest += 10;
-	if (strlen(rest) <= IDS_HEX_LEN || rest[IDS_HEX_LEN] != '/')
-		goto ignore;
-	memcpy(guid, rest, IDS_HEX_LEN);
-	guid[IDS_HEX_LEN] = '\0';
-	if (!ids_is_hex_id(guid))
-		goto ignore;
-	rest += IDS_HEX_LEN + 1;
-	if (strncmp(rest, "idx/", 4) == 0 && strchr(rest + 4, '/') == NULL) {
-		add_bundle_key(ctx, guid, entry->key, rest + 4);
-		return 0;
-	}
-	if (ids_is_hex_id(rest)) {
-		root_add_mail(&ctx->roots[ul_root_get(ctx, guid)], entry->key);
+	case KEYS_MAIL:
+		root_add_mail(&ctx->roots[ul_root_get(ctx, parsed.guid)],
+			      entry->key);
 		ctx->found = true;
 		return 0;
+	case KEYS_OTHER:
+		break;
 	}
-ignore:
 	obox_log(OBOX_LOG_DEBUG, "userload(%s): ignoring object %s\n",
 		 ctx->user, entry->key);
 	return 0;
@@ -192,21 +93,16 @@ static int str_ptr_cmp(const void *p1, const void *p2)
 	return strcmp(*(char *const *)p1, *(char *const *)p2);
 }
 
-/* Is key "P/mailboxes/<G>/<oid>" of this user?  Fills guid_r. */
+/* Is key a mail of this user?  Fills guid_r. */
 static bool mail_key_parse(const struct ul_ctx *ctx, const char *key,
 			   char guid_r[IDS_HEX_LEN + 1])
 {
-	const char *p = key + ctx->prefix_len;
+	struct keys_parsed parsed;
 
-	if (strncmp(key, ctx->prefix, ctx->prefix_len) != 0 ||
-	    strncmp(p, "mailboxes/", 10) != 0)
+	if (keys_parse(ctx->prefix, key, &parsed) != KEYS_MAIL)
 		return false;
-	p += 10;
-	if (strlen(p) != IDS_HEX_LEN * 2 + 1 || p[IDS_HEX_LEN] != '/')
-		return false;
-	memcpy(guid_r, p, IDS_HEX_LEN);
-	guid_r[IDS_HEX_LEN] = '\0';
-	return ids_is_hex_id(guid_r) && ids_is_hex_id(p + IDS_HEX_LEN + 1);
+	memcpy(guid_r, parsed.guid, IDS_HEX_LEN + 1);
+	return true;
 }
 
 /* GET and decode key, expected to be named name.  Returns 1 with
@@ -389,30 +285,6 @@ static int load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	return 0;
 }
 
-int ul_dir_is_empty(int fd)
-{
-	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct dirent *d;
-	DIR *dir;
-	int ret = 1;
-
-	if (dfd < 0)
-		return -1;
-	if ((dir = fdopendir(dfd)) == NULL) {
-		close(dfd);
-		return -1;
-	}
-	while ((d = readdir(dir)) != NULL) {
-		if (strcmp(d->d_name, ".") != 0 &&
-		    strcmp(d->d_name, "..") != 0) {
-			ret = 0;
-			break;
-		}
-	}
-	closedir(dir);
-	return ret;
-}
-
 /* remove what bundle_tree_write() created of tree below fd */
 static int tree_unwrite(int fd, const struct bundle_tree *tree)
 {
@@ -457,12 +329,6 @@ static void mark_referenced(struct ul_ctx *ctx, const char *key)
 		root->referenced[found - root->mail_keys] = true;
 }
 
-void ul_place_root(struct ul_ctx *ctx, size_t idx, const char *path)
-{
-	ctx->roots[idx].path = ul_xstrdup(path);
-	ctx->queue[ctx->queue_count++] = idx;
-}
-
 /* tree was written at path: mark its stubs' objects, queue its folders */
 static void tree_written(struct ul_ctx *ctx, const char *path,
 			 const struct bundle_tree *tree)
@@ -486,7 +352,7 @@ static void tree_written(struct ul_ctx *ctx, const char *path,
 			int fd = openat(ctx->dir_fd, full, O_RDONLY |
 					O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd >= 0) {
-				(void)fd_removexattr(fd, STUB_XATTR_GUID);
+				(void)fd_removexattr(fd, BUNDLE_XATTR_GUID);
 				close(fd);
 			}
 		} else {
@@ -605,9 +471,12 @@ static int load_all(struct ul_ctx *ctx, const char **error_r)
 	if (ul_process_queue(ctx, error_r) < 0)
 		return -1;
 	for (i = 1; i < ctx->count; i++) {
+		/* a placed root (and what its tree places) loads before the
+		   next unplaced root is looked at */
 		if (ctx->roots[i].path == NULL &&
 		    ctx->roots[i].bundle_count > 0 &&
-		    ul_place_from_mails(ctx, i, error_r) < 0)
+		    (ul_place_from_mails(ctx, i, error_r) < 0 ||
+		     ul_process_queue(ctx, error_r) < 0))
 			return -1;
 	}
 	if (ul_fix_top_owner(ctx, error_r) < 0)
@@ -706,9 +575,9 @@ int userload_load_filtered(struct objstore *store, const char *user,
 			   const char **error_r)
 {
 	struct ul_ctx ctx;
-	char h1[3], h2[4];
+	char list_prefix[KEYS_PREFIX_MAX];
 	const char *error;
-	int ret, len;
+	int ret;
 
 	if (roots_r != NULL)
 		*roots_r = NULL;
@@ -720,15 +589,13 @@ int userload_load_filtered(struct objstore *store, const char *user,
 	ctx.dir_fd = dir_fd;
 	ctx.skip = skip;
 	ctx.skip_context = skip_context;
-	ids_user_hash(user, h1, h2);
-	len = snprintf(ctx.prefix, sizeof(ctx.prefix), "%s/%s/%s/", h1, h2,
-		       user);
-	if (len < 0 || (size_t)len >= sizeof(ctx.prefix))
+	if (keys_user_prefix(user, ctx.prefix, sizeof(ctx.prefix)) < 0 ||
+	    keys_root_list_prefix(ctx.prefix, "", list_prefix,
+				  sizeof(list_prefix)) < 0)
 		return ul_fail(error_r, EINVAL, "user name too long");
-	ctx.prefix_len = (size_t)len;
 	(void)ul_root_get(&ctx, "");
 
-	if (objstore_list(store, ctx.prefix, NULL, list_cb, &ctx) < 0)
+	if (objstore_list(store, list_prefix, NULL, list_cb, &ctx) < 0)
 		ret = ul_fail(error_r, EIO, "%s", objstore_error());
 	else if (!ctx.found)
 		ret = 0;

@@ -82,7 +82,6 @@ static struct ouser *user_new(const char *name)
 {
 	struct ouser *user = calloc(1, sizeof(*user));
 	pthread_rwlockattr_t attr;
-	char h1[3], h2[4];
 
 	if (user == NULL)
 		return NULL;
@@ -91,9 +90,7 @@ static struct ouser *user_new(const char *name)
 		free(user);
 		return NULL;
 	}
-	ids_user_hash(name, h1, h2);
-	if ((size_t)snprintf(user->prefix, sizeof(user->prefix), "%s/%s/%s",
-			     h1, h2, name) >= sizeof(user->prefix)) {
+	if (keys_user_prefix(name, user->prefix, sizeof(user->prefix)) < 0) {
 		free(user->name);
 		free(user);
 		return NULL;

@@ -22,17 +22,17 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "keys.h"
 #include "roots.h"
 
 struct cachestate;
 
-#define USERS_PREFIX_MAX 300
-
 struct ouser {
 	struct ouser *next;		/* protected by users->lock */
 	char *name;
-	/* "<h1>/<h2>/<user>": the user's part of the store */
-	char prefix[USERS_PREFIX_MAX];
+	/* keys_user_prefix(): the user's part of the store; set at
+	   creation, then read-only */
+	char prefix[KEYS_PREFIX_MAX];
 
 	/* shared: operations changing the tree; exclusive: a snapshot */
 	pthread_rwlock_t tree_lock;

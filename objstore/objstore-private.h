@@ -91,9 +91,9 @@ int objstore_set_errorv(enum objstore_error error, const char *fmt,
 			va_list args) __attribute__((format(printf, 2, 0)));
 /* errno value for an error code */
 int objstore_error_errno(enum objstore_error error);
-/* Re-raise a saved error (e.g. one taken from the parent store). */
+/* This thread's last error: its code and a strdup() of its message (NULL
+   if out of memory), e.g. to raise it again with more context. */
 void objstore_error_save(enum objstore_error *error_r, char **message_r);
-int objstore_error_restore(enum objstore_error error, char *message);
 
 void objstore_count_request(struct objstore *store, enum objstore_op op);
 void objstore_count_retry(struct objstore *store);

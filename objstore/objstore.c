@@ -97,13 +97,6 @@ void objstore_error_save(enum objstore_error *error_r, char **message_r)
 	*message_r = strdup(error_msg);
 }
 
-int objstore_error_restore(enum objstore_error error, char *message)
-{
-	objstore_set_error(error, "%s", message != NULL ? message : "");
-	free(message);
-	return -1;
-}
-
 const char *objstore_error(void)
 {
 	return error_msg;

@@ -1,6 +1,7 @@
 /* test_fs_ids.c: OID/GUID generation, the user hash (h1/h2) and mail key
  * naming. */
 #include "ids.h"
+#include "keys.h"
 #include "objstore.h"
 
 #include <criterion/criterion.h>
@@ -81,12 +82,12 @@ Test(fs_ids, mail_key)
 	const char *guid = "00d7d12ea08a3153175e0000dfbea952";
 	const char *oid = "d88ff1001d4bf753a1b800001accfe22";
 
-	cr_assert_eq(ids_mail_key("user@example.com", guid, oid, key,
+	cr_assert_eq(keys_mail_key("user@example.com", guid, oid, key,
 				  sizeof(key)), 0);
 	cr_assert_str_eq(key, "b4/c9a/user@example.com/mailboxes/"
 			 "00d7d12ea08a3153175e0000dfbea952/"
 			 "d88ff1001d4bf753a1b800001accfe22");
-	cr_assert_str_eq(ids_key_oid(key), oid);
+	cr_assert_str_eq(keys_key_oid(key), oid);
 }
 
 Test(fs_ids, mail_key_too_long)
@@ -94,7 +95,7 @@ Test(fs_ids, mail_key_too_long)
 	char key[64];
 
 	errno = 0;
-	cr_assert_eq(ids_mail_key("user@example.com",
+	cr_assert_eq(keys_mail_key("user@example.com",
 				  "00d7d12ea08a3153175e0000dfbea952",
 				  "d88ff1001d4bf753a1b800001accfe22",
 				  key, sizeof(key)), -1);
@@ -106,7 +107,7 @@ Test(fs_ids, mail_key_invalid_user)
 	char key[OBJSTORE_KEY_MAX + 1];
 
 	errno = 0;
-	cr_assert_eq(ids_mail_key("..", "00d7d12ea08a3153175e0000dfbea952",
+	cr_assert_eq(keys_mail_key("..", "00d7d12ea08a3153175e0000dfbea952",
 				  "d88ff1001d4bf753a1b800001accfe22",
 				  key, sizeof(key)), -1);
 	cr_assert_eq(errno, EINVAL);
@@ -114,8 +115,8 @@ Test(fs_ids, mail_key_invalid_user)
 
 Test(fs_ids, key_oid_rejects_non_ids)
 {
-	cr_assert_null(ids_key_oid("b4/c9a/u/mailboxes/g/notanid"));
-	cr_assert_null(ids_key_oid(""));
-	cr_assert_str_eq(ids_key_oid("d88ff1001d4bf753a1b800001accfe22"),
+	cr_assert_null(keys_key_oid("b4/c9a/u/mailboxes/g/notanid"));
+	cr_assert_null(keys_key_oid(""));
+	cr_assert_str_eq(keys_key_oid("d88ff1001d4bf753a1b800001accfe22"),
 			 "d88ff1001d4bf753a1b800001accfe22");
 }

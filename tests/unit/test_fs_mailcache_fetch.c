@@ -4,6 +4,7 @@
  * being fetched does not come back into the cache. */
 #include "helper-objstore.h"
 #include "ids.h"
+#include "keys.h"
 #include "mailcache.h"
 #include "objstore.h"
 
@@ -39,7 +40,7 @@ static void setup_store(const char *fault)
 		     "%s", error);
 	cr_assert_eq(ids_generate(guid), 0);
 	cr_assert_eq(ids_generate(oid), 0);
-	cr_assert_eq(ids_mail_key("user@example.com", guid, oid, key,
+	cr_assert_eq(keys_mail_key("user@example.com", guid, oid, key,
 				  sizeof(key)), 0);
 	cr_assert_eq(objstore_put(store, key, MAIL, strlen(MAIL), NULL, 0), 0,
 		     "%s", objstore_error());
@@ -147,7 +148,7 @@ Test(fs_mailcache_fetch, removed_during_fetch_stays_out)
 	cr_assert_eq(r.err, ENOENT);
 	/* nothing left in the cache directory for it (not even a
 	   temporary file) */
-	snprintf(path, sizeof(path), "%s/mail/%.2s", dir, ids_key_oid(key));
+	snprintf(path, sizeof(path), "%s/mail/%.2s", dir, keys_key_oid(key));
 	subdir = opendir(path);
 	if (subdir != NULL) {
 		while ((d = readdir(subdir)) != NULL) {

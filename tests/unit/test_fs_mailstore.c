@@ -4,6 +4,7 @@
  * a stub back into a file, and failures that must change nothing. */
 #include "helper-objstore.h"
 #include "ids.h"
+#include "keys.h"
 #include "mailcache.h"
 #include "mailstore.h"
 #include "objgc.h"
@@ -183,13 +184,13 @@ Test(fs_mailstore, store_names_object_and_leaves_stub)
 	/* key: <h1>/<h2>/<user>/mailboxes/<folder guid>/<oid> */
 	dfd = openat(meta_fd, FOLDER, O_RDONLY | O_DIRECTORY);
 	cr_assert_geq(dfd, 0);
-	ssize_t len = fgetxattr(dfd, STUB_XATTR_GUID, guid, sizeof(guid) - 1);
+	ssize_t len = fgetxattr(dfd, BUNDLE_XATTR_GUID, guid, sizeof(guid) - 1);
 	cr_assert_eq(len, IDS_HEX_LEN);
 	guid[len] = '\0';
 	close(dfd);
 	cr_assert(ids_is_hex_id(guid));
-	cr_assert_eq(ids_mail_key("user@example.com", guid,
-				  ids_key_oid(stub.key), expect,
+	cr_assert_eq(keys_mail_key("user@example.com", guid,
+				  keys_key_oid(stub.key), expect,
 				  sizeof(expect)), 0);
 	cr_assert_str_eq(stub.key, expect);
 	cr_assert_eq(strncmp(stub.key, "b4/c9a/user@example.com/mailboxes/",

@@ -4,6 +4,7 @@
  * and a damaged garbage file is read without trusting its junk. */
 #include "helper-objstore.h"
 #include "ids.h"
+#include "keys.h"
 #include "mailcache.h"
 #include "objgc.h"
 #include "objstore.h"
@@ -65,7 +66,7 @@ static void mail_key(const char *user, const char *guid, unsigned int n,
 	char oid[IDS_HEX_LEN + 1];
 
 	snprintf(oid, sizeof(oid), "%08x%024x", n, 0xabcdefU);
-	cr_assert_eq(ids_mail_key(user, guid, oid, buf, size), 0);
+	cr_assert_eq(keys_mail_key(user, guid, oid, buf, size), 0);
 }
 
 static void put_object(const char *key)

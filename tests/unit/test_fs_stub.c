@@ -133,15 +133,15 @@ Test(fs_stub, damaged_stub_is_eio)
 	struct stat st;
 	struct stub out;
 
-	cr_assert_eq(fd_setxattr(fd, STUB_XATTR_KEY, KEY, strlen(KEY), 0), 0);
-	cr_assert_eq(fd_setxattr(fd, STUB_XATTR_SIZE, "x1", 2, 0), 0);
+	cr_assert_eq(fd_setxattr(fd, BUNDLE_XATTR_KEY, KEY, strlen(KEY), 0), 0);
+	cr_assert_eq(fd_setxattr(fd, BUNDLE_XATTR_SIZE, "x1", 2, 0), 0);
 	cr_assert_eq(fstat(fd, &st), 0);
 	errno = 0;
 	cr_assert_eq(stub_read(fd, &st, &out), -1);
 	cr_assert_eq(errno, EIO);
 
 	/* a key without a size is damaged too */
-	cr_assert_eq(fd_removexattr(fd, STUB_XATTR_SIZE), 0);
+	cr_assert_eq(fd_removexattr(fd, BUNDLE_XATTR_SIZE), 0);
 	errno = 0;
 	cr_assert_eq(stub_read(fd, &st, &out), -1);
 	cr_assert_eq(errno, EIO);

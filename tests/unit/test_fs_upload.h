@@ -16,6 +16,7 @@
 #include "bundle.h"
 #include "cachestate.h"
 #include "ids.h"
+#include "keys.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "obox-private.h"
@@ -169,7 +170,7 @@ static void up_file(const char *path, const char *content)
 static void up_mail_key(const char *guid, const char *oid, char *buf,
 			size_t size)
 {
-	cr_assert_eq(ids_mail_key(UP_USER, guid, oid, buf, size), 0);
+	cr_assert_eq(keys_mail_key(UP_USER, guid, oid, buf, size), 0);
 }
 
 static void up_stub(const char *path, const char *guid, const char *oid,

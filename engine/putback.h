@@ -1,0 +1,60 @@
+/* putback.h: putting a mail back from the store as a stub (CONTRACT.md
+ * section 6): the one rule set used by a load's rescan (userload-rescan.c)
+ * and by the split-brain merge (splitbrain.c).
+ *
+ * A mail object carries its place as metadata (untrusted): "path" (its
+ * mail directory relative to the user dir, e.g. "Maildir/.Sent/cur"),
+ * "name" (its file name) and "mtime" (decimal seconds; the object's
+ * Last-Modified if missing or not 1-18 digits).  The mail-location rules
+ * (cur/new/dbox-Mails, u.N names) are mailpath.h's.
+ *
+ * Owner and mode rule: a directory created here gets its parent's owner
+ * (when running as root) and permission bits; a stub gets its directory's
+ * owner (when root) and the directory's permission bits without x.
+ *
+ * No shared state: every call works on its arguments only.
+ */
+#ifndef OBOXFS_PUTBACK_H
+#define OBOXFS_PUTBACK_H
+
+#include "mailpath.h"
+#include "objstore.h"
+
+#include <stdint.h>
+#include <time.h>
+
+struct putback_mail {
+	struct objstore_stat st;	/* the HEAD: owns the strings below */
+	const char *path;		/* "path" metadata */
+	const char *name;		/* "name" metadata */
+	const char *dir_name;		/* the last segment of path */
+	enum mailpath_dir dir;		/* which mail directory that is */
+	time_t mtime;
+};
+
+/* HEAD key and check its metadata.  Returns 1 with mail_r (free it with
+   putback_mail_free()); 0 if the metadata is unusable: logged as
+   "<who>: mail <key> not put back: <reason>", nothing kept; -1 if the
+   HEAD failed (objstore_error(); not logged: the caller decides). */
+int putback_head(struct objstore *store, const char *key, const char *who,
+		 struct putback_mail *mail_r);
+void putback_mail_free(struct putback_mail *mail);
+
+/* Open parent_fd/name as a directory, creating it if missing (owner and
+   mode rule above).  Returns an fd or -1 with errno. */
+int putback_subdir_open(int parent_fd, const char *name);
+
+enum putback_stage {
+	PUTBACK_STAGE_DIR,	/* opening/creating the mail directory */
+	PUTBACK_STAGE_STUB,	/* creating the stub */
+};
+
+/* Create the stub of mail (object key) in folder_fd's mail directory
+   (mail->dir_name, created if missing; a maildir folder gets all of cur,
+   new and tmp).  Returns 1 if created; 0 if the name exists (nothing
+   changed); -1 with errno and *stage_r saying what failed (nothing of the
+   stub left behind). */
+int putback_create(int folder_fd, const struct putback_mail *mail,
+		   const char *key, enum putback_stage *stage_r);
+
+#endif
