@@ -355,7 +355,8 @@ class OboxfsMount:
         with open(self.log_path, 'rb') as f:
             lines = f.read().decode('utf-8', 'replace').splitlines()
         fatal = [ln for ln in lines if re.search(
-            r'AddressSanitizer|LeakSanitizer|runtime error:|Segmentation|'
+            r'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:|'
+            r'Segmentation|'
             r'[Pp]anic|[Aa]ssert', ln)]
         errors = [ln for ln in lines if re.search(r'(?i)error|fail', ln)]
         return fatal, errors
