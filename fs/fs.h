@@ -30,14 +30,28 @@
 #define FS_STATS_NAME OBOX_STATS_NAME
 
 /* One inode of the tree.  The FUSE node id is the struct's address
-   (FUSE_ROOT_ID means fs->root). */
+   (FUSE_ROOT_ID means fs->root).  Only directories hold a descriptor
+   (inode.c). */
 struct oinode {
 	struct oinode *hnext;	/* protected by fs->inode_lock */
 	uint64_t nlookup;	/* protected by fs->inode_lock */
-	int fd;			/* O_PATH fd in the metacache, -1 if
-				   virtual */
+	/* inodes naming this one as their parent, and callers using it as
+	   one right now (protected by fs->inode_lock) */
+	uint64_t refs;
+	/* a non-directory: the directory and name it is reached by, or
+	   NULL/NULL if none is known (protected by fs->inode_lock) */
+	struct oinode *parent;
+	char *name;
+	/* a directory (and the root): an O_PATH fd in the metacache, kept
+	   while the inode lives; -1 for everything else */
+	int fd;
+	/* the file's handle (NULL if the filesystem has none); with dev
+	   and ino the inode's identity */
+	struct file_handle *handle;
 	dev_t dev;
 	ino_t ino;
+	bool hashed;		/* in the table (protected by inode_lock) */
+	bool is_dir;
 	bool is_stats;		/* the virtual FS_STATS_NAME file */
 	/* the user whose tree it is in (NULL: the root, the stats file) */
 	struct ouser *user;
@@ -46,6 +60,9 @@ struct oinode {
 struct oboxfs {
 	struct obox *obox;
 	int meta_fd;		/* obox_meta_fd() */
+	/* CACHE_DIR/meta opened for open_by_handle_at() (which takes no
+	   O_PATH fd) */
+	int mount_fd;
 	const char *meta_path;	/* obox_meta_path() */
 	size_t meta_path_len;
 	/* for the engine's invalidations (NULL while not serving) */
@@ -76,6 +93,32 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
    only its address (the node id) may be used. */
 struct oinode *inode_find(struct oboxfs *fs, dev_t dev, ino_t ino);
 void inode_unref(struct oboxfs *fs, struct oinode *inode, uint64_t n);
+/* Which file a name refers to: (dev, ino) and its file handle (which
+   tells a reused inode number apart). */
+struct inode_ident {
+	struct stat st;
+	struct file_handle *handle;	/* NULL if not supported */
+};
+/* The identity of name in dir.  Returns 0 or -1 with errno; free it with
+   inode_ident_free() either way. */
+int inode_ident_at(struct oinode *dir, const char *name,
+		   struct inode_ident *id_r);
+void inode_ident_free(struct inode_ident *id);
+/* A name operation moved the file id to name in parent (a directory
+   inode): an inode of it is reached by that name from now on. */
+void inode_renamed(struct oboxfs *fs, const struct inode_ident *id,
+		   struct oinode *parent, const char *name);
+/* The name name in parent no longer refers to the file id (unlinked,
+   replaced): an inode reached by it is reached by its handle now. */
+void inode_name_gone(struct oboxfs *fs, const struct inode_ident *id,
+		     struct oinode *parent, const char *name);
+/* open(2) of inode's metacache file with flags (O_PATH too).  Returns an
+   fd of the caller's, or -1 with errno (ESTALE: the file is gone). */
+int inode_open(struct oboxfs *fs, struct oinode *inode, int flags);
+/* An O_PATH fd of inode: a directory's own, or one opened for the caller;
+   give it back with inode_fd_put().  -1 with errno on failure. */
+int inode_fd_get(struct oboxfs *fs, struct oinode *inode);
+void inode_fd_put(struct oinode *inode, int fd);
 /* The path of inode relative to the tree root ("" for the root) into buf.
    For a non-directory it is the path of the name it was looked up by.
    Returns 0 or -1 with errno (ENOENT if it is unlinked). */
@@ -139,9 +182,11 @@ void fsop_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 /* Was anything written through this handle?  (release only changes the
    tree then.) */
 bool fs_file_written(struct fuse_file_info *fi);
-/* Store inode as a mail if it is a plain regular file in a mail location
-   (fsync, release).  Returns 0 or -1 with errno. */
-int fs_store_if_mail(struct oboxfs *fs, struct oinode *inode);
+/* The metacache fd of the open file fi (not the stats file's: -1). */
+int fs_file_fd(struct fuse_file_info *fi);
+/* Store inode, open as fd, as a mail if it is a plain regular file in a
+   mail location (fsync, release).  Returns 0 or -1 with errno. */
+int fs_store_if_mail(struct oboxfs *fs, struct oinode *inode, int fd);
 
 /* fsops-track.c: the operations that change a tree, under its user's
    tree lock (users.h); they call the fsop_ functions */

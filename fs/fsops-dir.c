@@ -154,8 +154,13 @@ void fsop_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		err = EPERM;
 	if (err == 0 && inode_path(fs, dir, path, sizeof(path)) < 0)
 		err = errno;
-	if (err == 0)
-		err = obox_link(fs->obox, inode->fd, dir->fd, path, newname);
+	if (err == 0) {
+		int fd = inode_fd_get(fs, inode);
+
+		err = fd < 0 ? errno :
+			obox_link(fs->obox, fd, dir->fd, path, newname);
+		inode_fd_put(inode, fd);
+	}
 	if (err == 0)
 		err = inode_lookup(fs, dir, newname, false, &e);
 	if (err != 0)
@@ -174,7 +179,14 @@ void fsop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	fuse_reply_err(req, obox_unlink(fs->obox, dir->fd, name));
+	struct inode_ident id;
+	bool known = inode_ident_at(dir, name, &id) == 0;
+	int err = obox_unlink(fs->obox, dir->fd, name);
+
+	if (err == 0 && known)
+		inode_name_gone(fs, &id, dir, name);
+	inode_ident_free(&id);
+	fuse_reply_err(req, err);
 }
 
 /* rmdir: remove an empty directory. */
@@ -186,6 +198,51 @@ void fsop_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_err(req, 0);
+}
+
+/* obox_rename(), keeping the inode table's names right: the moved file is
+   reached by its new name, a replaced one no longer by its old one.
+   Returns 0 or an errno. */
+static int rename_tracked(struct oboxfs *fs, struct oinode *dir,
+			  const char *path, const char *name,
+			  struct oinode *newdir, const char *newpath,
+			  const char *newname, unsigned int flags)
+{
+	struct inode_ident src, dst, now;
+	bool have_src, have_dst;
+	int err;
+
+	have_src = inode_ident_at(dir, name, &src) == 0;
+	have_dst = inode_ident_at(newdir, newname, &dst) == 0;
+	err = obox_rename(fs->obox, dir->fd, path, name, newdir->fd, newpath,
+			  newname, flags);
+	if (err != 0)
+		goto out;
+	if ((flags & RENAME_EXCHANGE) != 0) {
+		if (have_src)
+			inode_renamed(fs, &src, newdir, newname);
+		if (have_dst)
+			inode_renamed(fs, &dst, dir, name);
+		goto out;
+	}
+	if (have_dst && (!have_src || dst.st.st_dev != src.st.st_dev ||
+			 dst.st.st_ino != src.st.st_ino))
+		inode_name_gone(fs, &dst, newdir, newname);
+	if (!have_src)
+		goto out;
+	if (inode_ident_at(newdir, newname, &now) == 0 &&
+	    now.st.st_dev == src.st.st_dev && now.st.st_ino == src.st.st_ino)
+		inode_renamed(fs, &src, newdir, newname);
+	else {
+		/* a relocated stub got a new file at the new name; the old
+		   name is gone from the old one */
+		inode_name_gone(fs, &src, dir, name);
+	}
+	inode_ident_free(&now);
+out:
+	inode_ident_free(&src);
+	inode_ident_free(&dst);
+	return err;
 }
 
 /* rename: renameat2() in the metacache, flags RENAME_NOREPLACE and
@@ -218,8 +275,8 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, errno);
 		return;
 	}
-	fuse_reply_err(req, obox_rename(fs->obox, dir->fd, path, name,
-					newdir->fd, newpath, newname, flags));
+	fuse_reply_err(req, rename_tracked(fs, dir, path, name, newdir,
+					   newpath, newname, flags));
 }
 
 struct odir {

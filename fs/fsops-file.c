@@ -95,7 +95,6 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct oboxfs *fs = fs_get(req);
 	struct oinode *inode = inode_get(req, ino);
 	struct ofile *h;
-	char proc[40];
 	int fd, err;
 
 	if (inode->is_stats) {
@@ -117,9 +116,8 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
-	fd = open(proc, (fi->flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL | O_TRUNC)) |
-		  O_CLOEXEC);
+	fd = inode_open(fs, inode, fi->flags & ~(O_NOFOLLOW | O_CREAT |
+						 O_EXCL | O_TRUNC));
 	if (fd < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -335,14 +333,19 @@ void fsop_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-int fs_store_if_mail(struct oboxfs *fs, struct oinode *inode)
+int fs_file_fd(struct fuse_file_info *fi)
+{
+	return ofile_get(fi)->fd;
+}
+
+int fs_store_if_mail(struct oboxfs *fs, struct oinode *inode, int fd)
 {
 	char dir[PATH_MAX];
 	const char *name;
 
 	if (inode_dir_name(fs, inode, dir, sizeof(dir), &name) < 0)
 		return errno == ENOENT ? 0 : -1;
-	return obox_store_if_mail(fs->obox, inode->fd, dir, name);
+	return obox_store_if_mail(fs->obox, fd, dir, name);
 }
 
 /* release: a plain file written in a mail location is stored now. */
@@ -351,7 +354,7 @@ void fsop_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct oboxfs *fs = fs_get(req);
 	struct ofile *h = ofile_get(fi);
 
-	if (h->dirty && fs_store_if_mail(fs, inode_get(req, ino)) < 0) {
+	if (h->dirty && fs_store_if_mail(fs, inode_get(req, ino), h->fd) < 0) {
 		fuse_log(FUSE_LOG_ERR, "storing a mail at close failed: %s\n",
 			 strerror(errno));
 	}
@@ -365,8 +368,8 @@ void fsop_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		struct fuse_file_info *fi)
 {
 	(void)datasync;
-	(void)fi;
-	if (fs_store_if_mail(fs_get(req), inode_get(req, ino)) < 0)
+	if (fs_store_if_mail(fs_get(req), inode_get(req, ino),
+			     fs_file_fd(fi)) < 0)
 		fuse_reply_err(req, errno == ENAMETOOLONG ? ENAMETOOLONG : EIO);
 	else
 		fuse_reply_err(req, 0);

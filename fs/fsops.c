@@ -67,6 +67,25 @@ static void fsop_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* The fd setattr/getattr work on: the open file's when the kernel names
+   it (fstat(), ftruncate() of a file that may be unlinked), else one of
+   the inode's (inode_fd_get()). */
+static int attr_fd(struct oboxfs *fs, struct oinode *inode,
+		   struct fuse_file_info *fi)
+{
+	if (fi != NULL && !inode->is_dir && !inode->is_stats &&
+	    fs_file_fd(fi) >= 0)
+		return fs_file_fd(fi);
+	return inode_fd_get(fs, inode);
+}
+
+static void attr_fd_put(struct oinode *inode, struct fuse_file_info *fi,
+			int fd)
+{
+	if (fi == NULL || inode->is_dir || fd != fs_file_fd(fi))
+		inode_fd_put(inode, fd);
+}
+
 /* getattr: the metacache file's attributes, with a stub's mail size. */
 static void fsop_getattr(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
@@ -74,41 +93,43 @@ static void fsop_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct oboxfs *fs = fs_get(req);
 	struct oinode *inode = inode_get(req, ino);
 	struct stat st;
+	int fd, ret;
 
-	(void)fi;
-	if (inode_stat(fs, inode, &st) < 0)
+	if (fi != NULL && !inode->is_stats) {
+		fd = attr_fd(fs, inode, fi);
+		ret = fd < 0 ? -1 : obox_stat(fd, &st);
+		int saved = errno;
+
+		attr_fd_put(inode, fi, fd);
+		errno = saved;
+	} else {
+		ret = inode_stat(fs, inode, &st);
+	}
+	if (ret < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_attr(req, &st, inode->is_stats ? 0 : fs->timeout);
 }
 
-/* setattr: chmod/chown/truncate/utimens on the metacache file; truncating
-   a stub turns it back into a plain file first (obox_truncate()). */
-void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-			 int valid, struct fuse_file_info *fi)
+/* setattr's changes on fd, inode's file.  Returns 0 or an errno. */
+static int setattr_fd(struct oboxfs *fs, struct oinode *inode, int fd,
+		      const struct stat *attr, int valid)
 {
-	struct oboxfs *fs = fs_get(req);
-	struct oinode *inode = inode_get(req, ino);
 	char proc[40];
 	int err;
 
-	(void)fi;
-	if (inode->is_stats) {
-		fuse_reply_err(req, EACCES);
-		return;
-	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if ((valid & FUSE_SET_ATTR_MODE) != 0 && chmod(proc, attr->st_mode) < 0)
-		goto fail;
+		return errno;
 	if ((valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) != 0 ?
 			attr->st_uid : (uid_t)-1;
 		gid_t gid = (valid & FUSE_SET_ATTR_GID) != 0 ?
 			attr->st_gid : (gid_t)-1;
 
-		if (fchownat(inode->fd, "", uid, gid,
+		if (fchownat(fd, "", uid, gid,
 			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-			goto fail;
+			return errno;
 	}
 	if ((valid & FUSE_SET_ATTR_SIZE) != 0) {
 		char dir[PATH_MAX];
@@ -116,12 +137,10 @@ void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		bool named = inode_dir_name(fs, inode, dir, sizeof(dir),
 					    &name) == 0;
 
-		err = obox_truncate(fs->obox, inode->fd, named ? dir : NULL,
+		err = obox_truncate(fs->obox, fd, named ? dir : NULL,
 				    name, attr->st_size);
-		if (err != 0) {
-			fuse_reply_err(req, err);
-			return;
-		}
+		if (err != 0)
+			return err;
 	}
 	if ((valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) != 0) {
 		struct timespec tv[2] = {
@@ -137,12 +156,36 @@ void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		else if ((valid & FUSE_SET_ATTR_MTIME) != 0)
 			tv[1] = attr->st_mtim;
 		if (utimensat(AT_FDCWD, proc, tv, 0) < 0)
-			goto fail;
+			return errno;
 	}
-	fsop_getattr(req, ino, fi);
-	return;
-fail:
-	fuse_reply_err(req, errno);
+	return 0;
+}
+
+/* setattr: chmod/chown/truncate/utimens on the metacache file (the open
+   file's fd when the kernel gives it); truncating a stub turns it back
+   into a plain file first (obox_truncate()). */
+void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			 int valid, struct fuse_file_info *fi)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct oinode *inode = inode_get(req, ino);
+	int fd, err;
+
+	if (inode->is_stats) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	fd = attr_fd(fs, inode, fi);
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	err = setattr_fd(fs, inode, fd, attr, valid);
+	attr_fd_put(inode, fi, fd);
+	if (err != 0)
+		fuse_reply_err(req, err);
+	else
+		fsop_getattr(req, ino, fi);
 }
 
 /* readlink: symlinks are plain metacache symlinks. */
@@ -156,9 +199,14 @@ static void fsop_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	len = readlinkat(inode->fd, "", buf, sizeof(buf));
+	int fd = inode_fd_get(fs_get(req), inode);
+
+	len = fd < 0 ? -1 : readlinkat(fd, "", buf, sizeof(buf));
+	int saved = errno;
+
+	inode_fd_put(inode, fd);
 	if (len < 0) {
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, saved);
 		return;
 	}
 	if ((size_t)len == sizeof(buf)) {

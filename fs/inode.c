@@ -1,8 +1,22 @@
 /* inode.c: the inode table: node ids <-> metacache files (dev, ino).
  *
- * Like libfuse's passthrough_ll: each inode the kernel knows holds an O_PATH
- * fd of its metacache file and a lookup count; forget() drops it.  Found by
- * (dev, ino) in a hash table so that hard links share one inode.
+ * Each inode the kernel knows has a lookup count (forget() drops it) and
+ * is found by (dev, ino) in a hash table, so that hard links share one
+ * inode.  It holds no file descriptor unless it is a directory: a
+ * directory keeps an O_PATH fd (the few directories of a tree are the
+ * parents every name operation starts from), while a file, symlink, FIFO
+ * or socket is reached by the name it was last looked up, created or
+ * renamed by in its parent directory (which it keeps referenced), checked
+ * against its (dev, ino) and file handle each time, else by its file
+ * handle (open_by_handle_at()).  Without a descriptor holding it, a
+ * deleted file's inode number is reused by the filesystem while the
+ * kernel may still know the old inode: the file handle (which carries the
+ * inode's generation) tells them apart, and the stale inode leaves the
+ * table (find_file_locked()).  So a folder of 100,000 mails costs no
+ * descriptors (CONTRACT.md: a backend serves thousands of users).
+ *
+ * An inode is freed when the kernel has forgotten it and no other inode
+ * names it as its parent.
  */
 #include "fs.h"
 
@@ -39,6 +53,15 @@ int inode_table_init(struct oboxfs *fs)
 	return 0;
 }
 
+static void inode_free(struct oinode *inode)
+{
+	if (inode->fd >= 0)
+		close(inode->fd);
+	free(inode->name);
+	free(inode->handle);
+	free(inode);
+}
+
 void inode_table_deinit(struct oboxfs *fs)
 {
 	if (fs->buckets == NULL)
@@ -48,8 +71,7 @@ void inode_table_deinit(struct oboxfs *fs)
 
 		for (inode = fs->buckets[i]; inode != NULL; inode = next) {
 			next = inode->hnext;
-			close(inode->fd);
-			free(inode);
+			inode_free(inode);
 		}
 	}
 	free(fs->buckets);
@@ -64,30 +86,279 @@ static unsigned int bucket_of(struct oboxfs *fs, dev_t dev, ino_t ino)
 	return (unsigned int)(h >> 32) % fs->bucket_count;
 }
 
+static bool is_fixed(struct oboxfs *fs, struct oinode *inode)
+{
+	return inode == &fs->root || inode->is_stats;
+}
+
+static void unhash_locked(struct oboxfs *fs, struct oinode *inode)
+{
+	struct oinode **p = &fs->buckets[bucket_of(fs, inode->dev,
+						   inode->ino)];
+
+	while (*p != inode)
+		p = &(*p)->hnext;
+	*p = inode->hnext;
+	inode->hnext = NULL;
+	inode->hashed = false;
+}
+
+static bool handle_eq(const struct file_handle *a,
+		      const struct file_handle *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return a->handle_type == b->handle_type &&
+	       a->handle_bytes == b->handle_bytes &&
+	       memcmp(a->f_handle, b->f_handle, a->handle_bytes) == 0;
+}
+
+/* The file handle of name in dir_fd ("" with AT_EMPTY_PATH: dir_fd
+   itself), not following a symlink, or NULL (not supported, out of
+   memory, gone: then identity is (dev, ino) alone). */
+static struct file_handle *handle_at(int dir_fd, const char *name, int flags)
+{
+	struct file_handle *h = malloc(sizeof(*h) + MAX_HANDLE_SZ), *fit;
+	int mount_id;
+
+	if (h == NULL)
+		return NULL;
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(dir_fd, name, h, &mount_id, flags) < 0) {
+		free(h);
+		return NULL;
+	}
+	fit = realloc(h, sizeof(*h) + h->handle_bytes);
+	return fit != NULL ? fit : h;
+}
+
+/* Free inode if nothing holds it any more, then its parent likewise.
+   Call with inode_lock held; it stays held. */
+static void release_locked(struct oboxfs *fs, struct oinode *inode)
+{
+	while (inode != NULL && !is_fixed(fs, inode) &&
+	       inode->nlookup == 0 && inode->refs == 0) {
+		struct oinode *parent = inode->parent;
+
+		if (inode->hashed)
+			unhash_locked(fs, inode);
+		inode_free(inode);
+		if (parent != NULL) {
+			assert(parent->refs > 0);
+			parent->refs--;
+		}
+		inode = parent;
+	}
+}
+
 void inode_unref(struct oboxfs *fs, struct oinode *inode, uint64_t n)
 {
-	struct oinode **p;
-
-	if (inode == &fs->root || inode->is_stats)
+	if (is_fixed(fs, inode))
 		return;
 	pthread_mutex_lock(&fs->inode_lock);
 	assert(inode->nlookup >= n);
 	inode->nlookup -= n;
-	if (inode->nlookup > 0) {
-		pthread_mutex_unlock(&fs->inode_lock);
-		return;
-	}
-	p = &fs->buckets[bucket_of(fs, inode->dev, inode->ino)];
-	while (*p != inode)
-		p = &(*p)->hnext;
-	*p = inode->hnext;
+	release_locked(fs, inode);
 	pthread_mutex_unlock(&fs->inode_lock);
-	close(inode->fd);
-	free(inode);
+}
+
+/* Set the name of the non-directory inode to name in parent (NULL: no
+   name known).  Call with inode_lock held. */
+static void set_name_locked(struct oboxfs *fs, struct oinode *inode,
+			    struct oinode *parent, const char *name)
+{
+	struct oinode *old = inode->parent;
+	char *copy = NULL;
+
+	if (inode->is_dir || is_fixed(fs, inode))
+		return;
+	if (old == parent && name != NULL && inode->name != NULL &&
+	    strcmp(inode->name, name) == 0)
+		return;
+	if (name != NULL) {
+		copy = strdup(name);
+		if (copy == NULL)
+			parent = NULL;	/* out of memory: the handle serves */
+	}
+	if (parent != NULL)
+		parent->refs++;
+	free(inode->name);
+	inode->name = copy;
+	inode->parent = parent;
+	if (old != NULL) {
+		assert(old->refs > 0);
+		old->refs--;
+		release_locked(fs, old);
+	}
+}
+
+static struct oinode *find_locked(struct oboxfs *fs, dev_t dev, ino_t ino)
+{
+	struct oinode *found;
+
+	for (found = fs->buckets[bucket_of(fs, dev, ino)]; found != NULL;
+	     found = found->hnext) {
+		if (found->ino == ino && found->dev == dev)
+			break;
+	}
+	return found;
+}
+
+/* The inode of the file (st, handle) if the table has it.  An inode of
+   the same (dev, ino) with another handle is of a file that is gone (its
+   inode number was reused: the table holds no descriptor that would keep
+   it): it is taken out of the table, to live on until forgotten. */
+static struct oinode *find_file_locked(struct oboxfs *fs,
+				       const struct stat *st,
+				       const struct file_handle *handle)
+{
+	struct oinode *found = find_locked(fs, st->st_dev, st->st_ino);
+
+	if (found != NULL && handle != NULL && !handle_eq(found->handle, handle)) {
+		unhash_locked(fs, found);
+		found = NULL;
+	}
+	return found;
+}
+
+int inode_ident_at(struct oinode *dir, const char *name,
+		   struct inode_ident *id_r)
+{
+	if (fstatat(dir->fd, name, &id_r->st, AT_SYMLINK_NOFOLLOW) < 0) {
+		id_r->handle = NULL;
+		return -1;
+	}
+	id_r->handle = handle_at(dir->fd, name, 0);
+	return 0;
+}
+
+void inode_ident_free(struct inode_ident *id)
+{
+	free(id->handle);
+	id->handle = NULL;
+}
+
+void inode_renamed(struct oboxfs *fs, const struct inode_ident *id,
+		   struct oinode *parent, const char *name)
+{
+	struct oinode *inode;
+
+	pthread_mutex_lock(&fs->inode_lock);
+	inode = find_file_locked(fs, &id->st, id->handle);
+	if (inode != NULL)
+		set_name_locked(fs, inode, parent, name);
+	pthread_mutex_unlock(&fs->inode_lock);
+}
+
+void inode_name_gone(struct oboxfs *fs, const struct inode_ident *id,
+		     struct oinode *parent, const char *name)
+{
+	struct oinode *inode;
+
+	pthread_mutex_lock(&fs->inode_lock);
+	inode = find_file_locked(fs, &id->st, id->handle);
+	if (inode != NULL && inode->parent == parent &&
+	    inode->name != NULL && strcmp(inode->name, name) == 0)
+		set_name_locked(fs, inode, NULL, NULL);
+	pthread_mutex_unlock(&fs->inode_lock);
+}
+
+/* Is fd the file of inode (not another one that got its inode number)? */
+static bool fd_is(int fd, const struct oinode *inode)
+{
+	struct file_handle *h;
+	struct stat st;
+	bool same;
+
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_dev != inode->dev || st.st_ino != inode->ino)
+		return false;
+	if (inode->handle == NULL)
+		return true;
+	h = handle_at(fd, "", AT_EMPTY_PATH);
+	same = handle_eq(h, inode->handle);
+	free(h);
+	return same;
+}
+
+/* Pin inode's parent and copy its name; false if it has none. */
+static bool name_pin(struct oboxfs *fs, struct oinode *inode,
+		     struct oinode **parent_r, char name_r[NAME_MAX + 1])
+{
+	bool named;
+
+	pthread_mutex_lock(&fs->inode_lock);
+	named = inode->parent != NULL && inode->name != NULL &&
+		strlen(inode->name) <= NAME_MAX;
+	if (named) {
+		*parent_r = inode->parent;
+		(*parent_r)->refs++;
+		strcpy(name_r, inode->name);
+	}
+	pthread_mutex_unlock(&fs->inode_lock);
+	return named;
+}
+
+static void name_unpin(struct oboxfs *fs, struct oinode *parent)
+{
+	pthread_mutex_lock(&fs->inode_lock);
+	parent->refs--;
+	release_locked(fs, parent);
+	pthread_mutex_unlock(&fs->inode_lock);
+}
+
+int inode_open(struct oboxfs *fs, struct oinode *inode, int flags)
+{
+	char name[NAME_MAX + 1], proc[40];
+	struct oinode *parent;
+	int fd;
+
+	flags |= O_CLOEXEC;
+	if (inode->fd >= 0) {
+		if ((flags & O_PATH) != 0)
+			return fcntl(inode->fd, F_DUPFD_CLOEXEC, 0);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
+		return open(proc, flags);
+	}
+	if (name_pin(fs, inode, &parent, name)) {
+		fd = openat(parent->fd, name, flags | O_NOFOLLOW);
+		name_unpin(fs, parent);
+		if (fd >= 0 && fd_is(fd, inode))
+			return fd;
+		if (fd >= 0)
+			close(fd);
+	}
+	/* no name, or it names another file now: by handle */
+	if (inode->handle == NULL) {
+		errno = ESTALE;
+		return -1;
+	}
+	fd = open_by_handle_at(fs->mount_fd, inode->handle, flags);
+	if (fd >= 0 && !fd_is(fd, inode)) {
+		close(fd);
+		errno = ESTALE;
+		return -1;
+	}
+	return fd;
+}
+
+int inode_fd_get(struct oboxfs *fs, struct oinode *inode)
+{
+	if (inode->fd >= 0)
+		return inode->fd;
+	return inode_open(fs, inode, O_PATH);
+}
+
+void inode_fd_put(struct oinode *inode, int fd)
+{
+	if (fd >= 0 && fd != inode->fd)
+		close(fd);
 }
 
 int inode_stat(struct oboxfs *fs, struct oinode *inode, struct stat *st_r)
 {
+	int fd, ret;
+
 	if (inode->is_stats) {
 		memset(st_r, 0, sizeof(*st_r));
 		st_r->st_ino = 1;
@@ -95,18 +366,27 @@ int inode_stat(struct oboxfs *fs, struct oinode *inode, struct stat *st_r)
 		st_r->st_nlink = 1;
 		return 0;
 	}
-	(void)fs;
-	return obox_stat(inode->fd, st_r);
+	fd = inode_fd_get(fs, inode);
+	if (fd < 0)
+		return -1;
+	ret = obox_stat(fd, st_r);
+	int saved = errno;
+
+	inode_fd_put(inode, fd);
+	errno = saved;
+	return ret;
 }
 
 int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		 bool load, struct fuse_entry_param *e)
 {
 	struct oinode *inode, *found;
+	struct file_handle *handle = NULL;
 	uint64_t stub_size = 0;
 	unsigned int bucket;
 	const char *error;
 	int fd, is_stub;
+	bool is_dir;
 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = fs->timeout;
@@ -150,60 +430,72 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		   time */
 		e->entry_timeout = 0;
 	}
+	is_dir = S_ISDIR(e->attr.st_mode);
+	handle = handle_at(fd, "", AT_EMPTY_PATH);
 
 	obox_user_touch(parent->user);
 	pthread_mutex_lock(&fs->inode_lock);
 	bucket = bucket_of(fs, e->attr.st_dev, e->attr.st_ino);
-	for (found = fs->buckets[bucket]; found != NULL; found = found->hnext) {
-		if (found->ino == e->attr.st_ino && found->dev == e->attr.st_dev)
-			break;
-	}
+	found = find_file_locked(fs, &e->attr, handle);
 	if (found != NULL) {
 		found->nlookup++;
+		/* the name it is known by from now on */
+		set_name_locked(fs, found, parent, name);
 		pthread_mutex_unlock(&fs->inode_lock);
+		free(handle);
 		close(fd);
 		e->ino = (uintptr_t)found;
 		return 0;
 	}
+	pthread_mutex_unlock(&fs->inode_lock);
+
 	inode = calloc(1, sizeof(*inode));
 	if (inode == NULL) {
-		pthread_mutex_unlock(&fs->inode_lock);
+		free(handle);
 		close(fd);
 		return ENOMEM;
 	}
-	inode->fd = fd;
+	inode->fd = -1;
+	if (is_dir)
+		inode->fd = fd;
+	else
+		close(fd);
+	inode->is_dir = is_dir;
+	inode->handle = handle;
 	inode->user = parent == &fs->root ? obox_user_get(fs->obox, name) :
 		parent->user;
 	inode->dev = e->attr.st_dev;
 	inode->ino = e->attr.st_ino;
 	inode->nlookup = 1;
+
+	pthread_mutex_lock(&fs->inode_lock);
+	found = find_file_locked(fs, &e->attr, inode->handle);
+	if (found != NULL) {
+		/* another lookup made it meanwhile */
+		found->nlookup++;
+		set_name_locked(fs, found, parent, name);
+		pthread_mutex_unlock(&fs->inode_lock);
+		inode_free(inode);
+		e->ino = (uintptr_t)found;
+		return 0;
+	}
+	set_name_locked(fs, inode, parent, name);
 	inode->hnext = fs->buckets[bucket];
+	inode->hashed = true;
 	fs->buckets[bucket] = inode;
 	pthread_mutex_unlock(&fs->inode_lock);
 	e->ino = (uintptr_t)inode;
 	return 0;
 }
 
-int inode_path(struct oboxfs *fs, struct oinode *inode, char *buf,
-	       size_t size)
+/* the path of the directory fd relative to the tree root into buf */
+static int dir_fd_path(struct oboxfs *fs, int fd, char *buf, size_t size)
 {
 	char proc[40], path[PATH_MAX + 1];
 	struct stat st;
 	ssize_t len;
 
-	if (inode == &fs->root) {
-		if (size == 0) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		buf[0] = '\0';
-		return 0;
-	}
-	if (inode->is_stats) {
-		errno = ENOENT;
-		return -1;
-	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	len = readlink(proc, path, sizeof(path) - 1);
 	if (len < 0)
 		return -1;
@@ -212,11 +504,19 @@ int inode_path(struct oboxfs *fs, struct oinode *inode, char *buf,
 		return -1;
 	}
 	path[len] = '\0';
-	if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -1;
 	if (st.st_nlink == 0) {
 		errno = ENOENT;
 		return -1;
+	}
+	if (strcmp(path, fs->meta_path) == 0) {
+		if (size == 0) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		buf[0] = '\0';
+		return 0;
 	}
 	if (strncmp(path, fs->meta_path, fs->meta_path_len) != 0 ||
 	    path[fs->meta_path_len] != '/') {
@@ -230,6 +530,48 @@ int inode_path(struct oboxfs *fs, struct oinode *inode, char *buf,
 		return -1;
 	}
 	strcpy(buf, rel);
+	return 0;
+}
+
+int inode_path(struct oboxfs *fs, struct oinode *inode, char *buf,
+	       size_t size)
+{
+	char name[NAME_MAX + 1];
+	struct oinode *parent;
+	struct stat st;
+	size_t len;
+	int ret;
+
+	if (inode->is_stats) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (inode->fd >= 0)
+		return dir_fd_path(fs, inode->fd, buf, size);
+	/* a file: its directory's path and the name it is known by, if that
+	   still names it */
+	if (!name_pin(fs, inode, &parent, name)) {
+		errno = ENOENT;
+		return -1;
+	}
+	ret = dir_fd_path(fs, parent->fd, buf, size);
+	if (ret == 0 && (fstatat(parent->fd, name, &st,
+				 AT_SYMLINK_NOFOLLOW) < 0 ||
+			 st.st_dev != inode->dev || st.st_ino != inode->ino)) {
+		errno = ENOENT;
+		ret = -1;
+	}
+	name_unpin(fs, parent);
+	if (ret < 0)
+		return -1;
+	len = strlen(buf);
+	if (len + (len > 0 ? 1 : 0) + strlen(name) >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (len > 0)
+		buf[len++] = '/';
+	strcpy(buf + len, name);
 	return 0;
 }
 
@@ -260,11 +602,7 @@ struct oinode *inode_find(struct oboxfs *fs, dev_t dev, ino_t ino)
 	struct oinode *found;
 
 	pthread_mutex_lock(&fs->inode_lock);
-	for (found = fs->buckets[bucket_of(fs, dev, ino)]; found != NULL;
-	     found = found->hnext) {
-		if (found->ino == ino && found->dev == dev)
-			break;
-	}
+	found = find_locked(fs, dev, ino);
 	pthread_mutex_unlock(&fs->inode_lock);
 	return found;
 }

@@ -102,18 +102,51 @@ static void usage(const char *prog)
 	fuse_lowlevel_help();
 }
 
-/* Every inode the kernel knows holds an O_PATH fd of its metacache file:
-   the soft open-files limit (1024 under systemd) would stop the daemon at
-   as many files.  Raise it to the hard limit (LimitNOFILE= raises that).
-   And few malloc arenas: 64 worker threads each with their own would
-   keep the memory of freed upload snapshots. */
+/* the most open files a daemon asks for (as root, when the hard limit is
+   lower) */
+#define OBOXFS_NOFILE_WANT (1U << 20)
+
+/* The kernel's per-process cap on open files (fs.nr_open), or 0. */
+static rlim_t nr_open(void)
+{
+	unsigned long long value = 0;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+
+	if (f != NULL) {
+		if (fscanf(f, "%llu", &value) != 1)
+			value = 0;
+		fclose(f);
+	}
+	return (rlim_t)value;
+}
+
+/* Open files: only directories the kernel knows, open files and the
+   store's connections hold descriptors (fs/inode.c), but a backend with
+   thousands of users knows many directories: the soft limit (1024 under
+   systemd) is raised to the hard one, and as root (CAP_SYS_RESOURCE) the
+   hard one to OBOXFS_NOFILE_WANT (at most fs.nr_open).  And few malloc
+   arenas: 64 worker threads each with their own would keep the memory of
+   freed upload snapshots. */
 static void raise_limits(void)
 {
+	rlim_t want = OBOXFS_NOFILE_WANT, cap = nr_open();
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	if (cap > 0 && want > cap)
+		want = cap;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+			struct rlimit raised = { want, want };
+
+			/* refused without CAP_SYS_RESOURCE: keep the hard
+			   limit */
+			if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+				rl = raised;
+		}
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	(void)mallopt(M_ARENA_MAX, 4);
 }
@@ -189,11 +222,18 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 	fs->meta_fd = obox_meta_fd(fs->obox);
 	fs->meta_path = obox_meta_path(fs->obox);
 	fs->meta_path_len = strlen(fs->meta_path);
+	fs->mount_fd = open(fs->meta_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->mount_fd < 0) {
+		fprintf(stderr, "oboxfs: open(%s) failed: %s\n", fs->meta_path,
+			strerror(errno));
+		return -1;
+	}
 	if (inode_table_init(fs) < 0) {
 		fprintf(stderr, "oboxfs: out of memory\n");
 		return -1;
 	}
 	fs->root.fd = fs->meta_fd;
+	fs->root.is_dir = true;
 	fs->root.nlookup = 2;
 	fs->stats.fd = -1;
 	fs->stats.is_stats = true;
@@ -208,6 +248,8 @@ static void fs_deinit(struct oboxfs *fs)
 	obox_deinit(&fs->obox);
 	if (fs->buckets != NULL)
 		inode_table_deinit(fs);
+	if (fs->mount_fd >= 0)
+		close(fs->mount_fd);
 }
 
 /* FUSE options every oboxfs mount gets */
@@ -237,7 +279,7 @@ int main(int argc, char *argv[])
 	struct oboxfs_options opts;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop_config;
-	struct oboxfs fs = { .meta_fd = -1 };
+	struct oboxfs fs = { .meta_fd = -1, .mount_fd = -1 };
 	const char *error;
 	int ret, exit_code = 1;
 	bool mounted = false, signals = false, max_threads_given;

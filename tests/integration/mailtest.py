@@ -227,8 +227,10 @@ class OboxfsMount:
     Plain mode (env.plain): MOUNTPOINT is a plain directory, no daemon."""
 
     def __init__(self, env, store_url, mountpoint, cache_dir, options=(),
-                 log_path=None):
+                 log_path=None, wrapper=()):
         self.env = env
+        # a command the daemon runs under (e.g. prlimit ... --)
+        self.wrapper = list(wrapper)
         self.store_url = store_url
         self.mountpoint = mountpoint
         self.cache_dir = cache_dir
@@ -266,8 +268,8 @@ class OboxfsMount:
             fail(f'{self.env.oboxfs} does not exist (build the project first)')
         os.makedirs(self.cache_dir, exist_ok=True)
         opts = ['allow_other', f'cache_dir={self.cache_dir}'] + self.options
-        cmd = [self.env.oboxfs, '-f', '-o', ','.join(opts), self.store_url,
-               self.mountpoint]
+        cmd = self.wrapper + [self.env.oboxfs, '-f', '-o', ','.join(opts),
+                              self.store_url, self.mountpoint]
         with open(self.log_path, 'ab') as logf:
             logf.write(f'==== {time.ctime()}: {" ".join(cmd)}\n'.encode())
             logf.flush()
