@@ -205,7 +205,8 @@ static struct oinode *find_locked(struct oboxfs *fs, dev_t dev, ino_t ino)
 }
 
 /* The inode of the file (st, handle) if the table has it.  An inode of
-   the same (dev, ino) with another handle is of a file that is gone (its
+   the same (dev, ino) with another handle or type is of a file that is
+   gone (its
    inode number was reused: the table holds no descriptor that would keep
    it): it is taken out of the table, to live on until forgotten. */
 static struct oinode *find_file_locked(struct oboxfs *fs,
@@ -214,7 +215,9 @@ static struct oinode *find_file_locked(struct oboxfs *fs,
 {
 	struct oinode *found = find_locked(fs, st->st_dev, st->st_ino);
 
-	if (found != NULL && handle != NULL && !handle_eq(found->handle, handle)) {
+	if (found != NULL &&
+	    (found->is_dir != S_ISDIR(st->st_mode) ||
+	     (handle != NULL && !handle_eq(found->handle, handle)))) {
 		unhash_locked(fs, found);
 		found = NULL;
 	}
