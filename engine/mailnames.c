@@ -39,6 +39,9 @@
 
 struct mail_move {
 	bool relocated;		/* the mail was stored again as new */
+	/* a plain file was stored as the mail new (the file is its stub
+	   now) */
+	bool stored;
 	struct stub old, new;
 };
 
@@ -82,6 +85,9 @@ static int mail_prepare(struct obox *obox, int src_fd, const struct stat *st,
 			ret = -1;
 		else {
 			ret = mailstore_store(obox->ms, fd, &place);
+			if (ret == 0 && fstat(fd, &cur) == 0 &&
+			    stub_read(fd, &cur, &mv_r->new) > 0)
+				mv_r->stored = true;
 			int saved = errno;
 
 			close(fd);
@@ -124,6 +130,38 @@ static int mail_recheck(struct obox *obox, int dir_fd, const char *dir,
 	}
 	close(fd);
 	return err;
+}
+
+/* The name operation that mail_prepare() stored the file fd (O_PATH is
+   enough) for failed: the file becomes the plain file it was, and the
+   object, which no name ever referred to, is deleted (objgc_discard()):
+   the delivery was refused, and a later load must not put it back. */
+static void unstore(struct obox *obox, int fd, const struct stat *st,
+		    const struct mail_move *mv)
+{
+	char proc[40];
+	int wfd, ret = -1;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	mailstore_lock_inode(obox->ms, st->st_ino);
+	wfd = open(proc, O_RDWR | O_CLOEXEC);
+	if (wfd >= 0) {
+		ret = mailstore_unstub(obox->ms, wfd, true);
+		/* the object goes now, not when the file's name goes */
+		if (ret == 0 && fd_removexattr(wfd, STUB_XATTR_OLDKEY) < 0)
+			ret = -1;
+		close(wfd);
+	}
+	mailstore_unlock_inode(obox->ms, st->st_ino);
+	if (ret < 0) {
+		/* still a stub (or a rewritten one) of the object: released
+		   with its name, as any stub */
+		obox_log(OBOX_LOG_WARNING, "the name operation for mail %s "
+			 "failed and the file could not be made plain again: "
+			 "%s\n", mv->new.key, strerror(errno));
+		return;
+	}
+	(void)objgc_discard(obox->gc, mv->new.key);
 }
 
 /* Make a stub file for stub in the staging directory with like's owner,
@@ -297,8 +335,13 @@ int obox_link(struct obox *obox, int fd, int newdir_fd,
 				    RENAME_NOREPLACE);
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, proc, newdir_fd, newname, AT_SYMLINK_FOLLOW) < 0)
-		return errno;
+	if (linkat(AT_FDCWD, proc, newdir_fd, newname, AT_SYMLINK_FOLLOW) < 0) {
+		int err = errno;
+
+		if (mv.stored)
+			unstore(obox, fd, &st, &mv);
+		return err;
+	}
 	return 0;
 }
 
@@ -357,6 +400,8 @@ int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
 	if (!mv.relocated) {
 		err = rename_at(obox, olddir_fd, name, newdir_fd, newname,
 				flags);
+		if (err != 0 && mv.stored)
+			unstore(obox, fd, &st, &mv);
 		/* the source was opened, stored and renamed by name: make
 		   sure what landed is what was stored */
 		if (err == 0 && (flags & RENAME_EXCHANGE) == 0 &&

@@ -212,6 +212,22 @@ void objgc_condemn(struct objgc *gc, const char *key)
 	pthread_mutex_unlock(&gc->lock);
 }
 
+int objgc_discard(struct objgc *gc, const char *key)
+{
+	mailcache_remove(gc->mc, key);
+	if (objstore_delete(gc->store, key) < 0) {
+		obox_log(OBOX_LOG_WARNING, "deleting %s at once failed (it "
+			 "is deleted with the next batch): %s\n", key,
+			 objstore_error());
+		objgc_condemn(gc, key);
+		return -1;
+	}
+	pthread_mutex_lock(&gc->lock);
+	gc->stats.deleted++;
+	pthread_mutex_unlock(&gc->lock);
+	return 0;
+}
+
 void objgc_batch_free(struct objgc_batch *batch)
 {
 	for (size_t i = 0; i < batch->count; i++)

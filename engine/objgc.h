@@ -58,6 +58,12 @@ void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch);
 /* A bundle not referencing the keys is stored: condemn them. */
 void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch);
 void objgc_condemn(struct objgc *gc, const char *key);
+/* The mail object key was stored but its name operation failed: no name,
+   so no bundle, ever referred to it.  Deleted at once (one request, on a
+   failure path only), so that no load's rescan, on this machine or
+   another, puts it back as a mail the MTA was told was not delivered.
+   Returns 0, or -1 if the delete failed (then it is condemned). */
+int objgc_discard(struct objgc *gc, const char *key);
 void objgc_batch_free(struct objgc_batch *batch);
 
 /* True if key was released or condemned and not deleted yet: a load of
