@@ -126,7 +126,7 @@ static int mail_recheck(struct obox *obox, int dir_fd, const char *dir,
 		   its object (as a link would have it) */
 		obox_log(OBOX_LOG_WARNING, "rename: the source was replaced "
 			 "by a stub of another folder meanwhile\n");
-		(void)objgc_release(obox->gc, mv.new.key);
+		(void)objgc_discard(obox->gc, mv.new.key);
 	}
 	close(fd);
 	return err;
@@ -312,7 +312,7 @@ static int place_staged(struct obox *obox, const struct stat *like,
 			unstage(obox, staged);
 	}
 	if (err != 0)
-		(void)objgc_release(obox->gc, stub->key);
+		(void)objgc_discard(obox->gc, stub->key);
 	return err;
 }
 
@@ -361,7 +361,7 @@ static int prepare_exchange(struct obox *obox, int olddir_fd,
 	    mail_prepare(obox, xfd, &xst, olddir_path, name, &xmv) < 0)
 		err = errno;
 	else if (xmv.relocated)
-		(void)objgc_release(obox->gc, xmv.new.key);
+		(void)objgc_discard(obox->gc, xmv.new.key);
 	if (xfd >= 0)
 		close(xfd);
 	return err;
@@ -386,7 +386,7 @@ int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
 		err = errno;
 	if (err == 0 && (flags & RENAME_EXCHANGE) != 0) {
 		if (mv.relocated)
-			(void)objgc_release(obox->gc, mv.new.key);
+			(void)objgc_discard(obox->gc, mv.new.key);
 		mv.relocated = false;
 		err = prepare_exchange(obox, olddir_fd, olddir_path, name,
 				       newdir_fd, newname);
@@ -420,8 +420,10 @@ int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
 				(void)stub_write(fd, &mv.old);
 		}
 		mailstore_unlock_inode(obox->ms, st.st_ino);
-		(void)objgc_release(obox->gc,
-				    err == 0 ? mv.old.key : mv.new.key);
+		if (err == 0)
+			(void)objgc_release(obox->gc, mv.old.key);
+		else
+			(void)objgc_discard(obox->gc, mv.new.key);
 	} else {
 		/* other names keep the inode and its object: the new name
 		   gets a stub file of its own, the old name goes */
@@ -464,10 +466,10 @@ void obox_staging_cleanup(struct obox *obox)
 			int sfd = openat(obox->staging_fd, de->d_name,
 					 O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
-			/* a stub left by a crash: its object was never
-			   referenced */
+			/* a stub left by a crash: no name ever referred to
+			   its object */
 			if (sfd >= 0 && stub_read(sfd, &st, &stub) > 0)
-				(void)objgc_release(obox->gc, stub.key);
+				(void)objgc_discard(obox->gc, stub.key);
 			if (sfd >= 0)
 				close(sfd);
 		}

@@ -291,13 +291,13 @@ int mailstore_store(struct mailstore *ms, int fd,
 		if (fstat(fd, &st2) < 0) {
 			int saved = errno;
 
-			(void)objgc_release(ms->gc, stub.key);
+			(void)objgc_discard(ms->gc, stub.key);
 			errno = saved;
 			return -1;
 		}
 		if (!file_changed(&st, &st2))
 			break;
-		(void)objgc_release(ms->gc, stub.key);
+		(void)objgc_discard(ms->gc, stub.key);
 		if (attempt == STORE_ATTEMPTS) {
 			obox_log(OBOX_LOG_ERR, "storing mail %s/%s failed: "
 				 "it kept changing while being stored\n",
@@ -313,7 +313,7 @@ int mailstore_store(struct mailstore *ms, int fd,
 		obox_log(OBOX_LOG_ERR, "making %s/%s a stub failed: %s\n",
 			 dir, name, strerror(saved));
 		(void)stub_clear(fd);
-		(void)objgc_release(ms->gc, stub.key);
+		(void)objgc_discard(ms->gc, stub.key);
 		errno = saved;
 		return -1;
 	}
