@@ -54,6 +54,11 @@ struct bundle_entry {
 	unsigned char *data;	/* FILE content (NULL if size is 0) */
 	char *key;		/* STUB object key */
 	char guid[BUNDLE_GUID_HEX_LEN + 1]; /* DIR folder guid or "" */
+	/* set by a scan, for the next incremental scan (not part of the
+	   format, not compared): the file's inode number and link count on
+	   disk, 0 if unknown */
+	uint64_t ino;
+	uint32_t nlink;
 };
 
 enum bundle_kind {
@@ -143,6 +148,26 @@ bundle_scan_filter_t(const char *path, bool is_dir, void *context);
 int bundle_tree_scan_filtered(int dirfd, bundle_scan_filter_t *filter,
 			      void *context, struct bundle_tree **tree_r,
 			      const char **error_r);
+
+/* An incremental scan: the tree of the last scan of the same directory,
+   and which inodes changed since then.  A regular file whose inode number
+   (from readdir(), no stat()) is in prev and did not change is taken from
+   prev as it was (its content, stub key, metadata), under its current
+   path; everything else is read.  Correct only if every change of a file
+   (content, xattrs, metadata, link count) since prev was scanned is
+   reported by changed(), and no inode number of prev was given to a new
+   file without a change of its old file being reported. */
+struct bundle_scan_prev {
+	const struct bundle_tree *tree;
+	bool (*changed)(uint64_t ino, void *context);
+	void *context;
+	/* out: files taken from tree / read from disk */
+	size_t reused, read;
+};
+int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
+				 void *context, struct bundle_scan_prev *prev,
+				 struct bundle_tree **tree_r,
+				 const char **error_r);
 
 /* write.c: create tree's entries below dirfd, which must be empty: stubs
    as empty files with their xattrs, hard links as links, modes, mtimes

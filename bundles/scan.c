@@ -17,8 +17,20 @@ struct inode_link {
 	uint32_t link_id;
 };
 
+/* prev's regular files by inode number (open addressing) */
+struct ino_map {
+	uint64_t *inos;		/* 0: empty slot */
+	size_t *idx;
+	size_t size;		/* a power of two */
+};
+
 struct scan_ctx {
 	struct bundle_tree *tree;
+	/* the last scan, if incremental (else NULL) */
+	struct bundle_scan_prev *prev;
+	struct ino_map map;
+	dev_t dev;
+	size_t reused, read;	/* regular files taken from prev / read */
 	struct inode_link *links;
 	size_t link_count, link_alloc;
 	uint32_t next_link_id;
@@ -26,6 +38,54 @@ struct scan_ctx {
 	void *context;
 	const char *error;
 };
+
+static size_t ino_slot(const struct ino_map *map, uint64_t ino)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) & (map->size - 1);
+}
+
+static void ino_map_build(struct ino_map *map, const struct bundle_tree *tree)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < tree->count; i++)
+		n += tree->entries[i].type != BUNDLE_ENTRY_DIR &&
+			tree->entries[i].ino != 0;
+	for (map->size = 16; map->size < n * 2; map->size *= 2)
+		;
+	map->inos = bundle_xcalloc(map->size, sizeof(*map->inos));
+	map->idx = bundle_xcalloc(map->size, sizeof(*map->idx));
+	for (size_t i = 0; i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+		size_t s;
+
+		if (e->type == BUNDLE_ENTRY_DIR || e->ino == 0)
+			continue;
+		for (s = ino_slot(map, e->ino); map->inos[s] != 0;
+		     s = (s + 1) & (map->size - 1)) {
+			if (map->inos[s] == e->ino)
+				break;	/* hard links: any of them */
+		}
+		map->inos[s] = e->ino;
+		map->idx[s] = i;
+	}
+}
+
+/* prev's entry of inode ino, or NULL */
+static const struct bundle_entry *
+ino_map_find(const struct scan_ctx *ctx, uint64_t ino)
+{
+	const struct ino_map *map = &ctx->map;
+
+	if (map->size == 0 || ino == 0)
+		return NULL;
+	for (size_t s = ino_slot(map, ino); map->inos[s] != 0;
+	     s = (s + 1) & (map->size - 1)) {
+		if (map->inos[s] == ino)
+			return &ctx->prev->tree->entries[map->idx[s]];
+	}
+	return NULL;
+}
 
 static int scan_fail(struct scan_ctx *ctx, const char *path, const char *what)
 {
@@ -161,6 +221,9 @@ static int scan_one(struct scan_ctx *ctx, int dirfd, const char *name,
 		return scan_fail(ctx, path, "fstat");
 	}
 	e.mode = (uint32_t)st.st_mode & 07777;
+	e.ino = (uint64_t)st.st_ino;
+	e.nlink = (uint32_t)st.st_nlink;
+	ctx->dev = st.st_dev;
 	e.uid = (uint32_t)st.st_uid;
 	e.gid = (uint32_t)st.st_gid;
 	e.mtime_sec = (int64_t)st.st_mtim.tv_sec;
@@ -182,6 +245,7 @@ static int scan_one(struct scan_ctx *ctx, int dirfd, const char *name,
 		ret = st.st_size == 0 ? read_stub(ctx, fd, &e) : 0;
 		if (ret == 0)
 			ret = read_content(ctx, fd, &st, &e);
+		ctx->read++;
 	} else {
 		ctx->error = bundle_error("%s: unsupported file type", path);
 		ret = -1;
@@ -197,6 +261,38 @@ static int scan_one(struct scan_ctx *ctx, int dirfd, const char *name,
 	}
 	close(fd);
 	return ret < 0 ? -1 : 0;
+}
+
+/* The regular file d (at path) as prev had it, if it did not change.
+   Returns true if it was taken (or filtered out). */
+static bool scan_reuse(struct scan_ctx *ctx, const struct dirent *d,
+		       const char *path)
+{
+	const struct bundle_entry *old;
+	struct bundle_entry e;
+	struct stat st;
+
+	if (ctx->prev == NULL || d->d_type != DT_REG)
+		return false;
+	old = ino_map_find(ctx, (uint64_t)d->d_ino);
+	if (old == NULL || old->type == BUNDLE_ENTRY_DIR ||
+	    ctx->prev->changed((uint64_t)d->d_ino, ctx->prev->context))
+		return false;
+	if (ctx->filter != NULL &&
+	    ctx->filter(path, false, ctx->context) == BUNDLE_SCAN_SKIP)
+		return true;
+	bundle_entry_copy(&e, old);
+	free(e.path);
+	e.path = bundle_xstrndup(path, strlen(path));
+	e.link_id = 0;
+	if (e.nlink > 1) {
+		st.st_dev = ctx->dev;
+		st.st_ino = (ino_t)e.ino;
+		e.link_id = link_id_get(ctx, &st);
+	}
+	bundle_tree_push(ctx->tree, &e);
+	ctx->reused++;
+	return true;
 }
 
 static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix)
@@ -229,7 +325,7 @@ static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix)
 		} else if (ctx->tree->count >= BUNDLE_MAX_ENTRIES) {
 			ctx->error = bundle_error("too many entries");
 			ret = -1;
-		} else {
+		} else if (!scan_reuse(ctx, d, path)) {
 			ret = scan_one(ctx, fd, d->d_name, path);
 		}
 	}
@@ -256,12 +352,42 @@ int bundle_tree_scan_filtered(int dirfd, bundle_scan_filter_t *filter,
 			      void *context, struct bundle_tree **tree_r,
 			      const char **error_r)
 {
+	return bundle_tree_scan_incremental(dirfd, filter, context, NULL,
+					    tree_r, error_r);
+}
+
+int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
+				 void *context, struct bundle_scan_prev *prev,
+				 struct bundle_tree **tree_r,
+				 const char **error_r)
+{
 	struct scan_ctx ctx = {
 		.tree = bundle_tree_new(), .filter = filter,
-		.context = context,
+		.context = context, .prev = prev,
 	};
+	struct stat st;
+	int ret;
 
-	if (scan_dir(&ctx, dirfd, "") < 0) {
+	if (prev != NULL && prev->tree != NULL && prev->changed != NULL) {
+		if (fstat(dirfd, &st) < 0) {
+			*error_r = bundle_error("fstat() failed: %s",
+						strerror(errno));
+			bundle_tree_free(&ctx.tree);
+			return -1;
+		}
+		ctx.dev = st.st_dev;
+		ino_map_build(&ctx.map, prev->tree);
+	} else {
+		ctx.prev = NULL;
+	}
+	ret = scan_dir(&ctx, dirfd, "");
+	free(ctx.map.inos);
+	free(ctx.map.idx);
+	if (prev != NULL) {
+		prev->reused = ctx.reused;
+		prev->read = ctx.read;
+	}
+	if (ret < 0) {
 		*error_r = ctx.error;
 		free(ctx.links);
 		bundle_tree_free(&ctx.tree);

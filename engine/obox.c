@@ -423,6 +423,11 @@ void obox_change_end(struct ouser *user)
 	users_change_end(user);
 }
 
+void obox_touched(struct ouser *user, ino_t ino)
+{
+	users_touched(user, (uint64_t)ino);
+}
+
 void obox_user_touch(struct ouser *user)
 {
 	users_touch(user);

@@ -111,6 +111,12 @@ int obox_user_load(struct obox *obox, const char *name);
 /* Around an operation that changes user's tree (user may be NULL). */
 void obox_change_begin(struct obox *obox, struct ouser *user);
 void obox_change_end(struct ouser *user);
+/* Inside obox_change_begin/end(): the file with inode number ino changed
+   (its content, metadata or xattrs written, truncated, fsynced or closed
+   after a write, linked, unlinked, renamed or replaced, created).  Every
+   such change must be told: an upload reads again only the files told,
+   and takes the others from its last scan (upload.c). */
+void obox_touched(struct ouser *user, ino_t ino);
 /* An access (lookup, read), a file or directory opened or closed. */
 void obox_user_touch(struct ouser *user);
 void obox_user_opened(struct ouser *user);

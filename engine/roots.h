@@ -23,6 +23,10 @@ struct upload_root {
 	size_t base_size;
 	struct bundle_name base_name;
 	struct bundle_tree *last;	/* last stored diff's tree, or NULL */
+	/* last ?: base is also the root's last scan (a scan equal to it
+	   replaces it), made at the user's change generation scan_gen: the
+	   next scan reads again only the files changed since (touched.h) */
+	uint64_t scan_gen;
 	uint32_t seq;
 	char **keys;			/* live bundle keys */
 	size_t key_count;

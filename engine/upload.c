@@ -8,6 +8,7 @@
 #include "objgc.h"
 #include "objstore.h"
 #include "userload.h"
+#include "touched.h"
 #include "users.h"
 
 #include <errno.h>
@@ -220,15 +221,40 @@ scan_filter(const char *path, bool is_dir, void *context)
 	return BUNDLE_SCAN_INCLUDE;
 }
 
-/* scan snap->roots[i] (and add its nested roots) */
-static int scan_root(int user_fd, struct snapshot *snap, size_t i)
+/* the incremental scan's question: did file ino change since the root's
+   last scan? */
+struct scan_since {
+	struct ouser *user;
+	uint64_t gen;
+};
+
+static bool changed_since(uint64_t ino, void *context)
+{
+	struct scan_since *since = context;
+
+	return touched_since(&since->user->touched, ino, since->gen);
+}
+
+/* scan snap->roots[i] (and add its nested roots), reading again only the
+   files changed since the root's last scan */
+static int scan_root(struct upload_ctx *ctx, struct ouser *user, int user_fd,
+		     struct snapshot *snap, size_t i)
 {
 	struct filter_ctx fctx = { .snap = snap };
+	struct upload_root *root = roots_find(&user->roots, snap->roots[i].guid);
+	struct scan_since since = { .user = user };
+	struct bundle_scan_prev prev = {
+		.changed = changed_since, .context = &since,
+	};
 	const char *error;
 	char *path = snap->roots[i].path;
 	struct bundle_tree *tree;
 	int fd, ret;
 
+	if (root != NULL) {
+		prev.tree = root->last != NULL ? root->last : root->base;
+		since.gen = root->scan_gen;
+	}
 	fd = path[0] == '\0' ?
 		openat(user_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) :
 		openat(user_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
@@ -240,13 +266,18 @@ static int scan_root(int user_fd, struct snapshot *snap, size_t i)
 	}
 	fctx.root_fd = fd;
 	fctx.root_path = path;
-	ret = bundle_tree_scan_filtered(fd, scan_filter, &fctx, &tree, &error);
+	ret = bundle_tree_scan_incremental(fd, scan_filter, &fctx, &prev,
+					   &tree, &error);
 	close(fd);
 	if (ret < 0) {
 		obox_log(OBOX_LOG_ERR, "upload: scanning %s failed: %s\n",
 			 path, error);
 		return -1;
 	}
+	pthread_mutex_lock(&ctx->stats_lock);
+	ctx->stats.scan_files_read += prev.read;
+	ctx->stats.scan_files_reused += prev.reused;
+	pthread_mutex_unlock(&ctx->stats_lock);
 	/* snapshot_add() may have moved the array */
 	snap->roots[i].tree = tree;
 	return 0;
@@ -282,7 +313,7 @@ static int snapshot_take(struct upload_ctx *ctx, struct ouser *user,
 			return 0;
 		}
 		if (snapshot_add(snap, folder_path, guid) == NULL ||
-		    scan_root(user_fd, snap, 0) < 0) {
+		    scan_root(ctx, user, user_fd, snap, 0) < 0) {
 			close(user_fd);
 			return -1;
 		}
@@ -300,7 +331,7 @@ static int snapshot_take(struct upload_ctx *ctx, struct ouser *user,
 		return -1;
 	}
 	for (size_t i = 0; i < snap->count; i++) {
-		if (scan_root(user_fd, snap, i) < 0) {
+		if (scan_root(ctx, user, user_fd, snap, i) < 0) {
 			close(user_fd);
 			return -1;
 		}
@@ -452,13 +483,15 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 	return 0;
 }
 
-/* upload one snapshot root if it changed; takes sr->tree */
+/* upload one snapshot root (taken at generation gen) if it changed;
+   takes sr->tree */
 static int upload_root(struct upload_ctx *ctx, struct ouser *user,
-		       struct snap_root *sr)
+		       struct snap_root *sr, uint64_t gen)
 {
 	struct upload_root *root = roots_get(&user->roots, sr->guid);
 	struct bundle_tree *tree = sr->tree;
 	const char *why;
+	int ret;
 
 	sr->tree = NULL;
 	if (root == NULL) {
@@ -474,13 +507,43 @@ static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 		root->last != NULL ? root->last : root->base;
 
 	if (stored != NULL && bundle_tree_equal(stored, tree, &why)) {
-		bundle_tree_free(&tree);
+		/* the same content: the new scan takes the stored tree's
+		   place, with the inode numbers the next scan goes by */
+		if (root->last != NULL) {
+			bundle_tree_free(&root->last);
+			root->last = tree;
+		} else {
+			tree->is_base = root->base->is_base;
+			tree->base_info = root->base->base_info;
+			bundle_tree_free(&root->base);
+			root->base = tree;
+		}
+		root->scan_gen = gen;
 		STAT_ADD(ctx, unchanged, 1);
 		return 0;
 	}
 	if (root->base == NULL || root->seq >= UPLOAD_MAX_DIFFS)
-		return upload_base(ctx, user, root, tree);
-	return upload_diff(ctx, user, root, tree);
+		ret = upload_base(ctx, user, root, tree);
+	else
+		ret = upload_diff(ctx, user, root, tree);
+	if (ret == 0)
+		root->scan_gen = gen;
+	return ret;
+}
+
+/* after a complete pass: the changes every root's last scan has seen are
+   no longer asked about */
+static void prune_touched(struct ouser *user)
+{
+	uint64_t min_gen = UINT64_MAX;
+
+	for (struct upload_root *r = user->roots.list; r != NULL; r = r->next) {
+		if ((r->base != NULL || r->last != NULL) &&
+		    r->scan_gen < min_gen)
+			min_gen = r->scan_gen;
+	}
+	if (min_gen != UINT64_MAX)
+		touched_prune(&user->touched, min_gen);
 }
 
 /* after a complete pass: roots that are gone (a deleted folder) */
@@ -553,7 +616,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		r->seen = false;
 	ret = 0;
 	for (size_t i = 0; i < snap.count; i++) {
-		if (upload_root(ctx, user, &snap.roots[i]) < 0)
+		if (upload_root(ctx, user, &snap.roots[i], snap_gen) < 0)
 			ret = -1;
 		else if (folder_path == NULL &&
 			 splitbrain_check(ctx, user, snap.roots[i].guid,
@@ -567,6 +630,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		objgc_condemn_batch(ctx->gc, &pending);
 		if (folder_path == NULL) {
 			forget_unseen_roots(ctx, user);
+			prune_touched(user);
 			atomic_store(&user->uploaded_gen, snap_gen);
 			users_snapshot_lock(user);
 			if (atomic_load(&user->gen) == snap_gen &&

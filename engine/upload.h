@@ -43,6 +43,9 @@ struct upload_stats {
 	uint64_t bases, diffs;	/* bundles stored */
 	uint64_t bytes;		/* bundle bytes stored */
 	uint64_t unchanged;	/* roots found unchanged */
+	/* regular files of the snapshots read from disk / taken from the
+	   root's last scan (unchanged since) */
+	uint64_t scan_files_read, scan_files_reused;
 	uint64_t last_base_bytes, last_diff_bytes;
 	uint64_t split_checks;	/* split-brain listings */
 	uint64_t split_brains;	/* roots another machine wrote to */

@@ -52,6 +52,7 @@ struct users *users_init(struct cachestate *cs)
 static void user_free(struct ouser *user)
 {
 	roots_forget(&user->roots);
+	touched_deinit(&user->touched);
 	pthread_rwlock_destroy(&user->tree_lock);
 	pthread_mutex_destroy(&user->upload_lock);
 	free(user->folder_counts);
@@ -103,6 +104,7 @@ static struct ouser *user_new(const char *name)
 	pthread_rwlock_init(&user->tree_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&user->upload_lock, NULL);
+	touched_init(&user->touched);
 	atomic_init(&user->gen, 0);
 	atomic_init(&user->uploaded_gen, 0);
 	atomic_init(&user->marked, false);
@@ -155,6 +157,18 @@ void users_change_end(struct ouser *user)
 {
 	if (user != NULL)
 		pthread_rwlock_unlock(&user->tree_lock);
+}
+
+void users_touched(struct ouser *user, uint64_t ino)
+{
+	/* gen + 1: later than every snapshot taken so far (one taken at
+	   gen now may or may not have seen the change), so a change told
+	   outside users_change_begin/end() is never missed; at worst the
+	   file is read once more than needed */
+	if (user != NULL) {
+		touched_note(&user->touched, ino,
+			     atomic_load(&user->gen) + 1);
+	}
 }
 
 void users_changed_behind(struct ouser *user)

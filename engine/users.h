@@ -24,6 +24,7 @@
 
 #include "keys.h"
 #include "roots.h"
+#include "touched.h"
 
 struct cachestate;
 
@@ -58,6 +59,8 @@ struct ouser {
 	atomic_uint_fast64_t uploaded_gen;
 	/* bundle roots with their upload state (protected by upload_lock) */
 	struct user_roots roots;
+	/* the files changed since their root's last scan (its own lock) */
+	struct touched touched;
 	/* monotonic ms when the store last had nothing of this user, or 0
 	   (upload_lock): a lookup and the mkdir right after it cost one
 	   LIST, not two */
@@ -84,6 +87,9 @@ struct ouser *users_get(struct users *users, const char *name);
    nothing is done). */
 void users_change_begin(struct users *users, struct ouser *user);
 void users_change_end(struct ouser *user);
+/* The file ino of user's tree changed (content, metadata, xattrs, link
+   count): the next snapshot of its root reads it again. */
+void users_touched(struct ouser *user, uint64_t ino);
 /* The engine changed user's tree itself (a split-brain merge, under the
    snapshot lock or upload_lock): it needs uploading. */
 void users_changed_behind(struct ouser *user);

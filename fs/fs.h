@@ -33,7 +33,9 @@
    (FUSE_ROOT_ID means fs->root).  Only directories hold a descriptor
    (inode.c). */
 struct oinode {
-	struct oinode *hnext;	/* protected by fs->inode_lock */
+	/* the next in its bucket, or on fs->stale (protected by
+	   fs->inode_lock) */
+	struct oinode *hnext;
 	uint64_t nlookup;	/* protected by fs->inode_lock */
 	/* inodes naming this one as their parent, and callers using it as
 	   one right now (protected by fs->inode_lock) */
@@ -72,6 +74,9 @@ struct oboxfs {
 
 	pthread_mutex_t inode_lock;
 	struct oinode **buckets;	/* protected by inode_lock */
+	/* inodes of files that are gone, taken out of the table while the
+	   kernel still knows them (protected by inode_lock) */
+	struct oinode *stale;
 	unsigned int bucket_count;
 	struct oinode root;
 	struct oinode stats;
@@ -189,7 +194,10 @@ int fs_file_fd(struct fuse_file_info *fi);
 int fs_store_if_mail(struct oboxfs *fs, struct oinode *inode, int fd);
 
 /* fsops-track.c: the operations that change a tree, under its user's
-   tree lock (users.h); they call the fsop_ functions */
+   tree lock (obox_change_begin/end()), telling the engine which file
+   changed (obox_touched()); they call the fsop_ functions.  Name
+   operations tell it of the files they move or remove themselves
+   (fsops-dir.c), file creations of the new file. */
 void track_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		   int valid, struct fuse_file_info *fi);
 void track_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -212,6 +220,7 @@ void track_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 void track_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void track_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi);
+void track_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void track_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		     off_t length, struct fuse_file_info *fi);
 /* fsops.c */

@@ -65,6 +65,8 @@ static void reply_created(fuse_req_t req, struct oinode *parent,
 		err = errno;
 	else
 		err = inode_lookup(fs_get(req), parent, name, false, &e);
+	if (err == 0)
+		obox_touched(parent->user, e.attr.st_ino);
 	if (err != 0) {
 		(void)unlinkat(parent->fd, name, is_dir ? AT_REMOVEDIR : 0);
 		fuse_reply_err(req, err);
@@ -181,7 +183,11 @@ void fsop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	struct inode_ident id;
 	bool known = inode_ident_at(dir, name, &id) == 0;
-	int err = obox_unlink(fs->obox, dir->fd, name);
+	int err;
+
+	if (known)
+		obox_touched(dir->user, id.st.st_ino);
+	err = obox_unlink(fs->obox, dir->fd, name);
 
 	if (err == 0 && known)
 		inode_name_gone(fs, &id, dir, name);
@@ -209,11 +215,18 @@ static int rename_tracked(struct oboxfs *fs, struct oinode *dir,
 			  const char *newname, unsigned int flags)
 {
 	struct inode_ident src, dst, now;
-	bool have_src, have_dst;
+	bool have_src, have_dst, have_now;
 	int err;
 
 	have_src = inode_ident_at(dir, name, &src) == 0;
 	have_dst = inode_ident_at(newdir, newname, &dst) == 0;
+	/* the engine's uploads read them again (obox_touched()) */
+	if (have_src) {
+		obox_touched(dir->user, src.st.st_ino);
+		obox_touched(newdir->user, src.st.st_ino);
+	}
+	if (have_dst)
+		obox_touched(newdir->user, dst.st.st_ino);
 	err = obox_rename(fs->obox, dir->fd, path, name, newdir->fd, newpath,
 			  newname, flags);
 	if (err != 0)
@@ -230,8 +243,11 @@ static int rename_tracked(struct oboxfs *fs, struct oinode *dir,
 		inode_name_gone(fs, &dst, newdir, newname);
 	if (!have_src)
 		goto out;
-	if (inode_ident_at(newdir, newname, &now) == 0 &&
-	    now.st.st_dev == src.st.st_dev && now.st.st_ino == src.st.st_ino)
+	have_now = inode_ident_at(newdir, newname, &now) == 0;
+	if (have_now)
+		obox_touched(newdir->user, now.st.st_ino);
+	if (have_now && now.st.st_dev == src.st.st_dev &&
+	    now.st.st_ino == src.st.st_ino)
 		inode_renamed(fs, &src, newdir, newname);
 	else {
 		/* a relocated stub got a new file at the new name; the old

@@ -190,6 +190,8 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = handle_setup(fs, h, fi->flags);
 	if (err == 0)
 		err = inode_lookup(fs, dir, name, false, &e);
+	if (err == 0)
+		obox_touched(dir->user, e.attr.st_ino);
 	if (err != 0) {
 		if (created)
 			(void)unlinkat(dir->fd, name, 0);

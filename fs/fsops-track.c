@@ -34,11 +34,22 @@ static struct ouser *user_at(fuse_req_t req, fuse_ino_t parent,
 	obox_change_end(tracked_user); \
 } while (0)
 
+/* an operation on the file inode: its user changes, and the file (the
+   inode may be gone once the call replied: nothing of it is used after) */
+#define TRACKED_FILE(inode, call) do { \
+	struct oinode *tracked_inode = (inode); \
+	struct ouser *tracked_user = tracked_inode->user; \
+	obox_change_begin(fs_get(req)->obox, tracked_user); \
+	obox_touched(tracked_user, tracked_inode->ino); \
+	call; \
+	obox_change_end(tracked_user); \
+} while (0)
+
 void track_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		   int valid, struct fuse_file_info *fi)
 {
-	TRACKED(inode_get(req, ino)->user,
-		fsop_setattr(req, ino, attr, valid, fi));
+	TRACKED_FILE(inode_get(req, ino),
+		     fsop_setattr(req, ino, attr, valid, fi));
 }
 
 void track_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -81,7 +92,10 @@ void track_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 void track_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		const char *newname)
 {
-	TRACKED(user_at(req, newparent, newname),
+	struct ouser *user = user_at(req, newparent, newname);
+
+	/* the source's link count changes */
+	TRACKED(user, obox_touched(user, inode_get(req, ino)->ino);
 		fsop_link(req, ino, newparent, newname));
 }
 
@@ -133,8 +147,8 @@ void track_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 void track_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		     off_t off, struct fuse_file_info *fi)
 {
-	TRACKED(inode_get(req, ino)->user,
-		fsop_write_buf(req, ino, bufv, off, fi));
+	TRACKED_FILE(inode_get(req, ino),
+		     fsop_write_buf(req, ino, bufv, off, fi));
 }
 
 void track_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -144,19 +158,29 @@ void track_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fsop_release(req, ino, fi);
 		return;
 	}
-	TRACKED(inode_get(req, ino)->user, fsop_release(req, ino, fi));
+	TRACKED_FILE(inode_get(req, ino), fsop_release(req, ino, fi));
 }
 
 void track_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
 {
-	TRACKED(inode_get(req, ino)->user,
-		fsop_fsync(req, ino, datasync, fi));
+	TRACKED_FILE(inode_get(req, ino),
+		     fsop_fsync(req, ino, datasync, fi));
 }
 
 void track_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		     off_t length, struct fuse_file_info *fi)
 {
-	TRACKED(inode_get(req, ino)->user,
-		fsop_fallocate(req, ino, mode, offset, length, fi));
+	TRACKED_FILE(inode_get(req, ino),
+		     fsop_fallocate(req, ino, mode, offset, length, fi));
+}
+
+void track_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* only an open that truncates changes the file */
+	if ((fi->flags & O_TRUNC) == 0) {
+		fsop_open(req, ino, fi);
+		return;
+	}
+	TRACKED_FILE(inode_get(req, ino), fsop_open(req, ino, fi));
 }

@@ -66,14 +66,16 @@ void inode_table_deinit(struct oboxfs *fs)
 {
 	if (fs->buckets == NULL)
 		return;
-	for (unsigned int i = 0; i < fs->bucket_count; i++) {
+	for (unsigned int i = 0; i <= fs->bucket_count; i++) {
 		struct oinode *inode, *next;
 
-		for (inode = fs->buckets[i]; inode != NULL; inode = next) {
+		inode = i < fs->bucket_count ? fs->buckets[i] : fs->stale;
+		for (; inode != NULL; inode = next) {
 			next = inode->hnext;
 			inode_free(inode);
 		}
 	}
+	fs->stale = NULL;
 	free(fs->buckets);
 	fs->buckets = NULL;
 	pthread_mutex_destroy(&fs->inode_lock);
@@ -91,16 +93,26 @@ static bool is_fixed(struct oboxfs *fs, struct oinode *inode)
 	return inode == &fs->root || inode->is_stats;
 }
 
-static void unhash_locked(struct oboxfs *fs, struct oinode *inode)
+/* Take inode out of the table: out of its bucket onto fs->stale (where
+   it waits for its forget), or off fs->stale when it is freed. */
+static void unlink_locked(struct oboxfs *fs, struct oinode *inode)
 {
-	struct oinode **p = &fs->buckets[bucket_of(fs, inode->dev,
-						   inode->ino)];
+	struct oinode **p = inode->hashed ?
+		&fs->buckets[bucket_of(fs, inode->dev, inode->ino)] :
+		&fs->stale;
 
 	while (*p != inode)
 		p = &(*p)->hnext;
 	*p = inode->hnext;
 	inode->hnext = NULL;
+}
+
+static void unhash_locked(struct oboxfs *fs, struct oinode *inode)
+{
+	unlink_locked(fs, inode);
 	inode->hashed = false;
+	inode->hnext = fs->stale;
+	fs->stale = inode;
 }
 
 static bool handle_eq(const struct file_handle *a,
@@ -140,8 +152,7 @@ static void release_locked(struct oboxfs *fs, struct oinode *inode)
 	       inode->nlookup == 0 && inode->refs == 0) {
 		struct oinode *parent = inode->parent;
 
-		if (inode->hashed)
-			unhash_locked(fs, inode);
+		unlink_locked(fs, inode);
 		inode_free(inode);
 		if (parent != NULL) {
 			assert(parent->refs > 0);

@@ -62,8 +62,17 @@ def remove_cleanup(entry):
             _cleanups.remove(entry)
 
 
+# the process that registers cleanups runs them: a forked worker (a
+# multiprocessing pool's, ended with SIGTERM) must not unmount its parent's
+# mounts
+_cleanup_pid = os.getpid()
+
+
 def run_cleanups():
-    """Run every registered cleanup, newest first; never raises."""
+    """Run every registered cleanup, newest first; never raises.  Only in
+    the process the cleanups belong to."""
+    if os.getpid() != _cleanup_pid:
+        return
     while True:
         with _cleanup_lock:
             if not _cleanups:
@@ -76,6 +85,8 @@ def run_cleanups():
 
 
 def _on_signal(signum, _frame):
+    if os.getpid() != _cleanup_pid:
+        os._exit(128 + signum)  # a forked worker: its parent cleans up
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, signal.SIG_IGN)
     log(f'signal {signum}: cleaning up')

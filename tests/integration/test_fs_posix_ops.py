@@ -313,6 +313,42 @@ def test_dotlock():
     assert not os.path.exists(lock)
 
 
+def test_names_of_files_the_daemon_holds_no_fd_for():
+    """The daemon holds no descriptor for a file the kernel knows: it
+    reaches it by name, so renames and unlinks must keep that right, and a
+    new file that gets a deleted file's inode number (the kernel still
+    knowing the old one) must not be taken for it."""
+    d = P(USER, "reuse")
+    os.mkdir(d)
+    inos = set()
+    for i in range(200):
+        old = os.path.join(d, "old-%d" % i)
+        write_file(old, b"old %d" % i)
+        st = os.stat(old)  # the kernel knows it now
+        inos.add(st.st_ino)
+        os.unlink(old)
+        new = os.path.join(d, "new-%d" % i)
+        write_file(new, b"new file %d" % i)
+        assert read_file(new) == b"new file %d" % i
+        assert os.stat(new).st_size == len(b"new file %d" % i)
+        os.rename(new, os.path.join(d, "moved-%d" % i))
+    for i in range(200):
+        moved = os.path.join(d, "moved-%d" % i)
+        assert read_file(moved) == b"new file %d" % i, moved
+        os.chmod(moved, 0o640)
+        assert os.stat(moved).st_mode & 0o777 == 0o640
+    # a hard link whose name the daemon knows goes; the other name works
+    a, b = os.path.join(d, "a"), os.path.join(d, "b")
+    write_file(a, b"linked")
+    os.link(a, b)
+    os.stat(b)
+    os.unlink(b)
+    assert os.stat(a).st_nlink == 1
+    with open(a, "rb") as f:
+        assert f.read() == b"linked"
+    shutil.rmtree(d)
+
+
 def test_dirs_and_readdir():
     d = P(USER, "tree")
     os.mkdir(d)
@@ -881,7 +917,9 @@ def main():
     try:
         mount.start()
         steps = [test_root_rules, test_excl_create_rw_truncate, test_renames,
-                 test_dotlock, test_dirs_and_readdir, test_attributes_and_owner,
+                 test_dotlock,
+                 test_names_of_files_the_daemon_holds_no_fd_for,
+                 test_dirs_and_readdir, test_attributes_and_owner,
                  test_fsync_statfs_no_requests, test_locks, test_mmap_index]
         for step in steps:
             print("--", step.__name__, flush=True)

@@ -124,6 +124,7 @@ static void eng_write_file(struct obox *obox, const char *path,
 {
 	struct ouser *user = obox_user_get(obox, ENG_USER);
 	size_t len = strlen(content);
+	struct stat st;
 	int fd;
 
 	obox_change_begin(obox, user);
@@ -131,6 +132,8 @@ static void eng_write_file(struct obox *obox, const char *path,
 		    0600);
 	cr_assert_geq(fd, 0, "open(%s): %s", path, strerror(errno));
 	cr_assert_eq(write(fd, content, len), (ssize_t)len);
+	cr_assert_eq(fstat(fd, &st), 0);
+	obox_touched(user, st.st_ino);	/* as a front end tells it */
 	close(fd);
 	obox_change_end(user);
 }
@@ -142,13 +145,21 @@ static int eng_rename(struct obox *obox, const char *olddir, const char *name,
 {
 	struct ouser *user = obox_user_get(obox, ENG_USER);
 	int meta_fd = obox_meta_fd(obox), ofd, nfd, err;
+	struct stat st;
 
 	ofd = openat(meta_fd, olddir, O_RDONLY | O_DIRECTORY);
 	cr_assert_geq(ofd, 0, "open(%s): %s", olddir, strerror(errno));
 	nfd = openat(meta_fd, newdir, O_RDONLY | O_DIRECTORY);
 	cr_assert_geq(nfd, 0, "open(%s): %s", newdir, strerror(errno));
 	obox_change_begin(obox, user);
+	/* the moved file and the one it replaces, as a front end tells it */
+	if (fstatat(ofd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		obox_touched(user, st.st_ino);
+	if (fstatat(nfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		obox_touched(user, st.st_ino);
 	err = obox_rename(obox, ofd, olddir, name, nfd, newdir, newname, 0);
+	if (err == 0 && fstatat(nfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		obox_touched(user, st.st_ino);
 	obox_change_end(user);
 	close(ofd);
 	close(nfd);

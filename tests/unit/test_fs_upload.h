@@ -146,6 +146,8 @@ static void up_write(const char *path, const void *data, size_t size,
 	void *buf = NULL;
 	int fd;
 
+	struct stat st;
+
 	snprintf(full, sizeof(full), UP_USER "/%s", path);
 	fd = openat(up_meta_fd, full, O_WRONLY | O_CREAT |
 		    (append ? O_APPEND : O_TRUNC), 0600);
@@ -157,6 +159,9 @@ static void up_write(const char *path, const void *data, size_t size,
 		data = buf;
 	}
 	cr_assert_eq(write(fd, data, size), (ssize_t)size);
+	cr_assert_eq(fstat(fd, &st), 0);
+	/* a change, told as a front end tells it (obox_touched()) */
+	users_touched(up_user, st.st_ino);
 	close(fd);
 	free(buf);
 }
@@ -180,11 +185,15 @@ static void up_stub(const char *path, const char *guid, const char *oid,
 	char full[4096];
 	int fd;
 
+	struct stat st;
+
 	up_mail_key(guid, oid, stub.key, sizeof(stub.key));
 	snprintf(full, sizeof(full), UP_USER "/%s", path);
 	fd = openat(up_meta_fd, full, O_RDWR | O_CREAT | O_EXCL, 0600);
 	cr_assert_geq(fd, 0, "open(%s): %s", full, strerror(errno));
 	cr_assert_eq(stub_write(fd, &stub), 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	users_touched(up_user, st.st_ino);
 	close(fd);
 }
 

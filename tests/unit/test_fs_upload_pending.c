@@ -12,11 +12,14 @@ static void release_mail(const char *stub_path, const char *guid,
 			 const char *oid, char *key, size_t size)
 {
 	char full[4096];
+	struct stat st;
 
 	up_mail_key(guid, oid, key, size);
 	up_put_object(key);
 	users_change_begin(up_users, up_user);
 	snprintf(full, sizeof(full), UP_USER "/%s", stub_path);
+	cr_assert_eq(fstatat(up_meta_fd, full, &st, AT_SYMLINK_NOFOLLOW), 0);
+	users_touched(up_user, st.st_ino);	/* as a front end tells it */
 	cr_assert_eq(unlinkat(up_meta_fd, full, 0), 0);
 	cr_assert_eq(objgc_release(up_gc, key), 0);
 	users_change_end(up_user);
