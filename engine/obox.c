@@ -1,6 +1,7 @@
 /* obox.c: setting up and tearing down the engine: the cache directory,
  * the store, the caches, the users and the upload threads (obox.h). */
 #include "obox-private.h"
+#include "cachedir.h"
 #include "cachestate.h"
 #include "log.h"
 #include "mailcache.h"
@@ -364,6 +365,11 @@ void obox_deinit(struct obox **_obox)
 	free(obox->meta_path);
 	free(obox->cache_dir);
 	free(obox);
+}
+
+int obox_parse_size(const char *str, uint64_t *bytes_r, const char **error_r)
+{
+	return cachedir_parse_size(str, bytes_r, error_r);
 }
 
 int obox_meta_fd(struct obox *obox)

@@ -81,6 +81,10 @@ void obox_deinit(struct obox **obox);
 int obox_meta_fd(struct obox *obox);
 const char *obox_meta_path(struct obox *obox);
 
+/* A size option ("512M", "1G", K/M/G/T/P units) in bytes into *bytes_r.
+   Returns 0, or -1 with a reason in *error_r. */
+int obox_parse_size(const char *str, uint64_t *bytes_r, const char **error_r);
+
 /* Upload every user's changes now (async-signal-safe: SIGUSR1). */
 void obox_request_upload(struct obox *obox);
 /* Upload every user with changes and delete what became garbage, in the

@@ -1,6 +1,6 @@
 /* options.c: parsing and checking oboxfs's mount options (see options.h). */
 #include "options.h"
-#include "cachedir.h"
+#include "obox.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -86,7 +86,7 @@ static int parse_cache_size(const char *name, const char *str,
 	static __thread char errbuf[256];
 	const char *error;
 
-	if (cachedir_parse_size(str, bytes_r, &error) < 0) {
+	if (obox_parse_size(str, bytes_r, &error) < 0) {
 		snprintf(errbuf, sizeof(errbuf),
 			 "%s=%.64s: %s (e.g. 512M or 1G)", name, str, error);
 		*error_r = errbuf;
