@@ -136,9 +136,19 @@ def run(name):
         kicker = threading.Thread(target=kick)
         kicker.start()
         try:
-            with mp.Pool(NPROC) as pool:
+            # closed and joined, not terminated: the workers end on
+            # their own once the map is done (a worker that missed the
+            # pool's SIGTERM once kept the test waiting for it forever)
+            pool = mp.Pool(NPROC)
+            try:
                 results = pool.map(worker, [(mnt_path, i)
                                             for i in range(NPROC)])
+                pool.close()
+            except BaseException:
+                pool.terminate()
+                raise
+            finally:
+                pool.join()
         finally:
             stop.set()
             kicker.join()
