@@ -18,7 +18,6 @@ bench/README.md.
 import argparse
 import os
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -26,8 +25,9 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402 - also puts tests/integration on the path
 from benchlib import TOP, cleanup, setup_workdir  # noqa: E402
-from mailtest import (Dovecot, OboxfsMount, TestEnv,  # noqa: E402
-                      deliver_parallel, fail, log, make_mails, user_name)
+from mailtest import (Dovecot, FdSampler, OboxfsMount, TestEnv,  # noqa: E402
+                      deliver_parallel, fail, log, make_mails,
+                      nofile_wrapper, user_name)
 
 USER = user_name(1)  # a user the test Dovecot knows
 
@@ -55,38 +55,6 @@ def parse_args():
     if min(a.mails, a.files, a.nofile, a.senders) < 1:
         ap.error('counts must be positive')
     return a
-
-
-def wrapper(nofile):
-    return ['setpriv', '--inh-caps=-sys_resource',
-            '--bounding-set=-sys_resource',
-            'prlimit', f'--nofile={nofile}:{nofile}', '--']
-
-
-class Sampler:
-    """The daemon's open descriptors (peak) every 50 ms."""
-
-    def __init__(self, pid):
-        self.pid, self.peak = pid, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.stop.wait(0.05):
-            try:
-                self.peak = max(self.peak,
-                                len(os.listdir(f'/proc/{self.pid}/fd')))
-            except OSError:
-                return
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-        return False
 
 
 def rss(pid):
@@ -144,11 +112,11 @@ def folder(args, env):
     mails = make_mails([USER], args.mails, seed=60, tag='fdbench',
                        min_size=1024, max_size=2048)
     with OboxfsMount(env, url, env.path('mnt'), env.path('cache'),
-                     wrapper=wrapper(args.nofile)) as mnt:
+                     wrapper=nofile_wrapper(args.nofile)) as mnt:
         mnt.nofile = args.nofile
         with Dovecot(env, mnt.mountpoint, 'maildir',
                      rundir=env.path('dc')) as dc:
-            with Sampler(mnt.proc.pid) as s:
+            with FdSampler(mnt.proc.pid) as s:
                 step = max(len(mails) // 10, 1)
                 total = 0.0
                 rates = []
@@ -191,9 +159,9 @@ def files(args, env):
     log(f'{args.files} files made in {time.monotonic() - t0:.0f} s')
     with OboxfsMount(env, url, env.path('mnt'), env.path('cache'),
                      ['upload_interval=604800'],
-                     wrapper=wrapper(args.nofile)) as mnt:
+                     wrapper=nofile_wrapper(args.nofile)) as mnt:
         mnt.nofile = args.nofile
-        with Sampler(mnt.proc.pid) as s:
+        with FdSampler(mnt.proc.pid) as s:
             known, errors, t_stat = stat_tree(
                 os.path.join(mnt.mountpoint, USER),
                 max(args.files // 10, 1))

@@ -231,6 +231,44 @@ def _tail(path, n=30):
 
 # ---------------------------------------------------------------- oboxfs mount
 
+def nofile_wrapper(nofile):
+    """A command prefix that runs the daemon with an open-files limit of
+    nofile (soft and hard) it cannot raise (no CAP_SYS_RESOURCE)."""
+    for tool in ('setpriv', 'prlimit'):
+        if _which(tool) is None:
+            fail(f'{tool} (util-linux) is missing')
+    return ['setpriv', '--inh-caps=-sys_resource',
+            '--bounding-set=-sys_resource',
+            'prlimit', f'--nofile={nofile}:{nofile}', '--']
+
+
+class FdSampler:
+    """A process's open descriptors, sampled every 50 ms: .peak."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.wait(0.05):
+            try:
+                n = len(os.listdir(f'/proc/{self.pid}/fd'))
+            except OSError:
+                return
+            self.peak = max(self.peak, n)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        return False
+
+
 class OboxfsMount:
     """oboxfs -f STORE MOUNTPOINT as a child process.  As a context manager it
     always unmounts (fusermount3 -u, lazily if still busy) and ends the

@@ -13,29 +13,18 @@ its log or Dovecot's, and after an unmount a fresh mount on an empty cache
 shows the same mails.  Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 48 .. + 50.
 """
 import os
-import shutil
 import sys
-import threading
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dovecot_scenario import (final_checks, main_wrapper,  # noqa: E402
                               store_setup)
-from mailtest import (Dovecot, OboxfsMount, Store, TestEnv,  # noqa: E402
-                      deliver_parallel, fail, log, make_mails, user_name)
+from mailtest import (Dovecot, FdSampler, OboxfsMount, Store,  # noqa: E402
+                      TestEnv, deliver_parallel, fail, log, make_mails,
+                      nofile_wrapper, user_name)
 
 NOFILE = 256
 MAILS = 3000
-
-
-def wrapper():
-    """The daemon's limits: 256 open files, no way to raise them."""
-    for tool in ('setpriv', 'prlimit'):
-        if shutil.which(tool) is None:
-            fail(f'{tool} (util-linux) is missing')
-    return ['setpriv', '--inh-caps=-sys_resource',
-            '--bounding-set=-sys_resource',
-            'prlimit', f'--nofile={NOFILE}:{NOFILE}', '--']
 
 
 def daemon_limit(pid):
@@ -44,33 +33,6 @@ def daemon_limit(pid):
             if line.startswith('Max open files'):
                 return [int(x) for x in line.split()[3:5]]
     fail(f'no open-files limit in /proc/{pid}/limits')
-
-
-class FdSampler:
-    """The daemon's open descriptors, sampled every 50 ms."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.peak = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.stop.wait(0.05):
-            try:
-                n = len(os.listdir(f'/proc/{self.pid}/fd'))
-            except OSError:
-                return
-            self.peak = max(self.peak, n)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-        return False
 
 
 def check_no_emfile(*paths):
@@ -118,7 +80,7 @@ def run(name, port_offset):
     mails = make_mails([user], MAILS, seed=48, tag=name, min_size=512,
                        max_size=2048)
     with OboxfsMount(env, url, env.path('mnt'), env.path('cache'), opts,
-                     wrapper=wrapper()) as mnt:
+                     wrapper=nofile_wrapper(NOFILE)) as mnt:
         soft, hard = daemon_limit(mnt.proc.pid)
         if (soft, hard) != (NOFILE, NOFILE):
             fail(f'the daemon runs with open-files limits {soft}/{hard}, '
@@ -142,7 +104,7 @@ def run(name, port_offset):
             check_no_emfile(mnt.log_path, dc.log_path)
     # a fresh machine sees the same mails
     with OboxfsMount(env, url, env.path('mnt'), env.path('cache2'), opts,
-                     wrapper=wrapper()) as mnt:
+                     wrapper=nofile_wrapper(NOFILE)) as mnt:
         with Dovecot(env, mnt.mountpoint, 'maildir',
                      rundir=env.path('dc2')) as dc:
             fresh = read_all(dc, user, mails)

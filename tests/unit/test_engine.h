@@ -229,6 +229,22 @@ static char *eng_read(struct obox *obox, const char *path, size_t *size_r)
 	return buf;
 }
 
+/* path is a stub that reads as ENG_MAIL */
+static void eng_assert_mail_stub(struct obox *obox, const char *path)
+{
+	uint64_t size;
+	size_t len;
+	char *data;
+
+	cr_assert_eq(eng_stub_size(obox, path, &size), 1,
+		     "%s is not a stub", path);
+	cr_assert_eq(size, strlen(ENG_MAIL));
+	data = eng_read(obox, path, &len);
+	cr_assert_eq(len, strlen(ENG_MAIL));
+	cr_assert_str_eq(data, ENG_MAIL);
+	free(data);
+}
+
 /* --- the store --- */
 
 /* every key in the store matching the extended regex pattern, sorted by

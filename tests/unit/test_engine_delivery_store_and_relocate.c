@@ -13,21 +13,6 @@ TestSuite(engine_delivery, .init = eng_init, .fini = eng_fini);
 #define SENT ENG_USER "/Maildir/.Sent"
 #define SEEN_NAME ENG_MAIL_NAME ":2,S"
 
-static void assert_stub_reads_mail(struct obox *obox, const char *path)
-{
-	uint64_t size;
-	size_t len;
-	char *data;
-
-	cr_assert_eq(eng_stub_size(obox, path, &size), 1,
-		     "%s is not a stub", path);
-	cr_assert_eq(size, strlen(ENG_MAIL));
-	data = eng_read(obox, path, &len);
-	cr_assert_eq(len, strlen(ENG_MAIL));
-	cr_assert_str_eq(data, ENG_MAIL);
-	free(data);
-}
-
 Test(engine_delivery, delivery_is_stored_as_one_object)
 {
 	struct obox *obox = eng_open("cache");
@@ -49,7 +34,7 @@ Test(engine_delivery, delivery_is_stored_as_one_object)
 	/* tmp/ has nothing left, new/ has the stub */
 	cr_assert_neq(faccessat(obox_meta_fd(obox),
 				INBOX "/tmp/" ENG_MAIL_NAME, F_OK, 0), 0);
-	assert_stub_reads_mail(obox, INBOX "/new/" ENG_MAIL_NAME);
+	eng_assert_mail_stub(obox, INBOX "/new/" ENG_MAIL_NAME);
 
 	/* the object carries where the mail goes back */
 	struct objstore_stat st;
@@ -86,7 +71,7 @@ Test(engine_delivery, new_to_cur_costs_no_object)
 		     "a flag change stored something");
 	cr_assert_eq(eng_stat(obox, "objects_released"), 0);
 	cr_assert_eq(eng_stat(obox, "mails_stored"), 1);
-	assert_stub_reads_mail(obox, INBOX "/cur/" SEEN_NAME);
+	eng_assert_mail_stub(obox, INBOX "/cur/" SEEN_NAME);
 	obox_deinit(&obox);
 }
 
@@ -112,7 +97,7 @@ Test(engine_delivery, move_to_another_folder_relocates)
 	cr_assert_eq(err, 0, "%s", strerror(err));
 	cr_assert_eq(eng_stat(obox, "mails_relocated"), 1);
 	cr_assert_eq(eng_stat(obox, "objects_released"), 1);
-	assert_stub_reads_mail(obox, SENT "/cur/" SEEN_NAME);
+	eng_assert_mail_stub(obox, SENT "/cur/" SEEN_NAME);
 
 	/* a new object in the other folder; the old one stays until an
 	   upload no longer references it */
@@ -137,6 +122,6 @@ Test(engine_delivery, move_to_another_folder_relocates)
 			 "Maildir/.Sent/cur");
 	cr_assert_str_eq(objstore_stat_meta(&st, "name"), SEEN_NAME);
 	objstore_stat_free(&st);
-	assert_stub_reads_mail(obox, SENT "/cur/" SEEN_NAME);
+	eng_assert_mail_stub(obox, SENT "/cur/" SEEN_NAME);
 	obox_deinit(&obox);
 }

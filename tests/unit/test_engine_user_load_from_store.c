@@ -10,21 +10,6 @@ TestSuite(engine_user_load, .init = eng_init, .fini = eng_fini);
 
 #define SEEN_NAME ENG_MAIL_NAME ":2,S"
 
-static void assert_mail_at(struct obox *obox, const char *path)
-{
-	uint64_t size;
-	size_t len;
-	char *data;
-
-	cr_assert_eq(eng_stub_size(obox, path, &size), 1,
-		     "%s is not a stub", path);
-	cr_assert_eq(size, strlen(ENG_MAIL));
-	data = eng_read(obox, path, &len);
-	cr_assert_eq(len, strlen(ENG_MAIL));
-	cr_assert_str_eq(data, ENG_MAIL);
-	free(data);
-}
-
 static char *read_plain(struct obox *obox, const char *path)
 {
 	size_t len;
@@ -55,7 +40,7 @@ Test(engine_user_load, uploaded_user_loads_on_another_cache)
 	cr_assert_eq(faccessat(obox_meta_fd(b),
 			       ENG_USER "/Maildir/new/" ENG_MAIL_NAME, F_OK,
 			       AT_SYMLINK_NOFOLLOW), -1);
-	assert_mail_at(b, ENG_USER "/Maildir/cur/" SEEN_NAME);
+	eng_assert_mail_stub(b, ENG_USER "/Maildir/cur/" SEEN_NAME);
 	data = read_plain(b, ENG_USER "/Maildir/dovecot-uidlist");
 	cr_assert_str_eq(data, "3 V1 N2\n");
 	free(data);
@@ -77,7 +62,7 @@ Test(engine_user_load, mail_without_bundle_is_put_back)
 	b = eng_open("cache-b");
 	cr_assert_eq(obox_user_load(b, ENG_USER), 0);
 	cr_assert_eq(eng_stat(b, "index_mails_put_back"), 1);
-	assert_mail_at(b, ENG_USER "/Maildir/new/" ENG_MAIL_NAME);
+	eng_assert_mail_stub(b, ENG_USER "/Maildir/new/" ENG_MAIL_NAME);
 	obox_deinit(&b);
 }
 
