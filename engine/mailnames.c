@@ -347,16 +347,15 @@ int obox_link(struct obox *obox, int fd, int newdir_fd,
 
 /* RENAME_EXCHANGE: the destination moves into the source's place: store a
    plain file; stubs are not relocated in an exchange */
-static int prepare_exchange(struct obox *obox, int olddir_fd,
-			    const char *olddir_path, const char *name,
-			    int newdir_fd, const char *newname)
+static int prepare_exchange(struct obox *obox, const char *olddir_path,
+			    const char *name, int newdir_fd,
+			    const char *newname)
 {
 	struct mail_move xmv;
 	struct stat xst;
 	int err = 0, xfd = openat(newdir_fd, newname,
 				  O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
-	(void)olddir_fd;
 	if (xfd < 0 || fstatat(xfd, "", &xst, AT_EMPTY_PATH) < 0 ||
 	    mail_prepare(obox, xfd, &xst, olddir_path, name, &xmv) < 0)
 		err = errno;
@@ -388,8 +387,8 @@ int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
 		if (mv.relocated)
 			(void)objgc_discard(obox->gc, mv.new.key);
 		mv.relocated = false;
-		err = prepare_exchange(obox, olddir_fd, olddir_path, name,
-				       newdir_fd, newname);
+		err = prepare_exchange(obox, olddir_path, name, newdir_fd,
+				       newname);
 	}
 	if (err != 0) {
 		if (fd >= 0)

@@ -98,24 +98,16 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
    only its address (the node id) may be used. */
 struct oinode *inode_find(struct oboxfs *fs, dev_t dev, ino_t ino);
 void inode_unref(struct oboxfs *fs, struct oinode *inode, uint64_t n);
-/* Which file a name refers to: (dev, ino) and its file handle (which
-   tells a reused inode number apart). */
-struct inode_ident {
-	struct stat st;
-	struct file_handle *handle;	/* NULL if not supported */
-};
-/* The identity of name in dir.  Returns 0 or -1 with errno; free it with
-   inode_ident_free() either way. */
-int inode_ident_at(struct oinode *dir, const char *name,
-		   struct inode_ident *id_r);
-void inode_ident_free(struct inode_ident *id);
-/* A name operation moved the file id to name in parent (a directory
-   inode): an inode of it is reached by that name from now on. */
-void inode_renamed(struct oboxfs *fs, const struct inode_ident *id,
+/* A name operation moved the file st (its fstatat() before) to name in
+   parent (a directory inode): an inode of it is reached by that name from
+   now on. */
+void inode_renamed(struct oboxfs *fs, const struct stat *st,
 		   struct oinode *parent, const char *name);
-/* The name name in parent no longer refers to the file id (unlinked,
-   replaced): an inode reached by it is reached by its handle now. */
-void inode_name_gone(struct oboxfs *fs, const struct inode_ident *id,
+/* The name name in parent no longer refers to the file st (unlinked,
+   replaced): an inode reached by it is reached by its handle now.  (A
+   stale table entry of the same (dev, ino) may be the one changed: it is
+   harmless, every use checks the file handle: inode_open().) */
+void inode_name_gone(struct oboxfs *fs, const struct stat *st,
 		     struct oinode *parent, const char *name);
 /* open(2) of inode's metacache file with flags (O_PATH too).  Returns an
    fd of the caller's, or -1 with errno (ESTALE: the file is gone). */

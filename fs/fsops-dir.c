@@ -181,17 +181,15 @@ void fsop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct inode_ident id;
-	bool known = inode_ident_at(dir, name, &id) == 0;
+	struct stat st;
+	bool known = fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	int err;
 
 	if (known)
-		obox_touched(dir->user, id.st.st_ino);
+		obox_touched(dir->user, st.st_ino);
 	err = obox_unlink(fs->obox, dir->fd, name);
-
 	if (err == 0 && known)
-		inode_name_gone(fs, &id, dir, name);
-	inode_ident_free(&id);
+		inode_name_gone(fs, &st, dir, name);
 	fuse_reply_err(req, err);
 }
 
@@ -214,51 +212,46 @@ static int rename_tracked(struct oboxfs *fs, struct oinode *dir,
 			  struct oinode *newdir, const char *newpath,
 			  const char *newname, unsigned int flags)
 {
-	struct inode_ident src, dst, now;
-	bool have_src, have_dst, have_now;
+	struct stat src, dst, now = { .st_ino = 0 };
+	bool have_src, have_dst;
 	int err;
 
-	have_src = inode_ident_at(dir, name, &src) == 0;
-	have_dst = inode_ident_at(newdir, newname, &dst) == 0;
+	have_src = fstatat(dir->fd, name, &src, AT_SYMLINK_NOFOLLOW) == 0;
+	have_dst = fstatat(newdir->fd, newname, &dst, AT_SYMLINK_NOFOLLOW) == 0;
 	/* the engine's uploads read them again (obox_touched()) */
 	if (have_src) {
-		obox_touched(dir->user, src.st.st_ino);
-		obox_touched(newdir->user, src.st.st_ino);
+		obox_touched(dir->user, src.st_ino);
+		obox_touched(newdir->user, src.st_ino);
 	}
 	if (have_dst)
-		obox_touched(newdir->user, dst.st.st_ino);
+		obox_touched(newdir->user, dst.st_ino);
 	err = obox_rename(fs->obox, dir->fd, path, name, newdir->fd, newpath,
 			  newname, flags);
 	if (err != 0)
-		goto out;
+		return err;
 	if ((flags & RENAME_EXCHANGE) != 0) {
 		if (have_src)
 			inode_renamed(fs, &src, newdir, newname);
 		if (have_dst)
 			inode_renamed(fs, &dst, dir, name);
-		goto out;
+		return 0;
 	}
-	if (have_dst && (!have_src || dst.st.st_dev != src.st.st_dev ||
-			 dst.st.st_ino != src.st.st_ino))
+	if (have_dst && (!have_src || dst.st_dev != src.st_dev ||
+			 dst.st_ino != src.st_ino))
 		inode_name_gone(fs, &dst, newdir, newname);
 	if (!have_src)
-		goto out;
-	have_now = inode_ident_at(newdir, newname, &now) == 0;
-	if (have_now)
-		obox_touched(newdir->user, now.st.st_ino);
-	if (have_now && now.st.st_dev == src.st.st_dev &&
-	    now.st.st_ino == src.st.st_ino)
+		return 0;
+	if (fstatat(newdir->fd, newname, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    now.st_dev == src.st_dev && now.st_ino == src.st_ino)
 		inode_renamed(fs, &src, newdir, newname);
 	else {
-		/* a relocated stub got a new file at the new name; the old
-		   name is gone from the old one */
+		/* a relocated stub got a new file at the new name (told
+		   to the engine); the old name is gone from the old one */
+		if (now.st_ino != 0)
+			obox_touched(newdir->user, now.st_ino);
 		inode_name_gone(fs, &src, dir, name);
 	}
-	inode_ident_free(&now);
-out:
-	inode_ident_free(&src);
-	inode_ident_free(&dst);
-	return err;
+	return 0;
 }
 
 /* rename: renameat2() in the metacache, flags RENAME_NOREPLACE and

@@ -235,42 +235,25 @@ static struct oinode *find_file_locked(struct oboxfs *fs,
 	return found;
 }
 
-int inode_ident_at(struct oinode *dir, const char *name,
-		   struct inode_ident *id_r)
-{
-	if (fstatat(dir->fd, name, &id_r->st, AT_SYMLINK_NOFOLLOW) < 0) {
-		id_r->handle = NULL;
-		return -1;
-	}
-	id_r->handle = handle_at(dir->fd, name, 0);
-	return 0;
-}
-
-void inode_ident_free(struct inode_ident *id)
-{
-	free(id->handle);
-	id->handle = NULL;
-}
-
-void inode_renamed(struct oboxfs *fs, const struct inode_ident *id,
+void inode_renamed(struct oboxfs *fs, const struct stat *st,
 		   struct oinode *parent, const char *name)
 {
 	struct oinode *inode;
 
 	pthread_mutex_lock(&fs->inode_lock);
-	inode = find_file_locked(fs, &id->st, id->handle);
+	inode = find_file_locked(fs, st, NULL);
 	if (inode != NULL)
 		set_name_locked(fs, inode, parent, name);
 	pthread_mutex_unlock(&fs->inode_lock);
 }
 
-void inode_name_gone(struct oboxfs *fs, const struct inode_ident *id,
+void inode_name_gone(struct oboxfs *fs, const struct stat *st,
 		     struct oinode *parent, const char *name)
 {
 	struct oinode *inode;
 
 	pthread_mutex_lock(&fs->inode_lock);
-	inode = find_file_locked(fs, &id->st, id->handle);
+	inode = find_file_locked(fs, st, NULL);
 	if (inode != NULL && inode->parent == parent &&
 	    inode->name != NULL && strcmp(inode->name, name) == 0)
 		set_name_locked(fs, inode, NULL, NULL);
