@@ -390,23 +390,7 @@ void obox_request_upload(struct obox *obox)
 
 int obox_upload_now(struct obox *obox)
 {
-	struct ouser **list;
-	unsigned int count;
-	int ret = 0;
-
-	if (users_list(obox->users, &list, &count) < 0) {
-		obox_log(OBOX_LOG_ERR, "upload: out of memory\n");
-		return -1;
-	}
-	for (unsigned int i = 0; i < count; i++) {
-		if (users_is_dirty(list[i]) &&
-		    upload_user(&obox->upctx, list[i], NULL) < 0)
-			ret = -1;
-	}
-	free(list);
-	if (objgc_flush(obox->gc) < 0)
-		ret = -1;
-	return ret;
+	return uploader_pass(&obox->upctx, obox->users, INT64_MAX);
 }
 
 int obox_user_name_check(const char *name, const char **error_r)

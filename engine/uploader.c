@@ -75,27 +75,40 @@ static void wake(struct uploader *up)
 }
 
 /* upload every user with changes, then delete what became garbage */
+int uploader_pass(struct upload_ctx *ctx, struct users *users,
+		  int64_t accessed_since)
+{
+	struct ouser **list;
+	unsigned int count;
+	int ret = 0;
+
+	if (users_list(users, &list, &count) < 0) {
+		obox_log(OBOX_LOG_ERR, "upload: out of memory\n");
+		return -1;
+	}
+	for (unsigned int i = 0; i < count; i++) {
+		if (users_is_dirty(list[i])) {
+			if (upload_user(ctx, list[i], NULL) < 0)
+				ret = -1;
+		} else if (atomic_load(&list[i]->last_access) >=
+			   accessed_since) {
+			upload_split_check_user(ctx, list[i]);
+		}
+	}
+	free(list);
+	if (objgc_flush(ctx->gc) < 0)
+		ret = -1;
+	/* snapshots of big folders were freed: give the memory back */
+	(void)malloc_trim(0);
+	return ret;
+}
+
 static void full_pass(struct uploader *up)
 {
 	int64_t start = now_secs();
-	struct ouser **list;
-	unsigned int count;
 
-	if (users_list(up->users, &list, &count) < 0) {
-		obox_log(OBOX_LOG_ERR, "upload: out of memory\n");
-		return;
-	}
-	for (unsigned int i = 0; i < count; i++) {
-		if (users_is_dirty(list[i]))
-			(void)upload_user(up->ctx, list[i], NULL);
-		else if (atomic_load(&list[i]->last_access) >= up->last_pass)
-			upload_split_check_user(up->ctx, list[i]);
-	}
+	(void)uploader_pass(up->ctx, up->users, up->last_pass);
 	up->last_pass = start;
-	free(list);
-	(void)objgc_flush(up->ctx->gc);
-	/* snapshots of big folders were freed: give the memory back */
-	(void)malloc_trim(0);
 	pthread_mutex_lock(&up->lock);
 	up->stats.full_passes++;
 	pthread_mutex_unlock(&up->lock);

@@ -46,6 +46,14 @@ void uploader_request_folder(struct uploader *uploader, struct ouser *user,
 void uploader_request_all(struct uploader *uploader);
 
 /* uploader may be NULL (not started): its counters are 0 */
+/* One pass over all users in the calling thread: upload those with
+   changes, split-check the others accessed since accessed_since (monotonic
+   seconds; INT64_MAX: none), delete what became garbage.  What the thread
+   does every interval; obox_upload_now() without a thread.  Returns 0, or
+   -1 if some upload or delete failed (logged). */
+int uploader_pass(struct upload_ctx *ctx, struct users *users,
+		  int64_t accessed_since);
+
 void uploader_get_stats(struct uploader *uploader, struct users *users,
 			struct uploader_stats *stats_r);
 
