@@ -49,6 +49,15 @@ class Swift:
         self.entry = None
 
 
+def add_common_args(ap):
+    """--build-dir and --dir, the same in every bench script."""
+    ap.add_argument('--build-dir', default=os.environ.get(
+        'OBOXFS_BUILD_DIR', os.path.join(TOP, 'build')),
+        help='build tree with fs/oboxfs (default: $OBOXFS_BUILD_DIR or ./build)')
+    ap.add_argument('--dir', help='work directory (default: a new one in /tmp, '
+                    'removed afterwards)')
+
+
 def delta(before, after, key):
     """The growth of a stats counter."""
     return after.get(key, 0) - before.get(key, 0)

@@ -52,11 +52,7 @@ def size_arg(text):
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--build-dir', default=os.environ.get(
-        'OBOXFS_BUILD_DIR', os.path.join(TOP, 'build')),
-        help='build tree with fs/oboxfs (default: $OBOXFS_BUILD_DIR or ./build)')
-    ap.add_argument('--dir', help='work directory (default: a new one in /tmp, '
-                    'removed afterwards)')
+    benchlib.add_common_args(ap)
     ap.add_argument('--parts', default='12', help='1 (hit rate), 2 (memory)')
     g = ap.add_argument_group('part 1: hit rate')
     g.add_argument('--cache-size', type=size_arg, default='16M')

@@ -35,11 +35,7 @@ USER = user_name(1)  # a user the test Dovecot knows
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--build-dir', default=os.environ.get(
-        'OBOXFS_BUILD_DIR', os.path.join(TOP, 'build')),
-        help='build tree with fs/oboxfs (default: $OBOXFS_BUILD_DIR or ./build)')
-    ap.add_argument('--dir', help='work directory (default: a new one in /tmp, '
-                    'removed afterwards)')
+    benchlib.add_common_args(ap)
     ap.add_argument('--workloads', default='folder,files')
     ap.add_argument('--mails', type=int, default=100000)
     ap.add_argument('--files', type=int, default=1000000)

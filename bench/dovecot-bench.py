@@ -29,11 +29,7 @@ MODES = {'a': 'plain dir', 'b': 'oboxfs file://', 'c': 'oboxfs s3 (Swift)'}
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--build-dir', default=os.environ.get(
-        'OBOXFS_BUILD_DIR', os.path.join(TOP, 'build')),
-        help='build tree with fs/oboxfs (default: $OBOXFS_BUILD_DIR or ./build)')
-    ap.add_argument('--dir', help='work directory (default: a new one in /tmp, '
-                    'removed afterwards)')
+    benchlib.add_common_args(ap)
     ap.add_argument('--modes', default='abc',
                     help='which of a (plain), b (file://), c (s3) to run')
     ap.add_argument('--rounds', type=int, default=3)

@@ -43,11 +43,7 @@ MAIL_RE = re.compile(r'^[0-9a-f]{2}/[0-9a-f]{3}/([^/]+)/mailboxes/'
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--build-dir', default=os.environ.get(
-        'OBOXFS_BUILD_DIR', os.path.join(TOP, 'build')),
-        help='build tree with fs/oboxfs (default: $OBOXFS_BUILD_DIR or ./build)')
-    ap.add_argument('--dir', help='work directory (default: a new one in /tmp, '
-                    'removed afterwards)')
+    benchlib.add_common_args(ap)
     ap.add_argument('--modes', default='ac',
                     help='a (plain dir) and/or c (oboxfs on Swift S3)')
     ap.add_argument('--deliveries', type=int, default=1000,

@@ -96,20 +96,14 @@ static void eng_mkdir(struct obox *obox, const char *path)
    cur/new/tmp */
 static void eng_make_folder(struct obox *obox, const char *folder)
 {
+	static const char *const subdirs[] = { "", "/cur", "/new", "/tmp" };
 	char path[1024];
 
-	snprintf(path, sizeof(path), ENG_USER "/Maildir%s%s",
-		 folder[0] == '\0' ? "" : "/", folder);
-	eng_mkdir(obox, path);
-	snprintf(path, sizeof(path), ENG_USER "/Maildir%s%s/cur",
-		 folder[0] == '\0' ? "" : "/", folder);
-	eng_mkdir(obox, path);
-	snprintf(path, sizeof(path), ENG_USER "/Maildir%s%s/new",
-		 folder[0] == '\0' ? "" : "/", folder);
-	eng_mkdir(obox, path);
-	snprintf(path, sizeof(path), ENG_USER "/Maildir%s%s/tmp",
-		 folder[0] == '\0' ? "" : "/", folder);
-	eng_mkdir(obox, path);
+	for (unsigned int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), ENG_USER "/Maildir%s%s%s",
+			 folder[0] == '\0' ? "" : "/", folder, subdirs[i]);
+		eng_mkdir(obox, path);
+	}
 }
 
 static void eng_make_user(struct obox *obox)
@@ -229,20 +223,27 @@ static char *eng_read(struct obox *obox, const char *path, size_t *size_r)
 	return buf;
 }
 
-/* path is a stub that reads as ENG_MAIL */
-static void eng_assert_mail_stub(struct obox *obox, const char *path)
+/* path reads as ENG_MAIL, and is a stub (a stored mail) or not */
+static void eng_assert_mail(struct obox *obox, const char *path, bool stub)
 {
 	uint64_t size;
 	size_t len;
 	char *data;
 
-	cr_assert_eq(eng_stub_size(obox, path, &size), 1,
-		     "%s is not a stub", path);
-	cr_assert_eq(size, strlen(ENG_MAIL));
+	cr_assert_eq(eng_stub_size(obox, path, &size), stub ? 1 : 0,
+		     "%s is %sa stub", path, stub ? "not " : "");
+	if (stub)
+		cr_assert_eq(size, strlen(ENG_MAIL));
 	data = eng_read(obox, path, &len);
-	cr_assert_eq(len, strlen(ENG_MAIL));
-	cr_assert_str_eq(data, ENG_MAIL);
+	cr_assert_eq(len, strlen(ENG_MAIL), "%s lost its bytes", path);
+	cr_assert_str_eq(data, ENG_MAIL, "%s lost its bytes", path);
 	free(data);
+}
+
+/* path is a stub that reads as ENG_MAIL */
+static void eng_assert_mail_stub(struct obox *obox, const char *path)
+{
+	eng_assert_mail(obox, path, true);
 }
 
 /* --- the store --- */

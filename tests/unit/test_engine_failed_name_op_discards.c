@@ -24,19 +24,6 @@ static void block_name(struct obox *obox, const char *name)
 	eng_write_file(obox, path, "x");
 }
 
-static void assert_plain_mail(struct obox *obox, const char *path)
-{
-	uint64_t size;
-	size_t len;
-	char *data;
-
-	cr_assert_eq(eng_stub_size(obox, path, &size), 0,
-		     "%s is still a stub", path);
-	data = eng_read(obox, path, &len);
-	cr_assert_str_eq(data, ENG_MAIL, "%s lost its bytes", path);
-	free(data);
-}
-
 /* another engine on an empty cache loads the user: no mail comes back */
 static void assert_nothing_put_back(void)
 {
@@ -68,7 +55,7 @@ Test(engine_failed_name_op, failed_rename_after_store_deletes_the_object)
 		     keys[0]);
 	cr_assert_eq(eng_stat(a, "objects_deleted"), 1);
 	/* Dovecot may read the file again, or unlink it */
-	assert_plain_mail(a, TMP_DIR "/" ENG_MAIL_NAME);
+	eng_assert_mail(a, TMP_DIR "/" ENG_MAIL_NAME, false);
 	cr_assert_eq(obox_unlink(a, openat(obox_meta_fd(a), TMP_DIR,
 					   O_RDONLY | O_DIRECTORY),
 				 ENG_MAIL_NAME), 0);
@@ -101,7 +88,7 @@ Test(engine_failed_name_op, failed_link_after_store_deletes_the_object)
 	cr_assert_eq(eng_mail_keys(keys, 4), 0,
 		     "the object of the failed link is still there: %s",
 		     keys[0]);
-	assert_plain_mail(a, TMP_DIR "/" ENG_MAIL_NAME);
+	eng_assert_mail(a, TMP_DIR "/" ENG_MAIL_NAME, false);
 	close(fd);
 	close(dir_fd);
 	obox_deinit(&a);
