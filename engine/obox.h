@@ -140,8 +140,9 @@ int obox_stat(int fd, struct stat *st_r);
    RENAME_NOREPLACE/RENAME_EXCHANGE: a plain file moving into a mail
    location is stored first, a stub moving to another folder is stored
    again for it, a stub whose last name is replaced is released.  The
-   *_fd are the directories' fds, the *_path their paths.  Returns 0 or an
-   errno. */
+   *_fd are the directories' fds, the *_path their paths (olddir_path is
+   used only with RENAME_EXCHANGE, when a file moves into olddir: NULL
+   otherwise is fine).  Returns 0 or an errno. */
 int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
 		const char *name, int newdir_fd, const char *newdir_path,
 		const char *newname, unsigned int flags);

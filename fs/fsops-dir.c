@@ -279,13 +279,18 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	if (inode_path(fs, dir, path, sizeof(path)) < 0 ||
+	/* the source directory's path matters only when a file moves
+	   into it: in an exchange */
+	if (((flags & RENAME_EXCHANGE) != 0 &&
+	     inode_path(fs, dir, path, sizeof(path)) < 0) ||
 	    inode_path(fs, newdir, newpath, sizeof(newpath)) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
-	fuse_reply_err(req, rename_tracked(fs, dir, path, name, newdir,
-					   newpath, newname, flags));
+	fuse_reply_err(req, rename_tracked(fs, dir,
+					   (flags & RENAME_EXCHANGE) != 0 ?
+					   path : NULL, name, newdir, newpath,
+					   newname, flags));
 }
 
 struct odir {
