@@ -30,7 +30,10 @@
 #define HDR_ENTRY_COUNT 96
 #define HDR_DELETE_COUNT 100
 #define HDR_DATA_BYTES 104
-#define HDR_RESERVED 112
+#define HDR_MAILS_SECS 112	/* version 2 */
+#define HDR_MAILS_USECS 116	/* version 2 */
+#define HDR_RESERVED_V1 112
+#define HDR_RESERVED 120
 
 /* entry record field offsets */
 #define REC_KIND 0
@@ -150,6 +153,9 @@ uint32_t *bundle_link_map(const struct bundle_tree *tree, const bool *include,
 			  bool **first_r);
 
 /* encode.c */
+/* usecs fields < 1000000, the mail watermark not after the bundle */
+int bundle_info_times_check(const struct bundle_info *info,
+			    const char **error_r);
 void bundle_encode_header(struct bundle_buf *buf, const struct bundle_info *info,
 			  uint32_t entry_count, uint32_t delete_count);
 void bundle_encode_record(struct bundle_buf *buf, enum bundle_record_kind kind,

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BUNDLE_FORMAT_VERSION 1
+/* written: 2 (adds the mail watermark); read: 1 and 2 */
+#define BUNDLE_FORMAT_VERSION 2
 #define BUNDLE_ID_SIZE 16
 #define BUNDLE_DIGEST_SIZE 32
 /* limits enforced on encode, decode, scan and write */
@@ -79,6 +80,13 @@ struct bundle_info {
 	uint32_t base_secs, base_usecs;
 	unsigned char base_id[BUNDLE_ID_SIZE];
 	unsigned char base_digest[BUNDLE_DIGEST_SIZE];
+	/* the mail watermark (version 2; 0/0 = none): every mail object of
+	   this root made before this time (by its oid's time prefix,
+	   ids_generate_timed()) that the tree does not reference was gone
+	   or released when the tree was scanned, so a load need not list
+	   older mails to find the ones missing from the tree.  Never later
+	   than (secs, usecs); usecs < 1000000. */
+	uint32_t mails_secs, mails_usecs;
 	/* filled by encode/decode: the SHA-256 trailer of the bundle */
 	unsigned char digest[BUNDLE_DIGEST_SIZE];
 };
@@ -176,7 +184,8 @@ int bundle_tree_write(const struct bundle_tree *tree, int dirfd,
 		      const char **error_r);
 
 /* encode.c: encode tree as a base bundle.  info gives secs, usecs, id
-   (kind, seq and the base fields are set by the function).  On success the
+   and the mail watermark (kind, seq and the base fields are set by the
+   function).  On success the
    tree becomes is_base with base_info = the header (digest included).
    *data_r is malloc()ed. */
 int bundle_encode_base(struct bundle_tree *tree,
@@ -185,7 +194,8 @@ int bundle_encode_base(struct bundle_tree *tree,
 		       const char **error_r);
 
 /* diff.c: encode the changes from base (which must be is_base) to new_tree
-   as a diff bundle.  info gives secs, usecs, id and seq (>= 1).  A diff
+   as a diff bundle.  info gives secs, usecs, id, seq (>= 1) and the mail
+   watermark.  A diff
    is relative to the base, not to an earlier diff: it holds every change
    since the base. */
 int bundle_diff(const struct bundle_tree *base,

@@ -37,9 +37,12 @@ static int decode_header(const unsigned char *h, struct bundle_info *info,
 		*error_r = bundle_error("not a bundle (bad magic)");
 		return -1;
 	}
-	if (get_le16(h + HDR_VERSION) != BUNDLE_FORMAT_VERSION) {
+	uint16_t version = get_le16(h + HDR_VERSION);
+	size_t reserved = version == 1 ? HDR_RESERVED_V1 : HDR_RESERVED;
+
+	if (version != 1 && version != BUNDLE_FORMAT_VERSION) {
 		*error_r = bundle_error("unsupported bundle version %u",
-					get_le16(h + HDR_VERSION));
+					version);
 		return -1;
 	}
 	info->kind = (enum bundle_kind)h[HDR_KIND];
@@ -48,7 +51,7 @@ static int decode_header(const unsigned char *h, struct bundle_info *info,
 		return -1;
 	}
 	if (h[HDR_FLAGS] != 0 ||
-	    !all_zero(h + HDR_RESERVED, BUNDLE_HEADER_SIZE - HDR_RESERVED)) {
+	    !all_zero(h + reserved, BUNDLE_HEADER_SIZE - reserved)) {
 		*error_r = bundle_error("unknown header flags or reserved "
 					"bytes set");
 		return -1;
@@ -61,10 +64,16 @@ static int decode_header(const unsigned char *h, struct bundle_info *info,
 	info->base_usecs = get_le32(h + HDR_BASE_USECS);
 	memcpy(info->base_id, h + HDR_BASE_ID, BUNDLE_ID_SIZE);
 	memcpy(info->base_digest, h + HDR_BASE_DIGEST, BUNDLE_DIGEST_SIZE);
-	if (info->usecs >= 1000000 || info->base_usecs >= 1000000) {
+	if (version >= 2) {
+		info->mails_secs = get_le32(h + HDR_MAILS_SECS);
+		info->mails_usecs = get_le32(h + HDR_MAILS_USECS);
+	}
+	if (info->base_usecs >= 1000000) {
 		*error_r = bundle_error("invalid usecs in header");
 		return -1;
 	}
+	if (bundle_info_times_check(info, error_r) < 0)
+		return -1;
 	if (info->kind == BUNDLE_KIND_BASE &&
 	    (info->seq != 0 || !all_zero(h + HDR_BASE_ID, HDR_ENTRY_COUNT -
 					 HDR_BASE_ID))) {

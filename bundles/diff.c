@@ -83,10 +83,12 @@ int bundle_diff(const struct bundle_tree *base,
 					"stored base bundle");
 		return -1;
 	}
-	if (info->seq == 0 || info->usecs >= 1000000) {
-		*error_r = bundle_error("bundle_diff: invalid seq or usecs");
+	if (info->seq == 0) {
+		*error_r = bundle_error("bundle_diff: invalid seq 0");
 		return -1;
 	}
+	if (bundle_info_times_check(info, error_r) < 0)
+		return -1;
 	if (bundle_tree_check(new_tree, error_r) < 0)
 		return -1;
 	base_idx = bundle_xcalloc(n, sizeof(*base_idx));

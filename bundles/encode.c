@@ -55,6 +55,25 @@ void bundle_encode_header(struct bundle_buf *buf, const struct bundle_info *info
 	}
 	put_le32(h + HDR_ENTRY_COUNT, entry_count);
 	put_le32(h + HDR_DELETE_COUNT, delete_count);
+	put_le32(h + HDR_MAILS_SECS, info->mails_secs);
+	put_le32(h + HDR_MAILS_USECS, info->mails_usecs);
+}
+
+int bundle_info_times_check(const struct bundle_info *info,
+			    const char **error_r)
+{
+	if (info->usecs >= 1000000 || info->mails_usecs >= 1000000) {
+		*error_r = bundle_error("invalid usecs");
+		return -1;
+	}
+	if (info->mails_secs > info->secs ||
+	    (info->mails_secs == info->secs &&
+	     info->mails_usecs > info->usecs)) {
+		*error_r = bundle_error("mail watermark later than the "
+					"bundle");
+		return -1;
+	}
+	return 0;
 }
 
 /* Data bytes (file content, append tails) follow the record's path and
@@ -112,10 +131,8 @@ int bundle_encode_base(struct bundle_tree *tree,
 
 	if (bundle_tree_check(tree, error_r) < 0)
 		return -1;
-	if (info->usecs >= 1000000) {
-		*error_r = bundle_error("invalid usecs %u", info->usecs);
+	if (bundle_info_times_check(info, error_r) < 0)
 		return -1;
-	}
 	hdr.kind = BUNDLE_KIND_BASE;
 	hdr.seq = 0;
 	hdr.base_secs = hdr.base_usecs = 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/time.h>
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -30,6 +31,27 @@ int ids_generate(char hex_r[IDS_HEX_LEN + 1])
 		hex_r[i * 2 + 1] = hexdigits[raw[i] & 0xf];
 	}
 	hex_r[IDS_HEX_LEN] = '\0';
+	return 0;
+}
+
+void ids_time_prefix(uint32_t secs, uint32_t usecs,
+		     char hex_r[IDS_TIME_HEX_LEN + 1])
+{
+	snprintf(hex_r, IDS_TIME_HEX_LEN + 1, "%08x%05x", secs, usecs);
+}
+
+int ids_generate_timed(char hex_r[IDS_HEX_LEN + 1])
+{
+	struct timeval tv;
+
+	if (ids_generate(hex_r) < 0)
+		return -1;
+	gettimeofday(&tv, NULL);
+	/* the random tail stays: digits 13..31 */
+	char prefix[IDS_TIME_HEX_LEN + 1];
+
+	ids_time_prefix((uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec, prefix);
+	memcpy(hex_r, prefix, IDS_TIME_HEX_LEN);
 	return 0;
 }
 

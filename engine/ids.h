@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* 128-bit ids are written as 32 lowercase hex digits */
 #define IDS_HEX_LEN 32
@@ -12,6 +13,20 @@
 /* Fill hex_r with a new random 128-bit id (getrandom()).  Returns 0, or -1
    with errno set. */
 int ids_generate(char hex_r[IDS_HEX_LEN + 1]);
+/* A time-ordered id (mail oids): 8 hex digits of the seconds and 5 of the
+   microseconds (< 1000000) of the wall clock when it is made, then 19
+   random: the byte order of a folder's mail keys is then the order their
+   oids were made in (on the clock of the machine that made them), and a
+   listing can skip the mails older than a time (ids_time_prefix()).  76
+   random bits keep ids unique across machines and threads. */
+#define IDS_TIME_HEX_LEN 13
+int ids_generate_timed(char hex_r[IDS_HEX_LEN + 1]);
+/* The first IDS_TIME_HEX_LEN digits of the ids made at (secs, usecs):
+   every id made at or after that time sorts at or after it.  usecs must be
+   < 1000000. */
+void ids_time_prefix(uint32_t secs, uint32_t usecs,
+		     char hex_r[IDS_TIME_HEX_LEN + 1]);
+
 /* True if s is exactly 32 lowercase hex digits. */
 bool ids_is_hex_id(const char *s);
 

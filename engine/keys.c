@@ -60,6 +60,21 @@ int keys_idx_prefix(const char *user_prefix, const char *guid, char *buf,
 	return root_prefix_tail(user_prefix, guid, "/" KEYS_IDX, buf, size);
 }
 
+int keys_mail_list_start(const char *user_prefix, const char *guid,
+			 uint32_t secs, uint32_t usecs, char *buf,
+			 size_t size)
+{
+	char tail[1 + IDS_TIME_HEX_LEN + 1];
+
+	if (guid[0] == '\0' || usecs >= 1000000) {
+		errno = EINVAL;
+		return -1;
+	}
+	tail[0] = '/';
+	ids_time_prefix(secs, usecs, tail + 1);
+	return root_prefix_tail(user_prefix, guid, tail, buf, size);
+}
+
 int keys_mail_key(const char *user, const char *folder_guid, const char *oid,
 		  char *buf, size_t size)
 {

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* fits any user or root prefix of a valid user name (255 bytes) */
 #define KEYS_PREFIX_MAX 320
@@ -40,6 +41,12 @@ int keys_root_list_prefix(const char *user_prefix, const char *guid,
 /* "<root prefix>/idx/": what to list for a root's bundles */
 int keys_idx_prefix(const char *user_prefix, const char *guid, char *buf,
 		    size_t size);
+/* "<h1>/<h2>/<user>/mailboxes/<guid>/<time prefix>": where a listing of
+   folder guid's mails made at or after (secs, usecs) starts
+   (objstore_list_from(); mail oids are time-ordered: ids.h) */
+int keys_mail_list_start(const char *user_prefix, const char *guid,
+			 uint32_t secs, uint32_t usecs, char *buf,
+			 size_t size);
 /* "<h1>/<h2>/<user>/mailboxes/<folder_guid>/<oid>" */
 int keys_mail_key(const char *user, const char *folder_guid, const char *oid,
 		  char *buf, size_t size);

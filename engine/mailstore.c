@@ -181,7 +181,7 @@ static int new_mail_key(const struct mail_place *place,
 {
 	char oid[IDS_HEX_LEN + 1];
 
-	if (ids_generate(oid) < 0)
+	if (ids_generate_timed(oid) < 0)
 		return -1;
 	return keys_mail_key(place->user, place->guid, oid, key_r,
 			    OBJSTORE_KEY_MAX + 1);

@@ -93,6 +93,10 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "index_split_mails_merged", ups.split_mails_merged },
 		{ "index_users_loaded", atomic_load(&obox->users_loaded) },
 		{ "index_mails_put_back", atomic_load(&obox->mails_put_back) },
+		{ "index_load_mails_listed",
+		  atomic_load(&obox->load_mails_listed) },
+		{ "index_load_folders_list_skipped",
+		  atomic_load(&obox->load_folders_list_skipped) },
 	};
 	const struct stat_line metacache_lines[] = {
 		{ "oboxfs_metacache_cap_bytes", mts.cap },

@@ -28,6 +28,13 @@
 #define UPLOAD_DIFF_MIN_REBASE 16384
 #define UPLOAD_MAX_DIFFS 64
 #define UPLOAD_KEY_MAX (OBJSTORE_KEY_MAX + 1)
+/* A bundle's mail watermark (bundle.h) is this long before its snapshot.
+   Stores and snapshots are already ordered by the user's tree lock: a
+   mail named before the snapshot is in it, and one named after got its
+   oid after the snapshot began.  The margin is for the wall clock
+   stepping back in between (an NTP step), which would give later mails
+   earlier oids. */
+#define UPLOAD_MAILS_MARGIN_SECS 600
 
 /* one root of a snapshot */
 struct snap_root {
@@ -375,7 +382,8 @@ static int put_bundle(struct upload_ctx *ctx, const char *prefix,
 	return ret;
 }
 
-static int new_info(struct bundle_info *info)
+/* a new bundle's header fields for a tree scanned at taken */
+static int new_info(struct bundle_info *info, const struct timeval *taken)
 {
 	struct timeval tv;
 
@@ -383,12 +391,25 @@ static int new_info(struct bundle_info *info)
 	gettimeofday(&tv, NULL);
 	info->secs = (uint32_t)tv.tv_sec;
 	info->usecs = (uint32_t)tv.tv_usec;
+	if (taken->tv_sec > UPLOAD_MAILS_MARGIN_SECS) {
+		info->mails_secs = (uint32_t)(taken->tv_sec -
+					      UPLOAD_MAILS_MARGIN_SECS);
+		info->mails_usecs = (uint32_t)taken->tv_usec;
+	}
+	/* never after the bundle itself (the clock may have stepped) */
+	if (info->mails_secs > info->secs ||
+	    (info->mails_secs == info->secs &&
+	     info->mails_usecs > info->usecs)) {
+		info->mails_secs = info->secs;
+		info->mails_usecs = info->usecs;
+	}
 	return bundle_id_generate(info->id);
 }
 
 /* store tree as a new base of root; takes tree */
 static int upload_base(struct upload_ctx *ctx, struct ouser *user,
-		       struct upload_root *root, struct bundle_tree *tree)
+		       struct upload_root *root, struct bundle_tree *tree,
+		       const struct timeval *taken)
 {
 	char prefix[UPLOAD_KEY_MAX], key[UPLOAD_KEY_MAX];
 	struct bundle_info info;
@@ -398,7 +419,7 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	size_t size = 0;
 
 	root_prefix(user, root->guid, prefix, sizeof(prefix));
-	if (new_info(&info) < 0)
+	if (new_info(&info, taken) < 0)
 		error = strerror(errno);
 	else if (bundle_encode_base(tree, &info, &data, &size, &error) == 0)
 		error = NULL;
@@ -432,7 +453,8 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 /* store tree as a diff on root's base, or as a new base when the diff is
    too big; takes tree */
 static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
-		       struct upload_root *root, struct bundle_tree *tree)
+		       struct upload_root *root, struct bundle_tree *tree,
+		       const struct timeval *taken)
 {
 	char prefix[UPLOAD_KEY_MAX], key[UPLOAD_KEY_MAX];
 	struct bundle_info info;
@@ -442,13 +464,13 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 	size_t size;
 
 	root_prefix(user, root->guid, prefix, sizeof(prefix));
-	if (new_info(&info) < 0)
-		return upload_base(ctx, user, root, tree);
+	if (new_info(&info, taken) < 0)
+		return upload_base(ctx, user, root, tree, taken);
 	info.seq = root->seq + 1;
 	if (bundle_diff(root->base, tree, &info, &data, &size, &error) < 0) {
 		obox_log(OBOX_LOG_WARNING, "upload: a diff of %s failed (%s): "
 			 "storing a new base\n", prefix, error);
-		return upload_base(ctx, user, root, tree);
+		return upload_base(ctx, user, root, tree, taken);
 	}
 	/* diffs are cumulative: with a diff growing by about d per upload,
 	   the bytes sent per upload are least when a new base (B bytes)
@@ -458,7 +480,7 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 	    (size > root->base_size / 2 ||
 	     (uint64_t)size * info.seq > 2 * (uint64_t)root->base_size)) {
 		free(data);
-		return upload_base(ctx, user, root, tree);
+		return upload_base(ctx, user, root, tree, taken);
 	}
 	name = root->base_name;
 	name.is_diff = true;
@@ -483,10 +505,11 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 	return 0;
 }
 
-/* upload one snapshot root (taken at generation gen) if it changed;
-   takes sr->tree */
+/* upload one snapshot root (taken at generation gen, at time taken) if it
+   changed; takes sr->tree */
 static int upload_root(struct upload_ctx *ctx, struct ouser *user,
-		       struct snap_root *sr, uint64_t gen)
+		       struct snap_root *sr, uint64_t gen,
+		       const struct timeval *taken)
 {
 	struct upload_root *root = roots_get(&user->roots, sr->guid);
 	struct bundle_tree *tree = sr->tree;
@@ -523,9 +546,9 @@ static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 		return 0;
 	}
 	if (root->base == NULL || root->seq >= UPLOAD_MAX_DIFFS)
-		ret = upload_base(ctx, user, root, tree);
+		ret = upload_base(ctx, user, root, tree, taken);
 	else
-		ret = upload_diff(ctx, user, root, tree);
+		ret = upload_diff(ctx, user, root, tree, taken);
 	if (ret == 0)
 		root->scan_gen = gen;
 	return ret;
@@ -579,6 +602,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	struct objgc_batch pending;
 	char prefix[UPLOAD_KEY_MAX];
 	uint64_t snap_gen;
+	struct timeval taken;
 	bool merged = false;
 	int ret = 0;
 
@@ -593,6 +617,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 
 	users_snapshot_lock(user);
 	snap_gen = atomic_load(&user->gen);
+	gettimeofday(&taken, NULL);
 	ret = snapshot_take(ctx, user, folder_path, &snap);
 	if (ret > 0) {
 		/* all of the user's keys, or all of the folder's */
@@ -616,7 +641,8 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		r->seen = false;
 	ret = 0;
 	for (size_t i = 0; i < snap.count; i++) {
-		if (upload_root(ctx, user, &snap.roots[i], snap_gen) < 0)
+		if (upload_root(ctx, user, &snap.roots[i], snap_gen,
+				&taken) < 0)
 			ret = -1;
 		else if (folder_path == NULL &&
 			 splitbrain_check(ctx, user, snap.roots[i].guid,

@@ -82,12 +82,21 @@ static int load_locked(struct obox *obox, struct ouser *user)
 		return ret == EEXIST || ret == ENOTEMPTY ? 0 : ret;
 	}
 	(void)upload_user_loaded(user, result);
+	/* mails put back are in no bundle yet: the next pass stores one
+	   with them (and its watermark), so the next cold load lists less */
+	if (stats.mails_put_back > 0)
+		users_changed_behind(user);
 	atomic_fetch_add(&obox->users_loaded, 1);
 	atomic_fetch_add(&obox->mails_put_back, stats.mails_put_back);
+	atomic_fetch_add(&obox->load_mails_listed, stats.mails_listed);
+	atomic_fetch_add(&obox->load_folders_list_skipped,
+			 stats.folders_list_skipped);
 	userload_roots_free(&result);
 	obox_log(OBOX_LOG_INFO, "user %s loaded from the store: %u bundle "
-		 "roots, %u mails put back\n", user->name, stats.roots_loaded,
-		 stats.mails_put_back);
+		 "roots, %u mails listed (%u folders listed from their "
+		 "watermark), %u mails put back\n", user->name,
+		 stats.roots_loaded, stats.mails_listed,
+		 stats.folders_list_skipped, stats.mails_put_back);
 	return 0;
 }
 

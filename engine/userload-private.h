@@ -27,6 +27,24 @@ struct ul_root {
 	size_t mail_count, mail_alloc;
 	char *path;			/* NULL while not placed */
 	bool tree_loaded;
+	/* the tree fetched during the listing (a big folder: see
+	   userload-list.c), for load_root(); NULL if none was usable */
+	struct bundle_tree *tree;
+	bool tree_fetched;
+	/* its idx/ was listed on its own: the main listing's bundle keys
+	   of it are already known */
+	bool bundles_listed;
+	/* the listing stopped once at it to look at its bundles */
+	bool skip_tried;
+};
+
+/* What a loaded tree says about the mails it misses (bundle.h): mail
+   objects made before (secs, usecs) that it does not reference need not
+   be listed.  Usable when secs is not 0 and single_writer (one base and
+   no two diffs of one seq: another writer's mails are not covered). */
+struct ul_mark {
+	uint32_t secs, usecs;
+	bool single_writer;
 };
 
 struct ul_ctx {
@@ -42,6 +60,11 @@ struct ul_ctx {
 	char **rebuild_dirs;		/* dbox-Mails dirs that got mails */
 	size_t rebuild_count;
 	bool found;
+	/* the listing stopped at root skip_root's mails (userload-list.c);
+	   last_key: the last key it gave */
+	bool skip_requested;
+	size_t skip_root;
+	char last_key[OBJSTORE_KEY_MAX + 1];
 	struct userload_stats stats;
 	userload_skip_cb *skip;
 	void *skip_context;
@@ -57,9 +80,21 @@ int ul_fail(const char **error_r, int err, const char *fmt, ...)
 bool ul_store_error_is_fatal(void);
 bool ul_local_error_is_path(int err);
 size_t ul_root_get(struct ul_ctx *ctx, const char *guid);
+/* Is key a mail of this user?  Fills guid_r. */
+bool ul_mail_key_parse(const struct ul_ctx *ctx, const char *key,
+		       char guid_r[IDS_HEX_LEN + 1]);
 int ul_dir_is_empty(int fd);
 /* give root idx its path and queue it for loading */
 void ul_place_root(struct ul_ctx *ctx, size_t idx, const char *path);
+/* userload-bundles.c: the tree of root from its bundles: *tree_r NULL if
+   it has none usable; *mark_r from the bundle(s) applied.  -1 only on a
+   store error that fails the whole load. */
+int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
+		 struct bundle_tree **tree_r, struct ul_mark *mark_r,
+		 const char **error_r);
+/* userload-list.c: list the user's objects into ctx (bundle keys and mail
+   keys per root), skipping the older mails of big folders */
+int ul_list(struct ul_ctx *ctx, const char **error_r);
 /* userload.c: load the queued roots */
 int ul_process_queue(struct ul_ctx *ctx, const char **error_r);
 /* userload-rescan.c: these never load a root: ul_place_from_mails() only

@@ -129,3 +129,14 @@ void ul_place_root(struct ul_ctx *ctx, size_t idx, const char *path)
 	ctx->roots[idx].path = ul_xstrdup(path);
 	ctx->queue[ctx->queue_count++] = idx;
 }
+
+bool ul_mail_key_parse(const struct ul_ctx *ctx, const char *key,
+		       char guid_r[IDS_HEX_LEN + 1])
+{
+	struct keys_parsed parsed;
+
+	if (keys_parse(ctx->prefix, key, &parsed) != KEYS_MAIL)
+		return false;
+	memcpy(guid_r, parsed.guid, IDS_HEX_LEN + 1);
+	return true;
+}

@@ -23,266 +23,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-static void root_add_bundle(struct ul_root *root, const char *key,
-			    const struct bundle_name *name)
-{
-	if (root->bundle_count == root->bundle_alloc) {
-		root->bundle_alloc = root->bundle_alloc == 0 ? 4 :
-			root->bundle_alloc * 2;
-		root->bundle_keys = ul_xrealloc(root->bundle_keys,
-			root->bundle_alloc * sizeof(*root->bundle_keys));
-		root->names = ul_xrealloc(root->names,
-			root->bundle_alloc * sizeof(*root->names));
-	}
-	root->bundle_keys[root->bundle_count] = ul_xstrdup(key);
-	root->names[root->bundle_count++] = *name;
-}
-
-static void root_add_mail(struct ul_root *root, const char *key)
-{
-	if (root->mail_count == root->mail_alloc) {
-		root->mail_alloc = root->mail_alloc == 0 ? 16 :
-			root->mail_alloc * 2;
-		root->mail_keys = ul_xrealloc(root->mail_keys,
-			root->mail_alloc * sizeof(*root->mail_keys));
-	}
-	root->mail_keys[root->mail_count++] = ul_xstrdup(key);
-}
-
-static void add_bundle_key(struct ul_ctx *ctx, const char *guid,
-			   const char *key, const char *name)
-{
-	struct bundle_name bname;
-	const char *error;
-
-	if (bundle_name_parse(name, &bname, &error) < 0) {
-		obox_log(OBOX_LOG_WARNING, "userload(%s): ignoring %s: %s\n",
-			 ctx->user, key, error);
-		return;
-	}
-	root_add_bundle(&ctx->roots[ul_root_get(ctx, guid)], key, &bname);
-	ctx->found = true;
-}
-
-static int list_cb(const struct objstore_list_entry *entry, void *context)
-{
-	struct ul_ctx *ctx = context;
-	struct keys_parsed parsed;
-
-	switch (entry->is_prefix ? KEYS_OTHER :
-		keys_parse(ctx->prefix, entry->key, &parsed)) {
-	case KEYS_ROOT_BUNDLE:
-	case KEYS_FOLDER_BUNDLE:
-		add_bundle_key(ctx, parsed.guid, entry->key, parsed.name);
-		return 0;
-	case KEYS_MAIL:
-		root_add_mail(&ctx->roots[ul_root_get(ctx, parsed.guid)],
-			      entry->key);
-		ctx->found = true;
-		return 0;
-	case KEYS_OTHER:
-		break;
-	}
-	obox_log(OBOX_LOG_DEBUG, "userload(%s): ignoring object %s\n",
-		 ctx->user, entry->key);
-	return 0;
-}
-
 static int str_ptr_cmp(const void *p1, const void *p2)
 {
 	return strcmp(*(char *const *)p1, *(char *const *)p2);
-}
-
-/* Is key a mail of this user?  Fills guid_r. */
-static bool mail_key_parse(const struct ul_ctx *ctx, const char *key,
-			   char guid_r[IDS_HEX_LEN + 1])
-{
-	struct keys_parsed parsed;
-
-	if (keys_parse(ctx->prefix, key, &parsed) != KEYS_MAIL)
-		return false;
-	memcpy(guid_r, parsed.guid, IDS_HEX_LEN + 1);
-	return true;
-}
-
-/* GET and decode key, expected to be named name.  Returns 1 with
-   *bundle_r, 0 if it is bad or gone (logged), -1 on a store error. */
-static int fetch_bundle(struct ul_ctx *ctx, const char *key,
-			const struct bundle_name *name,
-			struct bundle **bundle_r, const char **error_r)
-{
-	struct bundle_name hdr_name;
-	const char *error;
-	size_t size;
-	void *data;
-	int ret;
-
-	if (objstore_get(ctx->store, key, 0, OBJSTORE_TO_END,
-			 USERLOAD_BUNDLE_MAX, &data, &size) < 0) {
-		if (ul_store_error_is_fatal())
-			return ul_fail(error_r, EIO, "%s", objstore_error());
-		obox_log(OBOX_LOG_ERR, "userload(%s): bundle %s: %s\n",
-			 ctx->user, key, objstore_error());
-		ctx->stats.bundles_rejected++;
-		return 0;
-	}
-	ctx->stats.bundles_fetched++;
-	ret = bundle_decode(data, size, USERLOAD_BUNDLE_MAX, bundle_r, &error);
-	free(data);
-	if (ret < 0) {
-		obox_log(OBOX_LOG_ERR, "userload(%s): corrupt bundle %s: %s\n",
-			 ctx->user, key, error);
-		ctx->stats.bundles_rejected++;
-		return 0;
-	}
-	bundle_name_from_info(&(*bundle_r)->info, &hdr_name);
-	if (bundle_name_cmp(&hdr_name, name) != 0) {
-		char buf[BUNDLE_NAME_DIFF_LEN + 1];
-
-		bundle_name_format(&hdr_name, buf, sizeof(buf));
-		obox_log(OBOX_LOG_ERR, "userload(%s): corrupt bundle %s: its "
-			 "header is of bundle %s\n", ctx->user, key, buf);
-		bundle_free(bundle_r);
-		ctx->stats.bundles_rejected++;
-		return 0;
-	}
-	return 1;
-}
-
-struct ul_diff {
-	struct bundle *bundle;
-	const char *key;
-};
-
-static int ul_diff_cmp_desc(const void *p1, const void *p2)
-{
-	const struct ul_diff *a = p1, *b = p2;
-
-	return bundle_diff_info_cmp(&b->bundle->info, &a->bundle->info);
-}
-
-/* The diffs of base: fetched, applied newest first until one applies. */
-static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
-		       const size_t *diff_idx, size_t diff_count,
-		       struct bundle_tree *tree, const char **error_r)
-{
-	struct ul_diff *diffs = ul_xrealloc(NULL, diff_count * sizeof(*diffs));
-	size_t n = 0, i;
-	const char *error;
-	int ret = 0;
-
-	for (i = 0; i < diff_count && ret == 0; i++) {
-		size_t k = diff_idx[i];
-
-		diffs[n].key = root->bundle_keys[k];
-		ret = fetch_bundle(ctx, root->bundle_keys[k], &root->names[k],
-				   &diffs[n].bundle, error_r);
-		if (ret > 0) {
-			n++;
-			ret = 0;
-		}
-	}
-	if (ret == 0 && n > 0) {
-		qsort(diffs, n, sizeof(*diffs), ul_diff_cmp_desc);
-		if (n > 1 && diffs[0].bundle->info.seq ==
-		    diffs[1].bundle->info.seq) {
-			obox_log(OBOX_LOG_WARNING, "userload(%s): diffs %s and "
-				 "%s have the same seq (two writers): using "
-				 "the first\n", ctx->user, diffs[0].key,
-				 diffs[1].key);
-		}
-		for (i = 0; i < n; i++) {
-			if (bundle_apply_diff(tree, diffs[i].bundle->diff,
-					      &error) == 0)
-				break;
-			obox_log(OBOX_LOG_ERR, "userload(%s): diff bundle %s "
-				 "does not apply: %s\n", ctx->user,
-				 diffs[i].key, error);
-			ctx->stats.bundles_rejected++;
-		}
-	}
-	for (i = 0; i < n; i++)
-		bundle_free(&diffs[i].bundle);
-	free(diffs);
-	return ret;
-}
-
-/* Drop stubs whose key is not one of this user's mail objects. */
-static void tree_drop_foreign_stubs(struct ul_ctx *ctx,
-				    struct bundle_tree **_tree)
-{
-	struct bundle_tree *tree = *_tree, *clean;
-	char guid[IDS_HEX_LEN + 1];
-	const char *error;
-	size_t i, bad = 0;
-
-	for (i = 0; i < tree->count; i++) {
-		const struct bundle_entry *e = &tree->entries[i];
-
-		if (e->type == BUNDLE_ENTRY_STUB &&
-		    !mail_key_parse(ctx, e->key, guid))
-			bad++;
-	}
-	if (bad == 0)
-		return;
-	clean = bundle_tree_new();
-	for (i = 0; i < tree->count; i++) {
-		const struct bundle_entry *e = &tree->entries[i];
-
-		if (e->type == BUNDLE_ENTRY_STUB &&
-		    !mail_key_parse(ctx, e->key, guid)) {
-			obox_log(OBOX_LOG_ERR, "userload(%s): dropping stub "
-				 "%s: key %.200s is not a mail of this user\n",
-				 ctx->user, e->path, e->key);
-			continue;
-		}
-		if (bundle_tree_add(clean, e, &error) < 0)
-			abort(); /* a checked tree's entries always add */
-	}
-	bundle_tree_free(_tree);
-	*_tree = clean;
-}
-
-/* The tree of root from its bundles: *tree_r NULL if it has none usable. */
-static int load_tree(struct ul_ctx *ctx, struct ul_root *root,
-		     struct bundle_tree **tree_r, const char **error_r)
-{
-	size_t *diff_idx, diff_count;
-	struct bundle *base;
-	long base_idx;
-	int ret;
-
-	*tree_r = NULL;
-	if (root->bundle_count == 0)
-		return 0;
-	diff_idx = ul_xrealloc(NULL, root->bundle_count * sizeof(*diff_idx));
-	bundle_names_select(root->names, root->bundle_count, &base_idx,
-			    diff_idx, &diff_count);
-	if (base_idx < 0) {
-		obox_log(OBOX_LOG_ERR, "userload(%s): %s has diff bundles but "
-			 "no base (e.g. %s)\n", ctx->user,
-			 root->guid[0] == '\0' ? "the user root" : root->guid,
-			 root->bundle_keys[0]);
-		free(diff_idx);
-		return 0;
-	}
-	ret = fetch_bundle(ctx, root->bundle_keys[base_idx],
-			   &root->names[base_idx], &base, error_r);
-	if (ret <= 0) {
-		free(diff_idx);
-		return ret;
-	}
-	*tree_r = base->tree;
-	base->tree = NULL;
-	bundle_free(&base);
-	ret = apply_diffs(ctx, root, diff_idx, diff_count, *tree_r, error_r);
-	free(diff_idx);
-	if (ret < 0) {
-		bundle_tree_free(tree_r);
-		return -1;
-	}
-	tree_drop_foreign_stubs(ctx, tree_r);
-	return 0;
 }
 
 /* remove what bundle_tree_write() created of tree below fd */
@@ -303,7 +46,7 @@ static void mark_referenced(struct ul_ctx *ctx, const char *key)
 {
 	char guid[IDS_HEX_LEN + 1];
 
-	if (!mail_key_parse(ctx, key, guid))
+	if (!ul_mail_key_parse(ctx, key, guid))
 		return;
 	/* stubs of one tree are mostly of one folder */
 	if (ctx->last_ref_root == 0 || ctx->last_ref_root >= ctx->count ||
@@ -372,8 +115,15 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	int fd, ret;
 
 	what = root->path[0] == '\0' ? "the user root" : root->path;
-	if (load_tree(ctx, root, &tree, error_r) < 0)
-		return -1;
+	if (root->tree_fetched) {
+		tree = root->tree;
+		root->tree = NULL;
+	} else {
+		struct ul_mark mark;
+
+		if (ul_load_tree(ctx, root, &tree, &mark, error_r) < 0)
+			return -1;
+	}
 	if (tree == NULL)
 		return 0;
 	fd = openat(ctx->dir_fd, root->path[0] == '\0' ? "." : root->path,
@@ -552,6 +302,7 @@ static void ctx_free(struct ul_ctx *ctx)
 		free(root->mail_keys);
 		free(root->referenced);
 		free(root->path);
+		bundle_tree_free(&root->tree);
 	}
 	for (size_t i = 0; i < ctx->rebuild_count; i++)
 		free(ctx->rebuild_dirs[i]);
@@ -575,7 +326,6 @@ int userload_load_filtered(struct objstore *store, const char *user,
 			   const char **error_r)
 {
 	struct ul_ctx ctx;
-	char list_prefix[KEYS_PREFIX_MAX];
 	const char *error;
 	int ret;
 
@@ -589,14 +339,12 @@ int userload_load_filtered(struct objstore *store, const char *user,
 	ctx.dir_fd = dir_fd;
 	ctx.skip = skip;
 	ctx.skip_context = skip_context;
-	if (keys_user_prefix(user, ctx.prefix, sizeof(ctx.prefix)) < 0 ||
-	    keys_root_list_prefix(ctx.prefix, "", list_prefix,
-				  sizeof(list_prefix)) < 0)
+	if (keys_user_prefix(user, ctx.prefix, sizeof(ctx.prefix)) < 0)
 		return ul_fail(error_r, EINVAL, "user name too long");
 	(void)ul_root_get(&ctx, "");
 
-	if (objstore_list(store, list_prefix, NULL, list_cb, &ctx) < 0)
-		ret = ul_fail(error_r, EIO, "%s", objstore_error());
+	if (ul_list(&ctx, error_r) < 0)
+		ret = -1;
 	else if (!ctx.found)
 		ret = 0;
 	else

@@ -53,6 +53,9 @@ struct userload_stats {
 	unsigned int mails_put_back, mails_skipped;
 	/* distinct folder GUIDs seen in the listing or in the trees */
 	unsigned int folders_found;
+	/* mail keys listed; folders whose mails older than their tree's
+	   watermark were not listed (userload-list.c) */
+	unsigned int mails_listed, folders_list_skipped;
 };
 
 /* A bundle root found while loading: the user root (path "", guid "") or

@@ -302,13 +302,14 @@ static int fault_head(struct objstore *store, const char *key,
 }
 
 static int fault_list(struct objstore *store, const char *prefix,
-		      const char *delimiter, objstore_list_cb *callback,
-		      void *context)
+		      const char *delimiter, const char *start_after,
+		      objstore_list_cb *callback, void *context)
 {
 	struct objstore *p = store->parent;
 
 	FAULT_CALL(OBJSTORE_OP_LIST, prefix,
-		   p->class->v.list(p, prefix, delimiter, callback, context));
+		   p->class->v.list(p, prefix, delimiter, start_after,
+				    callback, context));
 }
 
 static int fault_delete(struct objstore *store, const char *key)

@@ -384,8 +384,8 @@ static int posix_head(struct objstore *store, const char *key,
 /* ---- listing ---- */
 
 static int posix_list(struct objstore *store, const char *prefix,
-		      const char *delimiter, objstore_list_cb *callback,
-		      void *context)
+		      const char *delimiter, const char *start_after,
+		      objstore_list_cb *callback, void *context)
 {
 	struct posix_store *ps = (struct posix_store *)store;
 	const char *slash = strrchr(prefix, '/');
@@ -412,8 +412,8 @@ static int posix_list(struct objstore *store, const char *prefix,
 	if (dfd < 0)
 		return errno_error(errno, "LIST", prefix, "open()");
 	ret = posix_list_dir(dfd, dir_key, slash == NULL ? prefix : slash + 1,
-			     slash == NULL, delimiter != NULL, callback,
-			     context);
+			     slash == NULL, delimiter != NULL, start_after,
+			     callback, context);
 	if (ret < 0)
 		ret = errno_error(errno, "LIST", prefix, "readdir()");
 	close(dfd);

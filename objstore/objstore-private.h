@@ -44,10 +44,12 @@ struct objstore_vfuncs {
 		   uint64_t length, struct objstore_sink *sink);
 	int (*head)(struct objstore *store, const char *key,
 		    struct objstore_stat *stat_r);
-	/* delimiter is NULL or "/" */
+	/* delimiter is NULL or "/"; start_after is NULL or a position (a
+	   key or a prefix) below prefix, then delimiter is NULL: only keys
+	   after it */
 	int (*list)(struct objstore *store, const char *prefix,
-		    const char *delimiter, objstore_list_cb *callback,
-		    void *context);
+		    const char *delimiter, const char *start_after,
+		    objstore_list_cb *callback, void *context);
 	int (*delete_key)(struct objstore *store, const char *key);
 	/* optional: NULL = delete_key() for each */
 	int (*delete_many)(struct objstore *store, const char *const *keys,

@@ -384,11 +384,12 @@ static int list_entry_check(const char *what, const struct s3_store *s3,
 }
 
 static int s3_list(struct objstore *store, const char *prefix,
-		   const char *delimiter, objstore_list_cb *callback,
-		   void *context)
+		   const char *delimiter, const char *start_after,
+		   objstore_list_cb *callback, void *context)
 {
 	struct s3_store *s3 = (struct s3_store *)store;
 	char what[OBJSTORE_KEY_MAX + 16], *full_prefix, *token = NULL;
+	char *full_start = NULL;
 	const char *reason;
 	int ret = 0;
 
@@ -397,6 +398,12 @@ static int s3_list(struct objstore *store, const char *prefix,
 	if (full_prefix == NULL)
 		return objstore_set_error(OBJSTORE_ERR_PERMANENT,
 					  "%s failed: out of memory", what);
+	if (start_after != NULL &&
+	    (full_start = s3_request_path(s3, start_after, false)) == NULL) {
+		free(full_prefix);
+		return objstore_set_error(OBJSTORE_ERR_PERMANENT,
+					  "%s failed: out of memory", what);
+	}
 	/* s3_request_path() joins with '/': for an empty prefix keep the
 	   store prefix's '/' (or nothing) */
 	do {
@@ -421,6 +428,10 @@ static int s3_list(struct objstore *store, const char *prefix,
 			req.query[req.query_count++] =
 				(struct s3_query_param){ "continuation-token",
 							 token };
+		else if (full_start != NULL)	/* the first page only */
+			req.query[req.query_count++] =
+				(struct s3_query_param){ "start-after",
+							 full_start };
 		if (s3_request_run(s3, &req) < 0) {
 			ret = -1;
 			break;
@@ -469,6 +480,7 @@ static int s3_list(struct objstore *store, const char *prefix,
 	} while (ret == 0 && token != NULL);
 	free(token);
 	free(full_prefix);
+	free(full_start);
 	return ret;
 }
 

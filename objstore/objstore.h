@@ -172,6 +172,14 @@ const char *objstore_stat_meta(const struct objstore_stat *stat,
 int objstore_list(struct objstore *store, const char *prefix,
 		  const char *delimiter, objstore_list_cb *callback,
 		  void *context);
+/* objstore_list() of the keys after start_after (byte order; NULL = from
+   the start), e.g. to resume a listing or to skip a known range: keys
+   <= start_after are not listed (S3: start-after, one request saved per
+   1,000 keys skipped).  No delimiter with start_after: where a rolled-up
+   prefix would begin is not defined the same way by every store. */
+int objstore_list_from(struct objstore *store, const char *prefix,
+		       const char *start_after, objstore_list_cb *callback,
+		       void *context);
 
 /* Delete a key.  Deleting a missing key succeeds. */
 int objstore_delete(struct objstore *store, const char *key);

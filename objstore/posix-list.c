@@ -27,6 +27,7 @@ struct list_ctx {
 	void *context;
 	bool delimiter;
 	bool stopped;
+	const char *start_after;	/* NULL or: list only keys after it */
 	char key[OBJSTORE_KEY_MAX + 2];
 };
 
@@ -141,6 +142,18 @@ static void close_keep_errno(int fd)
 	errno = saved;
 }
 
+/* Is ctx->key (a file's key, or a directory's with its '/') wholly at
+   or before start_after?  A directory is, unless start_after is below it,
+   if its key sorts before start_after: so do all keys below it. */
+static bool before_start(const struct list_ctx *ctx, bool is_dir)
+{
+	size_t len = strlen(ctx->key);
+
+	if (is_dir && strncmp(ctx->key, ctx->start_after, len) == 0)
+		return false;
+	return strcmp(ctx->key, ctx->start_after) <= 0;
+}
+
 static int list_dir(struct list_ctx *ctx, int dfd, const char *name_prefix,
 		    bool top)
 {
@@ -159,6 +172,8 @@ static int list_dir(struct list_ctx *ctx, int dfd, const char *name_prefix,
 		if (key_len + len > OBJSTORE_KEY_MAX)
 			continue;
 		memcpy(ctx->key + key_len, e->sort_name, len + 1);
+		if (ctx->start_after != NULL && before_start(ctx, e->is_dir))
+			continue;
 		if (!e->is_dir) {
 			if (objstore_key_check(ctx->key, &reason) < 0)
 				continue;	/* not a name we could write */
@@ -191,12 +206,12 @@ static int list_dir(struct list_ctx *ctx, int dfd, const char *name_prefix,
 }
 
 int posix_list_dir(int dfd, const char *dir_key, const char *name_prefix,
-		   bool top, bool delimiter, objstore_list_cb *callback,
-		   void *context)
+		   bool top, bool delimiter, const char *start_after,
+		   objstore_list_cb *callback, void *context)
 {
 	struct list_ctx ctx = {
 		.callback = callback, .context = context,
-		.delimiter = delimiter,
+		.delimiter = delimiter, .start_after = start_after,
 	};
 
 	if (strlen(dir_key) >= sizeof(ctx.key)) {

@@ -10,10 +10,12 @@
    whose names start with name_prefix, in key order.  The callback gets the
    keys dir_key + name; dir_key is "" or ends with '/'.  top: dfd is the store
    root, whose temporary directory is skipped.  Symlinks, special files and
-   names that are no valid key are skipped.  Returns 0 (also when the
+   names that are no valid key are skipped.  start_after (NULL: none;
+   only without the delimiter): keys <= it are skipped, and directories
+   holding only such keys are not read.  Returns 0 (also when the
    callback stopped the listing) or -1 with errno. */
 int posix_list_dir(int dfd, const char *dir_key, const char *name_prefix,
-		   bool top, bool delimiter, objstore_list_cb *callback,
-		   void *context);
+		   bool top, bool delimiter, const char *start_after,
+		   objstore_list_cb *callback, void *context);
 
 #endif

@@ -164,6 +164,9 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 int objtest_list(struct objstore *store, const char *prefix,
 		 const char *delimiter, struct objtest_list *list)
 {
+	if (list->start_after != NULL && delimiter == NULL)
+		return objstore_list_from(store, prefix, list->start_after,
+					  list_cb, list);
 	return objstore_list(store, prefix, delimiter, list_cb, list);
 }
 

@@ -36,8 +36,11 @@ struct objtest_list {
 	size_t count, alloc;
 	/* stop after this many entries (0 = never) */
 	size_t stop_after;
+	/* list only keys after this one (objstore_list_from()); NULL = all */
+	const char *start_after;
 };
-/* objstore_list() into list (zeroed by the caller, stop_after optional) */
+/* objstore_list() into list (zeroed by the caller, stop_after and
+   start_after optional) */
 int objtest_list(struct objstore *store, const char *prefix,
 		 const char *delimiter, struct objtest_list *list);
 void objtest_list_free(struct objtest_list *list);

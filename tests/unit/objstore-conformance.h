@@ -349,6 +349,61 @@ Test(CONF_SUITE, list_many_sorted)
 	objtest_list_free(&list);
 }
 
+/* objstore_list_from(): keys after start_after only, across pages and
+   directories; a start_after that is not a key, or that falls between
+   keys, or past the end */
+Test(CONF_SUITE, list_start_after)
+{
+	static const char *keys[] = {
+		"s/a", "s/b/c", "s/b/d/e", "s/b0", "s/c1", "s/c2",
+	};
+	static const struct {
+		const char *start_after;
+		size_t first;		/* index in keys of the first listed */
+	} cases[] = {
+		{ "s/", 0 },		/* before everything */
+		{ "s/a", 1 },		/* an existing key: excluded */
+		{ "s/b", 1 },		/* a prefix of later keys */
+		{ "s/b/c", 2 },		/* inside a "directory" */
+		{ "s/b/c0", 2 },	/* between keys of one directory */
+		{ "s/b/z", 3 },		/* past a directory's last key */
+		{ "s/c", 4 },
+		{ "s/c2", 6 },		/* the last key: nothing */
+		{ "s/zzz", 6 },
+	};
+	struct objtest_list list = { 0 };
+	char key[64];
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		cr_assert_eq(objstore_put(store, keys[i], "x", 1, NULL, 0),
+			     0, "%s", objstore_error());
+	}
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		list.start_after = cases[c].start_after;
+		cr_assert_eq(objtest_list(store, "s/", NULL, &list), 0,
+			     "%s: %s", cases[c].start_after, objstore_error());
+		cr_assert_eq(list.count, 6 - cases[c].first,
+			     "after %s: %zu keys", cases[c].start_after,
+			     list.count);
+		for (size_t i = 0; i < list.count; i++)
+			cr_assert_str_eq(list.keys[i], keys[cases[c].first + i]);
+		objtest_list_free(&list);
+	}
+	/* across pages: 2,100 keys, from the 1,234th on */
+	cr_assert_eq(objtest_put_many(store, "p/k", 2100, 8), 0);
+	objtest_many_key(key, sizeof(key), "p/k", 1233);
+	list.start_after = key;
+	cr_assert_eq(objtest_list(store, "p/", NULL, &list), 0, "%s",
+		     objstore_error());
+	cr_assert_eq(list.count, 2100 - 1234, "listed %zu", list.count);
+	objtest_many_key(key, sizeof(key), "p/k", 1234);
+	cr_assert_str_eq(list.keys[0], key);
+	objtest_list_free(&list);
+	/* refused: a start_after outside the prefix */
+	cr_assert_eq(objstore_list_from(store, "p/", "o/x", NULL, NULL), -1);
+	cr_assert_eq(objstore_errcode(), OBJSTORE_ERR_INVALID);
+}
+
 Test(CONF_SUITE, list_delimiter_order)
 {
 	static const char *keys[] = {

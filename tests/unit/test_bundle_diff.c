@@ -111,7 +111,9 @@ TestSuite(bundle_diff, .init = init, .fini = fini);
 static size_t diff_roundtrip(struct bundle_tree *new_tree, uint32_t seq,
 			     size_t *records_r, size_t *deletes_r)
 {
-	struct bundle_info info = { .secs = 2000, .usecs = 7, .seq = seq };
+	struct bundle_info info = { .secs = 2000, .usecs = 7, .seq = seq,
+				    .mails_secs = 1400 + seq,
+				    .mails_usecs = 5 };
 	struct bundle *diff, *copy;
 	unsigned char *data;
 	size_t size;
@@ -124,6 +126,8 @@ static size_t diff_roundtrip(struct bundle_tree *new_tree, uint32_t seq,
 		     "%s", error);
 	cr_assert_eq(diff->info.kind, BUNDLE_KIND_DIFF);
 	cr_assert_eq(diff->info.seq, seq);
+	cr_assert_eq(diff->info.mails_secs, 1400 + seq);
+	cr_assert_eq(diff->info.mails_usecs, 5);
 	cr_assert_eq(memcmp(diff->info.base_id, base->base_info.id,
 			    BUNDLE_ID_SIZE), 0);
 	cr_assert_eq(bundle_decode(base_data, base_size, 1 << 30, &copy,

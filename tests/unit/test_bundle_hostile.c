@@ -41,6 +41,9 @@ struct hcase {
 	unsigned int patch_width;
 	uint64_t patch_val;
 	unsigned int garbage;
+	/* header version (0: 1) and, for 2, the mail watermark */
+	uint16_t version;
+	uint32_t mark_secs, mark_usecs;
 	/* "": must decode; else a substring of the error */
 	char expect[40];
 };
@@ -81,7 +84,9 @@ static void build(const struct hcase *c, struct raw *r)
 
 	r->d = NULL;
 	r->len = 0;
-	le(h + 8, 1, 2);
+	le(h + 8, c->version != 0 ? c->version : 1, 2);
+	le(h + 112, c->mark_secs, 4);
+	le(h + 116, c->mark_usecs, 4);
 	h[10] = c->kind;
 	le(h + 12, c->seq, 4);
 	le(h + 16, 0x53f74dc2, 4);
@@ -158,8 +163,24 @@ ParameterizedTestParameters(bundle_hostile, table)
 		  .ndels = 2 },
 		{ "bad magic", BASE(DIR_AB), .nrecs = 1, PATCH(0, 1, 'X'),
 		  .expect = "magic" },
-		{ "version 2", BASE(DIR_AB), .nrecs = 1, PATCH(8, 2, 2),
+		{ "version 3", BASE(DIR_AB), .nrecs = 1, PATCH(8, 2, 3),
 		  .expect = "version" },
+		{ "version 0", BASE(DIR_AB), .nrecs = 1, PATCH(8, 2, 0),
+		  .expect = "version" },
+		{ "v2 with watermark", BASE(DIR_AB), .nrecs = 1,
+		  .version = 2, .mark_secs = 0x53f74dc2,
+		  .mark_usecs = 0x0fbcf },
+		{ "v2 without watermark", BASE(DIR_AB), .nrecs = 1,
+		  .version = 2 },
+		{ "v1 with watermark", BASE(DIR_AB), .nrecs = 1,
+		  .mark_secs = 5, .expect = "reserved" },
+		{ "watermark after bundle", BASE(DIR_AB), .nrecs = 1,
+		  .version = 2, .mark_secs = 0x53f74dc2,
+		  .mark_usecs = 0x0fbd0, .expect = "later" },
+		{ "watermark usecs", BASE(DIR_AB), .nrecs = 1, .version = 2,
+		  .mark_secs = 1, .mark_usecs = 1000000, .expect = "usecs" },
+		{ "v2 header reserved", BASE(DIR_AB), .nrecs = 1,
+		  .version = 2, PATCH(120, 1, 1), .expect = "reserved" },
 		{ "kind 3", BASE(DIR_AB), .nrecs = 1, PATCH(10, 1, 3),
 		  .expect = "kind" },
 		{ "header flags", BASE(DIR_AB), .nrecs = 1, PATCH(11, 1, 1),
@@ -303,6 +324,8 @@ ParameterizedTest(struct hcase *c, bundle_hostile, table)
 	if (c->expect[0] == '\0') {
 		cr_assert_eq(ret, 0, "%s: %s", c->name, error);
 		cr_assert_not_null(bundle);
+		cr_assert_eq(bundle->info.mails_secs, c->mark_secs);
+		cr_assert_eq(bundle->info.mails_usecs, c->mark_usecs);
 	} else {
 		cr_assert_eq(ret, -1, "%s: decoded", c->name);
 		cr_assert_null(bundle);

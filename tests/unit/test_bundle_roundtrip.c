@@ -126,7 +126,9 @@ static void assert_same_inode(int fd, const char *a, const char *b)
 
 Test(bundle_roundtrip, disk_tree_survives_encode_decode_write)
 {
-	struct bundle_info info = { .secs = 0x53f74dc2, .usecs = 0x0fbcf };
+	struct bundle_info info = { .secs = 0x53f74dc2, .usecs = 0x0fbcf,
+				    .mails_secs = 0x53f74000,
+				    .mails_usecs = 999999 };
 	struct bundle_tree *tree, *tree2;
 	struct bundle *bundle;
 	unsigned char *data;
@@ -154,6 +156,8 @@ Test(bundle_roundtrip, disk_tree_survives_encode_decode_write)
 		     "decode: %s", error);
 	cr_assert_eq(bundle->info.kind, BUNDLE_KIND_BASE);
 	cr_assert_eq(bundle->info.secs, info.secs);
+	cr_assert_eq(bundle->info.mails_secs, info.mails_secs);
+	cr_assert_eq(bundle->info.mails_usecs, info.mails_usecs);
 	cr_assert_eq(memcmp(bundle->info.id, info.id, BUNDLE_ID_SIZE), 0);
 	cr_assert_eq(memcmp(bundle->info.digest, tree->base_info.digest,
 			    BUNDLE_DIGEST_SIZE), 0);

@@ -52,6 +52,16 @@ Test(engine_keys, prefixes)
 	snprintf(want, sizeof(want), "%s/mailboxes/%s/%s", up, G, O);
 	cr_assert_str_eq(buf, want);
 	cr_assert_str_eq(keys_key_oid(buf), O);
+
+	/* where a listing of a folder's mails from a time starts */
+	cr_assert_eq(keys_mail_list_start(up, G, 0x6930b1c2, 999999, buf,
+					  sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/mailboxes/%s/6930b1c2f423f", up, G);
+	cr_assert_str_eq(buf, want);
+	cr_assert_eq(keys_mail_list_start(up, "", 1, 2, buf, sizeof(buf)), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(keys_mail_list_start(up, G, 1, 1000000, buf,
+					  sizeof(buf)), -1);
 }
 
 Test(engine_keys, builders_refuse_small_buffers)

@@ -8,6 +8,8 @@
 #include <criterion/parameterized.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 static void init(void) {}
 static void fini(void) {}
@@ -24,6 +26,39 @@ Test(fs_ids, generate_format_and_uniqueness)
 		for (unsigned int j = 0; j < i; j++)
 			cr_assert_str_neq(ids[i], ids[j]);
 	}
+}
+
+/* mail oids: unique, and in the byte order they were made in, starting
+   with the time prefix of the moment they were made */
+Test(fs_ids, timed_ids_sort_in_creation_order)
+{
+	char ids[300][IDS_HEX_LEN + 1], before[IDS_TIME_HEX_LEN + 1];
+	char after[IDS_TIME_HEX_LEN + 1];
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	ids_time_prefix((uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec, before);
+	for (unsigned int i = 0; i < 300; i++) {
+		cr_assert_eq(ids_generate_timed(ids[i]), 0);
+		cr_assert(ids_is_hex_id(ids[i]), "%s", ids[i]);
+		if (i % 100 == 99)
+			usleep(1100);	/* a later microsecond for sure */
+	}
+	gettimeofday(&tv, NULL);
+	ids_time_prefix((uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec, after);
+	for (unsigned int i = 0; i < 300; i++) {
+		cr_assert_geq(strncmp(ids[i], before, IDS_TIME_HEX_LEN), 0,
+			      "%s made before %s", ids[i], before);
+		cr_assert_leq(strncmp(ids[i], after, IDS_TIME_HEX_LEN), 0,
+			      "%s made after %s", ids[i], after);
+		for (unsigned int j = 0; j < i; j++)
+			cr_assert_str_neq(ids[i], ids[j]);
+	}
+	/* a batch made a millisecond later sorts after the first batch */
+	cr_assert_gt(strcmp(ids[100], ids[99]), 0);
+	cr_assert_gt(strcmp(ids[200], ids[199]), 0);
+	ids_time_prefix(0x6930b1c2, 0x0fbcf, before);
+	cr_assert_str_eq(before, "6930b1c20fbcf");
 }
 
 /* arrays, not pointers: criterion runs each case in a new process */

@@ -1,0 +1,212 @@
+/* userload-bundles.c: a root's tree from its bundles: the newest base
+ * fetched and decoded, the newest diff of it that applies, stubs of other
+ * users' keys dropped; and the mail watermark of what was applied. */
+#include "userload-private.h"
+#include "bundle.h"
+#include "keys.h"
+#include "log.h"
+#include "objstore.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void mark_from_info(struct ul_mark *mark,
+			   const struct bundle_info *info)
+{
+	mark->secs = info->mails_secs;
+	mark->usecs = info->mails_usecs;
+}
+
+/* GET and decode key, expected to be named name.  Returns 1 with
+   *bundle_r, 0 if it is bad or gone (logged), -1 on a store error. */
+static int fetch_bundle(struct ul_ctx *ctx, const char *key,
+			const struct bundle_name *name,
+			struct bundle **bundle_r, const char **error_r)
+{
+	struct bundle_name hdr_name;
+	const char *error;
+	size_t size;
+	void *data;
+	int ret;
+
+	if (objstore_get(ctx->store, key, 0, OBJSTORE_TO_END,
+			 USERLOAD_BUNDLE_MAX, &data, &size) < 0) {
+		if (ul_store_error_is_fatal())
+			return ul_fail(error_r, EIO, "%s", objstore_error());
+		obox_log(OBOX_LOG_ERR, "userload(%s): bundle %s: %s\n",
+			 ctx->user, key, objstore_error());
+		ctx->stats.bundles_rejected++;
+		return 0;
+	}
+	ctx->stats.bundles_fetched++;
+	ret = bundle_decode(data, size, USERLOAD_BUNDLE_MAX, bundle_r, &error);
+	free(data);
+	if (ret < 0) {
+		obox_log(OBOX_LOG_ERR, "userload(%s): corrupt bundle %s: %s\n",
+			 ctx->user, key, error);
+		ctx->stats.bundles_rejected++;
+		return 0;
+	}
+	bundle_name_from_info(&(*bundle_r)->info, &hdr_name);
+	if (bundle_name_cmp(&hdr_name, name) != 0) {
+		char buf[BUNDLE_NAME_DIFF_LEN + 1];
+
+		bundle_name_format(&hdr_name, buf, sizeof(buf));
+		obox_log(OBOX_LOG_ERR, "userload(%s): corrupt bundle %s: its "
+			 "header is of bundle %s\n", ctx->user, key, buf);
+		bundle_free(bundle_r);
+		ctx->stats.bundles_rejected++;
+		return 0;
+	}
+	return 1;
+}
+
+struct ul_diff {
+	struct bundle *bundle;
+	const char *key;
+};
+
+static int ul_diff_cmp_desc(const void *p1, const void *p2)
+{
+	const struct ul_diff *a = p1, *b = p2;
+
+	return bundle_diff_info_cmp(&b->bundle->info, &a->bundle->info);
+}
+
+/* The diffs of base: fetched, applied newest first until one applies;
+   *mark_r is updated from the one applied. */
+static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
+		       const size_t *diff_idx, size_t diff_count,
+		       struct bundle_tree *tree, struct ul_mark *mark_r,
+		       const char **error_r)
+{
+	struct ul_diff *diffs = ul_xrealloc(NULL, diff_count * sizeof(*diffs));
+	size_t n = 0, i;
+	const char *error;
+	int ret = 0;
+
+	for (i = 0; i < diff_count && ret == 0; i++) {
+		size_t k = diff_idx[i];
+
+		diffs[n].key = root->bundle_keys[k];
+		ret = fetch_bundle(ctx, root->bundle_keys[k], &root->names[k],
+				   &diffs[n].bundle, error_r);
+		if (ret > 0) {
+			n++;
+			ret = 0;
+		}
+	}
+	if (ret == 0 && n > 0) {
+		qsort(diffs, n, sizeof(*diffs), ul_diff_cmp_desc);
+		if (n > 1 && diffs[0].bundle->info.seq ==
+		    diffs[1].bundle->info.seq) {
+			obox_log(OBOX_LOG_WARNING, "userload(%s): diffs %s and "
+				 "%s have the same seq (two writers): using "
+				 "the first\n", ctx->user, diffs[0].key,
+				 diffs[1].key);
+			mark_r->single_writer = false;
+		}
+		for (i = 0; i < n; i++) {
+			if (bundle_apply_diff(tree, diffs[i].bundle->diff,
+					      &error) == 0) {
+				mark_from_info(mark_r, &diffs[i].bundle->info);
+				break;
+			}
+			obox_log(OBOX_LOG_ERR, "userload(%s): diff bundle %s "
+				 "does not apply: %s\n", ctx->user,
+				 diffs[i].key, error);
+			ctx->stats.bundles_rejected++;
+		}
+	}
+	for (i = 0; i < n; i++)
+		bundle_free(&diffs[i].bundle);
+	free(diffs);
+	return ret;
+}
+
+/* Drop stubs whose key is not one of this user's mail objects. */
+static void tree_drop_foreign_stubs(struct ul_ctx *ctx,
+				    struct bundle_tree **_tree)
+{
+	struct bundle_tree *tree = *_tree, *clean;
+	char guid[IDS_HEX_LEN + 1];
+	const char *error;
+	size_t i, bad = 0;
+
+	for (i = 0; i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+
+		if (e->type == BUNDLE_ENTRY_STUB &&
+		    !ul_mail_key_parse(ctx, e->key, guid))
+			bad++;
+	}
+	if (bad == 0)
+		return;
+	clean = bundle_tree_new();
+	for (i = 0; i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+
+		if (e->type == BUNDLE_ENTRY_STUB &&
+		    !ul_mail_key_parse(ctx, e->key, guid)) {
+			obox_log(OBOX_LOG_ERR, "userload(%s): dropping stub "
+				 "%s: key %.200s is not a mail of this user\n",
+				 ctx->user, e->path, e->key);
+			continue;
+		}
+		if (bundle_tree_add(clean, e, &error) < 0)
+			abort(); /* a checked tree's entries always add */
+	}
+	bundle_tree_free(_tree);
+	*_tree = clean;
+}
+
+int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
+		 struct bundle_tree **tree_r, struct ul_mark *mark_r,
+		 const char **error_r)
+{
+	size_t *diff_idx, diff_count, bases = 0;
+	struct bundle *base;
+	long base_idx;
+	int ret;
+
+	*tree_r = NULL;
+	memset(mark_r, 0, sizeof(*mark_r));
+	if (root->bundle_count == 0)
+		return 0;
+	for (size_t i = 0; i < root->bundle_count; i++)
+		bases += root->names[i].is_diff ? 0 : 1;
+	/* two bases: an old one not deleted yet, or another writer's */
+	mark_r->single_writer = bases == 1;
+	diff_idx = ul_xrealloc(NULL, root->bundle_count * sizeof(*diff_idx));
+	bundle_names_select(root->names, root->bundle_count, &base_idx,
+			    diff_idx, &diff_count);
+	if (base_idx < 0) {
+		obox_log(OBOX_LOG_ERR, "userload(%s): %s has diff bundles but "
+			 "no base (e.g. %s)\n", ctx->user,
+			 root->guid[0] == '\0' ? "the user root" : root->guid,
+			 root->bundle_keys[0]);
+		free(diff_idx);
+		return 0;
+	}
+	ret = fetch_bundle(ctx, root->bundle_keys[base_idx],
+			   &root->names[base_idx], &base, error_r);
+	if (ret <= 0) {
+		free(diff_idx);
+		return ret;
+	}
+	*tree_r = base->tree;
+	base->tree = NULL;
+	mark_from_info(mark_r, &base->info);
+	bundle_free(&base);
+	ret = apply_diffs(ctx, root, diff_idx, diff_count, *tree_r, mark_r,
+			  error_r);
+	free(diff_idx);
+	if (ret < 0) {
+		bundle_tree_free(tree_r);
+		return -1;
+	}
+	tree_drop_foreign_stubs(ctx, tree_r);
+	return 0;
+}
+

@@ -1,0 +1,157 @@
+/* test_engine_user_load_lists_new_mails_only.c: a cold load of a big
+ * folder does not list the mail objects its bundle already covers: mail
+ * oids are time-ordered and the bundle carries a watermark, so after one
+ * page of the folder's mails the load lists the folder's bundles, fetches
+ * them and goes on from the watermark (engine/userload-list.c).  What
+ * must still hold: every mail in the bundle or stored after it is there;
+ * and with two writers' bundles the whole folder is listed.
+ *
+ * The folder's 1,100 "old" mails are objects another machine stored a
+ * year ago (old oids, with the metadata a put-back needs), so that the
+ * watermark (the snapshot time minus a margin) lies after them.
+ */
+#include "test_engine.h"
+#include "ids.h"
+#include "keys.h"
+
+#include <sys/time.h>
+
+TestSuite(engine_user_load_new_mails, .init = eng_init, .fini = eng_fini,
+	  .timeout = 120);
+
+#define OLD_MAILS 1100
+#define NEW_MAILS 3
+
+static char guid[33];
+
+/* a mail object of the INBOX made at time secs, as if delivered to new/
+   under name */
+static void put_mail_object(uint32_t secs, unsigned int n, const char *name,
+			    char *key_r)
+{
+	char oid[IDS_HEX_LEN + 1], prefix[IDS_TIME_HEX_LEN + 1];
+	const struct objstore_meta meta[] = {
+		{ .name = "path", .value = "Maildir/new" },
+		{ .name = "name", .value = name },
+		{ .name = "mtime", .value = "1600000000" },
+	};
+
+	ids_time_prefix(secs, n % 1000000, prefix);
+	snprintf(oid, sizeof(oid), "%s%019u", prefix, n);
+	cr_assert_eq(keys_mail_key(ENG_USER, guid, oid, key_r, 1024), 0);
+	cr_assert_eq(objstore_put(eng_store, key_r, ENG_MAIL,
+				  strlen(ENG_MAIL), meta, 3), 0, "%s",
+		     objstore_error());
+}
+
+static bool present(struct obox *obox, const char *name)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), ENG_USER "/Maildir/new/%s", name);
+	return faccessat(obox_meta_fd(obox), path, F_OK,
+			 AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* The store holds OLD_MAILS year-old mails, one bundle (uploaded now:
+   its watermark is after them), NEW_MAILS mails delivered since, and a
+   released object "released" made an hour ago (before the watermark,
+   not in the bundle: an expunged mail not deleted yet).  Returns the
+   released object's key. */
+static void fill_store(char released_key[1024])
+{
+	struct obox *a = eng_open("cache-a"), *b;
+	char keys[1][1024], name[64], key[1024];
+	struct timeval now;
+
+	/* the user and its INBOX GUID, from one delivery */
+	eng_make_user(a);
+	eng_deliver(a, ENG_USER "/Maildir", "first", ENG_MAIL);
+	cr_assert_eq(eng_mail_keys(keys, 1), 1);
+	eng_key_guid(keys[0], guid);
+	obox_deinit(&a);
+
+	gettimeofday(&now, NULL);
+	for (unsigned int i = 0; i < OLD_MAILS; i++) {
+		snprintf(name, sizeof(name), "old%04u", i);
+		put_mail_object((uint32_t)now.tv_sec - 365 * 86400, i, name,
+				key);
+	}
+	/* a machine takes the user over (all put back) and uploads */
+	b = eng_open("cache-b");
+	cr_assert_eq(obox_user_load(b, ENG_USER), 0);
+	/* and "first": never uploaded */
+	cr_assert_eq(eng_stat(b, "index_mails_put_back"), OLD_MAILS + 1);
+	cr_assert_eq(obox_upload_now(b), 0);
+	for (unsigned int i = 0; i < NEW_MAILS; i++) {
+		snprintf(name, sizeof(name), "new%u", i);
+		eng_deliver(b, ENG_USER "/Maildir", name, ENG_MAIL);
+	}
+	obox_deinit(&b);
+	put_mail_object((uint32_t)now.tv_sec - 3600, 7, "released",
+			released_key);
+}
+
+Test(engine_user_load_new_mails, big_folder_is_listed_from_its_watermark)
+{
+	char released[1024], name[64];
+	struct obox *c;
+
+	fill_store(released);
+	c = eng_open("cache-c");
+	cr_assert_eq(obox_user_load(c, ENG_USER), 0);
+	/* one page of the folder, then only what came after the watermark:
+	   "first" (made within the margin) and the new mails */
+	cr_assert_eq(eng_stat(c, "index_load_folders_list_skipped"), 1);
+	cr_assert_eq(eng_stat(c, "index_load_mails_listed"),
+		     1000 + 1 + NEW_MAILS,
+		     "listed %" PRIu64,
+		     eng_stat(c, "index_load_mails_listed"));
+	/* the user's listing, the folder's idx/, the rest from the mark */
+	cr_assert_eq(eng_stat(c, "requests_list"), 3);
+	cr_assert_eq(eng_stat(c, "index_mails_put_back"), NEW_MAILS);
+	cr_assert(present(c, "first"));
+	for (unsigned int i = 0; i < OLD_MAILS; i++) {
+		snprintf(name, sizeof(name), "old%04u", i);
+		cr_assert(present(c, name), "%s is missing", name);
+	}
+	for (unsigned int i = 0; i < NEW_MAILS; i++) {
+		snprintf(name, sizeof(name), "new%u", i);
+		cr_assert(present(c, name), "%s is missing", name);
+		snprintf(name, sizeof(name), ENG_USER "/Maildir/new/new%u", i);
+		eng_assert_mail_stub(c, name);
+	}
+	/* older than the watermark and in no bundle: released, not put
+	   back */
+	cr_assert(!present(c, "released"));
+	obox_deinit(&c);
+}
+
+/* a second base (another writer, or an old one not deleted yet): the
+   watermark of one chain says nothing of the other's mails */
+Test(engine_user_load_new_mails, two_bases_list_the_whole_folder)
+{
+	char released[1024], bundles[4][1024], other[1024];
+	struct obox *c;
+	const char *p;
+
+	fill_store(released);
+	cr_assert_eq(eng_store_keys(ENG_FOLDER_BUNDLE_RE, bundles, 4), 1);
+	/* the same base under an older name */
+	p = strstr(bundles[0], "/idx/bundle.");
+	cr_assert_not_null(p);
+	snprintf(other, sizeof(other), "%.*s/idx/bundle.00000001.00000.%s",
+		 (int)(p - bundles[0]), bundles[0],
+		 "0123456789abcdef0123456789abcdef");
+	cr_assert_eq(objstore_copy(eng_store, bundles[0], other), 0, "%s",
+		     objstore_error());
+	c = eng_open("cache-c");
+	cr_assert_eq(obox_user_load(c, ENG_USER), 0);
+	cr_assert_eq(eng_stat(c, "index_load_folders_list_skipped"), 0);
+	cr_assert_eq(eng_stat(c, "index_load_mails_listed"),
+		     1 + OLD_MAILS + NEW_MAILS + 1);
+	cr_assert(present(c, "released"));
+	cr_assert(present(c, "new0"));
+	cr_assert(present(c, "old1099"));
+	obox_deinit(&c);
+}
