@@ -358,6 +358,34 @@ uint32_t *bundle_link_map(const struct bundle_tree *tree, const bool *include,
 	return ids;
 }
 
+#define DISK_BLOCK 4096ULL
+
+uint64_t bundle_tree_disk_bytes(const struct bundle_tree *tree)
+{
+	uint64_t total = 0;
+	bool *first;
+	uint32_t *links = bundle_link_map(tree, NULL, &first);
+
+	for (size_t i = 0; i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+		const char *slash = strrchr(e->path, '/');
+		size_t name_len = strlen(slash == NULL ? e->path : slash + 1);
+
+		/* its entry in the parent directory */
+		total += (8 + name_len + 3) & ~(uint64_t)3;
+		if (e->type == BUNDLE_ENTRY_DIR)
+			total += DISK_BLOCK;
+		/* a hard link group's content once */
+		if (e->type == BUNDLE_ENTRY_FILE &&
+		    (links[i] == 0 || first[i]))
+			total += (e->size + DISK_BLOCK - 1) / DISK_BLOCK *
+				DISK_BLOCK;
+	}
+	free(links);
+	free(first);
+	return total;
+}
+
 int bundle_tree_check(const struct bundle_tree *tree, const char **error_r)
 {
 	size_t n, i, j;

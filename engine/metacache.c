@@ -30,6 +30,7 @@ struct metacache {
 
 	pthread_mutex_t lock;
 	uint64_t evictions, evicted_bytes, over_cap_busy; /* protected by lock */
+	uint64_t walks;		/* protected by lock: du() of a user's tree */
 	bool warned;		/* protected by lock */
 };
 
@@ -108,6 +109,17 @@ static uint64_t du(int dir_fd)
 void metacache_measure(struct metacache *meta, struct ouser *user)
 {
 	uint64_t gen = atomic_load(&user->gen), bytes = 0;
+
+	if (atomic_load(&user->tree_bytes_known)) {
+		/* from the last load or upload scan: no walk */
+		atomic_store(&user->disk_bytes, atomic_load(&user->tree_bytes));
+		atomic_store(&user->measured_gen, gen);
+		atomic_store(&user->measured, true);
+		return;
+	}
+	pthread_mutex_lock(&meta->lock);
+	meta->walks++;
+	pthread_mutex_unlock(&meta->lock);
 	int fd = openat(meta->meta_fd, user->name,
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
@@ -180,6 +192,7 @@ static int evict(struct metacache *meta, struct ouser *user,
 		roots_forget(&user->roots);
 		atomic_store(&user->disk_bytes, 0);
 		atomic_store(&user->measured, false);
+		users_set_tree_bytes(user, false, 0);
 	}
 	pthread_mutex_unlock(&user->upload_lock);
 	if (!moved)
@@ -222,8 +235,11 @@ void metacache_enforce(struct metacache *meta, struct users *users,
 	for (unsigned int i = 0; i < count; i++) {
 		struct ouser *u = list[i];
 
+		/* a user's scanned size changes at its uploads, without
+		   a change of gen */
 		if (!atomic_load(&u->measured) ||
-		    atomic_load(&u->measured_gen) != atomic_load(&u->gen))
+		    atomic_load(&u->measured_gen) != atomic_load(&u->gen) ||
+		    atomic_load(&u->tree_bytes_known))
 			metacache_measure(meta, u);
 		used += atomic_load(&u->disk_bytes);
 	}
@@ -284,6 +300,7 @@ void metacache_get_stats(struct metacache *meta, struct users *users,
 	}
 	pthread_mutex_lock(&meta->lock);
 	stats_r->evictions = meta->evictions;
+	stats_r->walks = meta->walks;
 	stats_r->evicted_bytes = meta->evicted_bytes;
 	stats_r->over_cap_busy = meta->over_cap_busy;
 	pthread_mutex_unlock(&meta->lock);

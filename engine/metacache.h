@@ -1,8 +1,12 @@
 /* metacache.h: the cap on the metacache, CACHE_DIR/meta (CONTRACT.md
  * section 7).
  *
- * Each user's tree is measured (allocated bytes, du-style) when it changed
- * since its last measurement; metacache_enforce() runs in the uploader's
+ * Each user's size is what its last load or upload scan saw of its tree
+ * (bundle_tree_disk_bytes(): users_set_tree_bytes()), so steady state walks
+ * no tree; only a user with neither (at startup, or a new user before its
+ * first upload) is measured by walking it (allocated bytes, du-style) when
+ * it changed since its last measurement.  metacache_enforce() runs in the
+ * uploader's
  * thread every few seconds.  While the total is above the cap it evicts,
  * least recently accessed first, users that are idle (no open files or
  * directories, no access for metacache_idle seconds): a user with changes
@@ -28,6 +32,7 @@ struct metacache_stats {
 	uint64_t cap, used;	/* bytes */
 	uint64_t evictions, evicted_bytes;
 	uint64_t over_cap_busy;	/* enforce runs left above the cap */
+	uint64_t walks;		/* users measured by walking their tree */
 	unsigned int users_cached;
 };
 

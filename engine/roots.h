@@ -27,6 +27,9 @@ struct upload_root {
 	   replaces it), made at the user's change generation scan_gen: the
 	   next scan reads again only the files changed since (touched.h) */
 	uint64_t scan_gen;
+	/* bundle_tree_disk_bytes() of last ?: base (the metacache's
+	   accounting), 0 while there is no tree */
+	uint64_t disk_bytes;
 	uint32_t seq;
 	char **keys;			/* live bundle keys */
 	size_t key_count;

@@ -105,6 +105,7 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "oboxfs_metacache_evictions_total", mts.evictions },
 		{ "oboxfs_metacache_evicted_bytes_total", mts.evicted_bytes },
 		{ "oboxfs_metacache_over_cap_total", mts.over_cap_busy },
+		{ "oboxfs_metacache_walks_total", mts.walks },
 	};
 
 	print_lines(f, lines, sizeof(lines) / sizeof(lines[0]));

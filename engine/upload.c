@@ -549,8 +549,11 @@ static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 		ret = upload_base(ctx, user, root, tree, taken);
 	else
 		ret = upload_diff(ctx, user, root, tree, taken);
-	if (ret == 0)
+	if (ret == 0) {
 		root->scan_gen = gen;
+		root->disk_bytes = bundle_tree_disk_bytes(
+			root->last != NULL ? root->last : root->base);
+	}
 	return ret;
 }
 
@@ -567,6 +570,20 @@ static void prune_touched(struct ouser *user)
 	}
 	if (min_gen != UINT64_MAX)
 		touched_prune(&user->touched, min_gen);
+}
+
+/* the user's tree size from its roots' last scans, if every root has one
+   (after a load, roots have keys but no tree until their first upload) */
+static void note_tree_bytes(struct ouser *user)
+{
+	uint64_t bytes = 0;
+
+	for (struct upload_root *r = user->roots.list; r != NULL; r = r->next) {
+		if (r->base == NULL && r->last == NULL)
+			return;
+		bytes += r->disk_bytes;
+	}
+	users_set_tree_bytes(user, true, bytes);
 }
 
 /* after a complete pass: roots that are gone (a deleted folder) */
@@ -657,6 +674,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		if (folder_path == NULL) {
 			forget_unseen_roots(ctx, user);
 			prune_touched(user);
+			note_tree_bytes(user);
 			atomic_store(&user->uploaded_gen, snap_gen);
 			users_snapshot_lock(user);
 			if (atomic_load(&user->gen) == snap_gen &&

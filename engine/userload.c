@@ -174,6 +174,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	} else {
 		root->tree_loaded = true;
 		ctx->stats.roots_loaded++;
+		ctx->stats.disk_bytes += bundle_tree_disk_bytes(tree);
 		tree_written(ctx, root->path, tree);
 	}
 	/* the folder directory's own mtime is its parent tree's */

@@ -37,6 +37,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct objstore;
 
@@ -56,6 +57,9 @@ struct userload_stats {
 	/* mail keys listed; folders whose mails older than their tree's
 	   watermark were not listed (userload-list.c) */
 	unsigned int mails_listed, folders_list_skipped;
+	/* what the trees written and the stubs put back take on disk, as
+	   bundle_tree_disk_bytes() estimates it */
+	uint64_t disk_bytes;
 };
 
 /* A bundle root found while loading: the user root (path "", guid "") or

@@ -182,6 +182,12 @@ void users_mark_left_dirty(struct ouser *user)
 	atomic_store(&user->marked, true);
 }
 
+void users_set_tree_bytes(struct ouser *user, bool known, uint64_t bytes)
+{
+	atomic_store(&user->tree_bytes, bytes);
+	atomic_store(&user->tree_bytes_known, known);
+}
+
 void users_touch(struct ouser *user)
 {
 	if (user != NULL)

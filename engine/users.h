@@ -50,6 +50,11 @@ struct ouser {
 	atomic_uint_fast64_t disk_bytes;
 	atomic_uint_fast64_t measured_gen;
 	atomic_bool measured;
+	/* the tree's size as its last load or upload scan saw it
+	   (users_set_tree_bytes()): when set, the metacache takes it
+	   instead of walking the tree */
+	atomic_uint_fast64_t tree_bytes;
+	atomic_bool tree_bytes_known;
 
 	/* one upload or load of this user at a time */
 	pthread_mutex_t upload_lock;
@@ -96,6 +101,9 @@ void users_changed_behind(struct ouser *user);
 /* At startup: the last run could not upload user's changes (its dirty
    marker is still there): dirty again. */
 void users_mark_left_dirty(struct ouser *user);
+/* The tree's size from a load's or an upload's scan (bundle trees), or
+   forget it (known false: the tree was evicted). */
+void users_set_tree_bytes(struct ouser *user, bool known, uint64_t bytes);
 /* Mark an access (lookup, read) for the idle timer. */
 void users_touch(struct ouser *user);
 /* A file or directory of user was opened / closed (user may be NULL). */

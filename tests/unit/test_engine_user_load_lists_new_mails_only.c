@@ -124,6 +124,9 @@ Test(engine_user_load_new_mails, big_folder_is_listed_from_its_watermark)
 	/* older than the watermark and in no bundle: released, not put
 	   back */
 	cr_assert(!present(c, "released"));
+	/* the metacache knows the tree's size from the load, not a walk */
+	cr_assert_eq(eng_stat(c, "oboxfs_metacache_walks_total"), 0);
+	cr_assert_gt(eng_stat(c, "oboxfs_metacache_bytes"), 1100 * 16);
 	obox_deinit(&c);
 }
 

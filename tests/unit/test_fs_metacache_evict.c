@@ -201,3 +201,80 @@ Test(fs_metacache_evict, a_failing_upload_keeps_the_user)
 	cr_assert(present("kept@x"), "a tree with unstored changes was "
 		  "evicted");
 }
+
+/* du of a user's tree, as the metacache measured it before */
+static uint64_t du_bytes(const char *name)
+{
+	char cmd[4200], out[64] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "du -s -B1 '%s/meta/%s'", up_cache, name);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	cr_assert_not_null(fgets(out, sizeof(out), p));
+	pclose(p);
+	return strtoull(out, NULL, 10);
+}
+
+static void assert_near(uint64_t estimate, uint64_t du, const char *what)
+{
+	uint64_t diff = estimate > du ? estimate - du : du - estimate;
+
+	cr_assert_leq(diff, du / 10 + 16384, "%s: estimated %llu, du %llu",
+		      what, (unsigned long long)estimate,
+		      (unsigned long long)du);
+}
+
+/* Users' sizes come from their upload scans: enforcing the cap walks no
+   tree, and the figure is du's within 10%; a user that never uploaded is
+   walked (once per change) */
+Test(fs_metacache_evict, sizes_come_from_upload_scans_not_walks)
+{
+	struct ouser *a = make_user("a@x", 1), *b = make_user("b@x", 1);
+	uint64_t walks;
+	char path[512];
+	int fd;
+
+	mc = metacache_init(up_meta_fd, trash, 1ULL << 30, IDLE, on_evicted,
+			    NULL);
+	/* (the fixture's own user, never uploaded, is walked) */
+	walks = stats().walks;
+	metacache_enforce(mc, up_users, up_ctx);
+	cr_assert_leq(stats().walks, walks + 1);
+	walks = stats().walks;
+	assert_near(atomic_load(&a->disk_bytes), du_bytes("a@x"), "a");
+	assert_near(atomic_load(&b->disk_bytes), du_bytes("b@x"), "b");
+
+	/* a grows by 400 KiB: the next upload's scan says so */
+	snprintf(path, sizeof(path), "a@x/dovecot.index.cache");
+	users_change_begin(up_users, a);
+	fd = openat(up_meta_fd, path, O_WRONLY | O_CREAT, 0600);
+	cr_assert_geq(fd, 0);
+	for (unsigned int i = 0; i < 100; i++) {
+		char block[4096];
+
+		memset(block, 'c', sizeof(block));
+		cr_assert_eq(write(fd, block, sizeof(block)),
+			     (ssize_t)sizeof(block));
+	}
+	close(fd);
+	users_change_end(a);
+	cr_assert_eq(upload_user(up_ctx, a, NULL), 0);
+	metacache_enforce(mc, up_users, up_ctx);
+	cr_assert_eq(stats().walks, walks, "a changed user was walked");
+	assert_near(atomic_load(&a->disk_bytes), du_bytes("a@x"),
+		    "a after growing");
+	cr_assert_geq(atomic_load(&a->disk_bytes), TREE_BYTES + 400 * 1024);
+
+	/* never uploaded: measured by a walk, once per change */
+	struct ouser *c = users_get(up_users, "c@x");
+
+	cr_assert_eq(mkdirat(up_meta_fd, "c@x", 0700), 0);
+	users_change_begin(up_users, c);
+	users_change_end(c);
+	metacache_enforce(mc, up_users, up_ctx);
+	cr_assert_eq(stats().walks, walks + 1);
+	metacache_enforce(mc, up_users, up_ctx);
+	cr_assert_eq(stats().walks, walks + 1, "walked again without a "
+		     "change");
+}
