@@ -57,14 +57,22 @@ enum bundle_record_kind {
 	BUNDLE_REC_STUB = 3,
 	BUNDLE_REC_LINK = 4,
 	BUNDLE_REC_APPEND = 5,
+	BUNDLE_REC_PATCH = 6,
 };
 
+/* a patch range's header: offset (8 bytes), length (4) */
+#define BUNDLE_PATCH_RANGE_SIZE 12
+
 /* A decoded entry record.  LINK: only path and link_id are set.  APPEND:
-   e.size is the new size, old_size the base file's, e.data the tail. */
+   e.size is the new size, old_size the base file's, e.data the tail.
+   PATCH: e.size the new size, old_size the base file's, e.data the
+   patch_len bytes of range_count checked ranges. */
 struct bundle_record {
 	enum bundle_record_kind kind;
 	struct bundle_entry e;
 	uint64_t old_size;
+	uint64_t patch_len;
+	uint32_t range_count;
 };
 
 struct bundle_diff {
@@ -153,6 +161,11 @@ uint32_t *bundle_link_map(const struct bundle_tree *tree, const bool *include,
 			  bool **first_r);
 
 /* encode.c */
+/* pack.c */
+bool bundle_is_packed(const unsigned char *data, size_t size);
+int bundle_unpack(const unsigned char *data, size_t size, size_t max_size,
+		  unsigned char **raw_r, size_t *raw_size_r,
+		  const char **error_r);
 /* usecs fields < 1000000, the mail watermark not after the bundle */
 int bundle_info_times_check(const struct bundle_info *info,
 			    const char **error_r);

@@ -189,6 +189,13 @@ int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
 int bundle_tree_write(const struct bundle_tree *tree, int dirfd,
 		      const char **error_r);
 
+/* pack.c: the stored form of a bundle: its encoding (what
+   bundle_encode_base() and bundle_diff() return) compressed as one zstd
+   frame with its content size.  Replaces *data (malloc()ed) and *size.
+   bundle_decode() takes packed and plain encodings, max_size limiting
+   both the input and what it unpacks to. */
+void bundle_pack(unsigned char **data, size_t *size);
+
 /* encode.c: encode tree as a base bundle.  info gives secs, usecs, id
    and the mail watermark (kind, seq and the base fields are set by the
    function).  On success the

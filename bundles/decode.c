@@ -99,6 +99,43 @@ struct decode_ctx {
 	uint64_t data_bytes;
 };
 
+/* The ranges of a patch record at c (not consumed): each inside the new
+   size, after the previous one, not empty.  *len_r = their bytes. */
+static int patch_ranges_check(const struct cursor *c,
+			      const struct bundle_record *rec,
+			      uint64_t *len_r, const char **error_r)
+{
+	const unsigned char *p = c->p;
+	uint64_t prev_end = 0;
+
+	for (uint32_t i = 0; i < rec->range_count; i++) {
+		uint64_t offset, len;
+
+		if ((size_t)(c->end - p) < BUNDLE_PATCH_RANGE_SIZE) {
+			*error_r = bundle_error("%s: patch range %u truncated",
+						rec->e.path, i);
+			return -1;
+		}
+		offset = get_le64(p);
+		len = get_le32(p + 8);
+		p += BUNDLE_PATCH_RANGE_SIZE;
+		if (len == 0 || offset < prev_end || offset > rec->e.size ||
+		    len > rec->e.size - offset ||
+		    len > (uint64_t)(c->end - p)) {
+			*error_r = bundle_error("%s: invalid patch range %u "
+						"(offset %llu, %llu bytes)",
+						rec->e.path, i,
+						(unsigned long long)offset,
+						(unsigned long long)len);
+			return -1;
+		}
+		p += len;
+		prev_end = offset + len;
+	}
+	*len_r = (uint64_t)(p - c->p);
+	return 0;
+}
+
 static int decode_fields(struct decode_ctx *ctx, const unsigned char *r,
 			 struct bundle_record *rec, const char **error_r)
 {
@@ -121,16 +158,18 @@ static int decode_fields(struct decode_ctx *ctx, const unsigned char *r,
 					"size", e->path);
 		return -1;
 	}
-	if ((rec->kind != BUNDLE_REC_APPEND && rec->old_size != 0) ||
-	    (rec->kind == BUNDLE_REC_APPEND && rec->old_size >= e->size)) {
+	if ((rec->kind != BUNDLE_REC_APPEND && rec->kind != BUNDLE_REC_PATCH &&
+	     rec->old_size != 0) ||
+	    (rec->kind == BUNDLE_REC_APPEND && rec->old_size >= e->size) ||
+	    (rec->kind == BUNDLE_REC_PATCH && rec->old_size == 0)) {
 		*error_r = bundle_error("%s: invalid old size", e->path);
 		return -1;
 	}
 	if ((rec->kind == BUNDLE_REC_DIR && key_len != 0 &&
 	     key_len != BUNDLE_GUID_HEX_LEN) ||
 	    (rec->kind == BUNDLE_REC_STUB && key_len == 0) ||
-	    ((rec->kind == BUNDLE_REC_FILE || rec->kind == BUNDLE_REC_APPEND) &&
-	     key_len != 0) || (key = take(&ctx->c, key_len)) == NULL) {
+	    ((rec->kind == BUNDLE_REC_FILE || rec->kind == BUNDLE_REC_APPEND ||
+	      rec->kind == BUNDLE_REC_PATCH) && key_len != 0) || (key = take(&ctx->c, key_len)) == NULL) {
 		*error_r = bundle_error("%s: invalid key length %u", e->path,
 					key_len);
 		return -1;
@@ -159,6 +198,11 @@ static int decode_fields(struct decode_ctx *ctx, const unsigned char *r,
 		break;
 	case BUNDLE_REC_APPEND:
 		data_len = e->size - rec->old_size;
+		break;
+	case BUNDLE_REC_PATCH:
+		if (patch_ranges_check(&ctx->c, rec, &data_len, error_r) < 0)
+			return -1;
+		rec->patch_len = data_len;
 		break;
 	case BUNDLE_REC_LINK:
 		break;
@@ -192,15 +236,21 @@ static int decode_record(struct decode_ctx *ctx, const char *prev_path,
 		return -1;
 	}
 	rec->kind = (enum bundle_record_kind)r[REC_KIND];
-	if (rec->kind < BUNDLE_REC_DIR || rec->kind > BUNDLE_REC_APPEND ||
-	    (rec->kind == BUNDLE_REC_APPEND && ctx->kind != BUNDLE_KIND_DIFF)) {
+	if (rec->kind < BUNDLE_REC_DIR || rec->kind > BUNDLE_REC_PATCH ||
+	    ((rec->kind == BUNDLE_REC_APPEND || rec->kind == BUNDLE_REC_PATCH) &&
+	     ctx->kind != BUNDLE_KIND_DIFF)) {
 		*error_r = bundle_error("entry record %zu: invalid kind %u",
 					ctx->rec_count, r[REC_KIND]);
 		return -1;
 	}
+	/* a patch's range count is where other records have 0 */
+	rec->range_count = get_le32(r + REC_RESERVED2);
 	if (r[REC_FLAGS] != 0 || get_le16(r + REC_RESERVED1) != 0 ||
-	    get_le32(r + REC_RESERVED2) != 0) {
-		*error_r = bundle_error("entry record %zu: reserved bytes set",
+	    (rec->kind != BUNDLE_REC_PATCH && rec->range_count != 0) ||
+	    (rec->kind == BUNDLE_REC_PATCH &&
+	     (rec->range_count == 0 || rec->range_count > BUNDLE_MAX_ENTRIES))) {
+		*error_r = bundle_error("entry record %zu: reserved bytes set "
+					"or an invalid patch range count",
 					ctx->rec_count);
 		return -1;
 	}
@@ -379,6 +429,23 @@ int bundle_decode(const void *data, size_t size, size_t max_size,
 		*error_r = bundle_error("bundle of %zu bytes exceeds the limit "
 					"of %zu", size, max_size);
 		return -1;
+	}
+	if (bundle_is_packed(d, size)) {
+		unsigned char *raw;
+		size_t raw_size;
+
+		if (bundle_unpack(d, size, max_size, &raw, &raw_size,
+				  error_r) < 0)
+			return -1;
+		if (bundle_is_packed(raw, raw_size)) {
+			free(raw);
+			*error_r = bundle_error("packed bundle: packed twice");
+			return -1;
+		}
+		ret = bundle_decode(raw, raw_size, max_size, bundle_r,
+				    error_r);
+		free(raw);
+		return ret;
 	}
 	if (size < BUNDLE_HEADER_SIZE + BUNDLE_TRAILER_SIZE) {
 		*error_r = bundle_error("bundle truncated (%zu bytes)", size);

@@ -64,13 +64,71 @@ static bool is_append(const struct bundle_entry *old,
 		memcmp(old->data, new_e->data, old->size) == 0;
 }
 
+/* Patch ranges: the blocks where a rewritten file differs from its base
+   version, and what it grew by.  Index files Dovecot rewrites
+   (dovecot.index: fixed-size records, a few changed and some appended)
+   then cost what changed, not the whole file. */
+#define PATCH_BLOCK 64
+
+static void patch_range(struct bundle_buf *out, const unsigned char *data,
+			uint64_t start, uint64_t end, uint32_t *count)
+{
+	unsigned char *h = bundle_buf_append_space(out,
+						    BUNDLE_PATCH_RANGE_SIZE);
+
+	put_le64(h, start);
+	put_le32(h + 8, (uint32_t)(end - start));
+	bundle_buf_append(out, data + start, end - start);
+	(*count)++;
+}
+
+/* the ranges turning old into new_e into out; false if they would not
+   save at least half of new_e's content (or a range gets too long) */
+static bool patch_ranges(const struct bundle_entry *old,
+			 const struct bundle_entry *new_e,
+			 struct bundle_buf *out, uint32_t *count_r)
+{
+	uint64_t osz = old->size, nsz = new_e->size, i = 0, start = 0;
+	uint64_t common = osz < nsz ? osz : nsz;
+	bool in_run = false;
+
+	*count_r = 0;
+	if (old->type != BUNDLE_ENTRY_FILE || new_e->type != BUNDLE_ENTRY_FILE ||
+	    osz == 0 || nsz < 2 * PATCH_BLOCK || nsz > UINT32_MAX)
+		return false;
+	for (i = 0; i < common; i += PATCH_BLOCK) {
+		uint64_t len = common - i < PATCH_BLOCK ? common - i :
+			PATCH_BLOCK;
+		bool differs = memcmp(old->data + i, new_e->data + i, len) != 0;
+
+		if (differs && !in_run) {
+			start = i;
+			in_run = true;
+		} else if (!differs && in_run) {
+			patch_range(out, new_e->data, start, i, count_r);
+			in_run = false;
+		}
+		if (out->used > nsz / 2)
+			return false;
+	}
+	if (nsz > common) {	/* the tail joins a run that reaches it */
+		if (!in_run)
+			start = common;
+		in_run = true;
+	}
+	if (in_run)
+		patch_range(out, new_e->data, start, nsz, count_r);
+	return *count_r > 0 && out->used <= nsz / 2;
+}
+
 int bundle_diff(const struct bundle_tree *base,
 		const struct bundle_tree *new_tree,
 		const struct bundle_info *info,
 		unsigned char **data_r, size_t *size_r, const char **error_r)
 {
 	struct bundle_info hdr = *info;
-	struct bundle_buf buf = { 0 }, dels = { 0 };
+	struct bundle_buf buf = { 0 }, dels = { 0 }, patch = { 0 };
+	uint32_t ranges;
 	size_t n = new_tree->count, i = 0, j = 0, ndel = 0, nrec = 0;
 	long *base_idx;
 	bool *emit, *first;
@@ -161,6 +219,16 @@ int bundle_diff(const struct bundle_tree *base,
 					     links[j], b->size);
 			bundle_buf_append(&buf, e->data + b->size, e->size - b->size);
 			data_bytes += e->size - b->size;
+		} else if (b != NULL &&
+			   (patch.used = 0, patch_ranges(b, e, &patch,
+							 &ranges))) {
+			size_t rec = buf.used;
+
+			bundle_encode_record(&buf, BUNDLE_REC_PATCH, e,
+					     links[j], b->size);
+			put_le32(buf.data + rec + REC_RESERVED2, ranges);
+			bundle_buf_append(&buf, patch.data, patch.used);
+			data_bytes += patch.used;
 		} else {
 			bundle_encode_record(&buf, (enum bundle_record_kind)
 					     e->type, e, links[j], 0);
@@ -173,6 +241,7 @@ int bundle_diff(const struct bundle_tree *base,
 	bundle_buf_append(&buf, dels.data, dels.used);
 	bundle_encode_finish(&buf, &hdr, data_bytes);
 	free(dels.data);
+	free(patch.data);
 	free(links);
 	free(first);
 	free(bsig);
@@ -192,6 +261,28 @@ size_t bundle_diff_entry_count(const struct bundle_diff *diff)
 size_t bundle_diff_delete_count(const struct bundle_diff *diff)
 {
 	return diff->delete_count;
+}
+
+/* the content of a patch record's file (its ranges were checked when
+   decoded), from its base version b */
+static unsigned char *apply_patch(const struct bundle_entry *b,
+				  const struct bundle_record *rec)
+{
+	uint64_t size = rec->e.size, keep = b->size < size ? b->size : size;
+	unsigned char *data = bundle_xmalloc(size == 0 ? 1 : size);
+	const unsigned char *p = rec->e.data;
+
+	if (keep > 0)
+		memcpy(data, b->data, keep);
+	memset(data + keep, 0, size - keep);
+	for (uint32_t i = 0; i < rec->range_count; i++) {
+		uint64_t offset = get_le64(p);
+		uint32_t len = get_le32(p + 8);
+
+		memcpy(data + offset, p + BUNDLE_PATCH_RANGE_SIZE, len);
+		p += BUNDLE_PATCH_RANGE_SIZE + len;
+	}
+	return data;
 }
 
 static int apply_record(const struct bundle_tree *base, long bidx,
@@ -224,6 +315,20 @@ static int apply_record(const struct bundle_tree *base, long bidx,
 			memcpy(e_r->data, b->data, b->size);
 		memcpy(e_r->data + b->size, rec->e.data,
 		       rec->e.size - b->size);
+		break;
+	case BUNDLE_REC_PATCH:
+		if (b == NULL || b->type != BUNDLE_ENTRY_FILE ||
+		    b->size != rec->old_size) {
+			*error_r = bundle_error("%s: patched file is not in "
+						"the base with size %llu",
+						rec->e.path, (unsigned long long)
+						rec->old_size);
+			return -1;
+		}
+		*e_r = rec->e;
+		e_r->path = bundle_xstrndup(rec->e.path, strlen(rec->e.path));
+		e_r->key = NULL;
+		e_r->data = apply_patch(b, rec);
 		break;
 	default:
 		bundle_entry_copy(e_r, &rec->e);

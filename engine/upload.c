@@ -421,8 +421,10 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	root_prefix(user, root->guid, prefix, sizeof(prefix));
 	if (new_info(&info, taken) < 0)
 		error = strerror(errno);
-	else if (bundle_encode_base(tree, &info, &data, &size, &error) == 0)
+	else if (bundle_encode_base(tree, &info, &data, &size, &error) == 0) {
+		bundle_pack(&data, &size);
 		error = NULL;
+	}
 	if (error != NULL) {
 		obox_log(OBOX_LOG_ERR, "upload: encoding a base of %s "
 			 "failed: %s\n", prefix, error);
@@ -472,6 +474,7 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 			 "storing a new base\n", prefix, error);
 		return upload_base(ctx, user, root, tree, taken);
 	}
+	bundle_pack(&data, &size);
 	/* diffs are cumulative: with a diff growing by about d per upload,
 	   the bytes sent per upload are least when a new base (B bytes)
 	   is written once the diff reaches sqrt(2 B d), i.e. once

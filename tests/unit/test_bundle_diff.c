@@ -5,6 +5,7 @@
 #include "bundle.h"
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,46 @@ Test(bundle_diff, changes_deletes_renames_and_new_entries)
 	bundle_tree_free(&pruned);
 }
 
+/* a rewritten file (dovecot.index: a header and a few records changed,
+   records appended) sends the changed blocks and the new tail, not the
+   file; a file rewritten through and through is sent whole */
+Test(bundle_diff, rewritten_files_send_the_changed_blocks)
+{
+	struct bundle_tree *new_tree = clone(base);
+	struct bundle_entry *e;
+	size_t size, recs, dels, cache_size = CACHE_SIZE;
+
+	e = entry(new_tree, "dovecot.index.cache");
+	e->data[0] ^= 1;			/* a header field */
+	e->data[300000] ^= 0x80;		/* a record's flags */
+	memset(e->data + 700000, 0, 200);	/* a few records */
+	append(new_tree, "dovecot.index.cache", 3000);
+	/* the log: rewritten whole (rotated) */
+	e = entry(new_tree, "dovecot.index.log");
+	objtest_random_bytes(e->data, e->size, 77);
+	size = diff_roundtrip(new_tree, 1, &recs, &dels);
+	cr_assert_eq(recs, 2);
+	/* the log whole (20,000 bytes); the cache: 3 blocks of 64, the 200
+	   bytes over at most 5 blocks, 3000 bytes of tail, range headers */
+	cr_assert_lt(size, 20000 + 3 * 64 + 5 * 64 + 3000 + 10 * 12 + 600,
+		     "diff of %zu bytes", size);
+	cr_assert_gt(size, 20000 + 3000);
+	fprintf(stderr, "a %zu-byte file with 4 changes and 3000 bytes "
+		"appended, and a 20000-byte file rewritten: a diff of %zu "
+		"bytes\n", cache_size, size);
+
+	/* shorter than its base, with a change: a patch on the kept part */
+	bundle_tree_free(&new_tree);
+	new_tree = clone(base);
+	e = entry(new_tree, "dovecot.index.cache");
+	e->size = CACHE_SIZE / 2;
+	e->data[1000] ^= 1;
+	size = diff_roundtrip(new_tree, 1, &recs, &dels);
+	cr_assert_eq(recs, 1);
+	cr_assert_lt(size, 1000, "diff of %zu bytes", size);
+	bundle_tree_free(&new_tree);
+}
+
 Test(bundle_diff, hard_link_changes)
 {
 	struct bundle_tree *new_tree = clone(base);
@@ -242,7 +283,9 @@ Test(bundle_diff, later_diff_holds_all_changes_since_the_base)
 	bundle_tree_free(&new_tree);
 }
 
-static void make_diff(struct bundle **diff_r)
+/* a diff appending to dovecot.index.cache, or (patch) changing a byte of
+   it too */
+static void make_diff_of(struct bundle **diff_r, bool patch)
 {
 	struct bundle_info info = { .secs = 3, .usecs = 4, .seq = 1 };
 	struct bundle_tree *new_tree = clone(base);
@@ -251,11 +294,18 @@ static void make_diff(struct bundle **diff_r)
 	const char *error;
 
 	append(new_tree, "dovecot.index.cache", 500);
+	if (patch)
+		entry(new_tree, "dovecot.index.cache")->data[5] ^= 1;
 	cr_assert_eq(bundle_diff(base, new_tree, &info, &data, &size, &error),
 		     0);
 	cr_assert_eq(bundle_decode(data, size, size, diff_r, &error), 0);
 	free(data);
 	bundle_tree_free(&new_tree);
+}
+
+static void make_diff(struct bundle **diff_r)
+{
+	make_diff_of(diff_r, false);
 }
 
 Test(bundle_diff, diff_for_another_base_is_refused)
@@ -287,20 +337,30 @@ Test(bundle_diff, diff_for_another_base_is_refused)
 	bundle_free(&diff);
 }
 
-Test(bundle_diff, append_to_a_file_of_another_size_is_refused)
+ParameterizedTestParameters(bundle_diff, change_to_a_file_of_another_size_is_refused)
+{
+	static bool patch[] = { false, true };
+
+	return cr_make_param_array(bool, patch, 2);
+}
+
+/* an append or a patch record for a base file of another size */
+ParameterizedTest(bool *patch, bundle_diff,
+		  change_to_a_file_of_another_size_is_refused)
 {
 	struct bundle *diff, *copy;
 	const char *error, *why;
 	struct bundle_tree *before;
 
-	make_diff(&diff);
+	make_diff_of(&diff, *patch);
 	cr_assert_eq(bundle_decode(base_data, base_size, base_size, &copy,
 				   &error), 0);
 	/* a base tree that claims to be the base but whose cache differs */
 	entry(copy->tree, "dovecot.index.cache")->size -= 1;
 	before = clone(copy->tree);
 	cr_assert_eq(bundle_apply_diff(copy->tree, diff->diff, &error), -1);
-	cr_assert_not_null(strstr(error, "appended-to"), "%s", error);
+	cr_assert_not_null(strstr(error, *patch ? "patched" : "appended-to"),
+			   "%s", error);
 	cr_assert(copy->tree->is_base, "tree unchanged on failure");
 	cr_assert(bundle_tree_equal(copy->tree, before, &why), "%s", why);
 	bundle_tree_free(&before);

@@ -26,6 +26,10 @@ struct rec_spec {
 	uint32_t mode, uid, nsec, link_id;
 	uint64_t size, old_size;
 	uint8_t flags;
+	/* kind 6 (patch): the range count and the ranges' bytes */
+	uint32_t ranges;
+	char patch[48];
+	uint8_t patch_len;
 };
 
 struct hcase {
@@ -108,6 +112,7 @@ static void build(const struct hcase *c, struct raw *r)
 		size_t key_len = strlen(s->key);
 		uint64_t data = s->kind == 2 ? s->size :
 			s->kind == 5 ? s->size - s->old_size : 0;
+		bool patch = s->kind == 6;
 
 		rec[0] = s->kind;
 		rec[1] = s->flags;
@@ -120,6 +125,7 @@ static void build(const struct hcase *c, struct raw *r)
 		le(rec + 32, s->link_id, 4);
 		le(rec + 40, s->size, 8);
 		le(rec + 48, s->old_size, 8);
+		le(rec + 36, s->ranges, 4);
 		if (s->kind == 4) /* link: nothing but path and id */
 			memset(rec + 4, 0, 28);
 		raw_put(r, rec, REC);
@@ -128,8 +134,13 @@ static void build(const struct hcase *c, struct raw *r)
 		else
 			raw_fill(r, 'a', path_len);
 		raw_put(r, s->key, key_len);
-		raw_fill(r, 'x', data);
-		data_bytes += data;
+		if (patch) {
+			raw_put(r, s->patch, s->patch_len);
+			data_bytes += s->patch_len;
+		} else {
+			raw_fill(r, 'x', data);
+			data_bytes += data;
+		}
 	}
 	for (unsigned int i = 0; i < c->ndels; i++) {
 		unsigned char len[2];
@@ -146,6 +157,17 @@ static void build(const struct hcase *c, struct raw *r)
 	raw_put(r, digest, 32);
 }
 
+/* patch range headers: offset (8 bytes LE), length (4) */
+#define R0_4 "\x00\x00\x00\x00\x00\x00\x00\x00" "\x04\x00\x00\x00"
+#define R0_1 "\x00\x00\x00\x00\x00\x00\x00\x00" "\x01\x00\x00\x00"
+#define R60_2 "\x3c\x00\x00\x00\x00\x00\x00\x00" "\x02\x00\x00\x00"
+#define R98_4 "\x62\x00\x00\x00\x00\x00\x00\x00" "\x04\x00\x00\x00"
+#define R2_2 "\x02\x00\x00\x00\x00\x00\x00\x00" "\x02\x00\x00\x00"
+#define R5_0 "\x05\x00\x00\x00\x00\x00\x00\x00" "\x00\x00\x00\x00"
+/* a patch of "f" (50 bytes in the base) to 100 bytes */
+#define PATCH_REC(n, bytes) { .kind = 6, .path = "f", .size = 100, \
+	.old_size = 50, .ranges = n, .patch = bytes, \
+	.patch_len = sizeof(bytes) - 1 }
 #define DIR_AB { .kind = 1, .path = "ab", .mode = 0700 }
 #define FILE_F(p) { .kind = 2, .path = p, .mode = 0600, .size = 5 }
 #define BASE(...) .kind = 1, .recs = { __VA_ARGS__ }
@@ -163,6 +185,27 @@ ParameterizedTestParameters(bundle_hostile, table)
 		  .ndels = 2 },
 		{ "bad magic", BASE(DIR_AB), .nrecs = 1, PATCH(0, 1, 'X'),
 		  .expect = "magic" },
+		{ "valid patch", DIFF(PATCH_REC(2, R0_4 "abcd" R60_2
+		  "yz")), .nrecs = 1 },
+		{ "patch in a base", BASE(PATCH_REC(1, R0_4 "abcd")),
+		  .nrecs = 1, .expect = "kind" },
+		{ "patch without ranges", DIFF(PATCH_REC(0, "")), .nrecs = 1,
+		  .expect = "patch range count" },
+		{ "patch range past the size", DIFF(PATCH_REC(1, R98_4
+		  "abcd")), .nrecs = 1, .expect = "invalid patch range" },
+		{ "patch ranges overlap", DIFF(PATCH_REC(2, R0_4 "abcd"
+		  R2_2 "yz")), .nrecs = 1, .expect = "invalid patch range" },
+		{ "patch range empty", DIFF(PATCH_REC(1, R5_0)), .nrecs = 1,
+		  .expect = "invalid patch range" },
+		{ "patch range truncated", DIFF(PATCH_REC(2, R0_4 "abcd"
+		  "\1\0\0")), .nrecs = 1, .expect = "truncated" },
+		{ "patch of an empty file", DIFF({ .kind = 6, .path = "f",
+		  .size = 100, .ranges = 1, .patch = R0_1 "a",
+		  .patch_len = 13 }), .nrecs = 1, .expect = "old size" },
+		{ "patch range count too big", DIFF({ .kind = 6, .path = "f",
+		  .size = 100, .old_size = 50, .ranges = 0x7fffffff,
+		  .patch = R0_1 "a", .patch_len = 13 }), .nrecs = 1,
+		  .expect = "patch range count" },
 		{ "version 3", BASE(DIR_AB), .nrecs = 1, PATCH(8, 2, 3),
 		  .expect = "version" },
 		{ "version 0", BASE(DIR_AB), .nrecs = 1, PATCH(8, 2, 0),
