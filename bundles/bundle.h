@@ -124,9 +124,11 @@ const struct bundle_entry *bundle_tree_find(const struct bundle_tree *tree,
 /* What the tree takes on a local disk, estimated without looking at one
    (for the metacache's accounting): file contents rounded up to 4 KiB
    blocks (hard links once), 4 KiB per directory plus its entries (an
-   ext4-style 8-byte header and the name, 4-byte aligned); stubs are
-   empty files.  Pure: no I/O. */
-uint64_t bundle_tree_disk_bytes(const struct bundle_tree *tree);
+   ext4-style 8-byte header and the name, 4-byte aligned), stub_bytes per
+   stub (empty files whose xattrs may need a block of their own: the
+   caller measures it on its disk).  Pure: no I/O. */
+uint64_t bundle_tree_disk_bytes(const struct bundle_tree *tree,
+				uint64_t stub_bytes);
 /* Validate a whole tree: sorted unique canonical paths, every parent a
    directory, field consistency, hard link groups of one file type with
    equal content/metadata. */

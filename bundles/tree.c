@@ -360,7 +360,8 @@ uint32_t *bundle_link_map(const struct bundle_tree *tree, const bool *include,
 
 #define DISK_BLOCK 4096ULL
 
-uint64_t bundle_tree_disk_bytes(const struct bundle_tree *tree)
+uint64_t bundle_tree_disk_bytes(const struct bundle_tree *tree,
+				uint64_t stub_bytes)
 {
 	uint64_t total = 0;
 	bool *first;
@@ -375,6 +376,8 @@ uint64_t bundle_tree_disk_bytes(const struct bundle_tree *tree)
 		total += (8 + name_len + 3) & ~(uint64_t)3;
 		if (e->type == BUNDLE_ENTRY_DIR)
 			total += DISK_BLOCK;
+		if (e->type == BUNDLE_ENTRY_STUB && (links[i] == 0 || first[i]))
+			total += stub_bytes;
 		/* a hard link group's content once */
 		if (e->type == BUNDLE_ENTRY_FILE &&
 		    (links[i] == 0 || first[i]))

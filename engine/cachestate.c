@@ -323,3 +323,42 @@ const char *cachestate_path(struct cachestate *cs, const char *name,
 	snprintf(buf, size, "%s/%s", cs->dir, name);
 	return buf;
 }
+
+uint64_t cachestate_clock_read(struct cachestate *cs)
+{
+	char path[PATH_MAX], buf[32], *end;
+	unsigned long long us;
+	ssize_t len;
+	int fd;
+
+	cachestate_path(cs, "ids-clock", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	errno = 0;
+	us = strtoull(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0'))
+		return 0;
+	return us;
+}
+
+void cachestate_clock_save(struct cachestate *cs, uint64_t us)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], buf[32];
+	int fd, len;
+
+	cachestate_path(cs, "ids-clock", path, sizeof(path));
+	cachestate_path(cs, "ids-clock.tmp", tmp, sizeof(tmp));
+	len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)us);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, buf, (size_t)len) != len ||
+	    close(fd) < 0 || rename(tmp, path) < 0) {
+		obox_log(OBOX_LOG_WARNING, "saving %s failed: %s\n", path,
+			 strerror(errno));
+	}
+}

@@ -16,6 +16,7 @@
 #define OBOXFS_CACHESTATE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 struct cachestate;
@@ -48,6 +49,15 @@ int cachestate_clear_dirty(struct cachestate *cs, const char *user);
 void cachestate_foreach_dirty(struct cachestate *cs,
 			      void (*fn)(const char *user, void *context),
 			      void *context);
+
+/* CACHE_DIR/state/ids-clock: the ids' clock (ids.h) as the last run left
+   it, so that this run's mail oids are past the watermarks of the bundles
+   it stored even if the wall clock went back meanwhile.  Saved after each
+   upload pass (not fsynced: after a crash every tree is loaded again,
+   which raises the clock from the bundles).  read: 0 if there is none or
+   it is unreadable. */
+uint64_t cachestate_clock_read(struct cachestate *cs);
+void cachestate_clock_save(struct cachestate *cs, uint64_t us);
 
 /* The path of CACHE_DIR/state/<name> into buf; returns buf. */
 const char *cachestate_path(struct cachestate *cs, const char *name,

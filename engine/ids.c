@@ -1,8 +1,10 @@
-/* ids.c: random 128-bit ids and the user-name hash (keys.c builds the
- * store keys from them). */
+/* ids.c: random and time-ordered 128-bit ids, the ids' clock (its one
+ * piece of process-wide state: an atomic) and the user-name hash (keys.c
+ * builds the store keys from them). */
 #include "ids.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,17 +42,49 @@ void ids_time_prefix(uint32_t secs, uint32_t usecs,
 	snprintf(hex_r, IDS_TIME_HEX_LEN + 1, "%08x%05x", secs, usecs);
 }
 
-int ids_generate_timed(char hex_r[IDS_HEX_LEN + 1])
+/* the last value ids_clock_us() gave, or what it was raised to */
+static _Atomic uint64_t ids_clock_last;
+
+uint64_t ids_us(uint32_t secs, uint32_t usecs)
+{
+	return (uint64_t)secs * 1000000 + usecs;
+}
+
+uint64_t ids_clock_us(void)
 {
 	struct timeval tv;
+	uint64_t last = atomic_load(&ids_clock_last), now;
+
+	gettimeofday(&tv, NULL);
+	now = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+	for (;;) {
+		uint64_t next = now > last ? now : last + 1;
+
+		if (atomic_compare_exchange_weak(&ids_clock_last, &last, next))
+			return next;
+	}
+}
+
+void ids_clock_raise(uint64_t us)
+{
+	uint64_t last = atomic_load(&ids_clock_last);
+
+	while (us > last &&
+	       !atomic_compare_exchange_weak(&ids_clock_last, &last, us))
+		;
+}
+
+int ids_generate_timed(char hex_r[IDS_HEX_LEN + 1])
+{
+	char prefix[IDS_TIME_HEX_LEN + 1];
+	uint64_t us;
 
 	if (ids_generate(hex_r) < 0)
 		return -1;
-	gettimeofday(&tv, NULL);
+	us = ids_clock_us();
 	/* the random tail stays: digits 13..31 */
-	char prefix[IDS_TIME_HEX_LEN + 1];
-
-	ids_time_prefix((uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec, prefix);
+	ids_time_prefix((uint32_t)(us / 1000000), (uint32_t)(us % 1000000),
+			prefix);
 	memcpy(hex_r, prefix, IDS_TIME_HEX_LEN);
 	return 0;
 }

@@ -21,6 +21,15 @@ int ids_generate(char hex_r[IDS_HEX_LEN + 1]);
    random bits keep ids unique across machines and threads. */
 #define IDS_TIME_HEX_LEN 13
 int ids_generate_timed(char hex_r[IDS_HEX_LEN + 1]);
+/* The clock of time-ordered ids, in microseconds since the epoch: the
+   wall clock, but never behind a value it gave or was raised to (one per
+   process, shared by its threads): an id made after a call to it sorts
+   after that call's time even if the wall clock stepped back, or lags
+   the clock of a machine whose bundle raised it (ids_clock_raise()). */
+uint64_t ids_clock_us(void);
+void ids_clock_raise(uint64_t us);
+/* (secs, usecs) <-> microseconds */
+uint64_t ids_us(uint32_t secs, uint32_t usecs);
 /* The first IDS_TIME_HEX_LEN digits of the ids made at (secs, usecs):
    every id made at or after that time sorts at or after it.  usecs must be
    < 1000000. */

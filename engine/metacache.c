@@ -106,14 +106,20 @@ static uint64_t du(int dir_fd)
 	return total;
 }
 
-void metacache_measure(struct metacache *meta, struct ouser *user)
+/* Measure user: from its last scan (no walk) unless precise, and then by
+   walking its tree if it changed since that scan.  Nothing to do when the
+   last measurement is of the current change generation. */
+static void measure(struct metacache *meta, struct ouser *user, bool precise)
 {
 	uint64_t gen = atomic_load(&user->gen), bytes = 0;
 
-	if (atomic_load(&user->tree_bytes_known)) {
-		/* from the last load or upload scan: no walk */
+	if (atomic_load(&user->measured) &&
+	    atomic_load(&user->measured_gen) == gen)
+		return;
+	if (atomic_load(&user->tree_bytes_known) && !precise) {
 		atomic_store(&user->disk_bytes, atomic_load(&user->tree_bytes));
-		atomic_store(&user->measured_gen, gen);
+		atomic_store(&user->measured_gen,
+			     atomic_load(&user->tree_bytes_gen));
 		atomic_store(&user->measured, true);
 		return;
 	}
@@ -133,6 +139,11 @@ void metacache_measure(struct metacache *meta, struct ouser *user)
 	atomic_store(&user->disk_bytes, bytes);
 	atomic_store(&user->measured_gen, gen);
 	atomic_store(&user->measured, true);
+}
+
+void metacache_measure(struct metacache *meta, struct ouser *user)
+{
+	measure(meta, user, false);
 }
 
 static int64_t now_secs(void)
@@ -192,7 +203,7 @@ static int evict(struct metacache *meta, struct ouser *user,
 		roots_forget(&user->roots);
 		atomic_store(&user->disk_bytes, 0);
 		atomic_store(&user->measured, false);
-		users_set_tree_bytes(user, false, 0);
+		users_set_tree_bytes(user, false, 0, 0);
 	}
 	pthread_mutex_unlock(&user->upload_lock);
 	if (!moved)
@@ -233,15 +244,17 @@ void metacache_enforce(struct metacache *meta, struct users *users,
 	if (users_list(users, &list, &count) < 0)
 		return;
 	for (unsigned int i = 0; i < count; i++) {
-		struct ouser *u = list[i];
-
-		/* a user's scanned size changes at its uploads, without
-		   a change of gen */
-		if (!atomic_load(&u->measured) ||
-		    atomic_load(&u->measured_gen) != atomic_load(&u->gen) ||
-		    atomic_load(&u->tree_bytes_known))
-			metacache_measure(meta, u);
-		used += atomic_load(&u->disk_bytes);
+		measure(meta, list[i], false);
+		used += atomic_load(&list[i]->disk_bytes);
+	}
+	if (used > meta->cap / 10 * 9) {
+		/* near the cap: what users changed since their last scan
+		   counts, so those are walked */
+		used = 0;
+		for (unsigned int i = 0; i < count; i++) {
+			measure(meta, list[i], true);
+			used += atomic_load(&list[i]->disk_bytes);
+		}
 	}
 	if (used > meta->cap) {
 		qsort(list, count, sizeof(*list), cmp_access);

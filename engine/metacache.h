@@ -2,10 +2,12 @@
  * section 7).
  *
  * Each user's size is what its last load or upload scan saw of its tree
- * (bundle_tree_disk_bytes(): users_set_tree_bytes()), so steady state walks
- * no tree; only a user with neither (at startup, or a new user before its
- * first upload) is measured by walking it (allocated bytes, du-style) when
- * it changed since its last measurement.  metacache_enforce() runs in the
+ * (bundle_tree_disk_bytes(), stubs as stub_disk_bytes():
+ * users_set_tree_bytes()), so below 90% of the cap no tree is walked; a
+ * user with neither (at startup, or a new user before its first upload)
+ * is measured by walking it (allocated bytes, du-style) when it changed
+ * since its last measurement, and so is, above 90% of the cap, a user
+ * that changed since its last scan (what it wrote since then counts).  metacache_enforce() runs in the
  * uploader's
  * thread every few seconds.  While the total is above the cap it evicts,
  * least recently accessed first, users that are idle (no open files or

@@ -3,6 +3,8 @@
 #include "obox-private.h"
 #include "cachedir.h"
 #include "cachestate.h"
+#include "ids.h"
+#include "stub.h"
 #include "log.h"
 #include "mailcache.h"
 #include "mailpath.h"
@@ -238,6 +240,7 @@ static int caches_init(struct obox *obox, const char **error_r)
 	if (cachestate_open(obox->cache_dir, obox->meta_fd, &obox->cs,
 			    &error) < 0)
 		return init_fail(error_r, "cache state: %s", error);
+	ids_clock_raise(cachestate_clock_read(obox->cs));
 	if (load_dir_open(obox, error_r) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/mail", obox->cache_dir);
@@ -265,6 +268,8 @@ static int caches_init(struct obox *obox, const char **error_r)
 	obox->upctx.split_check_interval = obox->set.split_check_interval;
 	obox->upctx.dir_changed = dir_changed;
 	obox->upctx.dir_changed_context = obox;
+	/* stubs are made in staging/ and renamed into meta/: one disk */
+	obox->upctx.stub_disk_bytes = stub_disk_bytes(obox->staging_fd);
 	return 0;
 }
 
@@ -346,6 +351,8 @@ void obox_deinit(struct obox **_obox)
 	*_obox = NULL;
 	obox_stop(obox);
 	metacache_deinit(&obox->metacache);
+	if (obox->cs != NULL)
+		cachestate_clock_save(obox->cs, ids_clock_us());
 	cachestate_close(&obox->cs, !obox->deinit_unclean);
 	users_deinit(&obox->users);
 	if (obox->upctx_ok)

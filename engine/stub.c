@@ -4,12 +4,15 @@
 #include "keys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include "log.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #define FD_PATH_MAX 40
 
@@ -132,6 +135,31 @@ int stub_write(int fd, const struct stub *stub)
 	    fd_setxattr(fd, BUNDLE_XATTR_KEY, stub->key, strlen(stub->key), 0) < 0)
 		return -1;
 	return 0;
+}
+
+uint64_t stub_disk_bytes(int dir_fd)
+{
+	struct stub stub = { .size = 123456 };
+	char name[64], oid[IDS_HEX_LEN + 1];
+	uint64_t bytes = 4096;
+	struct stat st;
+	int fd;
+
+	/* a key as long as a typical user's mail key */
+	if (ids_generate(oid) < 0 ||
+	    keys_mail_key("user00001@example.com", oid, oid, stub.key,
+			  sizeof(stub.key)) < 0)
+		return bytes;
+	snprintf(name, sizeof(name), "stub-probe.%s", oid);
+	fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return bytes;
+	if (stub_write(fd, &stub) == 0 &&
+	    fstat(fd, &st) == 0)
+		bytes = (uint64_t)st.st_blocks * 512;
+	close(fd);
+	(void)unlinkat(dir_fd, name, 0);
+	return bytes;
 }
 
 int stub_clear(int fd)

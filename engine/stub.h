@@ -40,6 +40,11 @@ int stub_parse(const char *key, size_t key_len, const char *size,
 	       size_t size_len, struct stub *stub_r);
 /* Write the stub xattrs to fd.  Returns 0 or -1 with errno. */
 int stub_write(int fd, const struct stub *stub);
+/* What one stub takes on the disk of directory dir_fd (st_blocks of a
+   probe stub with a key of typical length: 0, or a block when the xattrs
+   do not fit in the inode), for the metacache's accounting; 4096 if it
+   cannot be measured. */
+uint64_t stub_disk_bytes(int dir_fd);
 /* Remove the stub xattrs from fd (missing ones are fine). */
 int stub_clear(int fd);
 /* If st is a stub's stat, replace st_size/st_blocks with the mail's.  Returns

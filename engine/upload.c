@@ -28,13 +28,14 @@
 #define UPLOAD_DIFF_MIN_REBASE 16384
 #define UPLOAD_MAX_DIFFS 64
 #define UPLOAD_KEY_MAX (OBJSTORE_KEY_MAX + 1)
-/* A bundle's mail watermark (bundle.h) is this long before its snapshot.
-   Stores and snapshots are already ordered by the user's tree lock: a
-   mail named before the snapshot is in it, and one named after got its
-   oid after the snapshot began.  The margin is for the wall clock
-   stepping back in between (an NTP step), which would give later mails
-   earlier oids. */
-#define UPLOAD_MAILS_MARGIN_SECS 600
+/* A bundle's mail watermark (bundle.h) is the time of its snapshot on
+   the ids' clock (ids_clock_us()), taken under the user's exclusive tree
+   lock.  Stores happen under the shared tree lock, so a mail named
+   before the snapshot is in it, and one named after got its oid after the
+   snapshot's time: the ids' clock never goes back (a wall clock step
+   back included), it was raised past every watermark this machine loaded
+   (userload-bundles.c) and it starts past what the last run gave
+   (cachestate_clock_*()). */
 
 /* one root of a snapshot */
 struct snap_root {
@@ -382,34 +383,25 @@ static int put_bundle(struct upload_ctx *ctx, const char *prefix,
 	return ret;
 }
 
-/* a new bundle's header fields for a tree scanned at taken */
-static int new_info(struct bundle_info *info, const struct timeval *taken)
+/* a new bundle's header fields for a tree scanned at taken (ids' clock,
+   microseconds) */
+static int new_info(struct bundle_info *info, uint64_t taken)
 {
-	struct timeval tv;
+	uint64_t now = ids_clock_us();
 
 	memset(info, 0, sizeof(*info));
-	gettimeofday(&tv, NULL);
-	info->secs = (uint32_t)tv.tv_sec;
-	info->usecs = (uint32_t)tv.tv_usec;
-	if (taken->tv_sec > UPLOAD_MAILS_MARGIN_SECS) {
-		info->mails_secs = (uint32_t)(taken->tv_sec -
-					      UPLOAD_MAILS_MARGIN_SECS);
-		info->mails_usecs = (uint32_t)taken->tv_usec;
-	}
-	/* never after the bundle itself (the clock may have stepped) */
-	if (info->mails_secs > info->secs ||
-	    (info->mails_secs == info->secs &&
-	     info->mails_usecs > info->usecs)) {
-		info->mails_secs = info->secs;
-		info->mails_usecs = info->usecs;
-	}
+	info->secs = (uint32_t)(now / 1000000);
+	info->usecs = (uint32_t)(now % 1000000);
+	/* now > taken: the ids' clock only goes forward */
+	info->mails_secs = (uint32_t)(taken / 1000000);
+	info->mails_usecs = (uint32_t)(taken % 1000000);
 	return bundle_id_generate(info->id);
 }
 
 /* store tree as a new base of root; takes tree */
 static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 		       struct upload_root *root, struct bundle_tree *tree,
-		       const struct timeval *taken)
+		       uint64_t taken)
 {
 	char prefix[UPLOAD_KEY_MAX], key[UPLOAD_KEY_MAX];
 	struct bundle_info info;
@@ -456,7 +448,7 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
    too big; takes tree */
 static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
 		       struct upload_root *root, struct bundle_tree *tree,
-		       const struct timeval *taken)
+		       uint64_t taken)
 {
 	char prefix[UPLOAD_KEY_MAX], key[UPLOAD_KEY_MAX];
 	struct bundle_info info;
@@ -512,7 +504,7 @@ static int upload_diff(struct upload_ctx *ctx, struct ouser *user,
    changed; takes sr->tree */
 static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 		       struct snap_root *sr, uint64_t gen,
-		       const struct timeval *taken)
+		       uint64_t taken)
 {
 	struct upload_root *root = roots_get(&user->roots, sr->guid);
 	struct bundle_tree *tree = sr->tree;
@@ -555,7 +547,8 @@ static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 	if (ret == 0) {
 		root->scan_gen = gen;
 		root->disk_bytes = bundle_tree_disk_bytes(
-			root->last != NULL ? root->last : root->base);
+			root->last != NULL ? root->last : root->base,
+			ctx->stub_disk_bytes);
 	}
 	return ret;
 }
@@ -577,7 +570,7 @@ static void prune_touched(struct ouser *user)
 
 /* the user's tree size from its roots' last scans, if every root has one
    (after a load, roots have keys but no tree until their first upload) */
-static void note_tree_bytes(struct ouser *user)
+static void note_tree_bytes(struct ouser *user, uint64_t gen)
 {
 	uint64_t bytes = 0;
 
@@ -586,7 +579,7 @@ static void note_tree_bytes(struct ouser *user)
 			return;
 		bytes += r->disk_bytes;
 	}
-	users_set_tree_bytes(user, true, bytes);
+	users_set_tree_bytes(user, true, bytes, gen);
 }
 
 /* after a complete pass: roots that are gone (a deleted folder) */
@@ -622,7 +615,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	struct objgc_batch pending;
 	char prefix[UPLOAD_KEY_MAX];
 	uint64_t snap_gen;
-	struct timeval taken;
+	uint64_t taken;
 	bool merged = false;
 	int ret = 0;
 
@@ -637,7 +630,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 
 	users_snapshot_lock(user);
 	snap_gen = atomic_load(&user->gen);
-	gettimeofday(&taken, NULL);
+	taken = ids_clock_us();
 	ret = snapshot_take(ctx, user, folder_path, &snap);
 	if (ret > 0) {
 		/* all of the user's keys, or all of the folder's */
@@ -662,7 +655,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	ret = 0;
 	for (size_t i = 0; i < snap.count; i++) {
 		if (upload_root(ctx, user, &snap.roots[i], snap_gen,
-				&taken) < 0)
+				taken) < 0)
 			ret = -1;
 		else if (folder_path == NULL &&
 			 splitbrain_check(ctx, user, snap.roots[i].guid,
@@ -677,7 +670,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		if (folder_path == NULL) {
 			forget_unseen_roots(ctx, user);
 			prune_touched(user);
-			note_tree_bytes(user);
+			note_tree_bytes(user, snap_gen);
 			atomic_store(&user->uploaded_gen, snap_gen);
 			users_snapshot_lock(user);
 			if (atomic_load(&user->gen) == snap_gen &&

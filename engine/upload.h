@@ -66,6 +66,9 @@ struct upload_ctx {
 	unsigned int split_check_interval;
 	upload_dir_changed_cb *dir_changed;
 	void *dir_changed_context;
+	/* what a stub takes on the cache's disk (stub_disk_bytes()), for
+	   the trees' sizes (set after init, then read-only) */
+	uint64_t stub_disk_bytes;
 
 	pthread_mutex_t stats_lock;
 	struct upload_stats stats;	/* protected by stats_lock */

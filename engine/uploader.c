@@ -1,5 +1,7 @@
 /* uploader.c: the upload thread and its triggers (see uploader.h). */
 #include "uploader.h"
+#include "cachestate.h"
+#include "ids.h"
 #include "metacache.h"
 #include "objgc.h"
 #include "upload.h"
@@ -98,6 +100,8 @@ int uploader_pass(struct upload_ctx *ctx, struct users *users,
 	free(list);
 	if (objgc_flush(ctx->gc) < 0)
 		ret = -1;
+	/* what this run's watermarks went up to (cachestate.h) */
+	cachestate_clock_save(ctx->cs, ids_clock_us());
 	/* snapshots of big folders were freed: give the memory back */
 	(void)malloc_trim(0);
 	return ret;

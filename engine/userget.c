@@ -87,7 +87,9 @@ static int load_locked(struct obox *obox, struct ouser *user)
 	if (stats.mails_put_back > 0)
 		users_changed_behind(user);
 	/* the user dir itself, and what was written below it */
-	users_set_tree_bytes(user, true, 4096 + stats.disk_bytes);
+	users_set_tree_bytes(user, true, 4096 + stats.disk_bytes +
+			     stats.stubs * obox->upctx.stub_disk_bytes,
+			     atomic_load(&user->gen));
 	atomic_fetch_add(&obox->users_loaded, 1);
 	atomic_fetch_add(&obox->mails_put_back, stats.mails_put_back);
 	atomic_fetch_add(&obox->load_mails_listed, stats.mails_listed);

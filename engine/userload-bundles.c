@@ -10,12 +10,34 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
-static void mark_from_info(struct ul_mark *mark,
+/* a watermark this far ahead of the wall clock is not believed */
+#define UL_MARK_MAX_AHEAD_US (86400ULL * 1000000)
+
+/* the tree's watermark: and this machine's ids go past it from now on,
+   so that the mails it stores are never below a watermark it knows of
+   (its clock may be behind the writer's).  One from the far future (a
+   wrong clock, a hostile bundle) is ignored: then the whole folder is
+   listed, and the ids' clock is not dragged along. */
+static void mark_from_info(struct ul_ctx *ctx, struct ul_mark *mark,
 			   const struct bundle_info *info)
 {
+	uint64_t us = ids_us(info->mails_secs, info->mails_usecs);
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	if (us > ids_us((uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec) +
+	    UL_MARK_MAX_AHEAD_US) {
+		obox_log(OBOX_LOG_WARNING, "userload(%s): a bundle's mail "
+			 "watermark is more than a day ahead of this clock: "
+			 "not used\n", ctx->user);
+		mark->secs = mark->usecs = 0;
+		return;
+	}
 	mark->secs = info->mails_secs;
 	mark->usecs = info->mails_usecs;
+	ids_clock_raise(us);
 }
 
 /* GET and decode key, expected to be named name.  Returns 1 with
@@ -110,7 +132,7 @@ static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 		for (i = 0; i < n; i++) {
 			if (bundle_apply_diff(tree, diffs[i].bundle->diff,
 					      &error) == 0) {
-				mark_from_info(mark_r, &diffs[i].bundle->info);
+				mark_from_info(ctx, mark_r, &diffs[i].bundle->info);
 				break;
 			}
 			obox_log(OBOX_LOG_ERR, "userload(%s): diff bundle %s "
@@ -197,7 +219,7 @@ int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	}
 	*tree_r = base->tree;
 	base->tree = NULL;
-	mark_from_info(mark_r, &base->info);
+	mark_from_info(ctx, mark_r, &base->info);
 	bundle_free(&base);
 	ret = apply_diffs(ctx, root, diff_idx, diff_count, *tree_r, mark_r,
 			  error_r);

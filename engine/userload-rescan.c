@@ -157,6 +157,7 @@ int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
 		ctx->stats.mails_put_back++;
 		/* an empty stub: its directory entry (bundle.h's estimate) */
 		ctx->stats.disk_bytes += (8 + strlen(mail.name) + 3) & ~3UL;
+		ctx->stats.stubs++;
 		if (mail.dir == MAILPATH_DIR_DBOX_MAILS)
 			rebuild_dir_add(ctx, dest);
 	}

@@ -174,7 +174,11 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	} else {
 		root->tree_loaded = true;
 		ctx->stats.roots_loaded++;
-		ctx->stats.disk_bytes += bundle_tree_disk_bytes(tree);
+		ctx->stats.disk_bytes += bundle_tree_disk_bytes(tree, 0);
+		for (size_t i = 0; i < tree->count; i++) {
+			if (tree->entries[i].type == BUNDLE_ENTRY_STUB)
+				ctx->stats.stubs++;
+		}
 		tree_written(ctx, root->path, tree);
 	}
 	/* the folder directory's own mtime is its parent tree's */

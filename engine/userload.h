@@ -58,8 +58,9 @@ struct userload_stats {
 	   watermark were not listed (userload-list.c) */
 	unsigned int mails_listed, folders_list_skipped;
 	/* what the trees written and the stubs put back take on disk, as
-	   bundle_tree_disk_bytes() estimates it */
-	uint64_t disk_bytes;
+	   bundle_tree_disk_bytes() estimates it, the stubs' own space not
+	   counted; and how many stubs that is */
+	uint64_t disk_bytes, stubs;
 };
 
 /* A bundle root found while loading: the user root (path "", guid "") or

@@ -182,9 +182,11 @@ void users_mark_left_dirty(struct ouser *user)
 	atomic_store(&user->marked, true);
 }
 
-void users_set_tree_bytes(struct ouser *user, bool known, uint64_t bytes)
+void users_set_tree_bytes(struct ouser *user, bool known, uint64_t bytes,
+			  uint64_t gen)
 {
 	atomic_store(&user->tree_bytes, bytes);
+	atomic_store(&user->tree_bytes_gen, gen);
 	atomic_store(&user->tree_bytes_known, known);
 }
 

@@ -54,6 +54,7 @@ struct ouser {
 	   (users_set_tree_bytes()): when set, the metacache takes it
 	   instead of walking the tree */
 	atomic_uint_fast64_t tree_bytes;
+	atomic_uint_fast64_t tree_bytes_gen;	/* gen of that scan */
 	atomic_bool tree_bytes_known;
 
 	/* one upload or load of this user at a time */
@@ -101,9 +102,11 @@ void users_changed_behind(struct ouser *user);
 /* At startup: the last run could not upload user's changes (its dirty
    marker is still there): dirty again. */
 void users_mark_left_dirty(struct ouser *user);
-/* The tree's size from a load's or an upload's scan (bundle trees), or
-   forget it (known false: the tree was evicted). */
-void users_set_tree_bytes(struct ouser *user, bool known, uint64_t bytes);
+/* The tree's size from a load's or an upload's scan (bundle trees) at
+   change generation gen, or forget it (known false: the tree was
+   evicted). */
+void users_set_tree_bytes(struct ouser *user, bool known, uint64_t bytes,
+			  uint64_t gen);
 /* Mark an access (lookup, read) for the idle timer. */
 void users_touch(struct ouser *user);
 /* A file or directory of user was opened / closed (user may be NULL). */

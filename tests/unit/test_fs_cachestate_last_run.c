@@ -372,3 +372,24 @@ Test(fs_cachestate_last_run, open_fails_cleanly_on_unusable_dir)
 	cr_assert_not_null(error);
 	cr_assert_not_null(strstr(error, "state"), "error: %s", error);
 }
+
+/* the ids' clock a run leaves is what the next reads; none, or garbage,
+   reads as 0 */
+Test(fs_cachestate_last_run, ids_clock_survives_a_restart)
+{
+	char path[4200];
+	int fd;
+
+	open_state();
+	cr_assert_eq(cachestate_clock_read(cs), 0);
+	cachestate_clock_save(cs, 1765000000123456ULL);
+	cachestate_close(&cs, true);
+	open_state();
+	cr_assert_eq(cachestate_clock_read(cs), 1765000000123456ULL);
+	cachestate_path(cs, "ids-clock", path, sizeof(path));
+	fd = open(path, O_WRONLY | O_TRUNC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "12x\n", 4), 4);
+	close(fd);
+	cr_assert_eq(cachestate_clock_read(cs), 0);
+}

@@ -61,6 +61,31 @@ Test(fs_ids, timed_ids_sort_in_creation_order)
 	cr_assert_str_eq(before, "6930b1c20fbcf");
 }
 
+/* the ids' clock never goes back, and once raised (a loaded bundle's
+   watermark from a machine whose clock is ahead) ids sort after that */
+Test(fs_ids, clock_is_monotonic_and_raised_by_watermarks)
+{
+	char id[IDS_HEX_LEN + 1], prefix[IDS_TIME_HEX_LEN + 1];
+	uint64_t prev = ids_clock_us(), ahead;
+
+	for (unsigned int i = 0; i < 10000; i++) {
+		uint64_t now = ids_clock_us();
+
+		cr_assert_gt(now, prev);
+		prev = now;
+	}
+	ahead = prev + 3600ULL * 1000000;	/* an hour ahead */
+	ids_clock_raise(ahead);
+	ids_clock_raise(ahead - 5);		/* never lowers it */
+	cr_assert_gt(ids_clock_us(), ahead);
+	cr_assert_eq(ids_generate_timed(id), 0);
+	ids_time_prefix((uint32_t)(ahead / 1000000),
+			(uint32_t)(ahead % 1000000), prefix);
+	cr_assert_gt(strncmp(id, prefix, IDS_TIME_HEX_LEN), 0,
+		     "%s made after the clock was raised to %s", id, prefix);
+	cr_assert_eq(ids_us(7, 999999), 7999999);
+}
+
 /* arrays, not pointers: criterion runs each case in a new process */
 struct hex_case {
 	char s[40];
