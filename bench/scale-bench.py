@@ -201,8 +201,9 @@ def part_users(args, mode, mails):
                 res['rss_per_user'] = (rss - rss0) / (args.many_users + 8)
                 res['rss_per_mail'] = (rss - rss0) / \
                     (len(mails['few']) + len(mails['many']))
-                res['cache_entries'] = s.get('mail_cache_objects',
-                                             s.get('cache_objects', 0))
+                res['cache_entries'] = s.get('oboxfs_mailcache_entries', 0)
+                res['cache_memory'] = s.get('oboxfs_mailcache_memory_bytes',
+                                            0)
                 res['metacache_bytes'] = s.get('oboxfs_metacache_bytes', 0)
                 res['metacache_walks'] = s.get('oboxfs_metacache_walks_total',
                                                0)
@@ -279,7 +280,11 @@ def print_table(args, results):
             if 'rss' not in c else f'{c["rss"] / 1e6:.0f}')
         row('   RSS growth per user, bytes', '', num(c, 'rss_per_user', '{:,.0f}'))
         row('   RSS growth per delivered mail, bytes', '',
-            num(c, 'rss_per_mail', '{:,.0f}'), 'mail-cache entry <= 200')
+            num(c, 'rss_per_mail', '{:,.0f}'))
+        if c.get('cache_entries'):
+            row('   mail cache: entries, memory per entry (bytes)', '',
+                f'{c["cache_entries"]:,}, '
+                f'{c["cache_memory"] / c["cache_entries"]:.0f}', '<= 200')
         row('   metacache bytes / walks', '',
             f'{c.get("metacache_bytes", "-"):,} / {c.get("metacache_walks", "-")}'
             if c else '-')
