@@ -113,6 +113,9 @@ def window(res, tag, mnt, dc, mails, senders):
     res[f'{tag}_cpu_ms'] = (proc_cpu_ms(mnt.proc.pid) - cpu0) / n
     res[f'{tag}_scan_read'] = delta(s0, s1, 'index_scan_files_read') / n
     res[f'{tag}_scan_reused'] = delta(s0, s1, 'index_scan_files_reused') / n
+    res[f'{tag}_last_base'] = s1.get('index_last_base_bytes', 0)
+    res[f'{tag}_bases'] = delta(s0, s1, 'index_bases_stored')
+    res[f'{tag}_diffs'] = delta(s0, s1, 'index_diffs_stored')
 
 
 def s3_options(env, name):
@@ -245,6 +248,9 @@ def print_table(args, results):
             row(f'   at {n:,}: bundle bytes per delivery', '',
                 num(c, f'{tag}_bundle_bytes', '{:,.0f}'),
                 'grows with what changed')
+            row(f'   at {n:,}: bases + diffs stored; last base, bytes', '',
+                f'{c.get(f"{tag}_bases", "-")} + {c.get(f"{tag}_diffs", "-")};'
+                f' {c.get(f"{tag}_last_base", 0):,}' if c else '-')
             row(f'   at {n:,}: daemon CPU ms per delivery', '',
                 num(c, f'{tag}_cpu_ms', '{:.2f}'))
             row(f'   at {n:,}: index files read / reused per delivery',

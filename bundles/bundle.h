@@ -101,6 +101,10 @@ struct bundle_tree {
 	   clear it too. */
 	bool is_base;
 	struct bundle_info base_info;
+	/* true if the tree passed bundle_tree_check() as a scan made it
+	   (bundle_diff() need not check it again); bundle_tree_add() clears
+	   it, and so must whoever changes entries directly */
+	bool checked;
 };
 
 struct bundle_diff;

@@ -147,7 +147,7 @@ int bundle_diff(const struct bundle_tree *base,
 	}
 	if (bundle_info_times_check(info, error_r) < 0)
 		return -1;
-	if (bundle_tree_check(new_tree, error_r) < 0)
+	if (!new_tree->checked && bundle_tree_check(new_tree, error_r) < 0)
 		return -1;
 	base_idx = bundle_xcalloc(n, sizeof(*base_idx));
 	emit = bundle_xcalloc(n, sizeof(*emit));

@@ -281,9 +281,16 @@ static bool scan_reuse(struct scan_ctx *ctx, const struct dirent *d,
 	if (ctx->filter != NULL &&
 	    ctx->filter(path, false, ctx->context) == BUNDLE_SCAN_SKIP)
 		return true;
-	bundle_entry_copy(&e, old);
-	free(e.path);
+	/* a copy under the current path (not the old path's copy) */
+	e = *old;
 	e.path = bundle_xstrndup(path, strlen(path));
+	e.key = old->key == NULL ? NULL :
+		bundle_xstrndup(old->key, strlen(old->key));
+	e.data = NULL;
+	if (old->type == BUNDLE_ENTRY_FILE && old->size > 0) {
+		e.data = bundle_xmalloc(old->size);
+		memcpy(e.data, old->data, old->size);
+	}
 	e.link_id = 0;
 	if (e.nlink > 1) {
 		st.st_dev = ctx->dev;
@@ -408,6 +415,7 @@ int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
 		bundle_tree_free(&ctx.tree);
 		return -1;
 	}
+	ctx.tree->checked = true;
 	*tree_r = ctx.tree;
 	return 0;
 }

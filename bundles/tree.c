@@ -232,6 +232,7 @@ int bundle_tree_add(struct bundle_tree *tree, const struct bundle_entry *entry,
 	bundle_entry_copy(&tree->entries[pos], entry);
 	tree->count++;
 	tree->is_base = false;
+	tree->checked = false;
 	return 0;
 }
 

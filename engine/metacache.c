@@ -106,9 +106,11 @@ static uint64_t du(int dir_fd)
 	return total;
 }
 
-/* Measure user: from its last scan (no walk) unless precise, and then by
-   walking its tree if it changed since that scan.  Nothing to do when the
-   last measurement is of the current change generation. */
+/* Measure user: from its last scan (no walk) unless precise; a user
+   never scanned keeps the size of its last walk.  Walked: a user never
+   measured, and when precise, one that changed since its last
+   measurement.  Nothing to do when the last measurement is of the current
+   change generation. */
 static void measure(struct metacache *meta, struct ouser *user, bool precise)
 {
 	uint64_t gen = atomic_load(&user->gen), bytes = 0;
@@ -116,13 +118,15 @@ static void measure(struct metacache *meta, struct ouser *user, bool precise)
 	if (atomic_load(&user->measured) &&
 	    atomic_load(&user->measured_gen) == gen)
 		return;
-	if (atomic_load(&user->tree_bytes_known) && !precise) {
+	if (!precise && atomic_load(&user->tree_bytes_known)) {
 		atomic_store(&user->disk_bytes, atomic_load(&user->tree_bytes));
 		atomic_store(&user->measured_gen,
 			     atomic_load(&user->tree_bytes_gen));
 		atomic_store(&user->measured, true);
 		return;
 	}
+	if (!precise && atomic_load(&user->measured))
+		return;	/* until its first upload, or the cap is near */
 	pthread_mutex_lock(&meta->lock);
 	meta->walks++;
 	pthread_mutex_unlock(&meta->lock);

@@ -3,11 +3,11 @@
  *
  * Each user's size is what its last load or upload scan saw of its tree
  * (bundle_tree_disk_bytes(), stubs as stub_disk_bytes():
- * users_set_tree_bytes()), so below 90% of the cap no tree is walked; a
- * user with neither (at startup, or a new user before its first upload)
- * is measured by walking it (allocated bytes, du-style) when it changed
- * since its last measurement, and so is, above 90% of the cap, a user
- * that changed since its last scan (what it wrote since then counts).  metacache_enforce() runs in the
+ * users_set_tree_bytes()), so below 90% of the cap no tree is walked but
+ * once for a user with neither (at startup, or a new user before its
+ * first upload: allocated bytes, du-style); above 90% of the cap, users
+ * that changed since their last measurement are walked (what they wrote
+ * since counts).  metacache_enforce() runs in the
  * uploader's
  * thread every few seconds.  While the total is above the cap it evicts,
  * least recently accessed first, users that are idle (no open files or

@@ -28,8 +28,9 @@ struct upload_root {
 	   next scan reads again only the files changed since (touched.h) */
 	uint64_t scan_gen;
 	/* bundle_tree_disk_bytes() of last ?: base (the metacache's
-	   accounting), 0 while there is no tree */
+	   accounting), 0 while there is no tree; stale: to compute again */
 	uint64_t disk_bytes;
+	bool disk_bytes_stale;
 	uint32_t seq;
 	char **keys;			/* live bundle keys */
 	size_t key_count;

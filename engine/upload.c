@@ -546,9 +546,9 @@ static int upload_root(struct upload_ctx *ctx, struct ouser *user,
 		ret = upload_diff(ctx, user, root, tree, taken);
 	if (ret == 0) {
 		root->scan_gen = gen;
-		root->disk_bytes = bundle_tree_disk_bytes(
-			root->last != NULL ? root->last : root->base,
-			ctx->stub_disk_bytes);
+		/* sized again at the next full pass (note_tree_bytes()),
+		   not at every folder upload */
+		root->disk_bytes_stale = true;
 	}
 	return ret;
 }
@@ -570,13 +570,20 @@ static void prune_touched(struct ouser *user)
 
 /* the user's tree size from its roots' last scans, if every root has one
    (after a load, roots have keys but no tree until their first upload) */
-static void note_tree_bytes(struct ouser *user, uint64_t gen)
+static void note_tree_bytes(struct upload_ctx *ctx, struct ouser *user,
+			    uint64_t gen)
 {
 	uint64_t bytes = 0;
 
 	for (struct upload_root *r = user->roots.list; r != NULL; r = r->next) {
 		if (r->base == NULL && r->last == NULL)
 			return;
+		if (r->disk_bytes_stale) {
+			r->disk_bytes = bundle_tree_disk_bytes(
+				r->last != NULL ? r->last : r->base,
+				ctx->stub_disk_bytes);
+			r->disk_bytes_stale = false;
+		}
 		bytes += r->disk_bytes;
 	}
 	users_set_tree_bytes(user, true, bytes, gen);
@@ -670,7 +677,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		if (folder_path == NULL) {
 			forget_unseen_roots(ctx, user);
 			prune_touched(user);
-			note_tree_bytes(user, snap_gen);
+			note_tree_bytes(ctx, user, snap_gen);
 			atomic_store(&user->uploaded_gen, snap_gen);
 			users_snapshot_lock(user);
 			if (atomic_load(&user->gen) == snap_gen &&
