@@ -65,7 +65,7 @@ void cachedir_file_name(const uint8_t id[CACHEDIR_ID_LEN], uint64_t csum,
 
 	for (int i = 0; i < 8; i++)
 		c[i] = (uint8_t)(csum >> (56 - 8 * i));
-	to_hex(id, 1, name_r);
+	to_hex(CACHEDIR_ID_SUBDIR(id), 1, name_r);
 	name_r[2] = '/';
 	to_hex(id, CACHEDIR_ID_LEN, name_r + 3);
 	name_r[3 + 2 * CACHEDIR_ID_LEN] = '.';
@@ -161,7 +161,7 @@ int cachedir_tmp_create(int dir_fd, const uint8_t id[CACHEDIR_ID_LEN],
 
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return -1;
-	to_hex(id, 1, sub);
+	to_hex(CACHEDIR_ID_SUBDIR(id), 1, sub);
 	sub[2] = '\0';
 	if (mkdirat(dir_fd, sub, 0700) < 0 && errno != EEXIST)
 		return -1;

@@ -33,13 +33,13 @@ void cachedir_index_deinit(struct cachedir_index *idx)
 	memset(idx, 0, sizeof(*idx));
 }
 
-/* ids are random (oids) or SHA-256 output: any 64 bits of them hash well */
+/* the random half of an id (not the time that starts a mail oid) */
 static size_t bucket_of(const struct cachedir_index *idx,
 			const uint8_t id[CACHEDIR_ID_LEN])
 {
 	uint64_t h;
 
-	memcpy(&h, id, sizeof(h));
+	memcpy(&h, CACHEDIR_ID_SPREAD(id), sizeof(h));
 	return (size_t)(h & (idx->nbuckets - 1));
 }
 

@@ -80,7 +80,12 @@ void cachedir_set_error(const char *fmt, ...)
 /* The id of key: its last segment if that is 32 lowercase hex digits (a
    mail oid), else the first 128 bits of SHA-256(key). */
 void cachedir_key_id(const char *key, uint8_t id_r[CACHEDIR_ID_LEN]);
-/* "ab/<id hex>.<csum hex>" */
+/* Where an id is spread over subdirectories and hash buckets: its last
+   bytes, random both in mail oids (whose first 13 hex digits are their
+   time, ids.h) and in SHA-256 ids.  The subdirectory is the last byte. */
+#define CACHEDIR_ID_SPREAD(id) ((id) + CACHEDIR_ID_LEN - 8)
+#define CACHEDIR_ID_SUBDIR(id) ((id) + CACHEDIR_ID_LEN - 1)
+/* "<last byte of the id, hex>/<id hex>.<csum hex>" */
 void cachedir_file_name(const uint8_t id[CACHEDIR_ID_LEN], uint64_t csum,
 			char name_r[CACHEDIR_NAME_LEN + 1]);
 /* Parse a file name inside a subdirectory ("<id hex>.<csum hex>").  Returns

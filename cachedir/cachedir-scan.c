@@ -63,7 +63,9 @@ static int scan_subdir(int dir_fd, const char *sub, struct found_list *list)
 			continue;
 		ok = S_ISREG(st.st_mode) &&
 			cachedir_parse_file_name(d->d_name, f.id, &f.csum) == 0 &&
-			strncmp(d->d_name, sub, 2) == 0;
+			/* in the subdirectory of its id's last byte */
+			strncmp(d->d_name + 2 * CACHEDIR_ID_LEN - 2, sub,
+				2) == 0;
 		if (!ok) {
 			/* temporary files of a crashed process, old formats */
 			(void)unlinkat(fd, d->d_name, 0);

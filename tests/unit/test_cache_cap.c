@@ -69,8 +69,13 @@ static void setup(uint64_t cache_cap, const char *fault)
 	srand(42);
 	for (unsigned int i = 0; i < OBJECTS; i++) {
 		sizes[i] = (uint64_t)(rand() % MAX_SIZE);
+		/* oids that differ before their last byte: every file in
+		   one subdirectory (the cache spreads files by an id's last
+		   byte), so that the sampler's walk (not atomic over many
+		   directories) is close to a snapshot */
 		snprintf(keys[i], sizeof(keys[i]),
-			 "0a/bcd/u@example.com/mailboxes/%032x/%032x", 7, i + 1);
+			 "0a/bcd/u@example.com/mailboxes/%032x/%030x00", 7,
+			 i + 1);
 		object_bytes(i, buf);
 		cr_assert_eq(objstore_put(store, keys[i], buf, sizes[i], NULL,
 					  0), 0, "%s", objstore_error());

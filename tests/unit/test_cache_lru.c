@@ -238,3 +238,43 @@ Test(cache_lru, cachedir_evicts_least_recently_used)
 	objtest_rm_rf(dir);
 	free(dir);
 }
+
+/* mail oids start with their time (13 hex digits): ids made within the
+   same minutes share their first bytes.  They must still spread over the
+   hash buckets and the cache's subdirectories (by their random end), or
+   every lookup walks one chain and every file lands in one directory */
+Test(cache_lru, time_ordered_ids_spread)
+{
+	uint8_t id[CACHEDIR_ID_LEN];
+	char name[CACHEDIR_NAME_LEN + 1];
+	bool subdirs[256] = { false };
+	unsigned int nsubdirs = 0;
+	size_t longest = 0;
+
+	srand(7);
+	for (unsigned int n = 0; n < 4096; n++) {
+		/* one second's worth of time prefix, then random */
+		memset(id, 0x69, 7);
+		for (unsigned int i = 7; i < CACHEDIR_ID_LEN; i++)
+			id[i] = (uint8_t)rand();
+		cr_assert_not_null(cachedir_index_insert(&idx, id, 100, 1));
+		cachedir_file_name(id, 1, name);
+		unsigned int sub = (unsigned int)strtoul(
+			(char[3]){ name[0], name[1], '\0' }, NULL, 16);
+		if (!subdirs[sub]) {
+			subdirs[sub] = true;
+			nsubdirs++;
+		}
+	}
+	for (size_t b = 0; b < idx.nbuckets; b++) {
+		size_t len = 0;
+
+		for (struct cachedir_entry *e = idx.buckets[b]; e != NULL;
+		     e = e->hash_next)
+			len++;
+		if (len > longest)
+			longest = len;
+	}
+	cr_assert_leq(longest, 12, "a hash chain of %zu entries", longest);
+	cr_assert_geq(nsubdirs, 200, "files in %u subdirectories", nsubdirs);
+}
