@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 
@@ -56,6 +57,29 @@ def add_common_args(ap):
         help='build tree with fs/oboxfs (default: $OBOXFS_BUILD_DIR or ./build)')
     ap.add_argument('--dir', help='work directory (default: a new one in /tmp, '
                     'removed afterwards)')
+
+
+def login_fetch_flags(dc, user, want):
+    """LOGIN + SELECT INBOX + UID FETCH 1:* (FLAGS) + LOGOUT of user, who
+    must have want mails; seconds."""
+    t0 = time.monotonic()
+    with mailtest.Imap(dc.imap_port, user) as c:
+        n = c.select('INBOX', readonly=True)
+        flags = c.fetch_flags('1:*')
+    elapsed = time.monotonic() - t0
+    if n != want or len(flags) != want:
+        fail(f'{user}: SELECT said {n} mails, FETCH returned {len(flags)} '
+             f'flags; {want} were delivered')
+    return elapsed
+
+
+def proc_rss(pid):
+    """a process's resident memory, bytes (0 if unknown)"""
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def delta(before, after, key):

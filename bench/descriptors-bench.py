@@ -24,7 +24,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402 - also puts tests/integration on the path
-from benchlib import TOP, cleanup, setup_workdir  # noqa: E402
+from benchlib import TOP, cleanup, proc_rss, setup_workdir  # noqa: E402
 from mailtest import (Dovecot, FdSampler, OboxfsMount, TestEnv,  # noqa: E402
                       deliver_parallel, fail, log, make_mails,
                       nofile_wrapper, user_name)
@@ -51,14 +51,6 @@ def parse_args():
     if min(a.mails, a.files, a.nofile, a.senders) < 1:
         ap.error('counts must be positive')
     return a
-
-
-def rss(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def stat_tree(top, progress_every):
@@ -94,7 +86,7 @@ def stat_tree(top, progress_every):
 
 def report(name, mnt, sampler, known, errors, extra):
     pid = mnt.proc.pid
-    size = rss(pid)
+    size = proc_rss(pid)
     print(f'{name}: {known} files known to the kernel, {errors} failed '
           f'operations; daemon peak {sampler.peak} descriptors of '
           f'{mnt.nofile}; RSS {size / 1e6:.1f} MB '

@@ -31,8 +31,9 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402 - also puts tests/integration on the path
-from benchlib import Swift, cleanup, delta, setup_workdir  # noqa: E402
-from mailtest import (Dovecot, Imap, OboxfsMount, S3Config, TestEnv,  # noqa: E402
+from benchlib import (Swift, cleanup, delta, login_fetch_flags,  # noqa: E402
+                      proc_rss, setup_workdir)
+from mailtest import (Dovecot, OboxfsMount, S3Config, TestEnv,  # noqa: E402
                       deliver_parallel, fail, log, make_mails,
                       store_requests, user_name)
 
@@ -74,26 +75,6 @@ def proc_cpu_ms(pid):
     with open(f'/proc/{pid}/stat') as f:
         fields = f.read().rsplit(')', 1)[1].split()
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf('SC_CLK_TCK')
-
-
-def proc_rss(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def login_fetch_flags(dc, user, want):
-    t0 = time.monotonic()
-    with Imap(dc.imap_port, user) as c:
-        n = c.select('INBOX', readonly=True)
-        flags = c.fetch_flags('1:*')
-    elapsed = time.monotonic() - t0
-    if n != want or len(flags) != want:
-        fail(f'{user}: SELECT said {n} mails, FETCH returned {len(flags)} '
-             f'flags; {want} were delivered')
-    return elapsed
 
 
 def window(res, tag, mnt, dc, mails, senders):

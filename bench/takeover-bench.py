@@ -27,7 +27,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402 - also puts tests/integration on the path
 from benchlib import TOP, Swift, cleanup, delta, setup_workdir  # noqa: E402,F401
-from mailtest import (Dovecot, Imap, OboxfsMount, S3Config, Store, TestEnv,
+from mailtest import (Dovecot, OboxfsMount, S3Config, Store, TestEnv,
                       deliver_parallel, fail, log, make_mails, request_counts,
                       store_requests, user_name)
 
@@ -82,15 +82,7 @@ def parse_args():
 
 def login_fetch_flags(dc, want):
     """LOGIN + SELECT INBOX + UID FETCH 1:* (FLAGS) + LOGOUT; seconds."""
-    t0 = time.monotonic()
-    with Imap(dc.imap_port, BIG_USER) as c:
-        n = c.select('INBOX', readonly=True)
-        flags = c.fetch_flags('1:*')
-    elapsed = time.monotonic() - t0
-    if n != want or len(flags) != want:
-        fail(f'{BIG_USER}: SELECT said {n} mails, FETCH returned '
-             f'{len(flags)} flags; {want} were delivered')
-    return elapsed
+    return benchlib.login_fetch_flags(dc, BIG_USER, want)
 
 
 def part1(res, mnt, dc, args, warm, measured):

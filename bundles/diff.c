@@ -285,6 +285,18 @@ static unsigned char *apply_patch(const struct bundle_entry *b,
 	return data;
 }
 
+/* the content of an append record's file, from its base version b */
+static unsigned char *apply_append(const struct bundle_entry *b,
+				   const struct bundle_record *rec)
+{
+	unsigned char *data = bundle_xmalloc(rec->e.size);
+
+	if (b->size > 0)
+		memcpy(data, b->data, b->size);
+	memcpy(data + b->size, rec->e.data, rec->e.size - b->size);
+	return data;
+}
+
 static int apply_record(const struct bundle_tree *base, long bidx,
 			const struct bundle_record *rec, uint32_t offset,
 			const size_t *link_def, const struct bundle_tree *out,
@@ -299,36 +311,24 @@ static int apply_record(const struct bundle_tree *base, long bidx,
 		e_r->path = bundle_xstrndup(rec->e.path, strlen(rec->e.path));
 		return 0;
 	case BUNDLE_REC_APPEND:
-		if (b == NULL || b->type != BUNDLE_ENTRY_FILE ||
-		    b->size != rec->old_size) {
-			*error_r = bundle_error("%s: appended-to file is not "
-						"in the base with size %llu",
-						rec->e.path, (unsigned long long)
-						rec->old_size);
-			return -1;
-		}
-		*e_r = rec->e;
-		e_r->path = bundle_xstrndup(rec->e.path, strlen(rec->e.path));
-		e_r->key = NULL;
-		e_r->data = bundle_xmalloc(rec->e.size);
-		if (b->size > 0)
-			memcpy(e_r->data, b->data, b->size);
-		memcpy(e_r->data + b->size, rec->e.data,
-		       rec->e.size - b->size);
-		break;
 	case BUNDLE_REC_PATCH:
+		/* both change the base's version of the file */
 		if (b == NULL || b->type != BUNDLE_ENTRY_FILE ||
 		    b->size != rec->old_size) {
-			*error_r = bundle_error("%s: patched file is not in "
-						"the base with size %llu",
-						rec->e.path, (unsigned long long)
+			*error_r = bundle_error("%s: %s file is not in the "
+						"base with size %llu",
+						rec->e.path,
+						rec->kind == BUNDLE_REC_APPEND ?
+						"appended-to" : "patched",
+						(unsigned long long)
 						rec->old_size);
 			return -1;
 		}
 		*e_r = rec->e;
 		e_r->path = bundle_xstrndup(rec->e.path, strlen(rec->e.path));
 		e_r->key = NULL;
-		e_r->data = apply_patch(b, rec);
+		e_r->data = rec->kind == BUNDLE_REC_PATCH ?
+			apply_patch(b, rec) : apply_append(b, rec);
 		break;
 	default:
 		bundle_entry_copy(e_r, &rec->e);
