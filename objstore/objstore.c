@@ -555,11 +555,16 @@ int objstore_stat_set_meta(struct objstore_stat *stat,
 	return 0;
 }
 
-static int list_check(struct objstore *store, const char *prefix,
-		      const char *delimiter, const char *start_after)
+/* objstore_list() and objstore_list_from(): the arguments checked, then
+   the backend (start_after never comes with a delimiter) */
+static int list_run(struct objstore *store, const char *prefix,
+		    const char *delimiter, const char *start_after,
+		    objstore_list_cb *callback, void *context)
 {
 	const char *reason;
 
+	if (prefix == NULL)
+		prefix = "";
 	if (prefix_check(prefix, &reason) < 0)
 		return op_result(store, objstore_set_error(OBJSTORE_ERR_INVALID,
 				 "LIST(%.200s) failed: invalid prefix: %s",
@@ -569,38 +574,29 @@ static int list_check(struct objstore *store, const char *prefix,
 				 "LIST(%s) failed: only '/' is supported as "
 				 "delimiter", prefix));
 	if (start_after != NULL &&
-	    (delimiter != NULL || prefix_check(start_after, &reason) < 0 ||
+	    (prefix_check(start_after, &reason) < 0 ||
 	     strncmp(start_after, prefix, strlen(prefix)) != 0))
 		return op_result(store, objstore_set_error(OBJSTORE_ERR_INVALID,
 				 "LIST(%.200s) failed: start-after %.200s is "
-				 "not a key below the prefix, or a delimiter "
-				 "was given", prefix, start_after));
-	return 0;
+				 "not a key below the prefix", prefix,
+				 start_after));
+	return op_result(store, store->class->v.list(store, prefix, delimiter,
+						     start_after, callback,
+						     context));
 }
 
 int objstore_list(struct objstore *store, const char *prefix,
 		  const char *delimiter, objstore_list_cb *callback,
 		  void *context)
 {
-	if (prefix == NULL)
-		prefix = "";
-	if (list_check(store, prefix, delimiter, NULL) < 0)
-		return -1;
-	return op_result(store, store->class->v.list(store, prefix, delimiter,
-						     NULL, callback, context));
+	return list_run(store, prefix, delimiter, NULL, callback, context);
 }
 
 int objstore_list_from(struct objstore *store, const char *prefix,
 		       const char *start_after, objstore_list_cb *callback,
 		       void *context)
 {
-	if (prefix == NULL)
-		prefix = "";
-	if (list_check(store, prefix, NULL, start_after) < 0)
-		return -1;
-	return op_result(store, store->class->v.list(store, prefix, NULL,
-						     start_after, callback,
-						     context));
+	return list_run(store, prefix, NULL, start_after, callback, context);
 }
 
 int objstore_delete(struct objstore *store, const char *key)
