@@ -24,6 +24,8 @@
 #define BUNDLE_NAME_MAX 255
 #define BUNDLE_KEY_MAX 1024
 #define BUNDLE_MAX_ENTRIES (1U << 20)
+/* the largest bundle a reader fetches from the store (packed or not) */
+#define BUNDLE_FETCH_MAX (256U * 1024 * 1024)
 #define BUNDLE_GUID_HEX_LEN 32
 
 /* xattrs of the metacache (same names as fs/stub.h) */
@@ -235,6 +237,13 @@ size_t bundle_diff_delete_count(const struct bundle_diff *diff);
 int bundle_decode(const void *data, size_t size, size_t max_size,
 		  struct bundle **bundle_r, const char **error_r);
 void bundle_free(struct bundle **bundle);
+
+/* refs.c: call cb with the key of every stub the bundle holds (a base's
+   tree, a diff's new or changed stubs; not what a diff leaves unchanged
+   from its base). */
+typedef void bundle_key_cb_t(const char *key, void *context);
+void bundle_foreach_stub_key(const struct bundle *bundle,
+			     bundle_key_cb_t *cb, void *context);
 
 /* names.c: object names (CONTRACT section 4).  A base bundle is named
    "bundle.<secs: 8 hex>.<usecs: 5 hex>.<id: 32 hex>", a diff

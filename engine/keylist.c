@@ -39,6 +39,26 @@ bool keylist_has(const struct keylist *list, const char *key)
 	return false;
 }
 
+static int key_cmp(const void *p1, const void *p2)
+{
+	const char *const *a = p1, *const *b = p2;
+
+	return strcmp(*a, *b);
+}
+
+void keylist_sort(struct keylist *list)
+{
+	if (list->count > 1)
+		qsort(list->keys, list->count, sizeof(*list->keys), key_cmp);
+}
+
+bool keylist_sorted_has(const struct keylist *list, const char *key)
+{
+	return list->count > 0 &&
+		bsearch(&key, list->keys, list->count, sizeof(*list->keys),
+			key_cmp) != NULL;
+}
+
 void keylist_clear(struct keylist *list)
 {
 	for (size_t i = 0; i < list->count; i++)

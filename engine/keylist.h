@@ -18,6 +18,9 @@ int keylist_push(struct keylist *list, char *key);
 int keylist_add(struct keylist *list, const char *key);
 /* Linear search. */
 bool keylist_has(const struct keylist *list, const char *key);
+/* Sort by byte order, for keylist_sorted_has(): a binary search. */
+void keylist_sort(struct keylist *list);
+bool keylist_sorted_has(const struct keylist *list, const char *key);
 /* Free every key and the array; the list is empty again. */
 void keylist_clear(struct keylist *list);
 

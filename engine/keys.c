@@ -103,6 +103,32 @@ const char *keys_key_oid(const char *key)
 	return ids_is_hex_id(p) ? p : NULL;
 }
 
+int keys_mail_idx_prefix(const char *mail_key, char *buf, size_t size)
+{
+	const char *oid = keys_key_oid(mail_key);
+	size_t mlen = strlen(KEYS_MAILBOXES), root_len;
+	const char *guid;
+
+	/* ".../mailboxes/<guid>/<oid>" */
+	if (oid == NULL || (size_t)(oid - mail_key) < mlen + IDS_HEX_LEN + 2)
+		goto invalid;
+	guid = oid - 1 - IDS_HEX_LEN;
+	root_len = (size_t)(oid - 1 - mail_key);
+	if (guid[-1] != '/' || strncmp(guid - mlen, KEYS_MAILBOXES, mlen) != 0 ||
+	    guid - mlen == mail_key || guid[-(long)mlen - 1] != '/')
+		goto invalid;
+	for (unsigned int i = 0; i < IDS_HEX_LEN; i++) {
+		if (!((guid[i] >= '0' && guid[i] <= '9') ||
+		      (guid[i] >= 'a' && guid[i] <= 'f')))
+			goto invalid;
+	}
+	return keys_check_len(snprintf(buf, size, "%.*s/%s", (int)root_len,
+				       mail_key, KEYS_IDX), size);
+invalid:
+	errno = EINVAL;
+	return -1;
+}
+
 /* "idx/<name>" with no further '/': the name, else NULL */
 static const char *idx_name(const char *rest)
 {

@@ -50,6 +50,10 @@ int keys_mail_list_start(const char *user_prefix, const char *guid,
 /* "<h1>/<h2>/<user>/mailboxes/<folder_guid>/<oid>" */
 int keys_mail_key(const char *user, const char *folder_guid, const char *oid,
 		  char *buf, size_t size);
+/* "<root prefix>/idx/" of the folder a mail key ("<user prefix>/mailboxes/
+   <guid>/<oid>") belongs to: where the bundles that may reference it are.
+   -1 with errno EINVAL if mail_key is not of that shape. */
+int keys_mail_idx_prefix(const char *mail_key, char *buf, size_t size);
 /* The oid (last segment) of a key, or NULL if the key does not end in a
    valid 32-hex-digit id. */
 const char *keys_key_oid(const char *key);

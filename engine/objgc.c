@@ -1,6 +1,8 @@
 /* objgc.c: pending, condemned and deleted objects (see objgc.h). */
 #include "objgc.h"
+#include "gccheck.h"
 #include "keylist.h"
+#include "keys.h"
 #include "mailcache.h"
 #include "objstore.h"
 
@@ -11,7 +13,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* a condemned mail key and when it was condemned (wall clock seconds) */
+struct gc_aging {
+	char *key;
+	int64_t at;
+};
+
+struct gc_aging_list {
+	struct gc_aging *items;
+	size_t count, alloc;
+};
 
 struct objgc {
 	struct objstore *store;
@@ -20,10 +34,18 @@ struct objgc {
 
 	pthread_mutex_t lock;
 	struct keylist pending;	/* protected by lock */
+	/* condemned keys other than mails: deleted by the next flush */
 	struct keylist condemned;	/* protected by lock */
+	/* condemned mail keys: deleted by a flush once grace seconds old and
+	   no other writer's bundle references them (gccheck.h) */
+	struct gc_aging_list aging;	/* protected by lock */
+	/* bundle keys this machine stored and has not condemned */
+	struct keylist own;		/* protected by lock */
+	unsigned int grace;		/* set before use, then read-only */
 	/* taken by a running objgc_flush() (protected by lock; the keys
 	   belong to the flush) */
 	struct keylist flushing;
+	struct gc_aging_list flushing_mails;	/* protected by lock */
 	int garbage_fd;			/* protected by lock */
 	/* released, deleted, delete_failures (pending and condemned are
 	   the lists' counts) */
@@ -32,12 +54,93 @@ struct objgc {
 	pthread_mutex_t flush_lock;
 };
 
+static int64_t wall_secs(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* append; takes key.  Returns 0 or -1 (out of memory: not taken) */
+static int aging_push(struct gc_aging_list *list, char *key, int64_t at)
+{
+	if (list->count == list->alloc) {
+		size_t alloc = list->alloc == 0 ? 64 : list->alloc * 2;
+		struct gc_aging *items = realloc(list->items,
+						 alloc * sizeof(*items));
+
+		if (items == NULL)
+			return -1;
+		list->items = items;
+		list->alloc = alloc;
+	}
+	list->items[list->count].key = key;
+	list->items[list->count].at = at;
+	list->count++;
+	return 0;
+}
+
+static bool aging_has(const struct gc_aging_list *list, const char *key)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		if (strcmp(list->items[i].key, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void aging_clear(struct gc_aging_list *list)
+{
+	for (size_t i = 0; i < list->count; i++)
+		free(list->items[i].key);
+	free(list->items);
+	memset(list, 0, sizeof(*list));
+}
+
+static bool is_mail_key(const char *key)
+{
+	char prefix[OBJSTORE_KEY_MAX + 1];
+
+	return keys_mail_idx_prefix(key, prefix, sizeof(prefix)) == 0;
+}
+
+/* with gc->lock held: file a condemned key (taken) in the right list */
+static void file_locked(struct objgc *gc, char *key, int64_t at)
+{
+	int ret = is_mail_key(key) ? aging_push(&gc->aging, key, at) :
+		keylist_push(&gc->condemned, key);
+
+	if (ret < 0) {
+		obox_log(OBOX_LOG_ERR, "condemning %s: out of memory (the "
+			 "object leaks)\n", key);
+		free(key);
+	}
+}
+
+/* a garbage file line: "<key>" or "<key>\t<condemned at>" (a key has no
+   control characters); *at_r = now when it has no time */
+static bool garbage_line_parse(char *line, int64_t now, int64_t *at_r)
+{
+	char *tab = strchr(line, '\t'), *end;
+	const char *error;
+	long long at;
+
+	*at_r = now;
+	if (tab != NULL) {
+		*tab = '\0';
+		errno = 0;
+		at = strtoll(tab + 1, &end, 10);
+		if (errno != 0 || end == tab + 1 || *end != '\0' || at < 0)
+			return false;
+		*at_r = at > now ? now : (int64_t)at;
+	}
+	return objstore_key_check(line, &error) == 0;
+}
+
 /* read the keys a previous run condemned; a line that is not a valid key
    (torn by a crash, over-long, junk) is skipped whole */
 static void garbage_load(struct objgc *gc)
 {
 	FILE *f = fopen(gc->garbage_path, "r");
-	const char *error;
+	int64_t now = wall_secs(), at;
 	char *line = NULL;
 	size_t size = 0;
 	ssize_t len;
@@ -45,22 +148,52 @@ static void garbage_load(struct objgc *gc)
 	if (f == NULL)
 		return;
 	while ((len = getline(&line, &size, f)) > 0) {
-		if (line[len - 1] != '\n' || len - 1 > OBJSTORE_KEY_MAX)
+		if (line[len - 1] != '\n' || len - 1 > OBJSTORE_KEY_MAX + 24)
 			continue;
 		line[len - 1] = '\0';
 		if (strlen(line) != (size_t)len - 1)
 			continue;	/* a NUL inside */
-		if (objstore_key_check(line, &error) < 0)
+		if (!garbage_line_parse(line, now, &at))
 			continue;
 		char *key = strdup(line);
 
-		if (key == NULL || keylist_push(&gc->condemned, key) < 0) {
-			free(key);
+		if (key == NULL)
 			break;
-		}
+		file_locked(gc, key, at);
 	}
 	free(line);
 	fclose(f);
+}
+
+/* with gc->lock held: one line of the garbage file */
+static void garbage_append_locked(struct objgc *gc, const char *key,
+				  bool mail, int64_t at)
+{
+	char line[OBJSTORE_KEY_MAX + 32];
+	int len;
+
+	if (gc->garbage_fd < 0)
+		return;
+	len = mail ? snprintf(line, sizeof(line), "%s\t%lld\n", key,
+			      (long long)at) :
+		snprintf(line, sizeof(line), "%s\n", key);
+	if (len < 0 || (size_t)len >= sizeof(line) ||
+	    write(gc->garbage_fd, line, (size_t)len) != len) {
+		obox_log(OBOX_LOG_WARNING, "appending to %s failed: %s\n",
+			 gc->garbage_path, strerror(errno));
+	}
+}
+
+/* with gc->lock held: the garbage file holds what is condemned now */
+static void garbage_rewrite_locked(struct objgc *gc)
+{
+	if (gc->garbage_fd < 0 || ftruncate(gc->garbage_fd, 0) < 0)
+		return;
+	for (size_t i = 0; i < gc->condemned.count; i++)
+		garbage_append_locked(gc, gc->condemned.keys[i], false, 0);
+	for (size_t i = 0; i < gc->aging.count; i++)
+		garbage_append_locked(gc, gc->aging.items[i].key, true,
+				      gc->aging.items[i].at);
 }
 
 struct objgc *objgc_init(struct objstore *store, struct mailcache *mc,
@@ -92,6 +225,11 @@ struct objgc *objgc_init(struct objstore *store, struct mailcache *mc,
 	return gc;
 }
 
+void objgc_set_grace(struct objgc *gc, unsigned int secs)
+{
+	gc->grace = secs;
+}
+
 void objgc_deinit(struct objgc **_gc)
 {
 	struct objgc *gc = *_gc;
@@ -107,6 +245,8 @@ void objgc_deinit(struct objgc **_gc)
 	}
 	keylist_clear(&gc->pending);
 	keylist_clear(&gc->condemned);
+	keylist_clear(&gc->own);
+	aging_clear(&gc->aging);
 	if (gc->garbage_fd >= 0)
 		close(gc->garbage_fd);
 	pthread_mutex_destroy(&gc->lock);
@@ -170,21 +310,20 @@ void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch)
 /* with gc->lock held; takes key */
 static void condemn_locked(struct objgc *gc, char *key)
 {
-	if (gc->garbage_fd >= 0) {
-		size_t len = strlen(key);
+	bool mail = is_mail_key(key);
+	int64_t now = wall_secs();
 
-		key[len] = '\n';
-		if (write(gc->garbage_fd, key, len + 1) != (ssize_t)len + 1) {
-			obox_log(OBOX_LOG_WARNING, "appending to %s failed: "
-				 "%s\n", gc->garbage_path, strerror(errno));
+	/* a bundle of ours condemned is still ours (gccheck: not another
+	   writer's), as garbage */
+	for (size_t i = 0; i < gc->own.count; i++) {
+		if (strcmp(gc->own.keys[i], key) == 0) {
+			free(gc->own.keys[i]);
+			gc->own.keys[i] = gc->own.keys[--gc->own.count];
+			break;
 		}
-		key[len] = '\0';
 	}
-	if (keylist_push(&gc->condemned, key) < 0) {
-		obox_log(OBOX_LOG_ERR, "condemning %s: out of memory (the "
-			 "object leaks)\n", key);
-		free(key);
-	}
+	garbage_append_locked(gc, key, mail, now);
+	file_locked(gc, key, now);
 }
 
 void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch)
@@ -200,15 +339,26 @@ void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch)
 
 void objgc_condemn(struct objgc *gc, const char *key)
 {
-	char *copy = malloc(strlen(key) + 2);
+	char *copy = strdup(key);
 
 	if (copy == NULL) {
 		obox_log(OBOX_LOG_ERR, "condemning %s: out of memory\n", key);
 		return;
 	}
-	strcpy(copy, key);
 	pthread_mutex_lock(&gc->lock);
 	condemn_locked(gc, copy);
+	pthread_mutex_unlock(&gc->lock);
+}
+
+void objgc_own_bundle(struct objgc *gc, const char *key)
+{
+	pthread_mutex_lock(&gc->lock);
+	if (keylist_add(&gc->own, key) < 0) {
+		/* then it looks like another writer's: its mails are kept
+		   longer, never lost */
+		obox_log(OBOX_LOG_WARNING, "noting bundle %s: out of "
+			 "memory\n", key);
+	}
 	pthread_mutex_unlock(&gc->lock);
 }
 
@@ -244,55 +394,200 @@ bool objgc_is_garbage(struct objgc *gc, const char *key)
 	pthread_mutex_lock(&gc->lock);
 	ret = keylist_has(&gc->condemned, key) ||
 		keylist_has(&gc->pending, key) ||
-		keylist_has(&gc->flushing, key);
+		keylist_has(&gc->flushing, key) ||
+		aging_has(&gc->aging, key) ||
+		aging_has(&gc->flushing_mails, key);
 	pthread_mutex_unlock(&gc->lock);
+	return ret;
+}
+
+/* gccheck's question: is the bundle key this machine's (stored and live,
+   or condemned)? */
+static bool ours_cb(const char *bundle_key, void *context)
+{
+	struct objgc *gc = context;
+	bool ret;
+
+	pthread_mutex_lock(&gc->lock);
+	ret = keylist_has(&gc->own, bundle_key) ||
+		keylist_has(&gc->condemned, bundle_key) ||
+		keylist_has(&gc->flushing, bundle_key);
+	pthread_mutex_unlock(&gc->lock);
+	return ret;
+}
+
+static int aging_cmp(const void *p1, const void *p2)
+{
+	const struct gc_aging *a = p1, *b = p2;
+
+	return strcmp(a->key, b->key);
+}
+
+/* Of the mails (sorted by key, so a folder's are together), move those
+   no other writer's bundle references into del (taking the keys); the
+   others stay in mails (kept: they age on). */
+static void check_mails(struct objgc *gc, struct gc_aging_list *mails,
+			struct keylist *del)
+{
+	size_t kept = 0, start = 0;
+
+	while (start < mails->count) {
+		char prefix[OBJSTORE_KEY_MAX + 1], other[OBJSTORE_KEY_MAX + 1];
+		size_t end = start + 1, n;
+		struct gccheck_result result;
+		const char **keys;
+		bool *referenced;
+		int ret = -1;
+
+		(void)keys_mail_idx_prefix(mails->items[start].key, prefix,
+					   sizeof(prefix));
+		while (end < mails->count &&
+		       keys_mail_idx_prefix(mails->items[end].key, other,
+					    sizeof(other)) == 0 &&
+		       strcmp(prefix, other) == 0)
+			end++;
+		n = end - start;
+		keys = calloc(n, sizeof(*keys));
+		referenced = calloc(n, sizeof(*referenced));
+		if (keys != NULL && referenced != NULL) {
+			for (size_t i = 0; i < n; i++)
+				keys[i] = mails->items[start + i].key;
+			ret = gccheck_referenced(gc->store, keys, n, ours_cb,
+						 gc, referenced, &result);
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct gc_aging *item = &mails->items[start + i];
+
+			if (ret == 0 && !referenced[i] &&
+			    keylist_push(del, item->key) == 0)
+				continue;
+			mails->items[kept++] = *item;
+		}
+		if (ret == 0 && result.kept > 0) {
+			obox_log(OBOX_LOG_WARNING, "%zu mail objects below %s "
+				 "are not deleted: %zu bundles of another "
+				 "writer (split brain) still reference them\n",
+				 result.kept, prefix, result.foreign_bundles);
+		}
+		pthread_mutex_lock(&gc->lock);
+		gc->stats.delete_checks++;
+		gc->stats.kept_referenced += ret == 0 ? result.kept : n;
+		pthread_mutex_unlock(&gc->lock);
+		free(keys);
+		free(referenced);
+		start = end;
+	}
+	mails->count = kept;
+}
+
+/* with gc->lock held: the mails condemned at least grace seconds ago */
+static void take_aged_locked(struct objgc *gc, struct gc_aging_list *out)
+{
+	int64_t now = wall_secs();
+	size_t kept = 0;
+
+	for (size_t i = 0; i < gc->aging.count; i++) {
+		struct gc_aging *item = &gc->aging.items[i];
+
+		if (now - item->at >= (int64_t)gc->grace &&
+		    aging_push(out, item->key, item->at) == 0)
+			continue;
+		gc->aging.items[kept++] = *item;
+	}
+	gc->aging.count = kept;
+}
+
+/* objstore_delete_many() of both lists */
+static int delete_both(struct objgc *gc, const struct keylist *a,
+		       const struct keylist *b)
+{
+	size_t count = a->count + b->count;
+	const char **keys;
+	int ret;
+
+	if (count == 0)
+		return 0;
+	keys = malloc(count * sizeof(*keys));
+	if (keys == NULL) {
+		obox_log(OBOX_LOG_ERR, "deleting %zu unreferenced objects: out "
+			 "of memory (tried again later)\n", count);
+		return -1;
+	}
+	memcpy(keys, a->keys, a->count * sizeof(*keys));
+	memcpy(keys + a->count, b->keys, b->count * sizeof(*keys));
+	ret = objstore_delete_many(gc->store, keys, count);
+	if (ret < 0) {
+		obox_log(OBOX_LOG_ERR, "deleting %zu unreferenced objects "
+			 "failed (tried again later): %s\n", count,
+			 objstore_error());
+	}
+	free(keys);
 	return ret;
 }
 
 int objgc_flush(struct objgc *gc)
 {
-	struct keylist work;
+	struct gc_aging_list mails = { 0 }, shown = { 0 };
+	struct keylist work, del = { 0 };
 	int ret = 0;
 
 	pthread_mutex_lock(&gc->flush_lock);
 	pthread_mutex_lock(&gc->lock);
 	work = gc->condemned;
 	memset(&gc->condemned, 0, sizeof(gc->condemned));
+	take_aged_locked(gc, &mails);
+	/* what objgc_is_garbage() sees meanwhile: the flush's lists as they
+	   are now (the flush reorders its own copy; no key is freed before
+	   these are reset) */
+	if (mails.count > 0) {
+		shown.items = malloc(mails.count * sizeof(*shown.items));
+		if (shown.items == NULL) {
+			for (size_t i = 0; i < mails.count; i++)
+				file_locked(gc, mails.items[i].key,
+					    mails.items[i].at);
+			mails.count = 0;
+		} else {
+			memcpy(shown.items, mails.items,
+			       mails.count * sizeof(*shown.items));
+			shown.count = shown.alloc = mails.count;
+		}
+	}
 	gc->flushing = work;
+	gc->flushing_mails = shown;
 	pthread_mutex_unlock(&gc->lock);
 
-	if (work.count > 0 &&
-	    objstore_delete_many(gc->store, (const char *const *)work.keys,
-				 work.count) < 0) {
-		obox_log(OBOX_LOG_ERR, "deleting %zu unreferenced objects "
-			 "failed (tried again later): %s\n", work.count,
-			 objstore_error());
-		ret = -1;
-	}
+	/* the mails another writer's chain still references stay in mails;
+	   the others move to del */
+	if (mails.count > 1)
+		qsort(mails.items, mails.count, sizeof(*mails.items),
+		      aging_cmp);
+	check_mails(gc, &mails, &del);
+	ret = delete_both(gc, &work, &del);
+
 	pthread_mutex_lock(&gc->lock);
 	memset(&gc->flushing, 0, sizeof(gc->flushing));
+	memset(&gc->flushing_mails, 0, sizeof(gc->flushing_mails));
+	free(shown.items);
+	/* kept mails age on; their time is kept */
+	for (size_t i = 0; i < mails.count; i++)
+		file_locked(gc, mails.items[i].key, mails.items[i].at);
+	free(mails.items);
 	if (ret < 0) {
-		/* back in front of whatever was condemned meanwhile */
-		for (size_t i = 0; i < gc->condemned.count; i++) {
-			if (keylist_push(&work, gc->condemned.keys[i]) < 0)
-				free(gc->condemned.keys[i]);
-		}
-		free(gc->condemned.keys);
-		gc->condemned = work;
+		/* back where they were (the mails aged and were checked
+		   already: the next flush checks them again) */
+		for (size_t i = 0; i < work.count; i++)
+			file_locked(gc, work.keys[i], 0);
+		for (size_t i = 0; i < del.count; i++)
+			file_locked(gc, del.keys[i], 0);
+		free(work.keys);
+		free(del.keys);
 		gc->stats.delete_failures += 1;
 	} else {
-		gc->stats.deleted += work.count;
+		gc->stats.deleted += work.count + del.count;
 		keylist_clear(&work);
-		/* rewrite the file with what was condemned meanwhile */
-		if (gc->garbage_fd >= 0 && ftruncate(gc->garbage_fd, 0) == 0) {
-			for (size_t i = 0; i < gc->condemned.count; i++) {
-				char *key = gc->condemned.keys[i];
-
-				if (dprintf(gc->garbage_fd, "%s\n", key) < 0)
-					break;
-			}
-		}
+		keylist_clear(&del);
 	}
+	garbage_rewrite_locked(gc);
 	pthread_mutex_unlock(&gc->lock);
 	pthread_mutex_unlock(&gc->flush_lock);
 	return ret;
@@ -303,6 +598,7 @@ void objgc_get_stats(struct objgc *gc, struct objgc_stats *stats_r)
 	pthread_mutex_lock(&gc->lock);
 	*stats_r = gc->stats;
 	stats_r->pending = gc->pending.count;
-	stats_r->condemned = gc->condemned.count + gc->flushing.count;
+	stats_r->condemned = gc->condemned.count + gc->flushing.count +
+		gc->aging.count + gc->flushing_mails.count;
 	pthread_mutex_unlock(&gc->lock);
 }

@@ -12,6 +12,13 @@
  * request per 1000 keys on S3), which the uploader calls at its interval,
  * at unmount and on request, not after every upload: deliveries stay at
  * about one request each.
+ *
+ * Condemned *mail* objects are kept a grace period first
+ * (objgc_set_grace(), the delete_grace option), and before a flush
+ * deletes them it lists their folder's bundles: a mail that a bundle of
+ * another writer (split brain) references is kept (gccheck.h).  The
+ * garbage file holds "<key>" lines, and "<key>\t<secs>" for mails (when
+ * they were condemned).
  */
 #ifndef OBOXFS_OBJGC_H
 #define OBOXFS_OBJGC_H
@@ -35,6 +42,11 @@ struct objgc_stats {
 	uint64_t condemned;	/* condemned, not deleted yet (now) */
 	uint64_t deleted;	/* deleted from the store */
 	uint64_t delete_failures;
+	/* folders whose bundles were listed before deleting mails */
+	uint64_t delete_checks;
+	/* mail keys kept at a flush because another writer's bundle
+	   references them (or its bundles could not be read) */
+	uint64_t kept_referenced;
 };
 
 /* garbage_path: the garbage file (NULL: keep condemned keys in memory
@@ -43,6 +55,11 @@ struct objgc_stats {
 struct objgc *objgc_init(struct objstore *store, struct mailcache *mc,
 			 const char *garbage_path);
 void objgc_deinit(struct objgc **gc);
+/* Condemned mail objects are deleted only once secs old (default 0): a
+   machine serving the same user without knowing of this one (split
+   brain) may build on a bundle listing them, and it notices this
+   machine's bundles within its split_check_interval. */
+void objgc_set_grace(struct objgc *gc, unsigned int secs);
 
 /* The mail object key is no longer referenced by the tree: drop its
    cached copy, keep it pending.  Returns 0 or -1 (out of memory: then
@@ -58,6 +75,9 @@ void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch);
 /* A bundle not referencing the keys is stored: condemn them. */
 void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch);
 void objgc_condemn(struct objgc *gc, const char *key);
+/* This machine stored the bundle key: not another writer's (gccheck.h)
+   until it is condemned. */
+void objgc_own_bundle(struct objgc *gc, const char *key);
 /* The mail object key was stored but its name operation failed: no name,
    so no bundle, ever referred to it.  Deleted at once (one request, on a
    failure path only), so that no load's rescan, on this machine or

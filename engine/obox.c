@@ -251,6 +251,14 @@ static int caches_init(struct obox *obox, const char **error_r)
 			      cachestate_path(obox->cs, "garbage", garbage,
 					      sizeof(garbage)));
 	if (obox->gc != NULL) {
+		objgc_set_grace(obox->gc, obox->set.delete_grace);
+		if (obox->set.delete_grace < obox->set.split_check_interval)
+			obox_log(OBOX_LOG_WARNING, "delete_grace (%us) is "
+				 "shorter than split_check_interval (%us): "
+				 "another machine serving the same users "
+				 "might build on a mail deleted here\n",
+				 obox->set.delete_grace,
+				 obox->set.split_check_interval);
 		obox->ms = mailstore_init(obox->store, obox->mailcache,
 					  obox->gc, obox->meta_fd);
 	}

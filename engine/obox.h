@@ -56,6 +56,10 @@ struct obox_settings {
 	unsigned int upload_interval;	/* seconds, 0: only on request */
 	unsigned int upload_deliveries;	/* 0: never per folder */
 	unsigned int split_check_interval;	/* seconds, 0: never */
+	/* seconds a condemned mail object is kept (objgc.h); to be longer
+	   than split_check_interval, or another machine serving the same
+	   user may build on a deleted mail */
+	unsigned int delete_grace;
 
 	obox_user_evicted_cb *user_evicted;
 	obox_dir_changed_cb *dir_changed;

@@ -9,9 +9,11 @@
  * the next load), but no mail is lost: the folder's mail objects that no
  * local stub references (and that are not this machine's own garbage) are
  * put back as stubs by putback.c, with the load's rescan's rules, and the
- * next base of the
- * root (forced) holds them; the other writer's bundles are condemned with
- * it.  sdbox folders are left to the next load's rescan (their u.N names
+ * next base of the root (forced) holds them; the other writer's bundles
+ * are condemned with it.  Local stubs whose objects the other writer
+ * deleted (it expunged the mail; objgc.h keeps them a grace period and
+ * never deletes one another writer's bundle lists) are removed, so the
+ * merged base never points at a deleted object.  sdbox folders are left to the next load's rescan (their u.N names
  * could collide while Dovecot runs).
  */
 #include "upload-private.h"
@@ -67,8 +69,10 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 	return 0;
 }
 
-/* the stub keys in the tree below dir_fd's cur/ and new/ */
-static void local_keys(int folder_fd, struct keylist *set)
+/* the stubs below the folder's cur/ and new/: keys[i] is at paths[i]
+   ("cur/<name>") */
+static void local_stubs(int folder_fd, struct keylist *keys,
+			struct keylist *paths)
 {
 	static const char *const subdirs[] = { "cur", "new" };
 
@@ -84,14 +88,68 @@ static void local_keys(int folder_fd, struct keylist *set)
 			for (size_t e = 0; e < tree->count; e++) {
 				const struct bundle_entry *be =
 					&tree->entries[e];
+				char path[PATH_MAX];
 
-				if (be->type == BUNDLE_ENTRY_STUB)
-					(void)keylist_add(set, be->key);
+				if (be->type != BUNDLE_ENTRY_STUB)
+					continue;
+				snprintf(path, sizeof(path), "%s/%s",
+					 subdirs[i], be->path);
+				if (keylist_add(keys, be->key) < 0)
+					continue;
+				if (keylist_add(paths, path) < 0) {
+					free(keys->keys[--keys->count]);
+					continue;
+				}
 			}
 			bundle_tree_free(&tree);
 		}
 		close(fd);
 	}
+}
+
+/* The local stubs whose objects are gone from the store (the folder's
+   listing lacks them and a HEAD says 404): the other writer expunged the
+   mail and deleted its object; a stub of it would be an index pointing
+   at a deleted object (CONTRACT section 5), so it goes, as the expunge
+   does on that side.  A stub made after the listing has its object
+   stored already (a mail is stored before it gets its name): the HEAD
+   finds it.  Returns the count removed; sets dirs[0/1] for cur/new. */
+static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
+			      const struct keylist *keys,
+			      const struct keylist *paths,
+			      const struct keylist *listed, bool dirs[2])
+{
+	unsigned int dropped = 0;
+
+	for (size_t i = 0; i < keys->count; i++) {
+		struct objstore_stat st;
+
+		if (keylist_sorted_has(listed, keys->keys[i]) ||
+		    objgc_is_garbage(ctx->gc, keys->keys[i]))
+			continue;
+		if (objstore_head(ctx->store, keys->keys[i], &st) == 0) {
+			objstore_stat_free(&st);
+			continue;
+		}
+		if (errno != ENOENT) {
+			obox_log(OBOX_LOG_WARNING, "split brain: HEAD %s "
+				 "failed: %s\n", keys->keys[i],
+				 objstore_error());
+			continue;
+		}
+		if (unlinkat(folder_fd, paths->keys[i], 0) < 0) {
+			obox_log(OBOX_LOG_ERR, "split brain: unlink(%s) "
+				 "failed: %s\n", paths->keys[i],
+				 strerror(errno));
+			continue;
+		}
+		obox_log(OBOX_LOG_WARNING, "split brain: %s was expunged by "
+			 "the other writer (its object %s is gone): removed "
+			 "here too\n", paths->keys[i], keys->keys[i]);
+		dirs[paths->keys[i][0] == 'c' ? 0 : 1] = true;
+		dropped++;
+	}
+	return dropped;
 }
 
 /* put the mail key back into folder_fd (putback.h); maildir mails only:
@@ -127,12 +185,15 @@ out:
 	return ret;
 }
 
-/* the mails of the folder at path no local stub knows: back as stubs */
-static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
-				const char *path, const struct keylist *mails)
+/* the mails of the folder at path no local stub knows: back as stubs;
+   local stubs whose objects the other writer deleted: gone.  listed is
+   the folder's mail keys, sorted. */
+static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
+			const char *path, const struct keylist *listed,
+			unsigned int *merged_r, unsigned int *dropped_r)
 {
-	struct keylist local = { 0 };
-	unsigned int merged = 0;
+	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
+	unsigned int merged = 0, dropped = 0;
 	bool dirs[2] = { false, false };
 	int user_fd, folder_fd;
 
@@ -142,12 +203,17 @@ static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	folder_fd = user_fd < 0 ? -1 :
 		openat(user_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		       O_CLOEXEC);
-	if (folder_fd >= 0)
-		local_keys(folder_fd, &local);
-	for (size_t i = 0; folder_fd >= 0 && i < mails->count; i++) {
-		const char *key = mails->keys[i], *sub;
+	if (folder_fd >= 0) {
+		local_stubs(folder_fd, &local, &local_paths);
+		for (size_t i = 0; i < local.count; i++)
+			(void)keylist_add(&local_sorted, local.keys[i]);
+		keylist_sort(&local_sorted);
+	}
+	for (size_t i = 0; folder_fd >= 0 && i < listed->count; i++) {
+		const char *key = listed->keys[i], *sub;
 
-		if (keylist_has(&local, key) || objgc_is_garbage(ctx->gc, key))
+		if (keylist_sorted_has(&local_sorted, key) ||
+		    objgc_is_garbage(ctx->gc, key))
 			continue;
 		sub = put_back(ctx, folder_fd, key);
 		if (sub != NULL) {
@@ -155,7 +221,10 @@ static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			dirs[sub[0] == 'c' ? 0 : 1] = true;
 		}
 	}
-	if (merged > 0)
+	if (folder_fd >= 0)
+		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
+				    listed, dirs);
+	if (merged > 0 || dropped > 0)
 		users_changed_behind(user);
 	if (folder_fd >= 0)
 		close(folder_fd);
@@ -163,6 +232,8 @@ static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		close(user_fd);
 	users_snapshot_unlock(user);
 	keylist_clear(&local);
+	keylist_clear(&local_paths);
+	keylist_clear(&local_sorted);
 	for (unsigned int i = 0; i < 2; i++) {
 		char sub[PATH_MAX];
 
@@ -172,7 +243,8 @@ static unsigned int merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			 path[0] == '\0' ? "" : "/", i == 0 ? "cur" : "new");
 		ctx->dir_changed(user, sub, ctx->dir_changed_context);
 	}
-	return merged;
+	*merged_r = merged;
+	*dropped_r = dropped;
 }
 
 static int64_t now_secs(void)
@@ -189,7 +261,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	struct upload_root *root = roots_get(&user->roots, guid);
 	char prefix[KEYS_PREFIX_MAX], list[KEYS_PREFIX_MAX];
 	struct list_ctx lctx = { .user_prefix = user->prefix, .guid = guid };
-	unsigned int foreign = 0, merged = 0;
+	unsigned int foreign = 0, merged = 0, dropped = 0;
 	int64_t now = now_secs();
 
 	if (root == NULL || ctx->split_check_interval == 0 ||
@@ -231,8 +303,10 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		 "bundles of %s (user %s, %s): merging its mails; its index "
 		 "changes are not taken over\n", foreign, prefix, user->name,
 		 path[0] == '\0' ? "the user directory" : path);
-	if (guid[0] != '\0')
-		merged = merge_mails(ctx, user, path, &lctx.mails);
+	if (guid[0] != '\0') {
+		keylist_sort(&lctx.mails);
+		merge_mails(ctx, user, path, &lctx.mails, &merged, &dropped);
+	}
 	/* the next upload writes a base holding the merge, then condemns
 	   the other writer's bundles */
 	bundle_tree_free(&root->base);
@@ -241,6 +315,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	pthread_mutex_lock(&ctx->stats_lock);
 	ctx->stats.split_brains++;
 	ctx->stats.split_mails_merged += merged;
+	ctx->stats.split_mails_dropped += dropped;
 	pthread_mutex_unlock(&ctx->stats_lock);
 out:
 	keylist_clear(&lctx.bundles);

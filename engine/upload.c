@@ -375,6 +375,7 @@ static int put_bundle(struct upload_ctx *ctx, const char *prefix,
 			 key_r, objstore_error());
 		ret = -1;
 	} else {
+		objgc_own_bundle(ctx->gc, key_r);
 		STAT_ADD(ctx, bytes, size);
 	}
 	free(data);

@@ -50,6 +50,8 @@ struct upload_stats {
 	uint64_t split_checks;	/* split-brain listings */
 	uint64_t split_brains;	/* roots another machine wrote to */
 	uint64_t split_mails_merged;	/* mails put back from it */
+	/* local stubs whose objects the other writer deleted: removed */
+	uint64_t split_mails_dropped;
 };
 
 /* a directory of user's tree (path relative to the user dir) got entries

@@ -35,6 +35,8 @@
 #ifndef OBOXFS_USERLOAD_H
 #define OBOXFS_USERLOAD_H
 
+#include "bundle.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,7 +44,7 @@
 struct objstore;
 
 /* the largest bundle fetched */
-#define USERLOAD_BUNDLE_MAX (256U * 1024 * 1024)
+#define USERLOAD_BUNDLE_MAX BUNDLE_FETCH_MAX
 
 struct userload_stats {
 	/* roots (user root, folders) whose tree came from a bundle */

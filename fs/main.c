@@ -208,6 +208,7 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 		.upload_interval = opts->upload_interval,
 		.upload_deliveries = opts->upload_deliveries,
 		.split_check_interval = opts->split_check_interval,
+		.delete_grace = opts->delete_grace,
 		.user_evicted = evicted_user,
 		.dir_changed = dir_changed,
 		.context = fs,

@@ -28,6 +28,7 @@ static const struct fuse_opt oboxfs_opts[] = {
 	OPT("upload_interval=%s", upload_interval_str, 0),
 	OPT("upload_deliveries=%s", upload_deliveries_str, 0),
 	OPT("split_check_interval=%s", split_check_interval_str, 0),
+	OPT("delete_grace=%s", delete_grace_str, 0),
 	OPT("tls_insecure", tls_insecure, 1),
 	OPT("no_fsync", no_fsync, 1),
 	FUSE_OPT_KEY("_netdev", KEY_DROP),
@@ -176,6 +177,17 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 		*error_r = "split_check_interval must be 0..604800 seconds";
 		return -1;
 	}
+	/* longer than the split check: another machine serving the same
+	   users notices this one's bundles before a mail it may still list
+	   is deleted (objgc.h) */
+	opts->delete_grace = opts->split_check_interval == 0 ? 0 :
+		opts->split_check_interval + OBOXFS_DELETE_GRACE_MARGIN;
+	if (opts->delete_grace_str != NULL &&
+	    parse_uint(opts->delete_grace_str, 0, 86400 * 30,
+		       &opts->delete_grace) < 0) {
+		*error_r = "delete_grace must be 0..2592000 seconds";
+		return -1;
+	}
 	return 0;
 }
 
@@ -194,6 +206,7 @@ void oboxfs_options_free(struct oboxfs_options *opts)
 	free(opts->upload_interval_str);
 	free(opts->upload_deliveries_str);
 	free(opts->split_check_interval_str);
+	free(opts->delete_grace_str);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -229,6 +242,9 @@ void oboxfs_options_help(void)
 "    -o upload_deliveries=N    index upload every N deliveries (default 10)\n"
 "    -o split_check_interval=SECS  look for another machine writing the\n"
 "                              same users this often (default 3600, 0 never)\n"
+"    -o delete_grace=SECS      keep expunged mails' objects this long before\n"
+"                              deleting them (default split_check_interval\n"
+"                              + 300)\n"
 "    -o no_fsync               file:// store: do not fsync objects\n"
 "    -o fault=SPEC             inject store faults (testing)\n");
 }

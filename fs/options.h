@@ -12,6 +12,8 @@
  *   upload_interval=SECS   index upload interval (default 300)
  *   upload_deliveries=N    index upload after N deliveries (default 10)
  *   split_check_interval=SECS  split-brain check of a root (3600, 0 never)
+ *   delete_grace=SECS      keep condemned mail objects this long (default
+ *                          split_check_interval + 300)
  *   no_fsync               posix store: no fsync of objects (tests)
  *   fault=SPEC             fault injection (tests)
  * The first non-option argument is the STORE URL; all other arguments (the
@@ -36,6 +38,8 @@
 #define OBOXFS_DEFAULT_UPLOAD_INTERVAL 300
 #define OBOXFS_DEFAULT_UPLOAD_DELIVERIES 10
 #define OBOXFS_DEFAULT_SPLIT_CHECK_INTERVAL 3600
+/* delete_grace exceeds split_check_interval by this much by default */
+#define OBOXFS_DELETE_GRACE_MARGIN 300
 
 struct oboxfs_options {
 	char *store_url;
@@ -51,6 +55,7 @@ struct oboxfs_options {
 	char *upload_interval_str;
 	char *upload_deliveries_str;
 	char *split_check_interval_str;
+	char *delete_grace_str;
 	int tls_insecure;
 	int no_fsync;
 	int extra_args;		/* non-option arguments after MOUNTPOINT */
@@ -64,6 +69,7 @@ struct oboxfs_options {
 	unsigned int upload_interval;
 	unsigned int upload_deliveries;
 	unsigned int split_check_interval;
+	unsigned int delete_grace;	/* seconds */
 };
 
 /* Parse and check oboxfs's options out of args.  Returns 0, or -1 with a

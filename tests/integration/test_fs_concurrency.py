@@ -34,7 +34,8 @@ SECONDS = 30
 NUSERS = 4
 OPTIONS = ['upload_interval=1', 'upload_deliveries=1',
            'split_check_interval=1', 'metacache_size=1M',
-           'metacache_idle=15', 'cache_size=1M', 'no_fsync']
+           'metacache_idle=15', 'cache_size=1M', 'no_fsync',
+           'delete_grace=0']
 
 
 def worker(args):

@@ -79,7 +79,7 @@ class Mount:
             [OBOXFS, "-f", "-o",
              # index uploads only when upload_now() asks: the request
              # counts below are of mail objects
-             "allow_other,no_fsync,upload_interval=604800,"
+             "allow_other,no_fsync,delete_grace=0,upload_interval=604800,"
              "upload_deliveries=1000000,cache_dir=" + CACHE + self.options,
              URL, MNT], stderr=subprocess.PIPE, text=True)
         for _ in range(100):

@@ -85,7 +85,7 @@ def start_daemon():
     proc = subprocess.Popen(
         [OBOXFS, "-f", "-o",
          # uploads only when asked (SIGUSR1)
-         "no_fsync,upload_interval=604800,upload_deliveries=1000000,"
+         "no_fsync,delete_grace=0,upload_interval=604800,upload_deliveries=1000000,"
          "cache_dir=" + CACHE, "file://" + STORE, MNT],
         stderr=subprocess.PIPE, text=True)
     for _ in range(200):

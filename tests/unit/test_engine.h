@@ -57,6 +57,9 @@ static void eng_fini(void)
 	free(eng_dir);
 }
 
+/* settings of the engines eng_open() makes from now on (0: off) */
+static unsigned int eng_split_check_interval, eng_delete_grace;
+
 /* an engine on the cache directory eng_dir/<cache_name>, not started */
 static struct obox *eng_open(const char *cache_name)
 {
@@ -68,6 +71,8 @@ static struct obox *eng_open(const char *cache_name)
 		.cache_size = 4 * 1024 * 1024,
 		.metacache_size = 64 * 1024 * 1024,
 		.metacache_idle = 3600,
+		.split_check_interval = eng_split_check_interval,
+		.delete_grace = eng_delete_grace,
 	};
 	const char *error = NULL;
 	struct obox *obox;
@@ -158,6 +163,24 @@ static int eng_rename(struct obox *obox, const char *olddir, const char *name,
 	close(ofd);
 	close(nfd);
 	return err;
+}
+
+/* obox_unlink(dir/name) as a change of user (an expunge) */
+static void eng_unlink(struct obox *obox, const char *dir, const char *name)
+{
+	struct ouser *user = obox_user_get(obox, ENG_USER);
+	int fd = openat(obox_meta_fd(obox), dir, O_RDONLY | O_DIRECTORY);
+	struct stat st;
+	int err;
+
+	cr_assert_geq(fd, 0, "open(%s): %s", dir, strerror(errno));
+	obox_change_begin(obox, user);
+	if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		obox_touched(user, st.st_ino);
+	err = obox_unlink(obox, fd, name);
+	obox_change_end(user);
+	close(fd);
+	cr_assert_eq(err, 0, "unlink(%s/%s): %s", dir, name, strerror(err));
 }
 
 /* a delivery as Dovecot's maildir does it: written to tmp/, renamed into

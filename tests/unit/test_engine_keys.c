@@ -188,3 +188,44 @@ Test(engine_keys, parse_of_built_keys)
 	cr_assert_str_eq(parsed.guid, G);
 	cr_assert_eq(parsed.name, keys_key_oid(key));
 }
+
+/* arrays, not pointers (see parse_case) */
+struct mail_idx_case {
+	char key[200];
+	char want[200];	/* "": refused */
+};
+
+ParameterizedTestParameters(engine_keys, mail_idx_prefix)
+{
+	static struct mail_idx_case cases[] = {
+		{ "aa/bbb/" USER "/mailboxes/" G "/" O,
+		  "aa/bbb/" USER "/mailboxes/" G "/idx/" },
+		/* bundles, the user root, junk: not mail keys */
+		{ "aa/bbb/" USER "/mailboxes/" G "/idx/" B, "" },
+		{ "aa/bbb/" USER "/idx/" B, "" },
+		{ "aa/bbb/" USER "/" O, "" },
+		{ "mailboxes/" G "/" O, "" },
+		{ "aa/bbb/" USER "/mailbox/" G "/" O, "" },
+		{ "aa/bbb/" USER "/mailboxes/" "00D7D12EA08A3153175E0000DFBEA952"
+		  "/" O, "" },
+		{ "aa/bbb/" USER "/mailboxes/x" G "/" O, "" },
+		{ O, "" },
+		{ "", "" },
+	};
+	return cr_make_param_array(struct mail_idx_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct mail_idx_case *c, engine_keys, mail_idx_prefix)
+{
+	char buf[KEYS_PREFIX_MAX];
+	int ret = keys_mail_idx_prefix(c->key, buf, sizeof(buf));
+
+	if (c->want[0] == '\0') {
+		cr_assert_eq(ret, -1, "accepted %s", c->key);
+		cr_assert_eq(errno, EINVAL);
+	} else {
+		cr_assert_eq(ret, 0, "refused %s", c->key);
+		cr_assert_str_eq(buf, c->want);
+	}
+}

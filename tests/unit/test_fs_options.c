@@ -54,6 +54,8 @@ Test(fs_options, defaults)
 	cr_assert_eq(opts.metacache_size, 1024ULL * 1024 * 1024);
 	cr_assert_eq(opts.metacache_idle, 60);
 	cr_assert_eq(opts.split_check_interval, 3600);
+	/* longer than the split check (objgc.h) */
+	cr_assert_eq(opts.delete_grace, 3900);
 	cr_assert_eq(opts.addressing, OBJSTORE_ADDRESSING_AUTO);
 	cr_assert_eq(opts.tls_insecure, 0);
 	cr_assert_null(opts.endpoint);
@@ -88,6 +90,8 @@ Test(fs_options, all_values)
 	cr_assert_eq(opts.metacache_size, 3ULL * 1024 * 1024);
 	cr_assert_eq(opts.metacache_idle, 20);
 	cr_assert_eq(opts.split_check_interval, 0);
+	/* no split check: no grace needed */
+	cr_assert_eq(opts.delete_grace, 0);
 	cr_assert_str_eq(opts.store_url, "s3://bucket/prefix");
 
 	oboxfs_options_to_settings(&opts, &set);
@@ -144,6 +148,9 @@ ParameterizedTestParameters(fs_options, bad_values)
 		{ "metacache_idle=x" },
 		{ "split_check_interval=-1" },
 		{ "split_check_interval=604801" },
+		{ "delete_grace=-1" },
+		{ "delete_grace=2592001" },
+		{ "delete_grace=1h" },
 	};
 	return cr_make_param_array(struct bad_case, bad,
 				   sizeof(bad) / sizeof(bad[0]));
@@ -207,4 +214,25 @@ Test(fs_options, too_many_arguments)
 
 	cr_assert_eq(parse(4, argv, &error), -1);
 	cr_assert_not_null(strstr(error, "too many"));
+}
+
+Test(fs_options, delete_grace_given)
+{
+	char *argv[] = { "oboxfs", "-o", "split_check_interval=60,"
+			 "delete_grace=7200", "file:///s", "/mnt" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(5, argv, &error), 0, "%s", error);
+	cr_assert_eq(opts.split_check_interval, 60);
+	cr_assert_eq(opts.delete_grace, 7200);
+}
+
+Test(fs_options, delete_grace_follows_split_check_interval)
+{
+	char *argv[] = { "oboxfs", "-o", "split_check_interval=60",
+			 "file:///s", "/mnt" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(5, argv, &error), 0, "%s", error);
+	cr_assert_eq(opts.delete_grace, 360);
 }
