@@ -48,6 +48,14 @@ int cachedir_shrink(struct cachedir *cd, uint64_t bytes)
 	return ret;
 }
 
+/* errno for a failed GET: CACHEDIR_ERR_MISSING when the store does not
+   have the object, else EIO */
+static int fetch_errno(void)
+{
+	return objstore_errcode() == OBJSTORE_ERR_NOT_FOUND ?
+		CACHEDIR_ERR_MISSING : EIO;
+}
+
 static bool errno_is_disk_full(void)
 {
 	return errno == ENOSPC || errno == EDQUOT;
@@ -84,7 +92,7 @@ int cachedir_fill(struct cachedir *cd, const char *key, int src_fd, int fd,
 					      fd, 0, &got);
 			if (ret < 0 && !errno_is_disk_full()) {
 				cachedir_set_error("%s", objstore_error());
-				errno = EIO;
+				errno = fetch_errno();
 				return -1;
 			}
 			if (ret == 0 && got != size) {
@@ -139,7 +147,7 @@ int cachedir_open_uncached(struct cachedir *cd, const char *key,
 	}
 	if (objstore_get_fd(cd->store, key, 0, size + 1, fd, 0, &got) < 0) {
 		cachedir_set_error("%s", objstore_error());
-		errno = EIO;
+		errno = fetch_errno();
 	} else if (got != size) {
 		cachedir_set_error("object %s has %" PRIu64 " bytes, expected %"
 				   PRIu64, key, got, size);

@@ -13,6 +13,7 @@
 #ifndef OBOXFS_CACHEDIR_H
 #define OBOXFS_CACHEDIR_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,8 +44,10 @@ void cachedir_deinit(struct cachedir **cd);
    anonymous memory file, not cached, and so is an object that does not fit
    on the cache disk even after evicting everything (a disk full of other
    data).  Returns 0 and *fd_r, or -1 with errno (EIO: the store failed or
-   returned another size; ENOENT: removed while fetched) and a message in
+   returned another size; CACHEDIR_ERR_MISSING: the store does not have
+   the object; ENOENT: removed while fetched) and a message in
    cachedir_error(). */
+#define CACHEDIR_ERR_MISSING ENODATA
 int cachedir_open(struct cachedir *cd, const char *key, uint64_t size,
 		  int *fd_r);
 /* Put the first size bytes of fd in the cache as key's object (an object

@@ -43,10 +43,13 @@ int mailcache_open(struct mailcache *mc, const char *key, uint64_t size,
 	if (cachedir_open(mc->cd, key, size, fd_r) < 0) {
 		int saved = errno;
 
-		/* ENOENT: the object was released while fetched */
-		obox_log(saved == ENOENT ? OBOX_LOG_INFO : OBOX_LOG_ERR,
-			 "mail cache: open(%s) failed: %s\n",
-			 key, cachedir_error());
+		/* ENOENT: the object was released while fetched; missing
+		   from the store: logged once by the caller (mailmissing.h) */
+		if (saved != CACHEDIR_ERR_MISSING) {
+			obox_log(saved == ENOENT ? OBOX_LOG_INFO :
+				 OBOX_LOG_ERR, "mail cache: open(%s) failed: "
+				 "%s\n", key, cachedir_error());
+		}
 		errno = saved;
 		return -1;
 	}

@@ -19,7 +19,9 @@
  */
 #include "obox-private.h"
 #include "log.h"
+#include "cachedir.h"
 #include "mailcache.h"
+#include "mailmissing.h"
 #include "mailstore.h"
 #include "stub.h"
 
@@ -52,6 +54,16 @@ int obox_stat(int fd, struct stat *st_r)
 	return stub_fix_stat(fd, st_r);
 }
 
+/* the errno of a failed mailcache_open() of key (errno set) */
+static int open_error(struct obox *obox, const char *key)
+{
+	if (errno != CACHEDIR_ERR_MISSING)
+		return errno;
+	mailmissing_noted(obox->missing, key);
+	return obox->set.missing_mails == OBOX_MISSING_MAILS_DROP ?
+		ENODATA : EIO;
+}
+
 int obox_open_setup(struct obox *obox, int fd, int flags, int *mail_fd_r,
 		    bool *written_r)
 {
@@ -80,7 +92,7 @@ int obox_open_setup(struct obox *obox, int fd, int flags, int *mail_fd_r,
 	if (ret > 0) {
 		if (mailcache_open(obox->mailcache, stub.key, stub.size,
 				   mail_fd_r) < 0)
-			return errno;
+			return open_error(obox, stub.key);
 	} else if ((flags & O_TRUNC) != 0 && ftruncate(fd, 0) < 0)
 		return errno;
 	return 0;
@@ -102,6 +114,11 @@ int obox_read_fd(struct obox *obox, int fd, int *mail_fd)
 	} else if (ret > 0 && *mail_fd < 0) {
 		ret = mailcache_open(obox->mailcache, stub.key, stub.size,
 				     mail_fd);
+		if (ret < 0) {
+			int err = open_error(obox, stub.key);
+
+			errno = err == ENODATA ? EIO : err;
+		}
 	}
 	return ret < 0 ? -1 : 0;
 }

@@ -60,6 +60,7 @@ struct obox {
 	bool upctx_ok;
 	struct uploader *uploader;	/* set by obox_start() */
 	struct metacache *metacache;
+	struct mailmissing *missing;
 	/* for tests of what a killed daemon leaves behind: obox_deinit()
 	   skips the final upload pass and leaves the cache state unclean
 	   (the next obox_init() sees CACHESTATE_KILLED) */

@@ -7,6 +7,7 @@
 #include "stub.h"
 #include "log.h"
 #include "mailcache.h"
+#include "mailmissing.h"
 #include "mailpath.h"
 #include "mailstore.h"
 #include "metacache.h"
@@ -263,7 +264,8 @@ static int caches_init(struct obox *obox, const char **error_r)
 					  obox->gc, obox->meta_fd);
 	}
 	obox->users = users_init(obox->cs);
-	if (obox->ms == NULL || obox->users == NULL)
+	obox->missing = mailmissing_init();
+	if (obox->ms == NULL || obox->users == NULL || obox->missing == NULL)
 		return init_fail(error_r, "out of memory");
 	if (upload_ctx_init(&obox->upctx, obox->store, obox->gc, obox->cs,
 			    obox->meta_fd) < 0) {
@@ -370,6 +372,7 @@ void obox_deinit(struct obox **_obox)
 	mailstore_deinit(&obox->ms);
 	objgc_deinit(&obox->gc);
 	mailcache_deinit(&obox->mailcache);
+	mailmissing_deinit(&obox->missing);
 	if (obox->store != NULL)
 		objstore_deinit(&obox->store);
 	if (obox->meta_fd >= 0)

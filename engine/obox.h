@@ -46,6 +46,13 @@ typedef void obox_user_evicted_cb(const char *user, void *context);
    front end's back (a split-brain merge): drop what is cached of it */
 typedef void obox_dir_changed_cb(const char *path, void *context);
 
+/* what opening a mail whose object the store does not have does
+   (mailmissing.h) */
+enum obox_missing_mails {
+	OBOX_MISSING_MAILS_EIO = 0,	/* EIO for that mail */
+	OBOX_MISSING_MAILS_DROP,	/* the mail is removed (expunged) */
+};
+
 struct obox_settings {
 	const char *store_url;		/* file:///DIR or s3://BUCKET/PREFIX */
 	struct objstore_settings store;
@@ -60,6 +67,7 @@ struct obox_settings {
 	   than split_check_interval, or another machine serving the same
 	   user may build on a deleted mail */
 	unsigned int delete_grace;
+	enum obox_missing_mails missing_mails;
 
 	obox_user_evicted_cb *user_evicted;
 	obox_dir_changed_cb *dir_changed;
@@ -158,12 +166,22 @@ int obox_link(struct obox *obox, int fd, int newdir_fd,
    Returns 0 or an errno. */
 int obox_unlink(struct obox *obox, int dir_fd, const char *name);
 
+/* The stub fd (just opened as dir_fd/name) has no object in the store
+   (obox_open_setup() returned ENODATA): with missing_mails=drop, once a
+   HEAD confirms the object is gone, the name is removed as obox_unlink()
+   does (a change of its user: between obox_change_begin() and
+   obox_change_end(), the file obox_touched()).  Returns ENOENT when the
+   mail is gone (reply that to the open), else an errno (EIO). */
+int obox_mail_drop(struct obox *obox, int dir_fd, const char *name, int fd);
+
 /* --- open files --- */
 
 /* After opening the metacache file fd with flags: a stub's cached bytes
    as *mail_fd_r (else -1), or with O_TRUNC the stub made an empty plain
    file (then *written_r: it must be stored at close).  Returns 0 or an
-   errno. */
+   errno: EIO if the store failed or does not have the stub's object,
+   ENODATA for the latter with missing_mails=drop (then the front end
+   calls obox_mail_drop()). */
 int obox_open_setup(struct obox *obox, int fd, int flags, int *mail_fd_r,
 		    bool *written_r);
 /* Before a read of fd: *mail_fd (the handle's cached mail bytes or -1)

@@ -8,6 +8,7 @@
 #include "mailcache.h"
 #include "mailstore.h"
 #include "metacache.h"
+#include "mailmissing.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "upload.h"
@@ -37,6 +38,7 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 	char mcs_text[1024];
 	struct mailstore_stats mss;
 	struct objgc_stats gcs;
+	struct mailmissing_stats mms;
 	struct upload_stats ups;
 	struct uploader_stats uls;
 	struct metacache_stats mts;
@@ -58,6 +60,7 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		fprintf(f, " %" PRIu64 "\n", os.requests[op]);
 	}
 	objgc_get_stats(obox->gc, &gcs);
+	mailmissing_get_stats(obox->missing, &mms);
 	upload_get_stats(&obox->upctx, &ups);
 	uploader_get_stats(obox->uploader, obox->users, &uls);
 	metacache_get_stats(obox->metacache, obox->users, &mts);
@@ -70,6 +73,8 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "mail_bytes_stored", mss.bytes_stored },
 		{ "mails_unstubbed", mss.mails_unstubbed },
 		{ "mails_relocated", mss.mails_relocated },
+		{ "mails_missing", mms.missing },
+		{ "mails_missing_dropped", mms.dropped },
 		{ "objects_released", gcs.released },
 		{ "objects_pending_delete", gcs.pending },
 		{ "objects_condemned", gcs.condemned },

@@ -22,6 +22,7 @@
 #include "obox.h"
 
 #include <pthread.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -109,6 +110,11 @@ void inode_renamed(struct oboxfs *fs, const struct stat *st,
    harmless, every use checks the file handle: inode_open().) */
 void inode_name_gone(struct oboxfs *fs, const struct stat *st,
 		     struct oinode *parent, const char *name);
+/* Pin inode's parent (it stays while pinned) and copy the name inode is
+   reached by; false if it has none.  inode_name_unpin() the parent. */
+bool inode_name_pin(struct oboxfs *fs, struct oinode *inode,
+		    struct oinode **parent_r, char name_r[NAME_MAX + 1]);
+void inode_name_unpin(struct oboxfs *fs, struct oinode *parent);
 /* open(2) of inode's metacache file with flags (O_PATH too).  Returns an
    fd of the caller's, or -1 with errno (ESTALE: the file is gone). */
 int inode_open(struct oboxfs *fs, struct oinode *inode, int flags);

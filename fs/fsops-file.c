@@ -82,6 +82,31 @@ static int handle_setup(struct oboxfs *fs, struct ofile *h, int flags)
 	return err;
 }
 
+/* handle_setup() said ENODATA: the stub's object is not in the store and
+   missing_mails=drop: the engine removes the name (a change of the
+   user's, as an unlink); ENOENT when it did (the open fails as for a mail
+   expunged meanwhile: Dovecot resyncs), else an errno.  A stub's entry
+   has no kernel timeout: the next lookup finds the name gone. */
+static int drop_missing(struct oboxfs *fs, struct oinode *inode, int fd)
+{
+	char name[NAME_MAX + 1];
+	struct oinode *parent;
+	struct stat st;
+	int err = EIO;
+
+	if (inode->user == NULL || fstat(fd, &st) < 0 ||
+	    !inode_name_pin(fs, inode, &parent, name))
+		return EIO;
+	obox_change_begin(fs->obox, inode->user);
+	obox_touched(inode->user, st.st_ino);
+	err = obox_mail_drop(fs->obox, parent->fd, name, fd);
+	obox_change_end(inode->user);
+	if (err == ENOENT)
+		inode_name_gone(fs, &st, parent, name);
+	inode_name_unpin(fs, parent);
+	return err;
+}
+
 static void reply_open_error(fuse_req_t req, struct ofile *h, int err)
 {
 	ofile_free(&h);
@@ -129,6 +154,8 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	err = handle_setup(fs, h, fi->flags);
+	if (err == ENODATA)
+		err = drop_missing(fs, inode, h->fd);
 	if (err != 0) {
 		reply_open_error(req, h, err);
 		return;
@@ -188,6 +215,8 @@ void fsop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = errno;
 	else if (!created)
 		err = handle_setup(fs, h, fi->flags);
+	if (err == ENODATA)
+		err = EIO;	/* a missing mail: dropped by open(2) only */
 	if (err == 0)
 		err = inode_lookup(fs, dir, name, false, &e);
 	if (err == 0)

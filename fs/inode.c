@@ -278,9 +278,8 @@ static bool fd_is(int fd, const struct oinode *inode)
 	return same;
 }
 
-/* Pin inode's parent and copy its name; false if it has none. */
-static bool name_pin(struct oboxfs *fs, struct oinode *inode,
-		     struct oinode **parent_r, char name_r[NAME_MAX + 1])
+bool inode_name_pin(struct oboxfs *fs, struct oinode *inode,
+		    struct oinode **parent_r, char name_r[NAME_MAX + 1])
 {
 	bool named;
 
@@ -296,7 +295,7 @@ static bool name_pin(struct oboxfs *fs, struct oinode *inode,
 	return named;
 }
 
-static void name_unpin(struct oboxfs *fs, struct oinode *parent)
+void inode_name_unpin(struct oboxfs *fs, struct oinode *parent)
 {
 	pthread_mutex_lock(&fs->inode_lock);
 	parent->refs--;
@@ -317,9 +316,9 @@ int inode_open(struct oboxfs *fs, struct oinode *inode, int flags)
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", inode->fd);
 		return open(proc, flags);
 	}
-	if (name_pin(fs, inode, &parent, name)) {
+	if (inode_name_pin(fs, inode, &parent, name)) {
 		fd = openat(parent->fd, name, flags | O_NOFOLLOW);
-		name_unpin(fs, parent);
+		inode_name_unpin(fs, parent);
 		if (fd >= 0 && fd_is(fd, inode))
 			return fd;
 		if (fd >= 0)
@@ -547,7 +546,7 @@ int inode_path(struct oboxfs *fs, struct oinode *inode, char *buf,
 		return dir_fd_path(fs, inode->fd, buf, size);
 	/* a file: its directory's path and the name it is known by, if that
 	   still names it */
-	if (!name_pin(fs, inode, &parent, name)) {
+	if (!inode_name_pin(fs, inode, &parent, name)) {
 		errno = ENOENT;
 		return -1;
 	}
@@ -558,7 +557,7 @@ int inode_path(struct oboxfs *fs, struct oinode *inode, char *buf,
 		errno = ENOENT;
 		ret = -1;
 	}
-	name_unpin(fs, parent);
+	inode_name_unpin(fs, parent);
 	if (ret < 0)
 		return -1;
 	len = strlen(buf);

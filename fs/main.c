@@ -209,6 +209,8 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 		.upload_deliveries = opts->upload_deliveries,
 		.split_check_interval = opts->split_check_interval,
 		.delete_grace = opts->delete_grace,
+		.missing_mails = opts->missing_mails_drop ?
+			OBOX_MISSING_MAILS_DROP : OBOX_MISSING_MAILS_EIO,
 		.user_evicted = evicted_user,
 		.dir_changed = dir_changed,
 		.context = fs,

@@ -29,6 +29,7 @@ static const struct fuse_opt oboxfs_opts[] = {
 	OPT("upload_deliveries=%s", upload_deliveries_str, 0),
 	OPT("split_check_interval=%s", split_check_interval_str, 0),
 	OPT("delete_grace=%s", delete_grace_str, 0),
+	OPT("missing_mails=%s", missing_mails_str, 0),
 	OPT("tls_insecure", tls_insecure, 1),
 	OPT("no_fsync", no_fsync, 1),
 	FUSE_OPT_KEY("_netdev", KEY_DROP),
@@ -188,6 +189,15 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 		*error_r = "delete_grace must be 0..2592000 seconds";
 		return -1;
 	}
+	if (opts->missing_mails_str == NULL ||
+	    strcmp(opts->missing_mails_str, "eio") == 0)
+		opts->missing_mails_drop = false;
+	else if (strcmp(opts->missing_mails_str, "drop") == 0)
+		opts->missing_mails_drop = true;
+	else {
+		*error_r = "missing_mails must be eio or drop";
+		return -1;
+	}
 	return 0;
 }
 
@@ -207,6 +217,7 @@ void oboxfs_options_free(struct oboxfs_options *opts)
 	free(opts->upload_deliveries_str);
 	free(opts->split_check_interval_str);
 	free(opts->delete_grace_str);
+	free(opts->missing_mails_str);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -245,6 +256,8 @@ void oboxfs_options_help(void)
 "    -o delete_grace=SECS      keep expunged mails' objects this long before\n"
 "                              deleting them (default split_check_interval\n"
 "                              + 300)\n"
+"    -o missing_mails=eio|drop a mail whose object the store lacks: EIO on\n"
+"                              reading it (default), or removed\n"
 "    -o no_fsync               file:// store: do not fsync objects\n"
 "    -o fault=SPEC             inject store faults (testing)\n");
 }

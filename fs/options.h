@@ -14,6 +14,7 @@
  *   split_check_interval=SECS  split-brain check of a root (3600, 0 never)
  *   delete_grace=SECS      keep condemned mail objects this long (default
  *                          split_check_interval + 300)
+ *   missing_mails=eio|drop a mail whose object is missing: EIO or removed
  *   no_fsync               posix store: no fsync of objects (tests)
  *   fault=SPEC             fault injection (tests)
  * The first non-option argument is the STORE URL; all other arguments (the
@@ -28,6 +29,7 @@
 #include "objstore.h"
 
 #include <fuse_opt.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define OBOXFS_DEFAULT_CACHE_DIR "/var/cache/oboxfs"
@@ -56,6 +58,7 @@ struct oboxfs_options {
 	char *upload_deliveries_str;
 	char *split_check_interval_str;
 	char *delete_grace_str;
+	char *missing_mails_str;
 	int tls_insecure;
 	int no_fsync;
 	int extra_args;		/* non-option arguments after MOUNTPOINT */
@@ -70,6 +73,7 @@ struct oboxfs_options {
 	unsigned int upload_deliveries;
 	unsigned int split_check_interval;
 	unsigned int delete_grace;	/* seconds */
+	bool missing_mails_drop;
 };
 
 /* Parse and check oboxfs's options out of args.  Returns 0, or -1 with a

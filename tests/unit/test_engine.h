@@ -59,6 +59,8 @@ static void eng_fini(void)
 
 /* settings of the engines eng_open() makes from now on (0: off) */
 static unsigned int eng_split_check_interval, eng_delete_grace;
+static enum obox_missing_mails eng_missing_mails;
+static const char *eng_fault;	/* the store's fault spec, or NULL */
 
 /* an engine on the cache directory eng_dir/<cache_name>, not started */
 static struct obox *eng_open(const char *cache_name)
@@ -66,13 +68,14 @@ static struct obox *eng_open(const char *cache_name)
 	char cache_dir[4096];
 	struct obox_settings set = {
 		.store_url = eng_store_url,
-		.store = { .no_fsync = true },
+		.store = { .no_fsync = true, .fault = eng_fault },
 		.cache_dir = cache_dir,
 		.cache_size = 4 * 1024 * 1024,
 		.metacache_size = 64 * 1024 * 1024,
 		.metacache_idle = 3600,
 		.split_check_interval = eng_split_check_interval,
 		.delete_grace = eng_delete_grace,
+		.missing_mails = eng_missing_mails,
 	};
 	const char *error = NULL;
 	struct obox *obox;

@@ -56,6 +56,7 @@ Test(fs_options, defaults)
 	cr_assert_eq(opts.split_check_interval, 3600);
 	/* longer than the split check (objgc.h) */
 	cr_assert_eq(opts.delete_grace, 3900);
+	cr_assert_not(opts.missing_mails_drop);
 	cr_assert_eq(opts.addressing, OBJSTORE_ADDRESSING_AUTO);
 	cr_assert_eq(opts.tls_insecure, 0);
 	cr_assert_null(opts.endpoint);
@@ -151,6 +152,8 @@ ParameterizedTestParameters(fs_options, bad_values)
 		{ "delete_grace=-1" },
 		{ "delete_grace=2592001" },
 		{ "delete_grace=1h" },
+		{ "missing_mails=" },
+		{ "missing_mails=ignore" },
 	};
 	return cr_make_param_array(struct bad_case, bad,
 				   sizeof(bad) / sizeof(bad[0]));
@@ -235,4 +238,20 @@ Test(fs_options, delete_grace_follows_split_check_interval)
 
 	cr_assert_eq(parse(5, argv, &error), 0, "%s", error);
 	cr_assert_eq(opts.delete_grace, 360);
+}
+
+Test(fs_options, missing_mails)
+{
+	char *argv[] = { "oboxfs", "-o", "missing_mails=drop", "file:///s",
+			 "/mnt" };
+	char *argv_eio[] = { "oboxfs", "-o", "missing_mails=eio", "file:///s",
+			     "/mnt" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(5, argv, &error), 0, "%s", error);
+	cr_assert(opts.missing_mails_drop);
+	oboxfs_options_free(&opts);
+	fuse_opt_free_args(&args);
+	cr_assert_eq(parse(5, argv_eio, &error), 0, "%s", error);
+	cr_assert_not(opts.missing_mails_drop);
 }
