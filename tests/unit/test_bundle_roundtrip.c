@@ -221,21 +221,6 @@ Test(bundle_roundtrip, empty_tree)
 	bundle_tree_free(&empty);
 }
 
-Test(bundle_roundtrip, scan_refuses_symlinks_and_fifos)
-{
-	struct bundle_tree *tree = NULL;
-	const char *error;
-
-	cr_assert_eq(symlinkat("/etc/passwd", src_fd, "link"), 0);
-	cr_assert_eq(bundle_tree_scan(src_fd, &tree, &error), -1);
-	cr_assert_null(tree);
-	cr_assert_not_null(strstr(error, "symlink"), "%s", error);
-	cr_assert_eq(unlinkat(src_fd, "link", 0), 0);
-	cr_assert_eq(mkfifoat(src_fd, "fifo", 0600), 0);
-	cr_assert_eq(bundle_tree_scan(src_fd, &tree, &error), -1);
-	cr_assert_not_null(strstr(error, "unsupported"), "%s", error);
-}
-
 Test(bundle_roundtrip, scan_refuses_damaged_stub_xattrs)
 {
 	struct bundle_tree *tree = NULL;
