@@ -7,6 +7,7 @@
 #include "bundle.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 #define BUNDLE_MAGIC "OBOXBNDL"
 #define BUNDLE_MAGIC_SIZE 8
@@ -49,6 +50,8 @@
 #define REC_LINK_ID 32
 #define REC_RESERVED2 36
 #define REC_SIZE 40
+#define REC_RDEV_MAJOR 40	/* device records: where others have size */
+#define REC_RDEV_MINOR 44
 #define REC_OLD_SIZE 48
 
 enum bundle_record_kind {
@@ -58,7 +61,13 @@ enum bundle_record_kind {
 	BUNDLE_REC_LINK = 4,
 	BUNDLE_REC_APPEND = 5,
 	BUNDLE_REC_PATCH = 6,
+	BUNDLE_REC_SYMLINK = 7,
+	BUNDLE_REC_FIFO = 8,
+	BUNDLE_REC_SOCKET = 9,
+	BUNDLE_REC_CHARDEV = 10,
+	BUNDLE_REC_BLOCKDEV = 11,
 };
+#define BUNDLE_REC_LAST BUNDLE_REC_BLOCKDEV
 
 /* a patch range's header: offset (8 bytes), length (4) */
 #define BUNDLE_PATCH_RANGE_SIZE 12
@@ -159,6 +168,27 @@ int bundle_key_check(const char *key, size_t len, const char **error_r);
    Returns a malloc()ed array of count ids. */
 uint32_t *bundle_link_map(const struct bundle_tree *tree, const bool *include,
 			  bool **first_r);
+
+/* special.c: symlinks, fifos, sockets and device nodes */
+/* true for the special entry types */
+bool bundle_type_is_special(enum bundle_entry_type type);
+/* true for the types whose data/size are content (FILE, SYMLINK) */
+bool bundle_type_has_data(enum bundle_entry_type type);
+/* true for CHARDEV and BLOCKDEV (the types with an rdev) */
+bool bundle_type_is_device(enum bundle_entry_type type);
+/* the special entry type of a file type (st_mode), or 0 if none */
+enum bundle_entry_type bundle_special_type(mode_t mode);
+/* the fields of a special entry: a symlink's target, no rdev but a
+   device's, no key, guid or link id */
+int bundle_special_check(const struct bundle_entry *e, const char **error_r);
+/* Fill e (type, rdev, a symlink's target) from the special file name in
+   dirfd, which lstat() gave as st.  Returns 1, 0 if it is gone, -1 on
+   error. */
+int bundle_special_scan(int dirfd, const char *name, const struct stat *st,
+			struct bundle_entry *e, const char **error_r);
+/* create e (special) as e->path below dirfd, mode 0600 */
+int bundle_special_create(int dirfd, const struct bundle_entry *e,
+			  const char **error_r);
 
 /* encode.c */
 /* pack.c */

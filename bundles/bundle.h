@@ -27,6 +27,8 @@
 /* the largest bundle a reader fetches from the store (packed or not) */
 #define BUNDLE_FETCH_MAX (256U * 1024 * 1024)
 #define BUNDLE_GUID_HEX_LEN 32
+/* a symlink's target: 1..PATH_MAX - 1 bytes, no NUL */
+#define BUNDLE_SYMLINK_MAX 4095
 
 /* xattrs of the metacache (same names as fs/stub.h) */
 #define BUNDLE_XATTR_KEY "user.oboxfs.key"
@@ -38,6 +40,14 @@ enum bundle_entry_type {
 	BUNDLE_ENTRY_FILE = 2,
 	/* a mail stub: an empty file with the key and size xattrs */
 	BUNDLE_ENTRY_STUB = 3,
+	/* special files (special.c), kept as inert entries of the index
+	   tree; never hard-linked (each name is an inode of its own).  The
+	   values are their record kinds (docs/bundle-format.md). */
+	BUNDLE_ENTRY_SYMLINK = 7,	/* data/size: the target */
+	BUNDLE_ENTRY_FIFO = 8,
+	BUNDLE_ENTRY_SOCKET = 9,	/* an inode only: no one listens */
+	BUNDLE_ENTRY_CHARDEV = 10,	/* rdev: the device number */
+	BUNDLE_ENTRY_BLOCKDEV = 11,	/* rdev: the device number */
 };
 
 struct bundle_entry {
@@ -52,11 +62,14 @@ struct bundle_entry {
 	/* entries with the same non-zero link_id are one inode (hard links);
 	   ids are local to the tree */
 	uint32_t link_id;
-	/* FILE: length of data; STUB: the mail's size; DIR: 0 */
+	/* FILE: length of data; STUB: the mail's size; SYMLINK: length of
+	   the target; others: 0 */
 	uint64_t size;
-	unsigned char *data;	/* FILE content (NULL if size is 0) */
+	/* FILE content (NULL if size is 0); SYMLINK target (no NUL) */
+	unsigned char *data;
 	char *key;		/* STUB object key */
 	char guid[BUNDLE_GUID_HEX_LEN + 1]; /* DIR folder guid or "" */
+	uint64_t rdev;		/* CHARDEV, BLOCKDEV: st_rdev; others: 0 */
 	/* set by a scan, for the next incremental scan (not part of the
 	   format, not compared): the file's inode number and link count on
 	   disk, 0 if unknown */
@@ -148,9 +161,10 @@ bool bundle_tree_equal(const struct bundle_tree *a,
 int bundle_path_check(const char *path, size_t len, const char **error_r);
 
 /* scan.c: read the tree below dirfd (not including dirfd itself).  Regular
-   files, directories and stubs (empty files with BUNDLE_XATTR_KEY);
-   anything else (symlinks, fifos, devices) is refused.  Hard links within
-   the tree get a common link_id. */
+   files, directories, stubs (empty files with BUNDLE_XATTR_KEY) and
+   special files (symlinks with their target, fifos, sockets, device nodes
+   with their rdev).  Hard links of regular files within the tree get a
+   common link_id. */
 int bundle_tree_scan(int dirfd, struct bundle_tree **tree_r,
 		     const char **error_r);
 
@@ -192,8 +206,10 @@ int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
 				 const char **error_r);
 
 /* write.c: create tree's entries below dirfd, which must be empty: stubs
-   as empty files with their xattrs, hard links as links, modes, mtimes
-   and (when running as root) owners restored. */
+   as empty files with their xattrs, hard links as links, special files
+   with symlinkat()/mknodat() (device nodes need CAP_MKNOD), modes (not of
+   symlinks), mtimes and (when running as root) owners restored, never
+   following a symlink. */
 int bundle_tree_write(const struct bundle_tree *tree, int dirfd,
 		      const char **error_r);
 

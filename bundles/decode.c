@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
+#include <sys/sysmacros.h>
 
 struct cursor {
 	const unsigned char *p, *end;
@@ -149,7 +150,11 @@ static int decode_fields(struct decode_ctx *ctx, const unsigned char *r,
 	e->gid = get_le32(r + REC_GID);
 	e->mtime_nsec = get_le32(r + REC_MTIME_NSEC);
 	e->mtime_sec = (int64_t)get_le64(r + REC_MTIME_SEC);
-	e->size = get_le64(r + REC_SIZE);
+	if (bundle_type_is_device((enum bundle_entry_type)rec->kind))
+		e->rdev = (uint64_t)makedev(get_le32(r + REC_RDEV_MAJOR),
+					    get_le32(r + REC_RDEV_MINOR));
+	else
+		e->size = get_le64(r + REC_SIZE);
 	rec->old_size = get_le64(r + REC_OLD_SIZE);
 	if ((e->mode & ~07777U) != 0 || e->mtime_nsec >= 1000000000U ||
 	    e->uid == UINT32_MAX || e->gid == UINT32_MAX ||
@@ -169,7 +174,9 @@ static int decode_fields(struct decode_ctx *ctx, const unsigned char *r,
 	     key_len != BUNDLE_GUID_HEX_LEN) ||
 	    (rec->kind == BUNDLE_REC_STUB && key_len == 0) ||
 	    ((rec->kind == BUNDLE_REC_FILE || rec->kind == BUNDLE_REC_APPEND ||
-	      rec->kind == BUNDLE_REC_PATCH) && key_len != 0) || (key = take(&ctx->c, key_len)) == NULL) {
+	      rec->kind == BUNDLE_REC_PATCH ||
+	      bundle_type_is_special((enum bundle_entry_type)rec->kind)) &&
+	     key_len != 0) || (key = take(&ctx->c, key_len)) == NULL) {
 		*error_r = bundle_error("%s: invalid key length %u", e->path,
 					key_len);
 		return -1;
@@ -204,10 +211,25 @@ static int decode_fields(struct decode_ctx *ctx, const unsigned char *r,
 			return -1;
 		rec->patch_len = data_len;
 		break;
+	case BUNDLE_REC_SYMLINK:
+		/* bounded before it is taken; the target checked below */
+		if (e->size > BUNDLE_SYMLINK_MAX) {
+			*error_r = bundle_error("%s: symlink target of %llu "
+						"bytes", e->path,
+						(unsigned long long)e->size);
+			return -1;
+		}
+		data_len = e->size;
+		break;
+	case BUNDLE_REC_FIFO:
+	case BUNDLE_REC_SOCKET:
+	case BUNDLE_REC_CHARDEV:
+	case BUNDLE_REC_BLOCKDEV:
 	case BUNDLE_REC_LINK:
 		break;
 	}
-	e->type = BUNDLE_ENTRY_FILE;
+	e->type = bundle_type_is_special((enum bundle_entry_type)rec->kind) ?
+		(enum bundle_entry_type)rec->kind : BUNDLE_ENTRY_FILE;
 	const unsigned char *data = take(&ctx->c, data_len);
 	if (data == NULL) {
 		*error_r = bundle_error("%s: content of %llu bytes truncated",
@@ -219,6 +241,8 @@ static int decode_fields(struct decode_ctx *ctx, const unsigned char *r,
 		memcpy(e->data, data, data_len);
 	}
 	ctx->data_bytes += data_len;
+	if (bundle_type_is_special(e->type))
+		return bundle_special_check(e, error_r);
 	return 0;
 }
 
@@ -236,7 +260,7 @@ static int decode_record(struct decode_ctx *ctx, const char *prev_path,
 		return -1;
 	}
 	rec->kind = (enum bundle_record_kind)r[REC_KIND];
-	if (rec->kind < BUNDLE_REC_DIR || rec->kind > BUNDLE_REC_PATCH ||
+	if (rec->kind < BUNDLE_REC_DIR || rec->kind > BUNDLE_REC_LAST ||
 	    ((rec->kind == BUNDLE_REC_APPEND || rec->kind == BUNDLE_REC_PATCH) &&
 	     ctx->kind != BUNDLE_KIND_DIFF)) {
 		*error_r = bundle_error("entry record %zu: invalid kind %u",
@@ -287,6 +311,7 @@ static int decode_record(struct decode_ctx *ctx, const char *prev_path,
 	}
 	if (link_id != 0) {
 		if (rec->kind == BUNDLE_REC_DIR ||
+		    bundle_type_is_special((enum bundle_entry_type)rec->kind) ||
 		    link_id != ctx->link_count + 1) {
 			*error_r = bundle_error("%s: invalid link id %u",
 						rec->e.path, link_id);

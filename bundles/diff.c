@@ -51,7 +51,7 @@ static bool meta_equal(const struct bundle_entry *a,
 	return a->type == b->type && a->mode == b->mode && a->uid == b->uid &&
 		a->gid == b->gid && a->mtime_sec == b->mtime_sec &&
 		a->mtime_nsec == b->mtime_nsec && a->size == b->size &&
-		strcmp(a->guid, b->guid) == 0 &&
+		a->rdev == b->rdev && strcmp(a->guid, b->guid) == 0 &&
 		(a->type != BUNDLE_ENTRY_STUB || strcmp(a->key, b->key) == 0);
 }
 
@@ -176,7 +176,7 @@ int bundle_diff(const struct bundle_tree *base,
 
 		emit[j] = !meta_equal(b, e) ||
 			!sig_equal(&bsig[base_idx[j]], &nsig[j]) ||
-			(e->type == BUNDLE_ENTRY_FILE && e->size > 0 &&
+			(bundle_type_has_data(e->type) && e->size > 0 &&
 			 memcmp(b->data, e->data, e->size) != 0);
 		j++;
 	}
@@ -232,7 +232,7 @@ int bundle_diff(const struct bundle_tree *base,
 		} else {
 			bundle_encode_record(&buf, (enum bundle_record_kind)
 					     e->type, e, links[j], 0);
-			if (e->type == BUNDLE_ENTRY_FILE) {
+			if (bundle_type_has_data(e->type)) {
 				bundle_buf_append(&buf, e->data, e->size);
 				data_bytes += e->size;
 			}

@@ -4,6 +4,7 @@
 
 #include <openssl/sha.h>
 #include <stdlib.h>
+#include <sys/sysmacros.h>
 
 unsigned char *bundle_buf_append_space(struct bundle_buf *buf, size_t size)
 {
@@ -76,8 +77,8 @@ int bundle_info_times_check(const struct bundle_info *info,
 	return 0;
 }
 
-/* Data bytes (file content, append tails) follow the record's path and
-   key; the caller appends them. */
+/* Data bytes (file content, a symlink's target, append tails) follow the
+   record's path and key; the caller appends them. */
 void bundle_encode_record(struct bundle_buf *buf, enum bundle_record_kind kind,
 			  const struct bundle_entry *e, uint32_t link_id,
 			  uint64_t old_size)
@@ -96,7 +97,12 @@ void bundle_encode_record(struct bundle_buf *buf, enum bundle_record_kind kind,
 		put_le32(r + REC_GID, e->gid);
 		put_le32(r + REC_MTIME_NSEC, e->mtime_nsec);
 		put_le64(r + REC_MTIME_SEC, (uint64_t)e->mtime_sec);
-		put_le64(r + REC_SIZE, e->size);
+		if (bundle_type_is_device(e->type)) {
+			put_le32(r + REC_RDEV_MAJOR, major((dev_t)e->rdev));
+			put_le32(r + REC_RDEV_MINOR, minor((dev_t)e->rdev));
+		} else {
+			put_le64(r + REC_SIZE, e->size);
+		}
 		put_le64(r + REC_OLD_SIZE, old_size);
 		if (kind == BUNDLE_REC_STUB)
 			key = e->key;
@@ -151,7 +157,7 @@ int bundle_encode_base(struct bundle_tree *tree,
 			continue;
 		}
 		bundle_encode_record(&buf, kind, e, links[i], 0);
-		if (e->type == BUNDLE_ENTRY_FILE) {
+		if (bundle_type_has_data(e->type)) {
 			bundle_buf_append(&buf, e->data, e->size);
 			data_bytes += e->size;
 		}

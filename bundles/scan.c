@@ -1,5 +1,5 @@
 /* scan.c: reading a directory tree (index files, stubs with their xattrs,
- * folder guids, hard links) from disk into a bundle_tree. */
+ * folder guids, hard links, special files) from disk into a bundle_tree. */
 #include "bundle-private.h"
 
 #include <dirent.h>
@@ -44,13 +44,20 @@ static size_t ino_slot(const struct ino_map *map, uint64_t ino)
 	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) & (map->size - 1);
 }
 
+/* regular files of the last scan are taken again if unchanged; special
+   files are always read again (no content to spare) */
+static bool is_reusable(const struct bundle_entry *e)
+{
+	return (e->type == BUNDLE_ENTRY_FILE || e->type == BUNDLE_ENTRY_STUB) &&
+		e->ino != 0;
+}
+
 static void ino_map_build(struct ino_map *map, const struct bundle_tree *tree)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < tree->count; i++)
-		n += tree->entries[i].type != BUNDLE_ENTRY_DIR &&
-			tree->entries[i].ino != 0;
+		n += is_reusable(&tree->entries[i]);
 	for (map->size = 16; map->size < n * 2; map->size *= 2)
 		;
 	map->inos = bundle_xcalloc(map->size, sizeof(*map->inos));
@@ -59,7 +66,7 @@ static void ino_map_build(struct ino_map *map, const struct bundle_tree *tree)
 		const struct bundle_entry *e = &tree->entries[i];
 		size_t s;
 
-		if (e->type == BUNDLE_ENTRY_DIR || e->ino == 0)
+		if (!is_reusable(e))
 			continue;
 		for (s = ino_slot(map, e->ino); map->inos[s] != 0;
 		     s = (s + 1) & (map->size - 1)) {
@@ -189,6 +196,41 @@ static int read_content(struct scan_ctx *ctx, int fd, const struct stat *st,
 
 static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix);
 
+/* the metadata of st into e */
+static void entry_meta(struct scan_ctx *ctx, const struct stat *st,
+		       struct bundle_entry *e)
+{
+	e->mode = (uint32_t)st->st_mode & 07777;
+	e->ino = (uint64_t)st->st_ino;
+	e->nlink = (uint32_t)st->st_nlink;
+	ctx->dev = st->st_dev;
+	e->uid = (uint32_t)st->st_uid;
+	e->gid = (uint32_t)st->st_gid;
+	e->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	e->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+}
+
+/* a symlink, fifo, socket or device node (lstat() gave st): never
+   opened; each name is an entry of its own (no link id) */
+static int scan_special(struct scan_ctx *ctx, int dirfd, const char *name,
+			const char *path, const struct stat *st)
+{
+	struct bundle_entry e = { .path = (char *)path };
+	int ret;
+
+	entry_meta(ctx, st, &e);
+	ret = bundle_special_scan(dirfd, name, st, &e, &ctx->error);
+	if (ret <= 0) {
+		e.path = NULL;
+		bundle_entry_clear(&e);
+		return ret;
+	}
+	e.path = bundle_xstrndup(path, strlen(path));
+	bundle_tree_push(ctx->tree, &e);
+	ctx->read++;
+	return 0;
+}
+
 static int scan_one(struct scan_ctx *ctx, int dirfd, const char *name,
 		    const char *path)
 {
@@ -206,12 +248,8 @@ static int scan_one(struct scan_ctx *ctx, int dirfd, const char *name,
 		if (action == BUNDLE_SCAN_SKIP)
 			return 0;
 	}
-	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-		ctx->error = bundle_error("%s: unsupported file type%s", path,
-					  S_ISLNK(st.st_mode) ?
-					  " (symlink)" : "");
-		return -1;
-	}
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return scan_special(ctx, dirfd, name, path, &st);
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 		    O_CLOEXEC);
 	if (fd < 0)
@@ -220,14 +258,7 @@ static int scan_one(struct scan_ctx *ctx, int dirfd, const char *name,
 		close(fd);
 		return scan_fail(ctx, path, "fstat");
 	}
-	e.mode = (uint32_t)st.st_mode & 07777;
-	e.ino = (uint64_t)st.st_ino;
-	e.nlink = (uint32_t)st.st_nlink;
-	ctx->dev = st.st_dev;
-	e.uid = (uint32_t)st.st_uid;
-	e.gid = (uint32_t)st.st_gid;
-	e.mtime_sec = (int64_t)st.st_mtim.tv_sec;
-	e.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	entry_meta(ctx, &st, &e);
 	if (S_ISDIR(st.st_mode)) {
 		e.type = BUNDLE_ENTRY_DIR;
 		ret = read_xattr(ctx, fd, path, BUNDLE_XATTR_GUID, e.guid,
@@ -275,7 +306,7 @@ static bool scan_reuse(struct scan_ctx *ctx, const struct dirent *d,
 	if (ctx->prev == NULL || d->d_type != DT_REG)
 		return false;
 	old = ino_map_find(ctx, (uint64_t)d->d_ino);
-	if (old == NULL || old->type == BUNDLE_ENTRY_DIR ||
+	if (old == NULL || !is_reusable(old) ||
 	    ctx->prev->changed((uint64_t)d->d_ino, ctx->prev->context))
 		return false;
 	if (ctx->filter != NULL &&

@@ -135,7 +135,7 @@ void bundle_entry_copy(struct bundle_entry *dst, const struct bundle_entry *src)
 	dst->key = src->key == NULL ? NULL :
 		bundle_xstrndup(src->key, strlen(src->key));
 	dst->data = NULL;
-	if (src->type == BUNDLE_ENTRY_FILE && src->size > 0) {
+	if (bundle_type_has_data(src->type) && src->size > 0) {
 		dst->data = bundle_xmalloc(src->size);
 		memcpy(dst->data, src->data, src->size);
 	}
@@ -209,7 +209,7 @@ int bundle_tree_add(struct bundle_tree *tree, const struct bundle_entry *entry,
 
 	if (bundle_path_check(entry->path, strlen(entry->path), error_r) < 0)
 		return -1;
-	if (entry->type == BUNDLE_ENTRY_FILE && entry->size > 0 &&
+	if (bundle_type_has_data(entry->type) && entry->size > 0 &&
 	    entry->data == NULL) {
 		*error_r = bundle_error("%s: file without content", entry->path);
 		return -1;
@@ -244,6 +244,12 @@ static int entry_check(const struct bundle_entry *e, const char **error_r)
 					e->path);
 		return -1;
 	}
+	if (bundle_type_is_special(e->type))
+		return bundle_special_check(e, error_r);
+	if (e->rdev != 0) {
+		*error_r = bundle_error("%s: rdev of a non-device", e->path);
+		return -1;
+	}
 	switch (e->type) {
 	case BUNDLE_ENTRY_DIR:
 		if (e->size != 0 || e->link_id != 0 || e->key != NULL ||
@@ -271,6 +277,8 @@ static int entry_check(const struct bundle_entry *e, const char **error_r)
 			return -1;
 		}
 		return bundle_key_check(e->key, strlen(e->key), error_r);
+	default:
+		break;
 	}
 	*error_r = bundle_error("%s: invalid entry type", e->path);
 	return -1;
@@ -282,7 +290,8 @@ static bool entry_same_inode(const struct bundle_entry *a,
 {
 	if (a->type != b->type || a->mode != b->mode || a->uid != b->uid ||
 	    a->gid != b->gid || a->mtime_sec != b->mtime_sec ||
-	    a->mtime_nsec != b->mtime_nsec || a->size != b->size)
+	    a->mtime_nsec != b->mtime_nsec || a->size != b->size ||
+	    a->rdev != b->rdev)
 		return false;
 	if (a->type == BUNDLE_ENTRY_STUB)
 		return strcmp(a->key, b->key) == 0;
@@ -375,7 +384,9 @@ uint64_t bundle_tree_disk_bytes(const struct bundle_tree *tree,
 
 		/* its entry in the parent directory */
 		total += (8 + name_len + 3) & ~(uint64_t)3;
-		if (e->type == BUNDLE_ENTRY_DIR)
+		/* a symlink's target over 59 bytes takes a block (ext4) */
+		if (e->type == BUNDLE_ENTRY_DIR ||
+		    (e->type == BUNDLE_ENTRY_SYMLINK && e->size > 59))
 			total += DISK_BLOCK;
 		if (e->type == BUNDLE_ENTRY_STUB && (links[i] == 0 || first[i]))
 			total += stub_bytes;

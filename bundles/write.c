@@ -1,6 +1,6 @@
 /* write.c: materializing a bundle_tree below an empty directory: files with
  * content, stubs (empty files + xattrs), folder guid xattrs, hard links,
- * then modes, owners and mtimes. */
+ * special files, then modes, owners and mtimes. */
 #include "bundle-private.h"
 
 #include <dirent.h>
@@ -81,6 +81,8 @@ static int create_entry(int dirfd, const struct bundle_entry *e,
 		close(fd);
 		return ret;
 	}
+	if (bundle_type_is_special(e->type))
+		return bundle_special_create(dirfd, e, error_r);
 	fd = openat(dirfd, e->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -109,7 +111,9 @@ static int restore_meta(int dirfd, const struct bundle_entry *e,
 	    fchownat(dirfd, e->path, (uid_t)e->uid, (gid_t)e->gid,
 		     AT_SYMLINK_NOFOLLOW) < 0)
 		return write_fail(e->path, "fchownat", error_r);
-	if (fchmodat(dirfd, e->path, (mode_t)e->mode, 0) < 0)
+	/* a symlink has no mode of its own: fchmodat() would follow it */
+	if (e->type != BUNDLE_ENTRY_SYMLINK &&
+	    fchmodat(dirfd, e->path, (mode_t)e->mode, 0) < 0)
 		return write_fail(e->path, "fchmodat", error_r);
 	ts[0].tv_sec = 0;
 	ts[0].tv_nsec = UTIME_OMIT;

@@ -101,14 +101,19 @@ void fsop_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_created(req, dir, name, true);
 }
 
-/* mknod: regular files, FIFOs and sockets only (no device nodes). */
+/* mknod: regular files, FIFOs, sockets and device nodes.  A device node
+   is an inert entry of the index tree (uploaded with its rdev): the mount
+   is always nodev (fs/main.c), so it never opens a device.  Creating one
+   in the metacache needs CAP_MKNOD; without it mknodat()'s errno is the
+   reply. */
 void fsop_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode, dev_t rdev)
 {
 	struct oinode *dir = inode_get(req, parent);
 	int err = fs_check_new_name(fs_get(req), dir, name, false);
 
-	if (err == 0 && !S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode))
+	if (err == 0 && !S_ISREG(mode) && !S_ISFIFO(mode) &&
+	    !S_ISSOCK(mode) && !S_ISCHR(mode) && !S_ISBLK(mode))
 		err = EPERM;
 	if (err != 0) {
 		fuse_reply_err(req, err);

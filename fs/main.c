@@ -263,7 +263,10 @@ static int add_fixed_options(struct fuse_args *args, const char *store_url)
 
 	/* permissions are checked by the kernel on the metacache modes;
 	   the daemon (root) does not check them itself */
+	/* device nodes and set-user-ID files of the index tree are inert
+	   entries (dev and suid are refused by oboxfs_options_parse()) */
 	if (fuse_opt_add_arg(args, "-odefault_permissions") < 0 ||
+	    fuse_opt_add_arg(args, "-onodev,nosuid") < 0 ||
 	    fuse_opt_add_arg(args, "-osubtype=oboxfs") < 0)
 		return -1;
 	if (strpbrk(store_url, ",\\") != NULL)

@@ -11,6 +11,9 @@
 
 enum {
 	KEY_DROP,
+	/* mount flags oboxfs never offers: its mounts are nodev,nosuid */
+	KEY_REFUSE_DEV,
+	KEY_REFUSE_SUID,
 };
 
 #define OPT(t, p, v) { t, offsetof(struct oboxfs_options, p), v }
@@ -40,6 +43,8 @@ static const struct fuse_opt oboxfs_opts[] = {
 	FUSE_OPT_KEY("user", KEY_DROP),
 	FUSE_OPT_KEY("users", KEY_DROP),
 	FUSE_OPT_KEY("nouser", KEY_DROP),
+	FUSE_OPT_KEY("dev", KEY_REFUSE_DEV),
+	FUSE_OPT_KEY("suid", KEY_REFUSE_SUID),
 	FUSE_OPT_END
 };
 
@@ -51,6 +56,10 @@ static int opt_proc(void *data, const char *arg, int key,
 	(void)outargs;
 	switch (key) {
 	case KEY_DROP:
+		return 0;
+	case KEY_REFUSE_DEV:
+	case KEY_REFUSE_SUID:
+		opts->refused_key = key;
 		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		opts->nonopt_count++;
@@ -116,6 +125,14 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 
 	if (fuse_opt_parse(args, opts, oboxfs_opts, opt_proc) < 0) {
 		*error_r = "invalid options";
+		return -1;
+	}
+	if (opts->refused_key != 0) {
+		*error_r = opts->refused_key == KEY_REFUSE_DEV ?
+			"option dev is not supported: oboxfs always mounts "
+			"nodev (device nodes in the tree are inert)" :
+			"option suid is not supported: oboxfs always mounts "
+			"nosuid";
 		return -1;
 	}
 	if (opts->extra_args > 0) {
@@ -259,5 +276,6 @@ void oboxfs_options_help(void)
 "    -o missing_mails=eio|drop a mail whose object the store lacks: EIO on\n"
 "                              reading it (default), or removed\n"
 "    -o no_fsync               file:// store: do not fsync objects\n"
-"    -o fault=SPEC             inject store faults (testing)\n");
+"    -o fault=SPEC             inject store faults (testing)\n"
+"    (mounts are always nodev,nosuid: dev and suid are refused)\n");
 }

@@ -21,7 +21,9 @@
  * mount point, -f, -d, FUSE's own -o options) are left in args for
  * fuse_parse_cmdline() and fuse_session_new().  Options that mount(8) and
  * fstab use but that mean nothing to FUSE (_netdev, nofail, auto, noauto,
- * defaults, user, users, nouser) are dropped.
+ * defaults, user, users, nouser) are dropped.  Every mount is nodev,nosuid
+ * (fs/main.c adds them: device nodes and set-user-ID files of the index
+ * tree stay inert); an explicit dev or suid is refused.
  */
 #ifndef OBOXFS_OPTIONS_H
 #define OBOXFS_OPTIONS_H
@@ -62,6 +64,7 @@ struct oboxfs_options {
 	int tls_insecure;
 	int no_fsync;
 	int extra_args;		/* non-option arguments after MOUNTPOINT */
+	int refused_key;	/* an option given that is refused (dev, suid) */
 	int nonopt_count;
 
 	/* set by oboxfs_options_parse() */

@@ -15,10 +15,14 @@ copies cost no request, the object goes only with the last name, rename onto
 a stub and rewriting a stub release it, sdbox u.N files, mails written in
 place and fsynced, over-long paths refused; finally unmount + remount with
 the same cache dir keeps everything and a cache miss is fetched from the
-store; last, with cache_size=1M, mails totalling several MB (and one larger
+store; with cache_size=1M, mails totalling several MB (and one larger
 than the cap) are stored and read back byte-exact after a remount while the
 mail cache's bytes on disk stay within the cap (+5%), the misses being
-fetched from the store.  The mount is always taken down, even on failure.
+fetched from the store; last, special files (char and block devices, a
+fifo, a socket, symlinks) made on the mount come back after an upload on a
+mount with an empty cache dir (takeover) with their type, rdev, target,
+mode and owner, the mount is nodev,nosuid (a device node does not open) and
+-o dev is refused.  The mount is always taken down, even on failure.
 """
 import ctypes
 import errno
@@ -29,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -69,6 +74,7 @@ class Mount:
     def __init__(self):
         self.proc = None
         self.options = ""  # extra -o options, e.g. ",cache_size=1M"
+        self.cache = CACHE
 
     def mounted(self):
         with open("/proc/mounts") as f:
@@ -80,7 +86,8 @@ class Mount:
              # index uploads only when upload_now() asks: the request
              # counts below are of mail objects
              "allow_other,no_fsync,delete_grace=0,upload_interval=604800,"
-             "upload_deliveries=1000000,cache_dir=" + CACHE + self.options,
+             "upload_deliveries=1000000,cache_dir=" + self.cache +
+             self.options,
              URL, MNT], stderr=subprocess.PIPE, text=True)
         for _ in range(100):
             if self.mounted():
@@ -905,6 +912,81 @@ def test_cache_cap(mount):
         os.unlink(maildir("new", name))
 
 
+def mount_options():
+    """the per-mount options of MNT in /proc/self/mountinfo"""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == MNT:
+                return set(fields[5].split(","))
+    raise AssertionError("%s not in mountinfo" % MNT)
+
+
+SPECIAL = {  # name below the user: (type, rdev, symlink target)
+    "special/chr": (stat.S_IFCHR, os.makedev(1, 3), None),
+    "special/blk": (stat.S_IFBLK, os.makedev(8, 17), None),
+    "special/fifo": (stat.S_IFIFO, 0, None),
+    "special/sock": (stat.S_IFSOCK, 0, None),
+    "special/link": (stat.S_IFLNK, 0, "../idx/dovecot.index"),
+    ".dovecot.sieve": (stat.S_IFLNK, 0, "sieve/main.sieve"),
+}
+
+
+def special_state():
+    out = {}
+    for name in SPECIAL:
+        st = os.lstat(P(USER, name))
+        target = os.readlink(P(USER, name)) if stat.S_ISLNK(st.st_mode) \
+            else None
+        out[name] = (stat.S_IFMT(st.st_mode), st.st_rdev, target,
+                     st.st_mode & 0o7777, st.st_uid, st.st_gid,
+                     st.st_mtime_ns)
+    return out
+
+
+def test_special_files(mount):
+    """device nodes, a fifo, a socket and symlinks are inert entries of
+    the index tree: uploaded, and back after a takeover on an empty cache
+    dir; the mount is nodev,nosuid"""
+    opts = mount_options()
+    assert {"nodev", "nosuid"} <= opts, opts
+    os.mkdir(P(USER, "special"))
+    for name, (fmt, rdev, target) in SPECIAL.items():
+        if target is None:
+            os.mknod(P(USER, name), fmt | 0o640, rdev)
+        else:
+            os.symlink(target, P(USER, name))
+        os.chown(P(USER, name), OTHER_UID, OTHER_UID, follow_symlinks=False)
+        os.utime(P(USER, name), ns=(1, 1_500_000_000_000 + len(name)),
+                 follow_symlinks=False)
+    before = special_state()
+    for name, (fmt, rdev, target) in SPECIAL.items():
+        assert before[name][:3] == (fmt, rdev, target), (name, before[name])
+    # nodev: a device node on the mount never opens the device
+    expect_errno(errno.EACCES, os.open, P(USER, "special/chr"), os.O_RDONLY)
+    expect_errno(errno.EACCES, os.open, P(USER, "special/blk"), os.O_RDONLY)
+    upload_now()
+    mount.stop()
+    # another machine: an empty cache dir loads the user from the store
+    mount.cache = os.path.join(WORK, "cache-takeover")
+    os.mkdir(mount.cache)
+    mount.start()
+    assert special_state() == before
+    assert {"nodev", "nosuid"} <= mount_options()
+    shutil.rmtree(P(USER, "special"))
+    os.unlink(P(USER, ".dovecot.sieve"))
+    mount.stop()
+    # dev and suid are not offered: a one-line error, no mount
+    for opt in ("dev", "suid"):
+        res = subprocess.run([OBOXFS, "-f", "-o", opt + ",cache_dir=" +
+                              mount.cache, URL, MNT],
+                             capture_output=True, text=True, timeout=20)
+        assert res.returncode != 0 and not mount.mounted(), res
+        assert "option %s is not supported" % opt in res.stderr, res.stderr
+        assert res.stderr.count("\n") == 1, res.stderr
+    mount.start()
+
+
 def main():
     if os.path.ismount(MNT):
         subprocess.run(["fusermount3", "-u", "-z", MNT], check=False)
@@ -931,7 +1013,8 @@ def main():
                      test_written_in_place_fsync, test_write_after_fsync,
                      test_sdbox,
                      test_long_path_refused, lambda: test_remount(mount),
-                     lambda: test_cache_cap(mount)):
+                     lambda: test_cache_cap(mount),
+                     lambda: test_special_files(mount)):
             print("--", getattr(step, "__name__", "step"), flush=True)
             step()
         mount.stop()

@@ -71,6 +71,28 @@ int objtest_mkdir_open(const char *parent, const char *name)
 	return fd;
 }
 
+void objtest_src_dst_init(const char *name, char **tmp_r, int *src_fd_r,
+			  int *dst_fd_r)
+{
+	*tmp_r = objtest_mkdtemp(name);
+	cr_assert_not_null(*tmp_r);
+	*src_fd_r = objtest_mkdir_open(*tmp_r, "src");
+	*dst_fd_r = objtest_mkdir_open(*tmp_r, "dst");
+}
+
+void objtest_src_dst_fini(char **tmp, int *src_fd, int *dst_fd)
+{
+	if (*src_fd >= 0)
+		close(*src_fd);
+	if (*dst_fd >= 0)
+		close(*dst_fd);
+	*src_fd = *dst_fd = -1;
+	if (*tmp != NULL)
+		objtest_rm_rf(*tmp);
+	free(*tmp);
+	*tmp = NULL;
+}
+
 void objtest_random_bytes(void *buf, size_t size, unsigned int seed)
 {
 	unsigned char *p = buf;

@@ -18,6 +18,13 @@ struct objstore *objtest_open_posix_store(const char *dir,
 /* mkdir parent/name (0700) and open it O_DIRECTORY; fails the test on
    error */
 int objtest_mkdir_open(const char *parent, const char *name);
+/* the fixture of tests that scan one tree and write another: a new
+   temporary directory (*tmp_r, named after name) with src/ and dst/ open
+   as *src_fd_r and *dst_fd_r; fails the test on error */
+void objtest_src_dst_init(const char *name, char **tmp_r, int *src_fd_r,
+			  int *dst_fd_r);
+/* close both, rm -rf and free *tmp; all are reset */
+void objtest_src_dst_fini(char **tmp, int *src_fd, int *dst_fd);
 /* fill buf with bytes from a fixed pseudo-random sequence */
 void objtest_random_bytes(void *buf, size_t size, unsigned int seed);
 

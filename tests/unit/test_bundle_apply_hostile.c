@@ -26,7 +26,7 @@ static void add(enum bundle_entry_type type, const char *path, size_t size)
 		.mode = 0600, .size = size };
 	const char *error;
 
-	if (type == BUNDLE_ENTRY_FILE)
+	if (type == BUNDLE_ENTRY_FILE || type == BUNDLE_ENTRY_SYMLINK)
 		e.data = content;
 	if (type == BUNDLE_ENTRY_STUB)
 		e.key = KEY;
@@ -48,6 +48,7 @@ static void init(void)
 	add(BUNDLE_ENTRY_STUB, "d/s", 500);
 	add(BUNDLE_ENTRY_DIR, "e", 0);
 	add(BUNDLE_ENTRY_FILE, "g", 10);
+	add(BUNDLE_ENTRY_SYMLINK, "k", 4);
 	cr_assert_eq(bundle_encode_base(base, &info, &base_data, &base_size,
 					&error), 0, "%s", error);
 	/* a real diff: g grows, d/s goes away, e/n is new */
@@ -84,7 +85,7 @@ static void fini(void)
 TestSuite(bundle_apply_hostile, .init = init, .fini = fini);
 
 struct rec_spec {
-	uint8_t kind;		/* 1 dir 2 file 3 stub 5 append */
+	uint8_t kind;		/* 1 dir 2 file 3 stub 5 append 7 symlink 8 fifo */
 	char path[8];
 	uint64_t size, old_size;
 };
@@ -128,7 +129,7 @@ static void build(const struct apply_case *c, unsigned char **d_r,
 	for (unsigned int i = 0; i < c->nrecs; i++) {
 		const struct rec_spec *s = &c->recs[i];
 		unsigned char rec[REC] = { 0 };
-		uint64_t data = s->kind == 2 ? s->size :
+		uint64_t data = s->kind == 2 || s->kind == 7 ? s->size :
 			s->kind == 5 ? s->size - s->old_size : 0;
 
 		rec[0] = s->kind;
@@ -188,6 +189,19 @@ ParameterizedTestParameters(bundle_apply_hostile, table)
 		  0, "parent is not a directory" },
 		{ "dir replaced keeping children", { { 2, "d", 1, 0 } }, 1,
 		  { "" }, 0, "parent is not a directory" },
+		{ "valid file replaced by symlink", { { 7, "g", 4, 0 } }, 1,
+		  { "" }, 0, "" },
+		{ "valid new fifo", { { 8, "e/p", 0, 0 } }, 1, { "" }, 0, "" },
+		{ "symlink replacing a dir keeping children",
+		  { { 7, "d", 4, 0 } }, 1, { "" }, 0,
+		  "parent is not a directory" },
+		{ "file under a new symlink", { { 7, "h", 4, 0 },
+		  { 2, "h/x", 1, 0 } }, 2, { "" }, 0,
+		  "parent is not a directory" },
+		{ "append to a symlink", { { 5, "k", 8, 4 } }, 1, { "" }, 0,
+		  "appended-to" },
+		{ "fifo under a file", { { 8, "g/p", 0, 0 } }, 1, { "" }, 0,
+		  "parent is not a directory" },
 	};
 
 	return cr_make_param_array(struct apply_case, cases,

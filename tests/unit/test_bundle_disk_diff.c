@@ -25,20 +25,12 @@ static int src_fd = -1, dst_fd = -1;
 
 static void init(void)
 {
-	tmp = objtest_mkdtemp("bundle-disk");
-	cr_assert_not_null(tmp);
-	src_fd = objtest_mkdir_open(tmp, "src");
-	dst_fd = objtest_mkdir_open(tmp, "dst");
+	objtest_src_dst_init("bundle-disk", &tmp, &src_fd, &dst_fd);
 }
 
 static void fini(void)
 {
-	if (src_fd >= 0)
-		close(src_fd);
-	if (dst_fd >= 0)
-		close(dst_fd);
-	objtest_rm_rf(tmp);
-	free(tmp);
+	objtest_src_dst_fini(&tmp, &src_fd, &dst_fd);
 }
 
 TestSuite(bundle_disk_diff, .init = init, .fini = fini);

@@ -18,12 +18,15 @@
 #define REC 56
 
 struct rec_spec {
-	uint8_t kind;		/* 1 dir 2 file 3 stub 4 link 5 append */
+	/* 1 dir 2 file 3 stub 4 link 5 append 6 patch 7 symlink 8 fifo
+	   9 socket 10 char device 11 block device */
+	uint8_t kind;
 	/* arrays, not pointers: criterion runs each case in a new process */
 	char path[8];		/* "": path_len bytes of 'a' */
 	uint16_t path_len;	/* 0: strlen(path) */
 	char key[100];
 	uint32_t mode, uid, nsec, link_id;
+	/* devices: major | minor << 32 (where others have size) */
 	uint64_t size, old_size;
 	uint8_t flags;
 	/* kind 6 (patch): the range count and the ranges' bytes */
@@ -110,7 +113,7 @@ static void build(const struct hcase *c, struct raw *r)
 		size_t path_len = s->path_len != 0 ? s->path_len :
 			strlen(s->path);
 		size_t key_len = strlen(s->key);
-		uint64_t data = s->kind == 2 ? s->size :
+		uint64_t data = s->kind == 2 || s->kind == 7 ? s->size :
 			s->kind == 5 ? s->size - s->old_size : 0;
 		bool patch = s->kind == 6;
 
@@ -169,6 +172,7 @@ static void build(const struct hcase *c, struct raw *r)
 	.old_size = 50, .ranges = n, .patch = bytes, \
 	.patch_len = sizeof(bytes) - 1 }
 #define DIR_AB { .kind = 1, .path = "ab", .mode = 0700 }
+#define SYMLINK(p, n) { .kind = 7, .path = p, .mode = 0777, .size = n }
 #define FILE_F(p) { .kind = 2, .path = p, .mode = 0600, .size = 5 }
 #define BASE(...) .kind = 1, .recs = { __VA_ARGS__ }
 #define DIFF(...) .kind = 2, .seq = 1, .recs = { __VA_ARGS__ }
@@ -254,8 +258,64 @@ ParameterizedTestParameters(bundle_hostile, table)
 		  .garbage = 3, .expect = "garbage" },
 		{ "record kind 0", BASE({ .kind = 0, .path = "ab" }),
 		  .nrecs = 1, .expect = "invalid kind" },
-		{ "record kind 9", BASE({ .kind = 9, .path = "ab" }),
+		{ "record kind 12", BASE({ .kind = 12, .path = "ab" }),
 		  .nrecs = 1, .expect = "invalid kind" },
+		/* special files */
+		{ "valid special files", BASE({ .kind = 10, .path = "c",
+		  .size = 1 | 3ULL << 32 }, SYMLINK("l", 4), { .kind = 8,
+		  .path = "p" }), .nrecs = 3 },
+		{ "valid block device, socket", BASE({ .kind = 11,
+		  .path = "b", .size = 0xfff | 0xfffffULL << 32 },
+		  { .kind = 9, .path = "s", .mode = 0755 }), .nrecs = 2 },
+		{ "valid symlink in a diff", DIFF(SYMLINK("l", 4095)),
+		  .nrecs = 1 },
+		{ "symlink without target", BASE(SYMLINK("l", 0)), .nrecs = 1,
+		  .expect = "invalid symlink target" },
+		{ "symlink target of PATH_MAX", BASE(SYMLINK("l", 4096)),
+		  .nrecs = 1, .expect = "symlink target of 4096" },
+		{ "symlink target huge", BASE(SYMLINK("l", 4)), .nrecs = 1,
+		  PATCH(HDR + 40, 8, 1ULL << 40),
+		  .expect = "symlink target of" },
+		{ "symlink target with NUL", BASE(SYMLINK("l", 4)), .nrecs = 1,
+		  PATCH(HDR + REC + 1 + 2, 1, 0),
+		  .expect = "invalid symlink target" },
+		{ "symlink with key", BASE({ .kind = 7, .path = "l",
+		  .key = GUID, .size = 4 }), .nrecs = 1,
+		  .expect = "key length" },
+		{ "symlink with old size", BASE({ .kind = 7, .path = "l",
+		  .size = 4, .old_size = 2 }), .nrecs = 1,
+		  .expect = "old size" },
+		{ "symlink with link id", BASE({ .kind = 7, .path = "l",
+		  .size = 4, .link_id = 1 }, { .kind = 4, .path = "m",
+		  .link_id = 1 }), .nrecs = 2, .expect = "invalid link id" },
+		{ "fifo with link id", BASE({ .kind = 8, .path = "l",
+		  .link_id = 1 }, { .kind = 4, .path = "m", .link_id = 1 }),
+		  .nrecs = 2, .expect = "invalid link id" },
+		{ "fifo with size", BASE({ .kind = 8, .path = "p",
+		  .size = 5 }), .nrecs = 1, .expect = "content" },
+		{ "socket with rdev", BASE({ .kind = 9, .path = "s",
+		  .size = 1 | 3ULL << 32 }), .nrecs = 1, .expect = "content" },
+		{ "fifo with key", BASE({ .kind = 8, .path = "p",
+		  .key = GUID }), .nrecs = 1, .expect = "key length" },
+		{ "type bits in fifo mode", BASE({ .kind = 8, .path = "p",
+		  .mode = 010600 }), .nrecs = 1, .expect = "invalid mode" },
+		{ "chr type bits in device mode", BASE({ .kind = 10,
+		  .path = "c", .mode = 020600 }), .nrecs = 1,
+		  .expect = "invalid mode" },
+		{ "device major over 12 bits", BASE({ .kind = 10, .path = "c",
+		  .size = 0x1000 }), .nrecs = 1,
+		  .expect = "invalid device number" },
+		{ "device minor over 20 bits", BASE({ .kind = 11, .path = "b",
+		  .size = 0x100000ULL << 32 }), .nrecs = 1,
+		  .expect = "invalid device number" },
+		{ "device with old size", BASE({ .kind = 10, .path = "c",
+		  .old_size = 1 }), .nrecs = 1, .expect = "old size" },
+		{ "device under a symlink", BASE(SYMLINK("l", 4), { .kind = 10,
+		  .path = "l/c" }), .nrecs = 2,
+		  .expect = "parent is not a directory" },
+		{ "file under a fifo", BASE({ .kind = 8, .path = "p" },
+		  FILE_F("p/f")), .nrecs = 2,
+		  .expect = "parent is not a directory" },
 		{ "append in a base", BASE({ .kind = 5, .path = "f", .size = 9,
 		  .old_size = 4 }), .nrecs = 1, .expect = "invalid kind" },
 		{ "record flags", BASE({ .kind = 1, .path = "ab",
@@ -381,7 +441,7 @@ ParameterizedTest(struct hcase *c, bundle_hostile, table)
 }
 
 /* a small valid base bundle from the library: dir with guid, file, stub,
-   hard link, empty file */
+   hard link, empty file, symlink, device node */
 static void small_bundle(unsigned char **data_r, size_t *size_r)
 {
 	struct bundle_tree *tree = bundle_tree_new();
@@ -396,6 +456,10 @@ static void small_bundle(unsigned char **data_r, size_t *size_r)
 		{ .path = "d/s", .type = BUNDLE_ENTRY_STUB, .key = KEY,
 		  .size = 77 },
 		{ .path = "e", .type = BUNDLE_ENTRY_FILE },
+		{ .path = "l", .type = BUNDLE_ENTRY_SYMLINK, .mode = 0777,
+		  .size = 5, .data = (unsigned char *)"d/abc" },
+		{ .path = "n", .type = BUNDLE_ENTRY_CHARDEV, .mode = 0600,
+		  .rdev = 0x103 },
 	};
 	const char *error;
 

@@ -1,7 +1,7 @@
 /* test_bundle_scan_filter.c: scanning part of a tree: the user's own tree
  * keeps folder directories but not their contents, a folder's tree leaves
  * out tmp/ (mails being written), and skipped entries are never read (a
- * symlink there is no error). */
+ * damaged stub there is no error). */
 #include "helper-objstore.h"
 #include "bundle.h"
 
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static char *tmp;
@@ -24,6 +25,15 @@ static void put(const char *path, const char *content)
 	cr_assert_eq(write(f, content, strlen(content)),
 		     (ssize_t)strlen(content));
 	close(f);
+}
+
+/* path below tmp, in a static buffer */
+static const char *tmp_path(const char *path)
+{
+	static char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s/%s", tmp, path);
+	return buf;
 }
 
 static void init(void)
@@ -40,7 +50,11 @@ static void init(void)
 	put("Maildir/subscriptions", "Sent\n");
 	put("Maildir/.Sent/dovecot.index", "index");
 	put("Maildir/.Sent/tmp/1.M1.host", "From: a mail being written\n");
-	cr_assert_eq(symlinkat("/etc", fd, "Maildir/.Sent/tmp/odd"), 0);
+	/* an empty file with a key xattr that is no store key: a scan that
+	   reads it fails */
+	put("Maildir/.Sent/tmp/odd", "");
+	cr_assert_eq(lsetxattr(tmp_path("Maildir/.Sent/tmp/odd"),
+			       BUNDLE_XATTR_KEY, "../x", 4, 0), 0);
 }
 
 static void fini(void)
@@ -97,7 +111,7 @@ Test(bundle_scan_filter, folder_tree_leaves_out_tmp)
 
 	cr_assert_geq(folder, 0);
 	cr_assert_eq(bundle_tree_scan(folder, &tree, &error), -1,
-		     "unfiltered: the symlink in tmp/ is refused");
+		     "unfiltered: the damaged stub in tmp/ is refused");
 	cr_assert_eq(bundle_tree_scan_filtered(folder, folder_filter, NULL,
 					       &tree, &error), 0, "%s", error);
 	cr_assert_eq(tree->count, 2, "cur and dovecot.index");

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdio.h>
 #include <string.h>
 
 static struct oboxfs_options opts;
@@ -254,4 +255,50 @@ Test(fs_options, missing_mails)
 	fuse_opt_free_args(&args);
 	cr_assert_eq(parse(5, argv_eio, &error), 0, "%s", error);
 	cr_assert_not(opts.missing_mails_drop);
+}
+
+/* mounts are always nodev,nosuid (fs/main.c adds them): dev and suid are
+   refused with a line naming them, nodev and nosuid are left for FUSE */
+struct mount_flag_case {
+	char opts[48];
+	char refused[8];	/* "": accepted */
+};
+
+ParameterizedTestParameters(fs_options, dev_and_suid_refused)
+{
+	static struct mount_flag_case cases[] = {
+		{ "dev", "dev" },
+		{ "suid", "suid" },
+		{ "rw,dev", "dev" },
+		{ "nosuid,suid", "suid" },
+		{ "allow_other,dev,cache_size=1M", "dev" },
+		{ "nodev", "" },
+		{ "nosuid", "" },
+		{ "nodev,nosuid,allow_other", "" },
+	};
+	return cr_make_param_array(struct mount_flag_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct mount_flag_case *c, fs_options, dev_and_suid_refused)
+{
+	char *argv[] = { "oboxfs", "-o", c->opts, "file:///s", "/mnt" };
+	char word[16];
+	const char *error = NULL;
+
+	if (c->refused[0] == '\0') {
+		cr_assert_eq(parse(5, argv, &error), 0, "%s: %s", c->opts,
+			     error);
+		bool kept = false;
+		for (int i = 0; i < args.argc; i++)
+			kept |= strstr(args.argv[i], "nodev") != NULL ||
+				strstr(args.argv[i], "nosuid") != NULL;
+		cr_assert(kept, "%s: not left for FUSE", c->opts);
+		return;
+	}
+	cr_assert_eq(parse(5, argv, &error), -1, "%s accepted", c->opts);
+	snprintf(word, sizeof(word), "option %s ", c->refused);
+	cr_assert_not_null(strstr(error, word), "%s: %s", c->opts, error);
+	cr_assert_not_null(strstr(error, "not supported"), "%s", error);
+	cr_assert_null(strchr(error, '\n'));
 }
