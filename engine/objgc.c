@@ -513,8 +513,10 @@ static int delete_both(struct objgc *gc, const struct keylist *a,
 			 "of memory (tried again later)\n", count);
 		return -1;
 	}
-	memcpy(keys, a->keys, a->count * sizeof(*keys));
-	memcpy(keys + a->count, b->keys, b->count * sizeof(*keys));
+	if (a->count > 0)
+		memcpy(keys, a->keys, a->count * sizeof(*keys));
+	if (b->count > 0)
+		memcpy(keys + a->count, b->keys, b->count * sizeof(*keys));
 	ret = objstore_delete_many(gc->store, keys, count);
 	if (ret < 0) {
 		obox_log(OBOX_LOG_ERR, "deleting %zu unreferenced objects "
