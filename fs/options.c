@@ -27,6 +27,10 @@ static const struct fuse_opt oboxfs_opts[] = {
 	OPT("region=%s", region, 0),
 	OPT("addressing=%s", addressing_str, 0),
 	OPT("credentials=%s", credentials, 0),
+	OPT("ca_file=%s", ca_file, 0),
+	OPT("connect_timeout=%s", connect_timeout_str, 0),
+	OPT("request_timeout=%s", request_timeout_str, 0),
+	OPT("retry_timeout=%s", retry_timeout_str, 0),
 	OPT("fault=%s", fault, 0),
 	OPT("upload_interval=%s", upload_interval_str, 0),
 	OPT("upload_deliveries=%s", upload_deliveries_str, 0),
@@ -206,6 +210,23 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 		*error_r = "delete_grace must be 0..2592000 seconds";
 		return -1;
 	}
+	if ((opts->connect_timeout_str != NULL &&
+	     parse_uint(opts->connect_timeout_str, 1, 600,
+			&opts->connect_timeout) < 0) ||
+	    (opts->request_timeout_str != NULL &&
+	     parse_uint(opts->request_timeout_str, 1, 3600,
+			&opts->request_timeout) < 0) ||
+	    (opts->retry_timeout_str != NULL &&
+	     parse_uint(opts->retry_timeout_str, 1, 3600,
+			&opts->retry_timeout) < 0)) {
+		*error_r = "connect_timeout must be 1..600 seconds, "
+			"request_timeout and retry_timeout 1..3600";
+		return -1;
+	}
+	if (opts->ca_file != NULL && opts->ca_file[0] == '\0') {
+		*error_r = "ca_file must name a file";
+		return -1;
+	}
 	if (opts->missing_mails_str == NULL ||
 	    strcmp(opts->missing_mails_str, "eio") == 0)
 		opts->missing_mails_drop = false;
@@ -229,6 +250,10 @@ void oboxfs_options_free(struct oboxfs_options *opts)
 	free(opts->region);
 	free(opts->addressing_str);
 	free(opts->credentials);
+	free(opts->ca_file);
+	free(opts->connect_timeout_str);
+	free(opts->request_timeout_str);
+	free(opts->retry_timeout_str);
 	free(opts->fault);
 	free(opts->upload_interval_str);
 	free(opts->upload_deliveries_str);
@@ -247,6 +272,10 @@ void oboxfs_options_to_settings(const struct oboxfs_options *opts,
 	set_r->addressing = opts->addressing;
 	set_r->credentials_file = opts->credentials;
 	set_r->tls_insecure = opts->tls_insecure != 0;
+	set_r->ca_file = opts->ca_file;
+	set_r->connect_timeout_ms = opts->connect_timeout * 1000;
+	set_r->request_timeout_ms = opts->request_timeout * 1000;
+	set_r->retry_timeout_ms = opts->retry_timeout * 1000;
 	set_r->no_fsync = opts->no_fsync != 0;
 	set_r->fault = opts->fault;
 }
@@ -266,6 +295,11 @@ void oboxfs_options_help(void)
 "    -o addressing=STYLE       path, virtual or auto (default auto)\n"
 "    -o credentials=FILE       S3 credentials file (mode 0600)\n"
 "    -o tls_insecure           do not verify TLS certificates\n"
+"    -o ca_file=FILE           trust the CA certificates in FILE (PEM)\n"
+"    -o connect_timeout=SECS   S3 connect timeout (default 5)\n"
+"    -o request_timeout=SECS   S3 request timeout (default 60)\n"
+"    -o retry_timeout=SECS     how long a failing S3 operation is retried\n"
+"                              before EIO (default 60)\n"
 "    -o upload_interval=SECS   index upload interval (default 300)\n"
 "    -o upload_deliveries=N    index upload every N deliveries (default 10)\n"
 "    -o split_check_interval=SECS  look for another machine writing the\n"

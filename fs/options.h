@@ -9,6 +9,10 @@
  *   addressing=path|virtual|auto   s3 addressing style (default auto)
  *   credentials=FILE       s3 credentials file
  *   tls_insecure           do not verify TLS certificates
+ *   ca_file=FILE           CA certificates to trust (PEM)
+ *   connect_timeout=SECS   s3 connect timeout (default 5)
+ *   request_timeout=SECS   s3 request timeout (default 60)
+ *   retry_timeout=SECS     s3 retry budget of one operation (default 60)
  *   upload_interval=SECS   index upload interval (default 300)
  *   upload_deliveries=N    index upload after N deliveries (default 10)
  *   split_check_interval=SECS  split-brain check of a root (3600, 0 never)
@@ -55,6 +59,10 @@ struct oboxfs_options {
 	char *region;
 	char *addressing_str;
 	char *credentials;
+	char *ca_file;
+	char *connect_timeout_str;
+	char *request_timeout_str;
+	char *retry_timeout_str;
 	char *fault;
 	char *upload_interval_str;
 	char *upload_deliveries_str;
@@ -77,6 +85,8 @@ struct oboxfs_options {
 	unsigned int split_check_interval;
 	unsigned int delete_grace;	/* seconds */
 	bool missing_mails_drop;
+	/* seconds, 0: the store's default */
+	unsigned int connect_timeout, request_timeout, retry_timeout;
 };
 
 /* Parse and check oboxfs's options out of args.  Returns 0, or -1 with a

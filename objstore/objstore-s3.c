@@ -56,6 +56,7 @@ static void s3_deinit(struct objstore *store)
 	s3_credentials_free(&s3->cred);
 	s3_url_free(&s3->url);
 	free(s3->region);
+	free(s3->ca_file);
 	free(s3);
 }
 
@@ -643,6 +644,19 @@ static int s3_init(struct objstore *store, const char *location,
 	s3->retry_timeout_ms = set->retry_timeout_ms != 0 ?
 		set->retry_timeout_ms : DEFAULT_RETRY_TIMEOUT_MS;
 	s3->tls_insecure = set->tls_insecure;
+	if (set->ca_file != NULL && set->ca_file[0] != '\0') {
+		/* a wrong path would fail every request: say it now */
+		if (access(set->ca_file, R_OK) < 0) {
+			*error_r = init_fail("ca_file %s: %s", set->ca_file,
+					     strerror(errno));
+			return -1;
+		}
+		s3->ca_file = strdup(set->ca_file);
+		if (s3->ca_file == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+	}
 	if (s3_credentials_load(set->credentials_file, &s3->cred,
 				&error) < 0) {
 		objstore_set_error(OBJSTORE_ERR_AUTH, "%s", error);

@@ -75,6 +75,8 @@ struct objstore_settings {
 	const char *credentials_file;
 	/* s3: skip TLS certificate verification (default: verify) */
 	bool tls_insecure;
+	/* s3: PEM file of the CA certificates to trust (NULL: the system's) */
+	const char *ca_file;
 	/* s3: per-request limits and the total time spent retrying one
 	   operation; 0 = defaults (5 s, 60 s, 60 s) */
 	unsigned int connect_timeout_ms;

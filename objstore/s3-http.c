@@ -376,6 +376,8 @@ int s3_http_perform(struct s3_http *http, const struct s3_http_request *req,
 		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
+	if (req->ca_file != NULL)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);

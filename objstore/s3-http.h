@@ -29,6 +29,7 @@ struct s3_http_request {
 	uint64_t range_skip, range_length;
 	long connect_timeout_ms, timeout_ms;
 	bool tls_insecure;
+	const char *ca_file;	/* CURLOPT_CAINFO, or NULL */
 };
 
 struct s3_http_header {

@@ -368,6 +368,7 @@ int s3_request_run(struct s3_store *s3, struct s3_request *req)
 	hreq.range_length = req->range_length;
 	hreq.connect_timeout_ms = (long)s3->connect_timeout_ms;
 	hreq.tls_insecure = s3->tls_insecure;
+	hreq.ca_file = s3->ca_file;
 
 	for (;;) {
 		uint64_t now = now_ms(), left, backoff;

@@ -21,6 +21,7 @@ struct s3_store {
 	unsigned int connect_timeout_ms, request_timeout_ms;
 	unsigned int retry_timeout_ms;
 	bool tls_insecure;
+	char *ca_file;		/* or NULL: the system's CAs */
 	_Atomic bool no_multi_delete;	/* server lacks POST ?delete */
 };
 

@@ -155,6 +155,11 @@ ParameterizedTestParameters(fs_options, bad_values)
 		{ "delete_grace=1h" },
 		{ "missing_mails=" },
 		{ "missing_mails=ignore" },
+		{ "ca_file=" },
+		{ "connect_timeout=0" },
+		{ "connect_timeout=601" },
+		{ "request_timeout=1h" },
+		{ "retry_timeout=3601" },
 	};
 	return cr_make_param_array(struct bad_case, bad,
 				   sizeof(bad) / sizeof(bad[0]));
@@ -301,4 +306,33 @@ ParameterizedTest(struct mount_flag_case *c, fs_options, dev_and_suid_refused)
 	cr_assert_not_null(strstr(error, word), "%s: %s", c->opts, error);
 	cr_assert_not_null(strstr(error, "not supported"), "%s", error);
 	cr_assert_null(strchr(error, '\n'));
+}
+
+Test(fs_options, tls_and_store_timeouts)
+{
+	char *argv[] = { "oboxfs", "-o", "ca_file=/etc/oboxfs/ca.pem,"
+			 "connect_timeout=3,request_timeout=20,"
+			 "retry_timeout=300", "s3://b/p", "/mnt" };
+	struct objstore_settings set;
+	const char *error = NULL;
+
+	cr_assert_eq(parse(5, argv, &error), 0, "%s", error);
+	oboxfs_options_to_settings(&opts, &set);
+	cr_assert_str_eq(set.ca_file, "/etc/oboxfs/ca.pem");
+	cr_assert_eq(set.connect_timeout_ms, 3000);
+	cr_assert_eq(set.request_timeout_ms, 20000);
+	cr_assert_eq(set.retry_timeout_ms, 300000);
+}
+
+Test(fs_options, store_timeouts_default_to_the_store)
+{
+	char *argv[] = { "oboxfs", "s3://b/p", "/mnt" };
+	struct objstore_settings set;
+	const char *error = NULL;
+
+	cr_assert_eq(parse(3, argv, &error), 0, "%s", error);
+	oboxfs_options_to_settings(&opts, &set);
+	cr_assert_null(set.ca_file);
+	cr_assert_eq(set.connect_timeout_ms, 0);
+	cr_assert_eq(set.retry_timeout_ms, 0);
 }
