@@ -26,6 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* the tree root's owner and mode (rootattr.h): outside every user's
+   keys ("<h1>/<h2>/..." has a 2-character first segment) */
+#define KEYS_ROOT_ATTR "oboxfs/root-attr"
+
 /* fits any user or root prefix of a valid user name (255 bytes) */
 #define KEYS_PREFIX_MAX 320
 

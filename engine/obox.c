@@ -8,6 +8,7 @@
 #include "log.h"
 #include "mailcache.h"
 #include "mailmissing.h"
+#include "rootattr.h"
 #include "mailpath.h"
 #include "mailstore.h"
 #include "metacache.h"
@@ -335,6 +336,7 @@ int obox_init(const struct obox_settings *set, struct obox **obox_r,
 		return init_fail(error_r, "out of memory");
 	}
 	obox_staging_cleanup(obox);
+	rootattr_apply(obox);
 	*obox_r = obox;
 	return 0;
 }

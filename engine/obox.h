@@ -68,6 +68,10 @@ struct obox_settings {
 	   user may build on a deleted mail */
 	unsigned int delete_grace;
 	enum obox_missing_mails missing_mails;
+	/* the tree root's owner and mode: when set, these instead of what
+	   the store keeps (obox_root_attr_changed()) */
+	bool root_uid_set, root_gid_set, root_mode_set;
+	uint32_t root_uid, root_gid, root_mode;
 
 	obox_user_evicted_cb *user_evicted;
 	obox_dir_changed_cb *dir_changed;
@@ -173,6 +177,13 @@ int obox_unlink(struct obox *obox, int dir_fd, const char *name);
    obox_change_end(), the file obox_touched()).  Returns ENOENT when the
    mail is gone (reply that to the open), else an errno (EIO). */
 int obox_mail_drop(struct obox *obox, int dir_fd, const char *name, int fd);
+
+/* The front end changed the owner or mode of the tree root (chown/chmod
+   of obox_meta_fd()'s directory): stored, so that every machine mounting
+   the store shows them (obox_init() applies them; the root_* settings
+   override).  Returns 0, or EIO if the store failed (logged; the change
+   holds on this machine). */
+int obox_root_attr_changed(struct obox *obox);
 
 /* --- open files --- */
 

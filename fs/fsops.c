@@ -182,6 +182,12 @@ void fsop_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	err = setattr_fd(fs, inode, fd, attr, valid);
 	attr_fd_put(inode, fi, fd);
+	/* the root's owner and mode are kept in the store for every
+	   machine (a failure is logged; the change holds here) */
+	if (err == 0 && inode == &fs->root &&
+	    (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+		      FUSE_SET_ATTR_GID)) != 0)
+		(void)obox_root_attr_changed(fs->obox);
 	if (err != 0)
 		fuse_reply_err(req, err);
 	else

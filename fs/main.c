@@ -209,6 +209,12 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 		.upload_deliveries = opts->upload_deliveries,
 		.split_check_interval = opts->split_check_interval,
 		.delete_grace = opts->delete_grace,
+		.root_uid_set = opts->root_uid_set,
+		.root_gid_set = opts->root_gid_set,
+		.root_mode_set = opts->root_mode_set,
+		.root_uid = opts->root_uid,
+		.root_gid = opts->root_gid,
+		.root_mode = opts->root_mode,
 		.missing_mails = opts->missing_mails_drop ?
 			OBOX_MISSING_MAILS_DROP : OBOX_MISSING_MAILS_EIO,
 		.user_evicted = evicted_user,

@@ -3,6 +3,8 @@
 #include "obox.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -37,6 +39,9 @@ static const struct fuse_opt oboxfs_opts[] = {
 	OPT("split_check_interval=%s", split_check_interval_str, 0),
 	OPT("delete_grace=%s", delete_grace_str, 0),
 	OPT("missing_mails=%s", missing_mails_str, 0),
+	OPT("root_uid=%s", root_uid_str, 0),
+	OPT("root_gid=%s", root_gid_str, 0),
+	OPT("root_mode=%s", root_mode_str, 0),
 	OPT("tls_insecure", tls_insecure, 1),
 	OPT("no_fsync", no_fsync, 1),
 	FUSE_OPT_KEY("_netdev", KEY_DROP),
@@ -92,6 +97,72 @@ static int parse_uint(const char *str, unsigned int min, unsigned int max,
 	if (errno != 0 || *end != '\0' || value < min || value > max)
 		return -1;
 	*value_r = (unsigned int)value;
+	return 0;
+}
+
+/* a uid or gid: decimal, or a user or group name */
+static int parse_id(const char *str, bool group, uint32_t *id_r)
+{
+	char *end;
+	unsigned long value;
+
+	if (str[0] >= '0' && str[0] <= '9') {
+		errno = 0;
+		value = strtoul(str, &end, 10);
+		if (errno != 0 || *end != '\0' || value >= UINT32_MAX)
+			return -1;
+		*id_r = (uint32_t)value;
+		return 0;
+	}
+	if (group) {
+		struct group *gr = str[0] == '\0' ? NULL : getgrnam(str);
+
+		if (gr == NULL)
+			return -1;
+		*id_r = (uint32_t)gr->gr_gid;
+	} else {
+		struct passwd *pw = str[0] == '\0' ? NULL : getpwnam(str);
+
+		if (pw == NULL)
+			return -1;
+		*id_r = (uint32_t)pw->pw_uid;
+	}
+	return 0;
+}
+
+/* root_uid=, root_gid=, root_mode= */
+static int parse_root_attr(struct oboxfs_options *opts, const char **error_r)
+{
+	char *end;
+	unsigned long mode;
+
+	if (opts->root_uid_str != NULL) {
+		if (parse_id(opts->root_uid_str, false, &opts->root_uid) < 0) {
+			*error_r = "root_uid must be a uid or a user name";
+			return -1;
+		}
+		opts->root_uid_set = true;
+	}
+	if (opts->root_gid_str != NULL) {
+		if (parse_id(opts->root_gid_str, true, &opts->root_gid) < 0) {
+			*error_r = "root_gid must be a gid or a group name";
+			return -1;
+		}
+		opts->root_gid_set = true;
+	}
+	if (opts->root_mode_str != NULL) {
+		errno = 0;
+		mode = strtoul(opts->root_mode_str, &end, 8);
+		if (opts->root_mode_str[0] < '0' ||
+		    opts->root_mode_str[0] > '7' || errno != 0 ||
+		    *end != '\0' || mode > 07777) {
+			*error_r = "root_mode must be octal permission bits "
+				"(e.g. 0755)";
+			return -1;
+		}
+		opts->root_mode = (uint32_t)mode;
+		opts->root_mode_set = true;
+	}
 	return 0;
 }
 
@@ -227,6 +298,8 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 		*error_r = "ca_file must name a file";
 		return -1;
 	}
+	if (parse_root_attr(opts, error_r) < 0)
+		return -1;
 	if (opts->missing_mails_str == NULL ||
 	    strcmp(opts->missing_mails_str, "eio") == 0)
 		opts->missing_mails_drop = false;
@@ -260,6 +333,9 @@ void oboxfs_options_free(struct oboxfs_options *opts)
 	free(opts->split_check_interval_str);
 	free(opts->delete_grace_str);
 	free(opts->missing_mails_str);
+	free(opts->root_uid_str);
+	free(opts->root_gid_str);
+	free(opts->root_mode_str);
 	memset(opts, 0, sizeof(*opts));
 }
 
@@ -307,6 +383,8 @@ void oboxfs_options_help(void)
 "    -o delete_grace=SECS      keep expunged mails' objects this long before\n"
 "                              deleting them (default split_check_interval\n"
 "                              + 300)\n"
+"    -o root_uid=N, root_gid=N, root_mode=OCTAL  the mount root's owner\n"
+"                              and mode (default: as chown/chmod stored them)\n"
 "    -o missing_mails=eio|drop a mail whose object the store lacks: EIO on\n"
 "                              reading it (default), or removed\n"
 "    -o no_fsync               file:// store: do not fsync objects\n"

@@ -160,6 +160,14 @@ ParameterizedTestParameters(fs_options, bad_values)
 		{ "connect_timeout=601" },
 		{ "request_timeout=1h" },
 		{ "retry_timeout=3601" },
+		{ "root_uid=no-such-user-oboxfs" },
+		{ "root_uid=4294967295" },
+		{ "root_uid=" },
+		{ "root_gid=no-such-group-oboxfs" },
+		{ "root_mode=755x" },
+		{ "root_mode=10000" },
+		{ "root_mode=-1" },
+		{ "root_mode=" },
 	};
 	return cr_make_param_array(struct bad_case, bad,
 				   sizeof(bad) / sizeof(bad[0]));
@@ -335,4 +343,27 @@ Test(fs_options, store_timeouts_default_to_the_store)
 	cr_assert_null(set.ca_file);
 	cr_assert_eq(set.connect_timeout_ms, 0);
 	cr_assert_eq(set.retry_timeout_ms, 0);
+}
+
+Test(fs_options, root_owner_and_mode)
+{
+	char *argv[] = { "oboxfs", "-o", "root_uid=root,root_gid=5000,"
+			 "root_mode=0750", "file:///s", "/mnt" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(5, argv, &error), 0, "%s", error);
+	cr_assert(opts.root_uid_set && opts.root_gid_set && opts.root_mode_set);
+	cr_assert_eq(opts.root_uid, 0);
+	cr_assert_eq(opts.root_gid, 5000);
+	cr_assert_eq(opts.root_mode, 0750);
+}
+
+Test(fs_options, root_owner_not_set_by_default)
+{
+	char *argv[] = { "oboxfs", "file:///s", "/mnt" };
+	const char *error = NULL;
+
+	cr_assert_eq(parse(3, argv, &error), 0, "%s", error);
+	cr_assert_not(opts.root_uid_set || opts.root_gid_set ||
+		      opts.root_mode_set);
 }
