@@ -17,6 +17,7 @@
  * could collide while Dovecot runs).
  */
 #include "upload-private.h"
+#include "pathopen.h"
 #include "log.h"
 #include "roots.h"
 #include "keylist.h"
@@ -201,8 +202,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	user_fd = openat(ctx->meta_fd, user->name, O_RDONLY | O_DIRECTORY |
 			 O_NOFOLLOW | O_CLOEXEC);
 	folder_fd = user_fd < 0 ? -1 :
-		openat(user_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		       O_CLOEXEC);
+		pathopen(user_fd, path, O_RDONLY | O_DIRECTORY);
 	if (folder_fd >= 0) {
 		local_stubs(folder_fd, &local, &local_paths);
 		for (size_t i = 0; i < local.count; i++)

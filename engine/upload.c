@@ -1,6 +1,7 @@
 /* upload.c: snapshots of a user's bundle roots and their upload as base
  * and diff bundles (see upload.h). */
 #include "upload-private.h"
+#include "pathopen.h"
 #include "bundle.h"
 #include "cachestate.h"
 #include "ids.h"
@@ -181,8 +182,7 @@ static bool has_suffix(const char *s, const char *suffix)
 /* the folder GUID of directory path below fd, or false */
 static bool dir_guid(int fd, const char *path, char guid_r[IDS_HEX_LEN + 1])
 {
-	int dfd = openat(fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			 O_CLOEXEC);
+	int dfd = pathopen(fd, path, O_RDONLY | O_DIRECTORY);
 	ssize_t len;
 
 	if (dfd < 0)
@@ -263,10 +263,7 @@ static int scan_root(struct upload_ctx *ctx, struct ouser *user, int user_fd,
 		prev.tree = root->last != NULL ? root->last : root->base;
 		since.gen = root->scan_gen;
 	}
-	fd = path[0] == '\0' ?
-		openat(user_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) :
-		openat(user_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		       O_CLOEXEC);
+	fd = pathopen(user_fd, path, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		obox_log(OBOX_LOG_ERR, "upload: open(%s) failed: %s\n", path,
 			 strerror(errno));

@@ -4,6 +4,7 @@
  * its owner, and sdbox folders that got mails back are marked for an
  * index rebuild (see userload.h). */
 #include "userload-private.h"
+#include "pathopen.h"
 #include "bundle.h"
 #include "ids.h"
 #include "mailpath.h"
@@ -334,8 +335,7 @@ int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
 {
 	for (size_t i = 0; i < ctx->rebuild_count; i++) {
 		const char *path = ctx->rebuild_dirs[i];
-		int fd = openat(ctx->dir_fd, path, O_RDONLY | O_DIRECTORY |
-				O_NOFOLLOW | O_CLOEXEC);
+		int fd = pathopen(ctx->dir_fd, path, O_RDONLY | O_DIRECTORY);
 		int ret = 0;
 
 		if (fd >= 0) {

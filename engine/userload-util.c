@@ -76,7 +76,7 @@ bool ul_store_error_is_fatal(void)
 bool ul_local_error_is_path(int err)
 {
 	return err == ENOTDIR || err == EEXIST || err == ELOOP ||
-		err == ENAMETOOLONG || err == EISDIR;
+		err == ENAMETOOLONG || err == EISDIR || err == EXDEV;
 }
 
 size_t ul_root_get(struct ul_ctx *ctx, const char *guid)

@@ -4,6 +4,7 @@
  * then mails no stub references put back from their metadata (see
  * userload.h). */
 #include "userload-private.h"
+#include "pathopen.h"
 #include "bundle.h"
 #include "ids.h"
 #include "keys.h"
@@ -126,8 +127,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	}
 	if (tree == NULL)
 		return 0;
-	fd = openat(ctx->dir_fd, root->path[0] == '\0' ? "." : root->path,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = pathopen(ctx->dir_fd, root->path, O_RDONLY | O_DIRECTORY);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		if (fd < 0 && ul_local_error_is_path(errno)) {
 			obox_log(OBOX_LOG_ERR, "userload(%s): folder %s: "
