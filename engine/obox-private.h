@@ -15,6 +15,13 @@
  *                            address order.
  *   3. inode locks           mailstore_lock_inode() (inolock.c): one per
  *                            inode number; one at a time
+ *  3a. size locks            obox_size_grow_begin() and
+ *                            obox_size_measure_begin() (sizelock.c): one
+ *                            per inode number, one at a time; a write
+ *                            begins its growth inside its inode lock (the
+ *                            growth may end after it, in another thread),
+ *                            an attribute reply measures holding no other
+ *                            engine lock
  *   4. obox.ns_lock          around removing a name (mailnames.c)
  *   5. leaf locks            each held only around its own fields, never
  *                            while taking another lock of this list:
@@ -41,6 +48,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+struct sizelock_table;
+
 struct obox {
 	struct obox_settings set;	/* strings not kept: see below */
 	char *cache_dir;
@@ -54,6 +63,7 @@ struct obox {
 	struct mailcache *mailcache;
 	struct objgc *gc;
 	struct mailstore *ms;
+	struct sizelock_table *size_locks;	/* sizelock.c */
 	struct users *users;
 	struct cachestate *cs;
 	struct upload_ctx upctx;
@@ -74,6 +84,10 @@ struct obox {
 	   releases its object */
 	pthread_mutex_t ns_lock;
 };
+
+/* sizelock.c */
+struct sizelock_table *sizelock_init(void);
+void sizelock_deinit(struct sizelock_table **table);
 
 /* userget.c: the delivery callback of mailstore (counts deliveries per
    folder, asks the uploader for the folder's upload) */

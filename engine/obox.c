@@ -266,7 +266,9 @@ static int caches_init(struct obox *obox, const char **error_r)
 	}
 	obox->users = users_init(obox->cs);
 	obox->missing = mailmissing_init();
-	if (obox->ms == NULL || obox->users == NULL || obox->missing == NULL)
+	obox->size_locks = sizelock_init();
+	if (obox->ms == NULL || obox->users == NULL || obox->missing == NULL ||
+	    obox->size_locks == NULL)
 		return init_fail(error_r, "out of memory");
 	if (upload_ctx_init(&obox->upctx, obox->store, obox->gc, obox->cs,
 			    obox->meta_fd) < 0) {
@@ -372,6 +374,7 @@ void obox_deinit(struct obox **_obox)
 	if (obox->load_fd >= 0)
 		close(obox->load_fd);
 	mailstore_deinit(&obox->ms);
+	sizelock_deinit(&obox->size_locks);
 	objgc_deinit(&obox->gc);
 	mailcache_deinit(&obox->mailcache);
 	mailmissing_deinit(&obox->missing);

@@ -204,6 +204,22 @@ int obox_read_fd(struct obox *obox, int fd, int *mail_fd);
    obox_write_end(obox, *ino_r).  Returns 0 or -1 with errno. */
 int obox_write_begin(struct obox *obox, int fd, ino_t *ino_r);
 void obox_write_end(struct obox *obox, ino_t ino);
+/* Growths of file ino the kernel may not have yet (sizelock.c).  A FUSE
+   kernel extends its i_size of a file only once the writer has processed
+   its WRITE reply, while a GETATTR answered meanwhile already gives
+   fstat() the new size: a process mapping the file to that size faults
+   past the kernel's end of it (SIGBUS; Dovecot's index logs and caches).
+   A write or fallocate that may grow a file begins a growth before
+   writing; it is ended (by any thread) once the kernel has the new size,
+   or at once if the file did not grow.  An attribute reply measures a
+   regular file between measure_begin(), which waits up to timeout_ms for
+   the pending growths, and measure_end(); no growth begins meanwhile.
+   Abort if out of memory, like the inode locks. */
+void obox_size_grow_begin(struct obox *obox, ino_t ino);
+void obox_size_grow_end(struct obox *obox, ino_t ino);
+void obox_size_measure_begin(struct obox *obox, ino_t ino,
+			     unsigned int timeout_ms);
+void obox_size_measure_end(struct obox *obox, ino_t ino);
 /* The regular file fd (any fd) named dir/name: stored as a mail if that
    is a mail location and it is not stored yet (fsync, close after a
    write).  Returns 0 or -1 with errno (EIO: the store failed). */

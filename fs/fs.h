@@ -70,6 +70,8 @@ struct oboxfs {
 	size_t meta_path_len;
 	/* for the engine's invalidations (NULL while not serving) */
 	struct fuse_session *se;
+	/* the mount point (the kernel's view of the tree: kernelsize.c) */
+	const char *mountpoint;
 	double timeout;		/* entry/attr timeout given to the kernel */
 	bool debug;
 
@@ -134,6 +136,21 @@ int inode_stat(struct oboxfs *fs, struct oinode *inode, struct stat *st_r);
    with errno (ENOENT: unlinked, or the root). */
 int inode_dir_name(struct oboxfs *fs, struct oinode *inode, char *dir,
 		   size_t size, const char **name_r);
+
+/* kernelsize.c: growths of files (obox_size_grow_begin()) end once the
+   kernel has their new size */
+/* how long a growth may stop attribute replies of its file at most */
+#define KERNEL_SIZE_WAIT_MS 1000
+/* An O_PATH fd of inode's file on the mount, or -1 (no name, another file
+   by now).  Never call it inside a growth of the file (the path walk may
+   look the file up, which measures it). */
+int kernel_fd_open(struct oboxfs *fs, struct oinode *inode);
+/* The growth of file ino to end bytes, begun with obox_size_grow_begin(),
+   ends once the kernel's size of kfd (taken over; -1: none, end it now)
+   reaches end, or after KERNEL_SIZE_WAIT_MS. */
+void kernel_size_grown(struct oboxfs *fs, ino_t ino, int kfd, off_t end);
+/* End every growth and stop the waiter thread (before obox_deinit()). */
+void kernel_size_stop(void);
 
 /* fsops-dir.c */
 void fsop_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,

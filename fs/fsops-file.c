@@ -13,6 +13,10 @@
  * logged.  Mails renamed or linked into place are stored by rename/link
  * (fsops-dir.c).  fsync() of anything else is a no-op: the metacache is
  * never fsynced (CONTRACT.md section 6).
+ *
+ * A write or fallocate that grows a file is a growth of it until the
+ * kernel has its new size, after the reply (kernelsize.c): no attribute
+ * reply may give fstat() a size ahead of the kernel's i_size.
  */
 #include "fs.h"
 
@@ -31,6 +35,9 @@ struct ofile {
 	int mail_fd;		/* protected by lock: cached mail bytes if a
 				   stub, else -1 */
 	bool dirty;		/* protected by lock: written through this */
+	/* an O_PATH fd of the file on the mount (kernelsize.c), opened at
+	   the first write that may grow it; -1 if none (protected by lock) */
+	int kfd;
 	char *stats;		/* the stats file's text, else NULL */
 	size_t stats_len;
 	struct ouser *user;	/* counted in its open_count, or NULL */
@@ -50,6 +57,7 @@ static struct ofile *ofile_new(int fd)
 	pthread_mutex_init(&h->lock, NULL);
 	h->fd = fd;
 	h->mail_fd = -1;
+	h->kfd = -1;
 	return h;
 }
 
@@ -63,6 +71,8 @@ static void ofile_free(struct ofile **_h)
 		close(h->fd);
 	if (h->mail_fd >= 0)
 		close(h->mail_fd);
+	if (h->kfd >= 0)
+		close(h->kfd);
 	free(h->stats);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -300,6 +310,62 @@ void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* Will a write or fallocate through h to end grow the file?  Then its
+   growth begins (obox_size_grow_begin(), with ino from the caller's
+   obox_write_begin()) and the handle has its fd of the file on the mount
+   (kernel_fd_open(): opened before the growth begins, at the first such
+   write).  Writes to one file come one at a time (the kernel holds its
+   inode lock), so the answer holds until the write. */
+static bool may_grow(struct oboxfs *fs, struct ofile *h, struct oinode *inode,
+		     off_t end)
+{
+	struct stat st;
+	bool need;
+
+	if (fstat(h->fd, &st) < 0 || end <= st.st_size)
+		return false;
+	pthread_mutex_lock(&h->lock);
+	need = h->kfd < 0;
+	pthread_mutex_unlock(&h->lock);
+	if (need) {
+		int kfd = kernel_fd_open(fs, inode);
+
+		pthread_mutex_lock(&h->lock);
+		if (h->kfd < 0) {
+			h->kfd = kfd;
+			kfd = -1;
+		}
+		pthread_mutex_unlock(&h->lock);
+		if (kfd >= 0)
+			close(kfd);
+	}
+	return true;
+}
+
+/* The size of fd before a write or fallocate that may grow it, or -1. */
+static off_t size_before(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) < 0 ? -1 : st.st_size;
+}
+
+/* The file of h grew from before to end bytes: a copy of the handle's fd
+   on the mount for the growth's waiter (the handle may be released once
+   the reply is sent), or -1 if it did not grow or there is none. */
+static int grown_kfd(struct ofile *h, off_t before, off_t end)
+{
+	int kfd = -1;
+
+	if (before < 0 || end <= before)
+		return -1;
+	pthread_mutex_lock(&h->lock);
+	if (h->kfd >= 0)
+		kfd = fcntl(h->kfd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&h->lock);
+	return kfd;
+}
+
 /* Before writing through h: a stub becomes a plain file again
    (obox_write_begin()); on success the file cannot be stored until
    obox_write_end(fs->obox, *ino_r) after the write. */
@@ -327,15 +393,23 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	unsigned int tries = 0;
 	ssize_t ret;
 	ino_t real_ino;
+	off_t before = -1;
+	int kfd = -1;
+	bool grows;
 
-	(void)ino;
 	if (h->stats != NULL) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	grows = may_grow(fs, h, inode_get(req, ino),
+			 off + (off_t)fuse_buf_size(bufv));
 	if (make_writable(fs, h, &real_ino) < 0) {
 		fuse_reply_err(req, errno);
 		return;
+	}
+	if (grows) {
+		obox_size_grow_begin(fs->obox, real_ino);
+		before = size_before(h->fd);
 	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = h->fd;
@@ -350,10 +424,15 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		 obox_retry_full(fs->obox, (int)-ret, &tries,
 				 fuse_buf_size(bufv), "a write"));
 	obox_write_end(fs->obox, real_ino);
+	if (grows && ret > 0)
+		kfd = grown_kfd(h, before, off + (off_t)ret);
 	if (ret < 0)
 		fuse_reply_err(req, (int)-ret);
 	else
 		fuse_reply_write(req, (size_t)ret);
+	/* nothing of h or the inode from here: both may be gone */
+	if (grows)
+		kernel_size_grown(fs, real_ino, kfd, off + (ret > 0 ? ret : 0));
 }
 
 /* flush: nothing to do (locks are the kernel's; data is in the cache). */
@@ -414,23 +493,35 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	struct oboxfs *fs = fs_get(req);
 	ino_t real_ino;
 	unsigned int tries = 0;
-	int err = 0;
+	int err = 0, kfd = -1;
+	off_t before = -1;
+	bool grows;
 
-	(void)ino;
 	if (h->stats != NULL) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	grows = (mode & FALLOC_FL_KEEP_SIZE) == 0 &&
+		may_grow(fs, h, inode_get(req, ino), offset + length);
 	if (make_writable(fs, h, &real_ino) < 0) {
 		fuse_reply_err(req, errno);
 		return;
+	}
+	if (grows) {
+		obox_size_grow_begin(fs->obox, real_ino);
+		before = size_before(h->fd);
 	}
 	do {
 		err = fallocate(h->fd, mode, offset, length) < 0 ? errno : 0;
 	} while (err != 0 && obox_retry_full(fs->obox, err, &tries,
 					     (uint64_t)length, "fallocate"));
 	obox_write_end(fs->obox, real_ino);
+	if (grows && err == 0)
+		kfd = grown_kfd(h, before, offset + length);
 	fuse_reply_err(req, err);
+	/* nothing of h or the inode from here: both may be gone */
+	if (grows)
+		kernel_size_grown(fs, real_ino, kfd, offset + length);
 }
 
 /* lseek: SEEK_DATA/SEEK_HOLE on the file holding the bytes. */

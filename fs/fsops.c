@@ -86,15 +86,22 @@ static void attr_fd_put(struct oinode *inode, struct fuse_file_info *fi,
 		inode_fd_put(inode, fd);
 }
 
-/* getattr: the metacache file's attributes, with a stub's mail size. */
+/* getattr: the metacache file's attributes, with a stub's mail size.  A
+   file is measured with no growth of it pending: never ahead of the kernel's
+   own size after a write grew it (obox_size_grow_begin(), kernelsize.c). */
 static void fsop_getattr(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
 	struct oboxfs *fs = fs_get(req);
 	struct oinode *inode = inode_get(req, ino);
+	bool measured = !inode->is_dir && !inode->is_stats &&
+		inode != &fs->root;
 	struct stat st;
 	int fd, ret;
 
+	if (measured)
+		obox_size_measure_begin(fs->obox, inode->ino,
+					KERNEL_SIZE_WAIT_MS);
 	if (fi != NULL && !inode->is_stats) {
 		fd = attr_fd(fs, inode, fi);
 		ret = fd < 0 ? -1 : obox_stat(fd, &st);
@@ -104,6 +111,12 @@ static void fsop_getattr(fuse_req_t req, fuse_ino_t ino,
 		errno = saved;
 	} else {
 		ret = inode_stat(fs, inode, &st);
+	}
+	if (measured) {
+		int saved = errno;
+
+		obox_size_measure_end(fs->obox, inode->ino);
+		errno = saved;
 	}
 	if (ret < 0)
 		fuse_reply_err(req, errno);

@@ -373,6 +373,41 @@ int inode_stat(struct oboxfs *fs, struct oinode *inode, struct stat *st_r)
 	return ret;
 }
 
+/* fstatat() of fd for a lookup, *is_stub_r whether it is a stub (and
+   *stub_size_r its size).  A regular file is measured again with no
+   growth of it pending: never ahead of the kernel's own size after a
+   write grew it (obox_size_grow_begin(), kernelsize.c).  Returns 0 or -1
+   with errno. */
+static int lookup_stat(struct oboxfs *fs, int fd, struct stat *st_r,
+		       int *is_stub_r, uint64_t *stub_size_r)
+{
+	const int flags = AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW;
+	bool locked = false;
+	ino_t ino = 0;
+	int ret;
+
+	*is_stub_r = 0;
+	ret = fstatat(fd, "", st_r, flags);
+	if (ret == 0 && S_ISREG(st_r->st_mode)) {
+		ino = st_r->st_ino;
+		locked = true;
+		obox_size_measure_begin(fs->obox, ino, KERNEL_SIZE_WAIT_MS);
+		ret = fstatat(fd, "", st_r, flags);
+	}
+	if (ret == 0) {
+		*is_stub_r = obox_stub_size(fd, st_r, stub_size_r);
+		if (*is_stub_r < 0)
+			ret = -1;
+	}
+	if (locked) {
+		int saved = errno;
+
+		obox_size_measure_end(fs->obox, ino);
+		errno = saved;
+	}
+	return ret;
+}
+
 int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		 bool load, struct fuse_entry_param *e)
 {
@@ -381,7 +416,7 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 	uint64_t stub_size = 0;
 	unsigned int bucket;
 	const char *error;
-	int fd, is_stub;
+	int fd, is_stub = 0;
 	bool is_dir;
 
 	memset(e, 0, sizeof(*e));
@@ -411,8 +446,7 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 	}
 	if (fd < 0)
 		return errno;
-	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
-	    (is_stub = obox_stub_size(fd, &e->attr, &stub_size)) < 0) {
+	if (lookup_stat(fs, fd, &e->attr, &is_stub, &stub_size) < 0) {
 		int saved = errno;
 
 		close(fd);

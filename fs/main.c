@@ -340,6 +340,7 @@ int main(int argc, char *argv[])
 		goto out;
 
 	fs.se = se;
+	fs.mountpoint = cmd.mountpoint;
 	if (fs_init(&fs, &opts) < 0)
 		goto out;
 
@@ -395,6 +396,7 @@ out:
 	/* the last upload runs after the unmount: the process exits when
 	   the index is stored */
 	signal_obox = NULL;
+	kernel_size_stop();
 	if (fs.obox != NULL)
 		obox_stop(fs.obox);
 	fs.se = NULL;

@@ -49,6 +49,16 @@ def fetch_one(c, uid):
     return typ, body
 
 
+def check_inbox_of(c, n_want, sent, what):
+    """SELECT INBOX has n_want mails, each fetched with its bytes."""
+    n = c.select('INBOX')
+    bodies = c.fetch_bodies()
+    if n != n_want or len(bodies) != n_want:
+        fail(f'{what}: the INBOX has {n} mails and FETCH gave '
+             f'{len(bodies)}; expected {n_want}')
+    check_bodies(bodies, sent, what)
+
+
 def check_bodies(bodies, sent, what):
     for uid, body in bodies.items():
         m = sent.get(msgid_of(body))
@@ -146,12 +156,7 @@ def run(name, port_offset):
                 log(f'drop: the first FETCH 1:* said {typ}')
                 # the same session goes on (no BYE)
                 c.ok('noop')
-                n = c.select('INBOX')
-                bodies = c.fetch_bodies()
-                if n != 5 or len(bodies) != 5:
-                    fail(f'drop: the INBOX has {n} mails and FETCH gave '
-                         f'{len(bodies)} after the lost one went; expected 5')
-                check_bodies(bodies, sent, 'drop')
+                check_inbox_of(c, 5, sent, 'drop')
             st = mnt.stats()
             if st.get('mails_missing_dropped') != 1:
                 fail(f'drop: mails_missing_dropped is '
@@ -164,12 +169,7 @@ def run(name, port_offset):
         with Dovecot(env, mnt.mountpoint, 'maildir',
                      rundir=env.path('dc4')) as dc:
             with Imap(dc.imap_port, user) as c:
-                n = c.select('INBOX')
-                bodies = c.fetch_bodies()
-                if n != 5 or len(bodies) != 5:
-                    fail(f'after the drop: a fresh mount has {n} mails, '
-                         f'FETCH gave {len(bodies)}; expected 5')
-                check_bodies(bodies, sent, 'after the drop')
+                check_inbox_of(c, 5, sent, 'after the drop, a fresh mount')
     log('a lost mail object: EIO for that mail only, or dropped')
 
 

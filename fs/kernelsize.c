@@ -1,0 +1,218 @@
+/* kernelsize.c: ending a file's growth once the kernel has its new size
+ * (obox_size_grow_begin(), engine/obox.h).
+ *
+ * The kernel extends its i_size of a FUSE file in the writer's context,
+ * once it has processed the WRITE reply (after the last one, for a write
+ * sent in several requests); on a loaded machine that may be milliseconds
+ * later.  A GETATTR answered meanwhile gives fstat() the new size although
+ * the kernel refuses it for i_size while the write is in flight, and a
+ * process that maps the file to that size (Dovecot's dovecot.index.log and
+ * dovecot.index.cache) faults past the kernel's end of file: SIGBUS.  So a
+ * write or fallocate that grew a file hands its growth to the waiter
+ * thread here, which ends it when the kernel's own size has reached the new
+ * end, and attribute replies measure a file only with no growth pending
+ * (fsops.c, inode.c): no size reaches fstat() ahead of the kernel's i_size.
+ *
+ * The kernel's size is read with statx(AT_STATX_DONT_SYNC) of an O_PATH fd
+ * of the file on the mount, which sends no request.  (A zero-length
+ * FUSE_NOTIFY_STORE would move i_size from here, but kernel 6.18 ignores
+ * it, and storing real bytes waits for the page the write in flight keeps
+ * locked until its reply.)  A growth ends after KERNEL_SIZE_WAIT_MS at the
+ * latest: a writer that does not get to run again must not stop attribute
+ * replies for long.  kernel_fd_open() walks the file's path on the mount
+ * from a FUSE worker: the writer has just opened the file, so the walk
+ * finds its dentries cached (a day's entry timeout) and sends no request;
+ * one it may send (after an invalidation) is served by another worker.  One waiter per daemon (state of this file), started
+ * by the first growth, after daemonizing.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_log.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* polls that only yield the CPU before sleeping between polls */
+#define KERNEL_SIZE_SPINS 64
+#define KERNEL_SIZE_SLEEP_NS 50000L
+
+struct growth {
+	struct growth *next;
+	ino_t ino;
+	int kfd;
+	off_t end;
+	int64_t deadline_ms;
+};
+
+static struct {
+	pthread_once_t once;
+	pthread_mutex_t lock;
+	pthread_cond_t added;
+	pthread_t thread;
+	bool started, stopping;	/* protected by lock */
+	struct growth *growths;	/* protected by lock */
+	struct obox *obox;	/* protected by lock */
+} waiter = {
+	.once = PTHREAD_ONCE_INIT,
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.added = PTHREAD_COND_INITIALIZER,
+};
+
+/* The kernel's own size of the file kfd (no request), or -1. */
+static off_t kernel_size(int kfd, ino_t *ino_r)
+{
+	struct statx stx;
+
+	if (statx(kfd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW |
+		  AT_STATX_DONT_SYNC, STATX_SIZE | STATX_INO, &stx) < 0)
+		return -1;
+	if (ino_r != NULL)
+		*ino_r = (ino_t)stx.stx_ino;
+	return (off_t)stx.stx_size;
+}
+
+int kernel_fd_open(struct oboxfs *fs, struct oinode *inode)
+{
+	char rel[PATH_MAX], path[PATH_MAX];
+	ino_t ino;
+	int fd;
+
+	if (fs->mountpoint == NULL ||
+	    inode_path(fs, inode, rel, sizeof(rel)) < 0 ||
+	    snprintf(path, sizeof(path), "%s/%s", fs->mountpoint, rel) >=
+	    (int)sizeof(path))
+		return -1;
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* the name may have come to name another file meanwhile */
+	if (kernel_size(fd, &ino) < 0 || ino != inode->ino) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void growth_end(struct growth *g)
+{
+	obox_size_grow_end(waiter.obox, g->ino);
+	if (g->kfd >= 0)
+		close(g->kfd);
+	free(g);
+}
+
+/* End the growths the kernel has caught up with (all when stopping).
+   Call with waiter.lock held. */
+static void poll_locked(void)
+{
+	struct growth **gp = &waiter.growths;
+	int64_t now = now_ms();
+
+	while (*gp != NULL) {
+		struct growth *g = *gp;
+		off_t size = kernel_size(g->kfd, NULL);
+
+		if (waiter.stopping || size < 0 || size >= g->end ||
+		    now >= g->deadline_ms) {
+			*gp = g->next;
+			growth_end(g);
+		} else {
+			gp = &g->next;
+		}
+	}
+}
+
+static void *waiter_main(void *context)
+{
+	const struct timespec pause = { 0, KERNEL_SIZE_SLEEP_NS };
+	unsigned int spins = 0;
+
+	(void)context;
+	pthread_mutex_lock(&waiter.lock);
+	for (;;) {
+		poll_locked();
+		if (waiter.stopping)
+			break;
+		if (waiter.growths == NULL) {
+			spins = 0;
+			pthread_cond_wait(&waiter.added, &waiter.lock);
+			continue;
+		}
+		pthread_mutex_unlock(&waiter.lock);
+		if (spins++ < KERNEL_SIZE_SPINS)
+			sched_yield();
+		else
+			nanosleep(&pause, NULL);
+		pthread_mutex_lock(&waiter.lock);
+	}
+	pthread_mutex_unlock(&waiter.lock);
+	return NULL;
+}
+
+static void waiter_start(void)
+{
+	pthread_mutex_lock(&waiter.lock);
+	if (pthread_create(&waiter.thread, NULL, waiter_main, NULL) == 0)
+		waiter.started = true;
+	else
+		fuse_log(FUSE_LOG_ERR, "starting the kernel size waiter "
+			 "failed: growths end unchecked\n");
+	pthread_mutex_unlock(&waiter.lock);
+}
+
+void kernel_size_grown(struct oboxfs *fs, ino_t ino, int kfd, off_t end)
+{
+	struct growth *g = NULL;
+
+	if (kfd >= 0) {
+		pthread_once(&waiter.once, waiter_start);
+		g = calloc(1, sizeof(*g));
+	}
+	pthread_mutex_lock(&waiter.lock);
+	waiter.obox = fs->obox;
+	if (g != NULL && waiter.started && !waiter.stopping) {
+		g->ino = ino;
+		g->kfd = kfd;
+		g->end = end;
+		g->deadline_ms = now_ms() + KERNEL_SIZE_WAIT_MS;
+		g->next = waiter.growths;
+		waiter.growths = g;
+		pthread_cond_signal(&waiter.added);
+		pthread_mutex_unlock(&waiter.lock);
+		return;
+	}
+	pthread_mutex_unlock(&waiter.lock);
+	/* nothing to wait on: ended now */
+	free(g);
+	if (kfd >= 0)
+		close(kfd);
+	obox_size_grow_end(fs->obox, ino);
+}
+
+void kernel_size_stop(void)
+{
+	bool started;
+
+	pthread_mutex_lock(&waiter.lock);
+	waiter.stopping = true;
+	started = waiter.started;
+	pthread_cond_signal(&waiter.added);
+	pthread_mutex_unlock(&waiter.lock);
+	if (started)
+		pthread_join(waiter.thread, NULL);
+}
