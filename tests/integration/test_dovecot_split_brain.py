@@ -84,6 +84,9 @@ def run(name):
                 fail('A did not notice the bundles B wrote')
             time.sleep(1.1)
             upload(a, 'A (the merged base)')
+            # B serves the user (a split check runs for users in use)
+            with Imap(dcb.imap_port, user) as c:
+                c.select('INBOX')
             sb = upload(b, 'B')
             if sb['index_split_brains'] < 1:
                 fail('B did not notice the bundles A wrote')
