@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mailclients import (Imap, TestFailure, check_delivered,  # noqa: E402
                          deliver_parallel, fail, log, make_mails, message_id,
                          pop3_retr_all, run_threads, uidset, user_name, _q)
-from mailtest import (BUNDLE_KEY_RE, MAIL_KEY_RE, Dovecot,  # noqa: E402
+from mailtest import (BUNDLE_KEY_RE, MAIL_KEY_RE, ROOT_ATTR_KEY, Dovecot,  # noqa: E402
                       OboxfsMount, S3Config, Store, TestEnv, store_requests)
 
 CUSTOM = '$Custom1'
@@ -400,6 +400,8 @@ def check_store(store, files, fmt):
         m = MAIL_KEY_RE.match(key)
         if BUNDLE_KEY_RE.match(key):
             bundles.append(key)
+            continue
+        if key == ROOT_ATTR_KEY:  # the mount root's owner and mode
             continue
         if not m:
             problems.append(f'object with an unexpected name: {key}')

@@ -643,6 +643,8 @@ class Dovecot:
 
 MAIL_KEY_RE = re.compile(
     r'^([0-9a-f]{2})/([0-9a-f]{3})/([^/]+)/mailboxes/([0-9a-f]{32})/([0-9a-f]{32})$')
+# the mount root's owner and mode (engine/keys.h KEYS_ROOT_ATTR)
+ROOT_ATTR_KEY = 'oboxfs/root-attr'
 BUNDLE_KEY_RE = re.compile(
     r'^[0-9a-f]{2}/[0-9a-f]{3}/[^/]+/(mailboxes/[0-9a-f]{32}/)?idx/'
     r'bundle\.[0-9a-f]{8}\.[0-9a-f]{5}\.[0-9a-f]{32}(-[0-9a-f]{32})?$')
