@@ -1,5 +1,5 @@
 /* putback.c: a mail back from the store as a stub (see putback.h). */
-#include "putback.h"
+#include "putback-private.h"
 #include "bundle.h"
 #include "log.h"
 #include "stub.h"
@@ -59,6 +59,18 @@ static time_t meta_mtime(const struct objstore_stat *st)
 	return (time_t)secs;
 }
 
+const char *putback_mail_from_stat(struct putback_mail *mail)
+{
+	const char *reason;
+
+	mail->path = objstore_stat_meta(&mail->st, "path");
+	mail->name = objstore_stat_meta(&mail->st, "name");
+	reason = meta_check(mail);
+	if (reason == NULL)
+		mail->mtime = meta_mtime(&mail->st);
+	return reason;
+}
+
 int putback_head(struct objstore *store, const char *key, const char *who,
 		 struct putback_mail *mail_r)
 {
@@ -67,16 +79,13 @@ int putback_head(struct objstore *store, const char *key, const char *who,
 	memset(mail_r, 0, sizeof(*mail_r));
 	if (objstore_head(store, key, &mail_r->st) < 0)
 		return -1;
-	mail_r->path = objstore_stat_meta(&mail_r->st, "path");
-	mail_r->name = objstore_stat_meta(&mail_r->st, "name");
-	reason = meta_check(mail_r);
+	reason = putback_mail_from_stat(mail_r);
 	if (reason != NULL) {
 		obox_log(OBOX_LOG_ERR, "%s: mail %s not put back: %s\n", who,
 			 key, reason);
 		putback_mail_free(mail_r);
 		return 0;
 	}
-	mail_r->mtime = meta_mtime(&mail_r->st);
 	return 1;
 }
 

@@ -19,6 +19,7 @@
  * 256 bytes, so a value longer than that once encoded is refused by PUT with
  * OBJSTORE_ERR_INVALID (ASCII text is not inflated; each byte outside
  * 0x20..0x7e counts three). */
+#include "s3-private.h"
 #include "s3-request.h"
 #include "s3-xml.h"
 
@@ -295,12 +296,35 @@ out:
 	return ret;
 }
 
+int s3_head_parse(const char *what, const struct s3_http_response *resp,
+		  struct objstore_stat *stat_r)
+{
+	const char *len, *mod;
+	char *end;
+
+	len = s3_http_response_header(resp, "content-length");
+	mod = s3_http_response_header(resp, "last-modified");
+	errno = 0;
+	if (len == NULL || len[0] < '0' || len[0] > '9' ||
+	    (stat_r->size = strtoull(len, &end, 10), *end != '\0') ||
+	    errno != 0) {
+		return objstore_set_error(OBJSTORE_ERR_INVALID, "%s failed: "
+					  "missing or bad Content-Length",
+					  what);
+	}
+	if (mod == NULL || (stat_r->mtime = curl_getdate(mod, NULL)) ==
+	    (time_t)-1) {
+		return objstore_set_error(OBJSTORE_ERR_INVALID, "%s failed: "
+					  "missing or bad Last-Modified", what);
+	}
+	return parse_head_meta(what, resp, stat_r);
+}
+
 static int s3_head(struct objstore *store, const char *key,
 		   struct objstore_stat *stat_r)
 {
 	struct s3_store *s3 = (struct s3_store *)store;
-	char what[OBJSTORE_KEY_MAX + 16], *end;
-	const char *len, *mod;
+	char what[OBJSTORE_KEY_MAX + 16];
 	struct s3_request req;
 	int ret;
 
@@ -308,21 +332,7 @@ static int s3_head(struct objstore *store, const char *key,
 	s3_request_init(&req, OBJSTORE_OP_HEAD, "HEAD", what, key);
 	if (s3_request_run(s3, &req) < 0)
 		return -1;
-	len = s3_http_response_header(&req.resp, "content-length");
-	mod = s3_http_response_header(&req.resp, "last-modified");
-	errno = 0;
-	if (len == NULL || len[0] < '0' || len[0] > '9' ||
-	    (stat_r->size = strtoull(len, &end, 10), *end != '\0') ||
-	    errno != 0) {
-		ret = objstore_set_error(OBJSTORE_ERR_INVALID, "%s failed: "
-					 "missing or bad Content-Length", what);
-	} else if (mod == NULL || (stat_r->mtime = curl_getdate(mod, NULL)) ==
-		   (time_t)-1) {
-		ret = objstore_set_error(OBJSTORE_ERR_INVALID, "%s failed: "
-					 "missing or bad Last-Modified", what);
-	} else {
-		ret = parse_head_meta(what, &req.resp, stat_r);
-	}
+	ret = s3_head_parse(what, &req.resp, stat_r);
 	s3_request_free(&req);
 	return ret;
 }

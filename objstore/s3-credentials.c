@@ -2,6 +2,7 @@
  * group/world accessible) or from the environment.  Error messages name the
  * file and line but never contain a secret. */
 #include "s3-credentials.h"
+#include "s3-private.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -73,12 +74,16 @@ static char *trim(char *str)
 	return str;
 }
 
-static int parse_file(const char *path, char *text,
-		      struct s3_credentials *cred, const char **error_r)
+int s3_credentials_parse(const char *path, char *text, size_t size,
+			 struct s3_credentials *cred, const char **error_r)
 {
 	unsigned int linenum = 0;
 	char *line, *next;
 
+	if (strlen(text) != size) {
+		return cred_fail(error_r, "credentials file %s: contains a "
+				 "NUL byte", path);
+	}
 	for (line = text; line != NULL; line = next) {
 		char *eq, *name, *value, **dest;
 
@@ -190,12 +195,7 @@ static int load_file(const char *path, struct s3_credentials *cred,
 	}
 	close(fd);
 	text[done] = '\0';
-	if (strlen(text) != done) {
-		result = cred_fail(error_r, "credentials file %s: contains a "
-				   "NUL byte", path);
-	} else {
-		result = parse_file(path, text, cred, error_r);
-	}
+	result = s3_credentials_parse(path, text, done, cred, error_r);
 	OPENSSL_cleanse(text, done);
 	free(text);
 	return result;

@@ -3,6 +3,7 @@
  * in a pool so their connections are reused, and a CURLSH shares the DNS
  * cache and TLS sessions between them.  Safe to call from many threads. */
 #include "s3-http.h"
+#include "s3-private.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -257,12 +258,9 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *context)
 	return total;
 }
 
-static size_t header_cb(char *data, size_t size, size_t nitems,
-			void *context)
+int s3_http_response_add_header(struct s3_http_response *resp,
+				const char *data, size_t len)
 {
-	struct transfer *t = context;
-	struct s3_http_response *resp = t->resp;
-	size_t total = size * nitems, len = total;
 	struct s3_http_header *hdrs, *h;
 	const char *colon, *value;
 
@@ -274,19 +272,19 @@ static size_t header_cb(char *data, size_t size, size_t nitems,
 			free(resp->headers[i].value);
 		}
 		resp->header_count = 0;
-		return total;
+		return 0;
 	}
 	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
 		len--;
 	colon = memchr(data, ':', len);
 	if (colon == NULL || colon == data)
-		return total;
+		return 0;
 	if (resp->header_count >= S3_HTTP_HEADERS_MAX)
-		return total;
+		return 0;
 	hdrs = realloc(resp->headers, (resp->header_count + 1) *
 		       sizeof(*hdrs));
 	if (hdrs == NULL)
-		return 0;
+		return -1;
 	resp->headers = hdrs;
 	h = &hdrs[resp->header_count];
 	value = colon + 1;
@@ -301,14 +299,24 @@ static size_t header_cb(char *data, size_t size, size_t nitems,
 	if (h->name == NULL || h->value == NULL) {
 		free(h->name);
 		free(h->value);
-		return 0;
+		return -1;
 	}
 	for (char *p = h->name; *p != '\0'; p++) {
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
 	}
 	resp->header_count++;
-	return total;
+	return 0;
+}
+
+static size_t header_cb(char *data, size_t size, size_t nitems,
+			void *context)
+{
+	struct transfer *t = context;
+	size_t total = size * nitems;
+
+	return s3_http_response_add_header(t->resp, data, total) < 0 ?
+		0 : total;
 }
 
 const char *s3_http_response_header(const struct s3_http_response *resp,
