@@ -166,9 +166,9 @@ static int prefix_parse(const char *prefix, struct s3_url *url,
 	return 0;
 }
 
-int s3_url_parse(const char *location, const char *endpoint,
-		 const char *region, enum objstore_addressing addressing,
-		 struct s3_url *url_r, const char **error_r)
+static int url_parse(const char *location, const char *endpoint,
+		     const char *region, enum objstore_addressing addressing,
+		     struct s3_url *url_r, const char **error_r)
 {
 	const char *slash = strchr(location, '/'), *reason;
 	char *aws_endpoint = NULL, *enc_bucket;
@@ -247,5 +247,18 @@ int s3_url_parse(const char *location, const char *endpoint,
 	if (url_r->bucket_path == NULL || url_r->host_header == NULL ||
 	    url_r->base_url == NULL)
 		return url_fail(error_r, "out of memory");
+	return 0;
+}
+
+int s3_url_parse(const char *location, const char *endpoint,
+		 const char *region, enum objstore_addressing addressing,
+		 struct s3_url *url_r, const char **error_r)
+{
+	/* on failure, nothing is left for the caller to free */
+	if (url_parse(location, endpoint, region, addressing, url_r,
+		      error_r) < 0) {
+		s3_url_free(url_r);
+		return -1;
+	}
 	return 0;
 }

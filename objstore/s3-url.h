@@ -22,7 +22,7 @@ struct s3_url {
 
 /* Parse location ("bucket/prefix", the URL without "s3://"), endpoint
    (NULL = AWS in region) and addressing.  Returns -1 with a one-line
-   *error_r (thread-local). */
+   *error_r (thread-local) and url_r holding nothing to free. */
 int s3_url_parse(const char *location, const char *endpoint,
 		 const char *region, enum objstore_addressing addressing,
 		 struct s3_url *url_r, const char **error_r);

@@ -279,3 +279,52 @@ Test(s3_url_and_credentials, missing_or_not_regular_file)
 	cr_assert_eq(s3_credentials_load(tmpdir, &cred, &error), -1);
 	cr_assert(strstr(error, "not a regular file") != NULL, "%s", error);
 }
+
+/* fuzz/ (fuzz_options) found: a URL refused after the bucket name, prefix
+   or endpoint was parsed left them allocated in url_r, leaked by a caller
+   that frees only a parsed URL.  Each case fails at another step; nothing
+   may be left. */
+struct refused_url {
+	char location[32];
+	char endpoint[40];
+	enum objstore_addressing addressing;
+	char error[48];
+};
+
+ParameterizedTestParameters(s3_url_and_credentials, refused_url_leaves_nothing)
+{
+	static struct refused_url cases[] = {
+		/* the fuzzer's input: a bucket name too short */
+		{ "b/a/b/c", "", OBJSTORE_ADDRESSING_AUTO, "3..63" },
+		{ "bucket/a//b", "", OBJSTORE_ADDRESSING_AUTO, "prefix" },
+		{ "bucket/p", "ftp://host", OBJSTORE_ADDRESSING_AUTO,
+		  "invalid S3 endpoint" },
+		{ "my_bucket", "http://127.0.0.1:9000",
+		  OBJSTORE_ADDRESSING_VIRTUAL, "virtual-host" },
+		{ "bucket", "http://[::1]:9000", OBJSTORE_ADDRESSING_VIRTUAL,
+		  "virtual-host" },
+	};
+
+	return cr_make_param_array(struct refused_url, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct refused_url *c, s3_url_and_credentials,
+		  refused_url_leaves_nothing)
+{
+	struct s3_url url;
+	const char *error;
+
+	cr_assert_eq(s3_url_parse(c->location,
+				  c->endpoint[0] == '\0' ? NULL : c->endpoint,
+				  "us-east-1", c->addressing, &url, &error),
+		     -1, "%s", c->location);
+	cr_assert(strstr(error, c->error) != NULL, "%s: %s", c->location,
+		  error);
+	cr_assert_null(url.bucket, "%s", c->location);
+	cr_assert_null(url.prefix, "%s", c->location);
+	cr_assert_null(url.host, "%s", c->location);
+	cr_assert_null(url.host_header, "%s", c->location);
+	cr_assert_null(url.base_url, "%s", c->location);
+	cr_assert_null(url.bucket_path, "%s", c->location);
+}
