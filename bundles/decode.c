@@ -101,13 +101,15 @@ struct decode_ctx {
 };
 
 /* The ranges of a patch record at c (not consumed): each inside the new
-   size, after the previous one, not empty.  *len_r = their bytes. */
+   size, after the previous one, not empty; what the file grows by past
+   its old size is in them (a small diff cannot make a huge file).
+   *len_r = their bytes. */
 static int patch_ranges_check(const struct cursor *c,
 			      const struct bundle_record *rec,
 			      uint64_t *len_r, const char **error_r)
 {
 	const unsigned char *p = c->p;
-	uint64_t prev_end = 0;
+	uint64_t prev_end = 0, content = 0;
 
 	for (uint32_t i = 0; i < rec->range_count; i++) {
 		uint64_t offset, len;
@@ -132,6 +134,15 @@ static int patch_ranges_check(const struct cursor *c,
 		}
 		p += len;
 		prev_end = offset + len;
+		content += len;
+	}
+	if (rec->e.size > rec->old_size &&
+	    rec->e.size - rec->old_size > content) {
+		*error_r = bundle_error("%s: patch grows the file by %llu "
+					"bytes, more than its ranges hold",
+					rec->e.path, (unsigned long long)
+					(rec->e.size - rec->old_size));
+		return -1;
 	}
 	*len_r = (uint64_t)(p - c->p);
 	return 0;

@@ -282,3 +282,88 @@ Test(bundle_apply_hostile, every_flipped_byte_of_a_diff)
 	}
 	free(copy);
 }
+
+/* A diff with one patch record of base file g (10 bytes) growing it to
+   size, with one range of len bytes 'P' at offset. */
+static void build_patch(uint64_t size, uint64_t offset, uint32_t len,
+			unsigned char **d_r, size_t *len_r)
+{
+	unsigned char *d = NULL, rec[REC] = { 0 }, range[12], digest[32];
+	unsigned char fill[16];
+	size_t n = 0;
+
+	cr_assert_leq(len, sizeof(fill));
+	memset(fill, 'P', sizeof(fill));
+	put(&d, &n, diff_data, HDR);
+	le(d + 96, 1, 4);
+	le(d + 100, 0, 4);
+	rec[0] = 6;
+	le(rec + 2, 1, 2);
+	le(rec + 8, 0600, 4);
+	le(rec + 36, 1, 4);		/* one range */
+	le(rec + 40, size, 8);
+	le(rec + 48, 10, 8);		/* the base's g */
+	put(&d, &n, rec, REC);
+	put(&d, &n, "g", 1);
+	le(range, offset, 8);
+	le(range + 8, len, 4);
+	put(&d, &n, range, sizeof(range));
+	put(&d, &n, fill, len);
+	le(d + 104, sizeof(range) + len, 8);
+	SHA256(d, n, digest);
+	put(&d, &n, digest, 32);
+	*d_r = d;
+	*len_r = n;
+}
+
+/* fuzz/ (fuzz_bundle_apply) found: a patch record of a few bytes could
+   give its file any size up to 2^63 (the base's content zero-extended), so
+   applying a tiny hostile diff allocated terabytes and the daemon aborted
+   (the reproducer: 0xfffd0003e8 bytes).  A patch now carries its growth
+   in its ranges; decoding refuses more. */
+Test(bundle_apply_hostile, patch_cannot_grow_past_its_ranges)
+{
+	static const struct {
+		uint64_t size, offset;
+		uint32_t len;
+	} bad[] = {
+		{ 0xfffd0003e8ULL, 0, 4 },	/* the fuzzer's size */
+		{ 1ULL << 62, 10, 4 },
+		{ 15, 10, 4 },			/* 5 more bytes, 4 given */
+		{ 15, 0, 4 },			/* ranges not in the tail */
+	};
+	struct bundle *diff, *copy;
+	unsigned char *d;
+	size_t len;
+	const char *error;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		build_patch(bad[i].size, bad[i].offset, bad[i].len, &d, &len);
+		cr_assert_eq(bundle_decode(d, len, len, &diff, &error), -1,
+			     "size %llu decoded",
+			     (unsigned long long)bad[i].size);
+		cr_assert_not_null(strstr(error, "patch grows the file"),
+				   "%s", error);
+		free(d);
+	}
+
+	/* growing by exactly what the ranges hold, or shrinking, applies */
+	build_patch(14, 10, 4, &d, &len);
+	cr_assert_eq(bundle_decode(d, len, len, &diff, &error), 0, "%s",
+		     error);
+	cr_assert_eq(bundle_decode(base_data, base_size, base_size, &copy,
+				   &error), 0);
+	cr_assert_eq(bundle_apply_diff(copy->tree, diff->diff, &error), 0,
+		     "%s", error);
+	cr_assert_eq(bundle_tree_find(copy->tree, "g")->size, 14);
+	cr_assert_eq(memcmp(bundle_tree_find(copy->tree, "g")->data,
+			    "0123456789PPPP", 14), 0);
+	bundle_free(&diff);
+	bundle_free(&copy);
+	free(d);
+	build_patch(6, 2, 4, &d, &len);
+	cr_assert_eq(bundle_decode(d, len, len, &diff, &error), 0, "%s",
+		     error);
+	bundle_free(&diff);
+	free(d);
+}

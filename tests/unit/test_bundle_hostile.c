@@ -167,9 +167,14 @@ static void build(const struct hcase *c, struct raw *r)
 #define R98_4 "\x62\x00\x00\x00\x00\x00\x00\x00" "\x04\x00\x00\x00"
 #define R2_2 "\x02\x00\x00\x00\x00\x00\x00\x00" "\x02\x00\x00\x00"
 #define R5_0 "\x05\x00\x00\x00\x00\x00\x00\x00" "\x00\x00\x00\x00"
-/* a patch of "f" (50 bytes in the base) to 100 bytes */
+#define R96_4 "\x60\x00\x00\x00\x00\x00\x00\x00" "\x04\x00\x00\x00"
+/* a patch of "f" (100 bytes in the base), rewritten in place */
 #define PATCH_REC(n, bytes) { .kind = 6, .path = "f", .size = 100, \
-	.old_size = 50, .ranges = n, .patch = bytes, \
+	.old_size = 100, .ranges = n, .patch = bytes, \
+	.patch_len = sizeof(bytes) - 1 }
+/* a patch of "f" growing it from old to 100 bytes */
+#define PATCH_GROW(old, n, bytes) { .kind = 6, .path = "f", .size = 100, \
+	.old_size = old, .ranges = n, .patch = bytes, \
 	.patch_len = sizeof(bytes) - 1 }
 #define DIR_AB { .kind = 1, .path = "ab", .mode = 0700 }
 #define SYMLINK(p, n) { .kind = 7, .path = p, .mode = 0777, .size = n }
@@ -191,6 +196,12 @@ ParameterizedTestParameters(bundle_hostile, table)
 		  .expect = "magic" },
 		{ "valid patch", DIFF(PATCH_REC(2, R0_4 "abcd" R60_2
 		  "yz")), .nrecs = 1 },
+		{ "valid patch growing by its ranges", DIFF(PATCH_GROW(96, 2,
+		  R0_4 "abcd" R96_4 "wxyz")), .nrecs = 1 },
+		/* fuzz_bundle_apply: a few bytes made a file of any size */
+		{ "patch growing past its ranges", DIFF(PATCH_GROW(50, 2,
+		  R0_4 "abcd" R60_2 "yz")), .nrecs = 1,
+		  .expect = "patch grows the file" },
 		{ "patch in a base", BASE(PATCH_REC(1, R0_4 "abcd")),
 		  .nrecs = 1, .expect = "kind" },
 		{ "patch without ranges", DIFF(PATCH_REC(0, "")), .nrecs = 1,
