@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """faultload.py: mixed Dovecot load under store faults and daemon kills, for
 test_dovecot_store_faults_on_s3.py, test_dovecot_kill_loop.py and
-tests/long/reliability-run (the long versions).  Python stdlib only.
+bench/reliability-run (the long versions).  Python stdlib only.
 
 - FaultProxy: tests/fixtures/s3-fault-proxy.py as a child process in front of
   the test S3 (Swift), its mode switched at run time (pass, error, latency,

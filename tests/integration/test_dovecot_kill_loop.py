@@ -18,7 +18,7 @@ a Fatal error before the kill; Error lines (and a process killed by SIGBUS
 on an mmapped index) are expected once the mount died under Dovecot.
 
 Short by default (CI: 5 kills, rounds 2 and 4 remount on a fresh cache dir);
-OBOXFS_RELIABILITY_LONG=1 (tests/long/reliability-run): 20 kills, every
+OBOXFS_RELIABILITY_LONG=1 (bench/reliability-run): 20 kills, every
 fifth remount on a fresh cache dir.
 Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 57 .. + 59.
 """

@@ -2,7 +2,8 @@
 """test_dovecot_store_faults_on_s3.py: Dovecot on oboxfs keeps every
 acknowledged delivery while the S3 store misbehaves (CONTRACT §5, §9).
 
-maildir on the local Swift S3, reached through tests/fixtures/s3-fault-proxy.py.
+maildir on the local Swift S3, reached through
+tests/fixtures/s3-fault-proxy.py.
 On one mount (A), each fault kind in turn while 8 LMTP senders and 4 IMAP
 readers run (faultload.MixedLoad):
   error    10% of the requests answered 503 SlowDown / 500 InternalError
@@ -26,9 +27,9 @@ remount and no SIGUSR1).  At the end a takeover: mount B on a FRESH cache
 dir, straight on Swift: every acknowledged mail of every kind is there with
 its bytes, and no Dovecot log mentions corruption (or a Panic/Fatal).
 
-Short by default (CI: ~12 s of load per kind, store down 13 s with
+Short by default (CI: 10 s of load per kind, store down 13 s with
 retry_timeout=4: the first delivery renames in the queue fail, the last
-ones ride the outage out); OBOXFS_RELIABILITY_LONG=1 (tests/long/reliability-run):
+ones ride the outage out); OBOXFS_RELIABILITY_LONG=1 (bench/reliability-run):
 60 s per kind, the store down 60 s with the default retry budget (60 s).
 Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 54 .. + 56.
 """
@@ -54,7 +55,7 @@ if LONG:
     RETRY_S, REQUEST_S = 60, 60
     UPLOAD_INTERVAL = 30
 else:
-    LOAD_S = 12
+    LOAD_S = 10
     DOWN = (3, 13, 6)
     RETRY_S, REQUEST_S = 4, 4
     S3_OPTS = [f'retry_timeout={RETRY_S}', f'request_timeout={REQUEST_S}']
