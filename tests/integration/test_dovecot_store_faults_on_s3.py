@@ -117,6 +117,8 @@ def phase(kind, mnt, dc, users, sent, earlier, seed, fault_on, fault_off,
     fsync_max = load.fs_max_by_op.get('fsync', 0)
     row['fsync_max_s'] = round(fsync_max, 2)
     row['rename_max_s'] = round(load.fs_max_by_op.get('rename', 0), 2)
+    row['rename_nostore_max_s'] = round(
+        load.fs_max_by_op.get('rename new->cur', 0), 2)
     row['fs_calls'], row['fs_errors'] = load.fs_calls, load.fs_errors
     row['reader_ops'], row['reader_errors'] = load.reader_ops, \
         load.reader_errors
@@ -292,6 +294,7 @@ def run(name, port_offset):
         f'{RETRY_S} s, request_timeout {REQUEST_S} s; FS bound '
         f'{FS_BOUND_S:.0f} s):\n' + table(rows, FAULT_COLS + [
             ('fsync_max_s', 'max-fsync-s'), ('rename_max_s', 'max-rename-s'),
+            ('rename_nostore_max_s', 'max-cur-rename-s'),
             ('injected', 'injected'), ('present_takeover', 'takeover')]))
     results_out('store_faults', rows)
     if bad:
