@@ -125,24 +125,20 @@ def run(name, port_offset):
             f'{what}')
 
     # the last kill's cache (unclean or fresh), then a clean takeover
-    mnt, dc, _ = mount_and_check('final', what)
-    try:
-        dc.stop()
-        mnt.stop()
-        mnt.check()
-    finally:
-        dc.stop()
-        mnt.stop()
+    def stop_clean(mnt, dc):
+        try:
+            dc.stop()
+            mnt.stop()
+            mnt.check()
+        finally:
+            dc.stop()
+            mnt.stop()
+
+    stop_clean(*mount_and_check('final', what)[:2])
     cache = env.path('cache-takeover')
     mnt, dc, present = mount_and_check('takeover',
                                        'fresh cache dir after a clean unmount')
-    try:
-        dc.stop()
-        mnt.stop()
-        mnt.check()
-    finally:
-        dc.stop()
-        mnt.stop()
+    stop_clean(mnt, dc)
 
     counts = {k: sum(d.outcome == k for d in deliveries)
               for k in ('ack', 'temp', 'perm', 'conn')}

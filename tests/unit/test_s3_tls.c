@@ -90,12 +90,16 @@ static void teardown(void)
 
 TestSuite(s3_tls, .init = setup, .fini = teardown, .timeout = 30);
 
-static int open_store(bool tls_insecure, const char **error_r)
+/* open the store on the test server, trusting ca_file (NULL: the
+   system's CAs) or nothing at all (tls_insecure) */
+static int open_store_with(bool tls_insecure, const char *ca_file,
+			   const char **error_r)
 {
 	char endpoint[64];
 	struct objstore_settings set = {
 		.endpoint = endpoint,
 		.tls_insecure = tls_insecure,
+		.ca_file = ca_file,
 		.connect_timeout_ms = 2000,
 		.request_timeout_ms = 5000,
 		.retry_timeout_ms = 5000,
@@ -105,6 +109,11 @@ static int open_store(bool tls_insecure, const char **error_r)
 	snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d",
 		 server_port);
 	return objstore_init("s3://testbucket", &set, &store, error_r);
+}
+
+static int open_store(bool tls_insecure, const char **error_r)
+{
+	return open_store_with(tls_insecure, NULL, error_r);
 }
 
 Test(s3_tls, self_signed_certificate_is_refused_by_default)
@@ -232,22 +241,9 @@ static void start_signed_server(const char *base)
 	server_pid = fakes3_start(args, &server_port);
 }
 
-/* open the store trusting ca_file (NULL: the system's CAs) */
 static int open_store_ca(const char *ca_file, const char **error_r)
 {
-	char endpoint[64];
-	struct objstore_settings set = {
-		.endpoint = endpoint,
-		.ca_file = ca_file,
-		.connect_timeout_ms = 2000,
-		.request_timeout_ms = 5000,
-		.retry_timeout_ms = 5000,
-		.max_connections = 2,
-	};
-
-	snprintf(endpoint, sizeof(endpoint), "https://127.0.0.1:%d",
-		 server_port);
-	return objstore_init("s3://testbucket", &set, &store, error_r);
+	return open_store_with(false, ca_file, error_r);
 }
 
 static const char *ca_path(void)
