@@ -1,5 +1,6 @@
 /* metacache.c: measuring user trees and evicting idle users (see
  * metacache.h). */
+#include "monotime.h"
 #include "metacache.h"
 #include "rmtree.h"
 #include "ids.h"
@@ -150,18 +151,10 @@ void metacache_measure(struct metacache *meta, struct ouser *user)
 	measure(meta, user, false);
 }
 
-static int64_t now_secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 static bool is_idle(struct metacache *meta, struct ouser *user)
 {
 	return atomic_load(&user->open_count) == 0 &&
-	       now_secs() - atomic_load(&user->last_access) >=
+	       monotime_secs() - atomic_load(&user->last_access) >=
 	       (int64_t)meta->idle_secs;
 }
 

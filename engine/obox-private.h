@@ -79,6 +79,8 @@ struct obox {
 	atomic_uint_fast64_t users_loaded, mails_put_back;
 	/* user loads: mail keys listed, folders whose old mails were not */
 	atomic_uint_fast64_t load_mails_listed, load_folders_list_skipped;
+	/* time spent loading users / writing their trees (of that) */
+	atomic_uint_fast64_t load_usecs, load_write_usecs;
 	/* lock order 4: held around removing names (unlink, rename onto)
 	   so that exactly one caller sees a stub's last link go and
 	   releases its object */

@@ -16,6 +16,7 @@
  * merged base never points at a deleted object.  sdbox folders are left to the next load's rescan (their u.N names
  * could collide while Dovecot runs).
  */
+#include "monotime.h"
 #include "upload-private.h"
 #include "pathopen.h"
 #include "log.h"
@@ -247,14 +248,6 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	*dropped_r = dropped;
 }
 
-static int64_t now_secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		      const char *guid, const char *path)
 {
@@ -262,7 +255,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	char prefix[KEYS_PREFIX_MAX], list[KEYS_PREFIX_MAX];
 	struct list_ctx lctx = { .user_prefix = user->prefix, .guid = guid };
 	unsigned int foreign = 0, merged = 0, dropped = 0;
-	int64_t now = now_secs();
+	int64_t now = monotime_secs();
 
 	if (root == NULL || ctx->split_check_interval == 0 ||
 	    (root->split_checked != 0 &&

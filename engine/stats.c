@@ -105,6 +105,9 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		  atomic_load(&obox->load_mails_listed) },
 		{ "index_load_folders_list_skipped",
 		  atomic_load(&obox->load_folders_list_skipped) },
+		{ "index_load_usecs", atomic_load(&obox->load_usecs) },
+		{ "index_load_write_usecs",
+		  atomic_load(&obox->load_write_usecs) },
 	};
 	const struct stat_line metacache_lines[] = {
 		{ "oboxfs_metacache_cap_bytes", mts.cap },

@@ -1,4 +1,5 @@
 /* uploader.c: the upload thread and its triggers (see uploader.h). */
+#include "monotime.h"
 #include "uploader.h"
 #include "cachestate.h"
 #include "ids.h"
@@ -52,22 +53,6 @@ struct uploader {
 	struct uploader_stats stats;	/* protected by lock */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 static void wake(struct uploader *up)
 {
 	char c = 1;
@@ -109,7 +94,7 @@ int uploader_pass(struct upload_ctx *ctx, struct users *users,
 
 static void full_pass(struct uploader *up)
 {
-	int64_t start = now_secs();
+	int64_t start = monotime_secs();
 
 	(void)uploader_pass(up->ctx, up->users, up->last_pass);
 	up->last_pass = start;
@@ -172,11 +157,11 @@ static void *uploader_thread(void *context)
 {
 	struct uploader *up = context;
 	int64_t next_pass = up->interval == 0 ? INT64_MAX :
-		now_ms() + (int64_t)up->interval * 1000;
+		monotime_ms() + (int64_t)up->interval * 1000;
 
 	while (!atomic_load(&up->stop)) {
 		struct pollfd pfd = { .fd = up->pipe_fds[0], .events = POLLIN };
-		int64_t now = now_ms(), wait = next_pass - now;
+		int64_t now = monotime_ms(), wait = next_pass - now;
 		char buf[64];
 
 		/* the metacache cap is checked this often */
@@ -189,10 +174,10 @@ static void *uploader_thread(void *context)
 		if (atomic_load(&up->stop))
 			break;
 		if (atomic_exchange(&up->all_requested, false) ||
-		    now_ms() >= next_pass) {
+		    monotime_ms() >= next_pass) {
 			full_pass(up);
 			if (up->interval != 0)
-				next_pass = now_ms() +
+				next_pass = monotime_ms() +
 					(int64_t)up->interval * 1000;
 		}
 		if (up->metacache != NULL)

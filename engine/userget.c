@@ -2,6 +2,7 @@
  * them (CONTRACT.md section 6), and deliveries trigger folder uploads
  * (section 5).
  */
+#include "monotime.h"
 #include "obox-private.h"
 #include "log.h"
 #include "mailstore.h"
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +28,6 @@
 /* how long "the store has no such user" is believed: as long as the
    kernel keeps a missing user's negative entry (fs/fsops.c), and a bit */
 #define FS_STORE_ABSENT_MS 2000
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool is_garbage(const char *key, void *context)
 {
@@ -49,6 +43,8 @@ static int load_locked(struct obox *obox, struct ouser *user)
 	struct userload_roots *result = NULL;
 	struct userload_stats stats;
 	const char *error;
+	int64_t start = monotime_us();
+	uint64_t usecs;
 	int dir_fd, ret;
 
 	if (ids_generate(rnd) < 0)
@@ -96,11 +92,16 @@ static int load_locked(struct obox *obox, struct ouser *user)
 	atomic_fetch_add(&obox->load_folders_list_skipped,
 			 stats.folders_list_skipped);
 	userload_roots_free(&result);
-	obox_log(OBOX_LOG_INFO, "user %s loaded from the store: %u bundle "
+	usecs = (uint64_t)(monotime_us() - start);
+	atomic_fetch_add(&obox->load_usecs, usecs);
+	atomic_fetch_add(&obox->load_write_usecs, stats.write_usecs);
+	obox_log(OBOX_LOG_INFO, "user %s loaded from the store in %" PRIu64
+		 " ms (%" PRIu64 " ms writing %" PRIu64 " stubs): %u bundle "
 		 "roots, %u mails listed (%u folders listed from their "
-		 "watermark), %u mails put back\n", user->name,
-		 stats.roots_loaded, stats.mails_listed,
-		 stats.folders_list_skipped, stats.mails_put_back);
+		 "watermark), %u mails put back\n", user->name, usecs / 1000,
+		 stats.write_usecs / 1000, stats.stubs, stats.roots_loaded,
+		 stats.mails_listed, stats.folders_list_skipped,
+		 stats.mails_put_back);
 	return 0;
 }
 
@@ -115,11 +116,11 @@ int obox_user_load(struct obox *obox, const char *name)
 	if (faccessat(obox->meta_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		ret = 0;	/* another lookup loaded it */
 	else if (user->store_absent_ms != 0 &&
-		 now_ms() - user->store_absent_ms < FS_STORE_ABSENT_MS)
+		 monotime_ms() - user->store_absent_ms < FS_STORE_ABSENT_MS)
 		ret = ENOENT;
 	else {
 		ret = load_locked(obox, user);
-		user->store_absent_ms = ret == ENOENT ? now_ms() : 0;
+		user->store_absent_ms = ret == ENOENT ? monotime_ms() : 0;
 	}
 	pthread_mutex_unlock(&user->upload_lock);
 	if (ret == 0)

@@ -3,6 +3,7 @@
  * the user root and of every folder found, written with bundle_tree_write(),
  * then mails no stub references put back from their metadata (see
  * userload.h). */
+#include "monotime.h"
 #include "userload-private.h"
 #include "pathopen.h"
 #include "bundle.h"
@@ -113,6 +114,7 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	struct bundle_tree *tree;
 	const char *error, *what;
 	struct stat st;
+	int64_t write_start;
 	int fd, ret;
 
 	what = root->path[0] == '\0' ? "the user root" : root->path;
@@ -153,7 +155,10 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 		ret = 0;
 		goto out;
 	}
-	if (bundle_tree_write(tree, fd, &error) < 0) {
+	write_start = monotime_us();
+	ret = bundle_tree_write(tree, fd, &error);
+	ctx->stats.write_usecs += (uint64_t)(monotime_us() - write_start);
+	if (ret < 0) {
 		int err = errno;
 
 		if (!ul_local_error_is_path(err) && err != EINVAL) {

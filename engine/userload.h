@@ -63,6 +63,8 @@ struct userload_stats {
 	   bundle_tree_disk_bytes() estimates it, the stubs' own space not
 	   counted; and how many stubs that is */
 	uint64_t disk_bytes, stubs;
+	/* microseconds spent writing trees (bundle_tree_write()) */
+	uint64_t write_usecs;
 };
 
 /* A bundle root found while loading: the user root (path "", guid "") or

@@ -1,4 +1,5 @@
 /* users.c: the registry of users and their change tracking (users.h). */
+#include "monotime.h"
 #include "users.h"
 #include "cachestate.h"
 #include "ids.h"
@@ -20,14 +21,6 @@ struct users {
 	struct ouser *buckets[USERS_BUCKETS];	/* protected by lock */
 	unsigned int count;			/* protected by lock */
 };
-
-static int64_t now_secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
 
 static unsigned int name_hash(const char *name)
 {
@@ -108,7 +101,7 @@ static struct ouser *user_new(const char *name)
 	atomic_init(&user->gen, 0);
 	atomic_init(&user->uploaded_gen, 0);
 	atomic_init(&user->marked, false);
-	atomic_init(&user->last_access, now_secs());
+	atomic_init(&user->last_access, monotime_secs());
 	atomic_init(&user->open_count, 0);
 	atomic_init(&user->disk_bytes, 0);
 	atomic_init(&user->measured_gen, 0);
@@ -144,7 +137,7 @@ void users_change_begin(struct users *users, struct ouser *user)
 		return;
 	pthread_rwlock_rdlock(&user->tree_lock);
 	atomic_fetch_add(&user->gen, 1);
-	atomic_store(&user->last_access, now_secs());
+	atomic_store(&user->last_access, monotime_secs());
 	/* the marker is there before the change is: a kill right after
 	   the change still finds it */
 	if (!atomic_load(&user->marked)) {
@@ -193,14 +186,14 @@ void users_set_tree_bytes(struct ouser *user, bool known, uint64_t bytes,
 void users_touch(struct ouser *user)
 {
 	if (user != NULL)
-		atomic_store(&user->last_access, now_secs());
+		atomic_store(&user->last_access, monotime_secs());
 }
 
 void users_opened(struct ouser *user)
 {
 	if (user != NULL) {
 		atomic_fetch_add(&user->open_count, 1);
-		atomic_store(&user->last_access, now_secs());
+		atomic_store(&user->last_access, monotime_secs());
 	}
 }
 
@@ -208,7 +201,7 @@ void users_closed(struct ouser *user)
 {
 	if (user != NULL) {
 		atomic_fetch_sub(&user->open_count, 1);
-		atomic_store(&user->last_access, now_secs());
+		atomic_store(&user->last_access, monotime_secs());
 	}
 }
 

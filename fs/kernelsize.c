@@ -26,6 +26,7 @@
  * by the first growth, after daemonizing.
  */
 #include "fs.h"
+#include "monotime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,14 +101,6 @@ int kernel_fd_open(struct oboxfs *fs, struct oinode *inode)
 	return fd;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void growth_end(struct growth *g)
 {
 	obox_size_grow_end(waiter.obox, g->ino);
@@ -121,7 +114,7 @@ static void growth_end(struct growth *g)
 static void poll_locked(void)
 {
 	struct growth **gp = &waiter.growths;
-	int64_t now = now_ms();
+	int64_t now = monotime_ms();
 
 	while (*gp != NULL) {
 		struct growth *g = *gp;
@@ -189,7 +182,7 @@ void kernel_size_grown(struct oboxfs *fs, ino_t ino, int kfd, off_t end)
 		g->ino = ino;
 		g->kfd = kfd;
 		g->end = end;
-		g->deadline_ms = now_ms() + KERNEL_SIZE_WAIT_MS;
+		g->deadline_ms = monotime_ms() + KERNEL_SIZE_WAIT_MS;
 		g->next = waiter.growths;
 		waiter.growths = g;
 		pthread_cond_signal(&waiter.added);
