@@ -30,7 +30,8 @@
 /* a symlink's target: 1..PATH_MAX - 1 bytes, no NUL */
 #define BUNDLE_SYMLINK_MAX 4095
 
-/* xattrs of the metacache (same names as fs/stub.h) */
+/* xattrs of the metacache; a stub's are encoded by stubattr.h (the
+   legacy encoding: BUNDLE_XATTR_KEY and BUNDLE_XATTR_SIZE) */
 #define BUNDLE_XATTR_KEY "user.oboxfs.key"
 #define BUNDLE_XATTR_SIZE "user.oboxfs.size"
 #define BUNDLE_XATTR_GUID "user.oboxfs.guid"
@@ -161,7 +162,7 @@ bool bundle_tree_equal(const struct bundle_tree *a,
 int bundle_path_check(const char *path, size_t len, const char **error_r);
 
 /* scan.c: read the tree below dirfd (not including dirfd itself).  Regular
-   files, directories, stubs (empty files with BUNDLE_XATTR_KEY) and
+   files, directories, stubs (empty files with stubattr.h's xattrs) and
    special files (symlinks with their target, fifos, sockets, device nodes
    with their rdev).  Hard links of regular files within the tree get a
    common link_id. */

@@ -1,6 +1,7 @@
 /* scan.c: reading a directory tree (index files, stubs with their xattrs,
  * folder guids, hard links, special files) from disk into a bundle_tree. */
 #include "bundle-private.h"
+#include "stubattr.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -136,33 +137,23 @@ static int read_xattr(struct scan_ctx *ctx, int fd, const char *path,
 
 static int read_stub(struct scan_ctx *ctx, int fd, struct bundle_entry *e)
 {
-	char key[BUNDLE_KEY_MAX + 1], size[32];
-	size_t key_len, size_len;
+	char key[BUNDLE_KEY_MAX + 1];
+	const char *error;
 	int ret;
 
-	ret = read_xattr(ctx, fd, e->path, BUNDLE_XATTR_KEY, key, sizeof(key),
-			 &key_len);
-	if (ret <= 0)
-		return ret;
-	if (bundle_key_check(key, key_len, &ctx->error) < 0 ||
-	    read_xattr(ctx, fd, e->path, BUNDLE_XATTR_SIZE, size,
-		       sizeof(size) - 1, &size_len) <= 0 ||
-	    size_len == 0 || size_len > 19) {
-		ctx->error = bundle_error("%s: damaged mail stub xattrs",
-					  e->path);
+	ret = bundle_stub_attr_read(fd, key, &e->size, &error);
+	if (ret < 0 && errno == EIO) {
+		ctx->error = bundle_error("%s: %s", e->path, error);
 		return -1;
 	}
-	e->size = 0;
-	for (size_t i = 0; i < size_len; i++) {
-		if (size[i] < '0' || size[i] > '9') {
-			ctx->error = bundle_error("%s: damaged mail stub size",
-						  e->path);
-			return -1;
-		}
-		e->size = e->size * 10 + (uint64_t)(size[i] - '0');
+	if (ret < 0)
+		return scan_fail(ctx, e->path, "fgetxattr");
+	if (ret == 0) {
+		e->size = 0;
+		return 0;
 	}
 	e->type = BUNDLE_ENTRY_STUB;
-	e->key = bundle_xstrndup(key, key_len);
+	e->key = bundle_xstrndup(key, strlen(key));
 	return 1;
 }
 

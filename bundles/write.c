@@ -2,13 +2,16 @@
  * content, stubs (empty files + xattrs), folder guid xattrs, hard links,
  * special files, then modes, owners and mtimes. */
 #include "bundle-private.h"
+#include "stubattr.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -60,11 +63,109 @@ static int write_all(int fd, const unsigned char *data, uint64_t size)
 	return 0;
 }
 
-static int create_entry(int dirfd, const struct bundle_entry *e,
-			const char **error_r)
+/* The directory of the entries being written: entries come sorted by
+   path, so a directory's files are written one after the other and its
+   fd is opened once, not resolved again for each file. */
+struct parent_cache {
+	char *path;	/* "" for dirfd itself; NULL if none open */
+	int fd;
+	bool is_root;	/* geteuid() == 0: files get their owners */
+};
+
+static void parent_cache_close(struct parent_cache *pc)
 {
-	char size[32];
-	int fd, ret = 0, len;
+	if (pc->path != NULL && pc->fd >= 0 && pc->path[0] != '\0')
+		close(pc->fd);
+	free(pc->path);
+	pc->path = NULL;
+	pc->fd = -1;
+}
+
+/* The fd of e's parent directory and e's name in it, or -1. */
+static int parent_fd_get(struct parent_cache *pc, int dirfd,
+			 const struct bundle_entry *e, const char **name_r,
+			 const char **error_r)
+{
+	const char *slash = strrchr(e->path, '/');
+	size_t len = slash == NULL ? 0 : (size_t)(slash - e->path);
+
+	*name_r = slash == NULL ? e->path : slash + 1;
+	if (pc->path != NULL && strlen(pc->path) == len &&
+	    memcmp(pc->path, e->path, len) == 0)
+		return pc->fd;
+	parent_cache_close(pc);
+	pc->path = bundle_xstrndup(e->path, len);
+	if (len == 0) {
+		pc->fd = dirfd;
+		return dirfd;
+	}
+	/* bundle_tree_check(): canonical paths, every parent a directory
+	   written before (by us, so no symlink in the way) */
+	pc->fd = openat(dirfd, pc->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			O_CLOEXEC);
+	if (pc->fd < 0) {
+		(void)write_fail(pc->path, "openat", error_r);
+		free(pc->path);
+		pc->path = NULL;
+	}
+	return pc->fd;
+}
+
+/* owner (when root: is_root), mode and mtime of the file open as fd */
+static int file_meta(int fd, const struct bundle_entry *e, bool is_root,
+		     const char **error_r)
+{
+	struct timespec ts[2];
+
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1].tv_sec = (time_t)e->mtime_sec;
+	ts[1].tv_nsec = (long)e->mtime_nsec;
+	if (is_root && fchown(fd, (uid_t)e->uid, (gid_t)e->gid) < 0)
+		return write_fail(e->path, "fchown", error_r);
+	if (fchmod(fd, (mode_t)e->mode) < 0)
+		return write_fail(e->path, "fchmod", error_r);
+	if (futimens(fd, ts) < 0)
+		return write_fail(e->path, "futimens", error_r);
+	return 0;
+}
+
+/* a file or stub, complete with its metadata */
+static int create_file(struct parent_cache *pc, int dirfd,
+		       const struct bundle_entry *e, const char **error_r)
+{
+	const char *name;
+	int pfd, fd, ret = 0;
+
+	/* as openat(dirfd, e->path) would: a path the kernel cannot take
+	   whole is refused even though its directory has an fd here */
+	if (strlen(e->path) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return write_fail(e->path, "openat", error_r);
+	}
+	if ((pfd = parent_fd_get(pc, dirfd, e, &name, error_r)) < 0)
+		return -1;
+	fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	if (fd < 0)
+		return write_fail(e->path, "openat", error_r);
+	if (e->type == BUNDLE_ENTRY_FILE) {
+		if (write_all(fd, e->data, e->size) < 0)
+			ret = write_fail(e->path, "write", error_r);
+	} else if (bundle_stub_attr_write_new(fd, e->key, e->size) < 0) {
+		ret = write_fail(e->path, "fsetxattr", error_r);
+	}
+	if (ret == 0)
+		ret = file_meta(fd, e, pc->is_root, error_r);
+	if (close(fd) < 0 && ret == 0)
+		ret = write_fail(e->path, "close", error_r);
+	return ret;
+}
+
+static int create_entry(struct parent_cache *pc, int dirfd,
+			const struct bundle_entry *e, const char **error_r)
+{
+	int fd, ret = 0;
 
 	if (e->type == BUNDLE_ENTRY_DIR) {
 		if (mkdirat(dirfd, e->path, 0700) < 0)
@@ -83,25 +184,10 @@ static int create_entry(int dirfd, const struct bundle_entry *e,
 	}
 	if (bundle_type_is_special(e->type))
 		return bundle_special_create(dirfd, e, error_r);
-	fd = openat(dirfd, e->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-	if (fd < 0)
-		return write_fail(e->path, "openat", error_r);
-	if (e->type == BUNDLE_ENTRY_FILE) {
-		if (write_all(fd, e->data, e->size) < 0)
-			ret = write_fail(e->path, "write", error_r);
-	} else {
-		len = snprintf(size, sizeof(size), "%" PRIu64, e->size);
-		if (fsetxattr(fd, BUNDLE_XATTR_SIZE, size, (size_t)len, 0) < 0 ||
-		    fsetxattr(fd, BUNDLE_XATTR_KEY, e->key, strlen(e->key),
-			      0) < 0)
-			ret = write_fail(e->path, "fsetxattr", error_r);
-	}
-	if (close(fd) < 0 && ret == 0)
-		ret = write_fail(e->path, "close", error_r);
-	return ret;
+	return create_file(pc, dirfd, e, error_r);
 }
 
+/* owner, mode and mtime of what is not a file made by create_file() */
 static int restore_meta(int dirfd, const struct bundle_entry *e,
 			const char **error_r)
 {
@@ -137,6 +223,8 @@ int bundle_tree_write(const struct bundle_tree *tree, int dirfd,
 		return -1;
 	links = bundle_link_map(tree, NULL, &first);
 	link_first = bundle_xcalloc(tree->count + 1, sizeof(*link_first));
+	struct parent_cache pc = { .path = NULL, .fd = -1,
+				   .is_root = geteuid() == 0 };
 	for (size_t i = 0; i < tree->count && ret == 0; i++) {
 		const struct bundle_entry *e = &tree->entries[i];
 
@@ -150,11 +238,18 @@ int bundle_tree_write(const struct bundle_tree *tree, int dirfd,
 		}
 		if (links[i] != 0)
 			link_first[links[i]] = i;
-		ret = create_entry(dirfd, e, error_r);
+		ret = create_entry(&pc, dirfd, e, error_r);
 	}
-	/* children are all created: directory mtimes stay as restored */
-	for (size_t i = tree->count; i > 0 && ret == 0; i--)
-		ret = restore_meta(dirfd, &tree->entries[i - 1], error_r);
+	parent_cache_close(&pc);
+	/* children are all created: directory mtimes stay as restored;
+	   files and stubs got theirs when created (a link to them changes
+	   no mtime) */
+	for (size_t i = tree->count; i > 0 && ret == 0; i--) {
+		const struct bundle_entry *e = &tree->entries[i - 1];
+
+		if (e->type != BUNDLE_ENTRY_FILE && e->type != BUNDLE_ENTRY_STUB)
+			ret = restore_meta(dirfd, e, error_r);
+	}
 	free(link_first);
 	free(links);
 	free(first);

@@ -1,5 +1,6 @@
 /* stub.c: reading and writing the xattrs that make a metacache file a stub. */
 #include "stub.h"
+#include "stubattr.h"
 #include "ids.h"
 #include "keys.h"
 
@@ -14,93 +15,53 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define FD_PATH_MAX 40
-
-static void fd_path(int fd, char buf[FD_PATH_MAX])
-{
-	snprintf(buf, FD_PATH_MAX, "/proc/self/fd/%d", fd);
-}
-
 ssize_t fd_getxattr(int fd, const char *name, void *value, size_t size)
 {
-	char path[FD_PATH_MAX];
-
-	fd_path(fd, path);
-	return getxattr(path, name, value, size);
+	return bundle_fd_getxattr(fd, name, value, size);
 }
 
 int fd_setxattr(int fd, const char *name, const void *value, size_t size,
 		int flags)
 {
-	char path[FD_PATH_MAX];
-
-	fd_path(fd, path);
-	return setxattr(path, name, value, size, flags);
+	return bundle_fd_setxattr(fd, name, value, size, flags);
 }
 
 int fd_removexattr(int fd, const char *name)
 {
-	char path[FD_PATH_MAX];
+	return bundle_fd_removexattr(fd, name);
+}
 
-	fd_path(fd, path);
-	if (removexattr(path, name) < 0 && errno != ENODATA)
+/* the engine's own checks of a key read from a stub */
+static int key_check(const char *key)
+{
+	const char *error;
+
+	if (objstore_key_check(key, &error) < 0 || keys_key_oid(key) == NULL)
 		return -1;
 	return 0;
 }
 
-int stub_parse(const char *key, size_t key_len, const char *size,
-	       size_t size_len, struct stub *stub_r)
+static int damaged(const struct stat *st, const char *error)
 {
-	const char *error;
-	uint64_t value = 0;
-
-	if (key_len == 0 || key_len > OBJSTORE_KEY_MAX ||
-	    memchr(key, '\0', key_len) != NULL)
-		return -1;
-	memcpy(stub_r->key, key, key_len);
-	stub_r->key[key_len] = '\0';
-	if (objstore_key_check(stub_r->key, &error) < 0 ||
-	    keys_key_oid(stub_r->key) == NULL)
-		return -1;
-	if (size_len == 0 || size_len > 20)
-		return -1;
-	for (size_t i = 0; i < size_len; i++) {
-		if (size[i] < '0' || size[i] > '9')
-			return -1;
-		if (value > (UINT64_MAX - 9) / 10)
-			return -1;
-		value = value * 10 + (uint64_t)(size[i] - '0');
-	}
-	if (value > INT64_MAX)
-		return -1;
-	stub_r->size = value;
-	return 0;
+	obox_log(OBOX_LOG_ERR, "damaged mail stub (inode %ju): %s\n",
+		 (uintmax_t)st->st_ino, error);
+	errno = EIO;
+	return -1;
 }
 
 int stub_read(int fd, const struct stat *st, struct stub *stub_r)
 {
-	char key[OBJSTORE_KEY_MAX + 1], size[32];
-	ssize_t key_len, size_len;
+	const char *error;
+	int ret;
 
 	if (!S_ISREG(st->st_mode) || st->st_size != 0)
 		return 0;
-	key_len = fd_getxattr(fd, BUNDLE_XATTR_KEY, key, sizeof(key));
-	if (key_len < 0) {
-		if (errno == ENODATA || errno == ENOTSUP)
-			return 0;
-		return -1;
-	}
-	size_len = fd_getxattr(fd, BUNDLE_XATTR_SIZE, size, sizeof(size));
-	if (size_len < 0 ||
-	    stub_parse(key, (size_t)key_len, size, (size_t)size_len,
-		       stub_r) < 0) {
-		obox_log(OBOX_LOG_ERR, "damaged mail stub (inode %ju): "
-			 "invalid %s/%s xattrs\n", (uintmax_t)st->st_ino,
-			 BUNDLE_XATTR_KEY, BUNDLE_XATTR_SIZE);
-		errno = EIO;
-		return -1;
-	}
-	return 1;
+	ret = bundle_stub_attr_read(fd, stub_r->key, &stub_r->size, &error);
+	if (ret < 0 && errno == EIO)
+		return damaged(st, error);
+	if (ret > 0 && key_check(stub_r->key) < 0)
+		return damaged(st, "not a mail key");
+	return ret;
 }
 
 int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1])
@@ -128,13 +89,7 @@ int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1])
 
 int stub_write(int fd, const struct stub *stub)
 {
-	char size[32];
-	int len = snprintf(size, sizeof(size), "%" PRIu64, stub->size);
-
-	if (fd_setxattr(fd, BUNDLE_XATTR_SIZE, size, (size_t)len, 0) < 0 ||
-	    fd_setxattr(fd, BUNDLE_XATTR_KEY, stub->key, strlen(stub->key), 0) < 0)
-		return -1;
-	return 0;
+	return bundle_stub_attr_write(fd, stub->key, stub->size);
 }
 
 uint64_t stub_disk_bytes(int dir_fd)
@@ -164,20 +119,24 @@ uint64_t stub_disk_bytes(int dir_fd)
 
 int stub_clear(int fd)
 {
-	if (fd_removexattr(fd, BUNDLE_XATTR_KEY) < 0 ||
-	    fd_removexattr(fd, BUNDLE_XATTR_SIZE) < 0)
-		return -1;
-	return 0;
+	return bundle_stub_attr_clear(fd);
 }
 
 int stub_fix_stat(int fd, struct stat *st)
 {
-	struct stub stub;
-	int ret = stub_read(fd, st, &stub);
+	const char *error;
+	uint64_t size;
+	int ret;
 
+	if (!S_ISREG(st->st_mode) || st->st_size != 0)
+		return 0;
+	/* the size alone: one xattr (in the inode) for a compact stub */
+	ret = bundle_stub_attr_read(fd, NULL, &size, &error);
+	if (ret < 0 && errno == EIO)
+		return damaged(st, error);
 	if (ret <= 0)
 		return ret;
-	st->st_size = (off_t)stub.size;
-	st->st_blocks = (blkcnt_t)((stub.size + 511) / 512);
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
 	return 0;
 }

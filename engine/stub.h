@@ -1,11 +1,11 @@
 /* stub.h: mail stubs in the metacache.
  *
- * A stored mail is an empty regular file in the metacache carrying two
- * xattrs: BUNDLE_XATTR_KEY (its object key, relative to the store root)
- * and BUNDLE_XATTR_SIZE (the mail's size in decimal); the xattr names are
- * defined once, in bundle.h, the lowest layer that writes them.  A file is
- * a stub iff it is a regular file of size 0 on disk with a
- * BUNDLE_XATTR_KEY xattr: the size test keeps the common case (a non-empty index file) free of xattr calls.
+ * A stored mail is an empty regular file in the metacache whose xattrs
+ * give its object key (relative to the store root) and the mail's size;
+ * their encoding is bundles/stubattr.h's, the lowest layer that writes
+ * them.  A file is a stub iff it is a regular file of size 0 on disk with
+ * those xattrs: the size test keeps the common case (a non-empty index
+ * file) free of xattr calls.
  * Values read back are validated: a damaged stub is an error (EIO), never
  * trusted.
  */
@@ -35,9 +35,6 @@ int stub_read(int fd, const struct stat *st, struct stub *stub_r);
 /* Read the STUB_XATTR_OLDKEY of fd (any fd).  Returns 1 with key_r filled,
    0 if there is none, -1 with errno on error (EIO if damaged, logged). */
 int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1]);
-/* Parse and validate raw xattr values (for stub_read() and tests). */
-int stub_parse(const char *key, size_t key_len, const char *size,
-	       size_t size_len, struct stub *stub_r);
 /* Write the stub xattrs to fd.  Returns 0 or -1 with errno. */
 int stub_write(int fd, const struct stub *stub);
 /* What one stub takes on the disk of directory dir_fd (st_blocks of a
@@ -51,7 +48,7 @@ int stub_clear(int fd);
    0 or -1 with errno. */
 int stub_fix_stat(int fd, struct stat *st);
 
-/* xattr calls on any fd (O_PATH too), through /proc/self/fd */
+/* xattr calls on any fd (O_PATH too): bundle_fd_*xattr() */
 ssize_t fd_getxattr(int fd, const char *name, void *value, size_t size);
 int fd_setxattr(int fd, const char *name, const void *value, size_t size,
 		int flags);

@@ -201,6 +201,22 @@ KEY_RE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{3}/(.+)/mailboxes/"
                     r"([0-9a-f]{32})/([0-9a-f]{32})$")
 
 
+def stub_key(path):
+    """The object key of the metacache stub at path, from either encoding
+    of its xattrs (bundles/stubattr.h): compact (user.oboxfs.stub: version
+    1, guid and oid as 16 bytes each, size; user.oboxfs.kp: the key's
+    prefix) or legacy (user.oboxfs.key)."""
+    try:
+        v = os.getxattr(path, "user.oboxfs.stub")
+    except OSError as e:
+        if e.errno != errno.ENODATA:
+            raise
+        return os.getxattr(path, "user.oboxfs.key").decode()
+    assert len(v) == 41 and v[0] == 1, f"{path}: bad stub xattr {v!r}"
+    kp = os.getxattr(path, "user.oboxfs.kp").decode()
+    return f"{kp}/{v[1:17].hex()}/{v[17:33].hex()}"
+
+
 def expect_errno(code, fn, *args):
     try:
         fn(*args)
@@ -521,7 +537,7 @@ def test_maildir_delivery():
     stub = os.path.join(CACHE, "meta", USER, "Maildir", "new",
                         "1700000000.M1P1.host")
     assert os.stat(stub).st_size == 0
-    assert os.getxattr(stub, "user.oboxfs.key").decode() == key
+    assert stub_key(stub) == key
     return key
 
 
@@ -572,9 +588,8 @@ def test_flag_change_and_copy(key):
     assert os.stat(direct).st_nlink == 1 and os.stat(cur).st_nlink == 1
     assert os.stat(direct).st_ino != os.stat(cur).st_ino
     assert read_file(direct) == MAIL1
-    dkey = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", ".Sent",
-                                    "cur", "1700000002.M3P1.host:2,"),
-                       "user.oboxfs.key").decode()
+    dkey = stub_key(os.path.join(CACHE, "meta", USER, "Maildir", ".Sent",
+                                    "cur", "1700000002.M3P1.host:2,"))
     assert KEY_RE.match(dkey).group(2) == KEY_RE.match(ckey).group(2)
     s2 = stats()
     expect_errno(errno.EEXIST, os.link, cur, direct)
@@ -597,9 +612,8 @@ def test_flag_change_and_copy(key):
     upload_now()
     objs = store_objects()
     assert ckey not in objs
-    mkey = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "cur",
-                                    "1700000001.M2P1.host:2,S"),
-                       "user.oboxfs.key").decode()
+    mkey = stub_key(os.path.join(CACHE, "meta", USER, "Maildir", "cur",
+                                    "1700000001.M2P1.host:2,S"))
     assert mkey in objs and KEY_RE.match(mkey).group(2) == \
         KEY_RE.match(key).group(2)
     assert read_file(moved) == MAIL1
@@ -612,8 +626,8 @@ def deliver(name, data, folder=()):
     tmp = maildir(*folder, "tmp", name)
     write_file(tmp, data)
     os.rename(tmp, maildir(*folder, "new", name))
-    return os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", *folder,
-                                    "new", name), "user.oboxfs.key").decode()
+    return stub_key(os.path.join(CACHE, "meta", USER, "Maildir", *folder,
+                                    "new", name))
 
 
 def test_rename_onto_stub():
@@ -655,15 +669,15 @@ def test_rewrite_stub():
     # object goes
     upload_now()
     assert key not in store_objects(), "truncated stub kept its object"
-    tkey = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
-                                    "rw"), "user.oboxfs.key").decode()
+    tkey = stub_key(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                    "rw"))
     assert store_get(tkey) == b"Fr"
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     os.write(fd, MAIL1)
     os.fsync(fd)
     os.close(fd)
-    key = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
-                                   "rw"), "user.oboxfs.key").decode()
+    key = stub_key(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                   "rw"))
     assert store_get(key) == MAIL1
     # writing turns it back into a file; fsync stores it as a new object
     s0 = stats()
@@ -676,8 +690,8 @@ def test_rewrite_stub():
     assert key not in store_objects(), "rewritten stub kept its object"
     os.close(fd)
     assert stats()["mail_puts"] == s0["mail_puts"] + 1
-    key2 = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
-                                    "rw"), "user.oboxfs.key").decode()
+    key2 = stub_key(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                    "rw"))
     assert key2 != key
     assert store_get(key2) == MAIL1 + b"appended\r\n"
     assert read_file(path) == MAIL1 + b"appended\r\n"
@@ -693,8 +707,8 @@ def test_rewrite_stub():
                                 "rw")).st_size == 0:
             break
         time.sleep(0.05)
-    key3 = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "new",
-                                    "rw"), "user.oboxfs.key").decode()
+    key3 = stub_key(os.path.join(CACHE, "meta", USER, "Maildir", "new",
+                                    "rw"))
     assert store_get(key3) == b"new"
     assert key2 in store_objects(), "deleted before an upload"
     upload_now()
@@ -712,8 +726,8 @@ def test_written_in_place_fsync():
     os.fsync(fd)
     assert stats()["mail_puts"] == s0["mail_puts"] + 1
     os.close(fd)
-    key = os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir", "cur",
-                                   "direct:2,"), "user.oboxfs.key").decode()
+    key = stub_key(os.path.join(CACHE, "meta", USER, "Maildir", "cur",
+                                   "direct:2,"))
     assert store_get(key) == MAIL2
     assert store_head(key) == {"path": "Maildir/cur", "name": "direct:2,"}
     assert stats()["mail_puts"] == s0["mail_puts"] + 1, \
@@ -723,8 +737,8 @@ def test_written_in_place_fsync():
 
 def meta_key(*parts):
     try:
-        return os.getxattr(os.path.join(CACHE, "meta", USER, "Maildir",
-                                        *parts), "user.oboxfs.key").decode()
+        return stub_key(os.path.join(CACHE, "meta", USER, "Maildir",
+                                        *parts))
     except OSError:
         return None
 
