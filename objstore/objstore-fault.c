@@ -6,7 +6,8 @@
  *   seed=42;when=before
  *
  * ops: which operations are affected (put,get,head,list,delete,copy or all;
- *      default all).
+ *      default all), separated by ',' or '+' (a mount option cannot hold
+ *      a bare comma: -o fault=ops=put+get).
  * error: the error injected: transient|throttled|auth|permanent|notfound
  *      (default transient).
  * rate: probability 0..1 that an affected operation fails (default 1).
@@ -90,8 +91,8 @@ static int parse_ops(struct fault_store *fs, char *value)
 	char *save = NULL, *op;
 
 	fs->ops_mask = 0;
-	for (op = strtok_r(value, ",", &save); op != NULL;
-	     op = strtok_r(NULL, ",", &save)) {
+	for (op = strtok_r(value, ",+", &save); op != NULL;
+	     op = strtok_r(NULL, ",+", &save)) {
 		unsigned int i;
 
 		if (strcmp(op, "all") == 0) {

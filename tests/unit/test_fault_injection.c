@@ -50,6 +50,8 @@ static struct spec_case bad_specs[] = {
 	{ "ops=put;bogus=1", "unknown key 'bogus'" },
 	{ "ops=put,frobnicate", "bad value for 'ops'" },
 	{ "ops=", "bad value for 'ops'" },
+	{ "ops=+", "bad value for 'ops'" },
+	{ "ops=put+frobnicate", "bad value for 'ops'" },
 	{ "error=fatal", "bad value for 'error'" },
 	{ "rate=1.5", "bad value for 'rate'" },
 	{ "rate=-0.1", "bad value for 'rate'" },
@@ -146,9 +148,10 @@ ParameterizedTest(struct error_case *c, fault_injection, every_op_fails)
 	objstore_deinit(&store);
 }
 
-Test(fault_injection, only_selected_ops)
+/* spec selects put and copy, failing permanently */
+static void check_only_put_copy(const char *spec)
 {
-	struct objstore *store = open_fault("ops=put,copy;error=permanent");
+	struct objstore *store = open_fault(spec);
 	struct objstore *plain;
 	struct objstore_settings set = { .no_fsync = true };
 	const char *error;
@@ -173,6 +176,17 @@ Test(fault_injection, only_selected_ops)
 	cr_assert_null(strstr(objstore_error(), "injected"));
 	objstore_deinit(&plain);
 	objstore_deinit(&store);
+}
+
+Test(fault_injection, only_selected_ops)
+{
+	check_only_put_copy("ops=put,copy;error=permanent");
+}
+
+/* the form a mount option can carry (no comma) */
+Test(fault_injection, only_selected_ops_plus_separated)
+{
+	check_only_put_copy("ops=put+copy;error=permanent");
 }
 
 Test(fault_injection, fail_after)
