@@ -3,7 +3,10 @@
 #include "objstore.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 int mailpath_user_name_check(const char *name, const char **error_r)
 {
@@ -141,4 +144,72 @@ int mailpath_classify(const char *dir, const char *name,
 		mp_r->folder_len = (size_t)(last - 1 - dir);
 	}
 	return 0;
+}
+
+/* the length of name's base, and its flags after ":2," ("" if none);
+   -1 if it has an info part of another kind */
+static ssize_t maildir_split(const char *name, const char **flags_r)
+{
+	const char *colon = strchr(name, ':');
+
+	if (colon == NULL) {
+		*flags_r = "";
+		return (ssize_t)strlen(name);
+	}
+	if (strncmp(colon, ":2,", 3) != 0 || strchr(colon + 3, ':') != NULL)
+		return -1;
+	*flags_r = colon + 3;
+	return colon - name;
+}
+
+static bool is_system_flag(char c)
+{
+	return strchr("DFPRST", c) != NULL && c != '\0';
+}
+
+int mailpath_maildir_flags_union(const char *a, const char *b, char *out,
+				 size_t size)
+{
+	const char *fa, *fb;
+	ssize_t la = maildir_split(a, &fa), lb = maildir_split(b, &fb);
+	bool have[128] = { false }, adds = false;
+	size_t len;
+	int n;
+
+	if (la <= 0 || la != lb || memcmp(a, b, (size_t)la) != 0)
+		return -1;
+	for (const char *p = fa; *p != '\0'; p++) {
+		if ((unsigned char)*p >= 128 ||
+		    !(is_system_flag(*p) || (*p >= 'a' && *p <= 'z')))
+			return -1;
+		have[(unsigned char)*p] = true;
+	}
+	for (const char *p = fb; *p != '\0'; p++) {
+		if ((unsigned char)*p >= 128 ||
+		    !(is_system_flag(*p) || (*p >= 'a' && *p <= 'z')))
+			return -1;
+		if (is_system_flag(*p) && !have[(unsigned char)*p]) {
+			have[(unsigned char)*p] = true;
+			adds = true;
+		}
+	}
+	if (!adds) {
+		if (strlen(a) >= size)
+			return -1;
+		memcpy(out, a, strlen(a) + 1);
+		return 0;
+	}
+	n = snprintf(out, size, "%.*s:2,", (int)la, a);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	len = (size_t)n;
+	for (unsigned int c = 'A'; c <= 'z'; c++) {
+		if (!have[c])
+			continue;
+		if (len + 1 >= size)
+			return -1;
+		out[len++] = (char)c;
+	}
+	out[len] = '\0';
+	return 1;
 }

@@ -4,9 +4,10 @@
  * Two machines serving one user (a failover that did not stop the old
  * one) each write their own bundle names.  A full upload pass lists a
  * root's bundles at most every split_check_interval; names this machine
- * neither wrote nor condemned are the other writer's.  Nothing of its
- * index changes is taken over (flags, expunges: the newer base wins at
- * the next load), but no mail is lost: the folder's mail objects that no
+ * neither wrote nor condemned are the other writer's.  Its maildir flags
+ * are merged (splitflags.h: both sides' system flags); its other index
+ * changes are not (expunges: the newer base wins at the next load), but
+ * no mail is lost: the folder's mail objects that no
  * local stub references (and that are not this machine's own garbage) are
  * put back as stubs by putback.c, with the load's rescan's rules, and the
  * next base of the root (forced) holds them; the other writer's bundles
@@ -26,6 +27,7 @@
 #include "objgc.h"
 #include "objstore.h"
 #include "putback.h"
+#include "splitflags.h"
 #include "users.h"
 
 #include <errno.h>
@@ -192,10 +194,12 @@ out:
    the folder's mail keys, sorted. */
 static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			const char *path, const struct keylist *listed,
-			unsigned int *merged_r, unsigned int *dropped_r)
+			const struct bundle_tree *other,
+			unsigned int *merged_r, unsigned int *dropped_r,
+			unsigned int *flagged_r)
 {
 	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
-	unsigned int merged = 0, dropped = 0;
+	unsigned int merged = 0, dropped = 0, flagged = 0;
 	bool dirs[2] = { false, false };
 	int user_fd, folder_fd;
 
@@ -222,10 +226,14 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			dirs[sub[0] == 'c' ? 0 : 1] = true;
 		}
 	}
-	if (folder_fd >= 0)
+	if (folder_fd >= 0) {
 		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
 				    listed, dirs);
-	if (merged > 0 || dropped > 0)
+		/* after drop_gone(): it removes stubs by these paths */
+		flagged = splitflags_merge(folder_fd, &local, &local_paths,
+					   other, dirs);
+	}
+	if (merged > 0 || dropped > 0 || flagged > 0)
 		users_changed_behind(user);
 	if (folder_fd >= 0)
 		close(folder_fd);
@@ -246,6 +254,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	}
 	*merged_r = merged;
 	*dropped_r = dropped;
+	*flagged_r = flagged;
 }
 
 bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
@@ -254,7 +263,9 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	struct upload_root *root = roots_get(&user->roots, guid);
 	char prefix[KEYS_PREFIX_MAX], list[KEYS_PREFIX_MAX];
 	struct list_ctx lctx = { .user_prefix = user->prefix, .guid = guid };
-	unsigned int foreign = 0, merged = 0, dropped = 0;
+	struct keylist foreign_keys = { 0 };
+	unsigned int foreign = 0, merged = 0, dropped = 0, flagged = 0;
+	unsigned int gets = 0;
 	int64_t now = monotime_secs();
 
 	if (root == NULL || ctx->split_check_interval == 0 ||
@@ -288,17 +299,24 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 			continue;
 		/* condemned with this root's next base */
 		(void)roots_add_key(root, key);
+		(void)keylist_add(&foreign_keys, key);
 		foreign++;
 	}
 	if (foreign == 0)
 		goto out;
 	obox_log(OBOX_LOG_WARNING, "split brain: another machine wrote %u "
-		 "bundles of %s (user %s, %s): merging its mails; its index "
-		 "changes are not taken over\n", foreign, prefix, user->name,
+		 "bundles of %s (user %s, %s): merging its mails and maildir "
+		 "flags; its other index changes are not taken over\n", foreign, prefix, user->name,
 		 path[0] == '\0' ? "the user directory" : path);
 	if (guid[0] != '\0') {
+		/* fetched before the tree is locked: GETs take time */
+		struct bundle_tree *other =
+			splitflags_other_tree(ctx->store, &foreign_keys, &gets);
+
 		keylist_sort(&lctx.mails);
-		merge_mails(ctx, user, path, &lctx.mails, &merged, &dropped);
+		merge_mails(ctx, user, path, &lctx.mails, other, &merged,
+			    &dropped, &flagged);
+		bundle_tree_free(&other);
 	}
 	/* the next upload writes a base holding the merge, then condemns
 	   the other writer's bundles */
@@ -309,9 +327,12 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	ctx->stats.split_brains++;
 	ctx->stats.split_mails_merged += merged;
 	ctx->stats.split_mails_dropped += dropped;
+	ctx->stats.split_flags_merged += flagged;
+	ctx->stats.split_bundles_read += gets;
 	pthread_mutex_unlock(&ctx->stats_lock);
 out:
 	keylist_clear(&lctx.bundles);
 	keylist_clear(&lctx.mails);
+	keylist_clear(&foreign_keys);
 	return foreign > 0;
 }

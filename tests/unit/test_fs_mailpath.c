@@ -103,3 +103,55 @@ ParameterizedTest(struct dir_case *c, fs_mailpath, non_canonical_dirs)
 	cr_assert_eq(mailpath_classify(c->dir, "m", &mp), -1, "%s", c->dir);
 	cr_assert_eq(errno, EINVAL);
 }
+
+struct union_case {
+	char a[64], b[64];
+	int ret;
+	char out[64];
+};
+
+ParameterizedTestParameters(fs_mailpath, maildir_flags_union)
+{
+	static struct union_case cases[] = {
+		{ "m:2,FS", "m:2,R", 1, "m:2,FRS" },
+		{ "m:2,R", "m:2,FS", 1, "m:2,FRS" },
+		{ "m", "m:2,S", 1, "m:2,S" },
+		{ "m:2,", "m:2,T", 1, "m:2,T" },
+		/* nothing b adds: a unchanged */
+		{ "m:2,RS", "m:2,S", 0, "m:2,RS" },
+		{ "m:2,S", "m", 0, "m:2,S" },
+		{ "m", "m", 0, "m" },
+		/* a's keywords kept, b's not taken (their letters are b's
+		   machine's) */
+		{ "m:2,Sa", "m:2,Fb", 1, "m:2,FSa" },
+		{ "m:2,S", "m:2,Sc", 0, "m:2,S" },
+		/* not one mail, or not maildir flags */
+		{ "m:2,S", "n:2,S", -1, "" },
+		{ "m1:2,S", "m:2,S", -1, "" },
+		{ "m:1,S", "m:2,S", -1, "" },
+		{ "m:2,S", "m:2,S:x", -1, "" },
+		{ "m:2,S!", "m:2,R", -1, "" },
+		{ "m:2,S", "m:2,R\xff", -1, "" },
+		{ ":2,S", ":2,R", -1, "" },
+	};
+	return cr_make_param_array(struct union_case, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct union_case *c, fs_mailpath, maildir_flags_union)
+{
+	char out[64];
+	int ret = mailpath_maildir_flags_union(c->a, c->b, out, sizeof(out));
+
+	cr_assert_eq(ret, c->ret, "%s + %s = %d", c->a, c->b, ret);
+	if (ret >= 0)
+		cr_assert_str_eq(out, c->out, "%s + %s", c->a, c->b);
+}
+
+Test(fs_mailpath, maildir_flags_union_too_small)
+{
+	char out[6];
+
+	cr_assert_eq(mailpath_maildir_flags_union("m:2,S", "m:2,FR", out,
+						  sizeof(out)), -1);
+}
