@@ -134,6 +134,8 @@ struct bundle {
 
 /* tree.c */
 struct bundle_tree *bundle_tree_new(void);
+/* A deep copy (abort if out of memory, like every bundle_x*()). */
+struct bundle_tree *bundle_tree_copy(const struct bundle_tree *tree);
 void bundle_tree_free(struct bundle_tree **tree);
 /* Add a copy of entry (path, data and key are copied).  The tree is kept
    sorted; a duplicate or invalid path is refused. */

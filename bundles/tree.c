@@ -120,6 +120,22 @@ struct bundle_tree *bundle_tree_new(void)
 	return bundle_xcalloc(1, sizeof(struct bundle_tree));
 }
 
+struct bundle_tree *bundle_tree_copy(const struct bundle_tree *tree)
+{
+	struct bundle_tree *copy = bundle_tree_new();
+
+	for (size_t i = 0; i < tree->count; i++) {
+		struct bundle_entry e;
+
+		bundle_entry_copy(&e, &tree->entries[i]);
+		bundle_tree_push(copy, &e);
+	}
+	copy->is_base = tree->is_base;
+	copy->base_info = tree->base_info;
+	copy->checked = tree->checked;
+	return copy;
+}
+
 void bundle_entry_clear(struct bundle_entry *e)
 {
 	free(e->path);

@@ -81,6 +81,9 @@ struct obox {
 	atomic_uint_fast64_t load_mails_listed, load_folders_list_skipped;
 	/* time spent loading users / writing their trees (of that) */
 	atomic_uint_fast64_t load_usecs, load_write_usecs;
+	/* unreferenced mails older than their tree's watermark: not put
+	   back (released, e.g. expunged and waiting delete_grace) */
+	atomic_uint_fast64_t load_mails_before_mark;
 	/* lock order 4: held around removing names (unlink, rename onto)
 	   so that exactly one caller sees a stub's last link go and
 	   releases its object */

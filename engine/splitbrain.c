@@ -5,9 +5,9 @@
  * one) each write their own bundle names.  A full upload pass lists a
  * root's bundles at most every split_check_interval; names this machine
  * neither wrote nor condemned are the other writer's.  Its maildir flags
- * are merged (splitflags.h: both sides' system flags); its other index
- * changes are not (expunges: the newer base wins at the next load), but
- * no mail is lost: the folder's mail objects that no
+ * and expunges are merged (splitmerge.h: both sides' system flags; its
+ * expunges of mails untouched here, three-way); its other index changes
+ * are not, but no mail is lost: the folder's mail objects that no
  * local stub references (and that are not this machine's own garbage) are
  * put back as stubs by putback.c, with the load's rescan's rules, and the
  * next base of the root (forced) holds them; the other writer's bundles
@@ -27,7 +27,7 @@
 #include "objgc.h"
 #include "objstore.h"
 #include "putback.h"
-#include "splitflags.h"
+#include "splitmerge.h"
 #include "users.h"
 
 #include <errno.h>
@@ -194,12 +194,12 @@ out:
    the folder's mail keys, sorted. */
 static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			const char *path, const struct keylist *listed,
-			const struct bundle_tree *other,
+			const struct splitmerge_trees *trees,
 			unsigned int *merged_r, unsigned int *dropped_r,
-			unsigned int *flagged_r)
+			unsigned int *expunged_r, unsigned int *flagged_r)
 {
 	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
-	unsigned int merged = 0, dropped = 0, flagged = 0;
+	unsigned int merged = 0, dropped = 0, expunged = 0, flagged = 0;
 	bool dirs[2] = { false, false };
 	int user_fd, folder_fd;
 
@@ -229,11 +229,14 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	if (folder_fd >= 0) {
 		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
 				    listed, dirs);
-		/* after drop_gone(): it removes stubs by these paths */
-		flagged = splitflags_merge(folder_fd, &local, &local_paths,
-					   other, dirs);
+		/* after drop_gone(), in this order: each removes or renames
+		   stubs by these paths */
+		expunged = splitmerge_expunges(folder_fd, ctx->gc, &local,
+					       &local_paths, trees, dirs);
+		flagged = splitmerge_flags(folder_fd, &local, &local_paths,
+					   trees->other, dirs);
 	}
-	if (merged > 0 || dropped > 0 || flagged > 0)
+	if (merged > 0 || dropped > 0 || expunged > 0 || flagged > 0)
 		users_changed_behind(user);
 	if (folder_fd >= 0)
 		close(folder_fd);
@@ -254,6 +257,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	}
 	*merged_r = merged;
 	*dropped_r = dropped;
+	*expunged_r = expunged;
 	*flagged_r = flagged;
 }
 
@@ -265,7 +269,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	struct list_ctx lctx = { .user_prefix = user->prefix, .guid = guid };
 	struct keylist foreign_keys = { 0 };
 	unsigned int foreign = 0, merged = 0, dropped = 0, flagged = 0;
-	unsigned int gets = 0;
+	unsigned int expunged = 0, gets = 0;
 	int64_t now = monotime_secs();
 
 	if (root == NULL || ctx->split_check_interval == 0 ||
@@ -305,18 +309,19 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	if (foreign == 0)
 		goto out;
 	obox_log(OBOX_LOG_WARNING, "split brain: another machine wrote %u "
-		 "bundles of %s (user %s, %s): merging its mails and maildir "
-		 "flags; its other index changes are not taken over\n", foreign, prefix, user->name,
+		 "bundles of %s (user %s, %s): merging its mails, maildir "
+		 "flags and expunges\n", foreign, prefix, user->name,
 		 path[0] == '\0' ? "the user directory" : path);
 	if (guid[0] != '\0') {
 		/* fetched before the tree is locked: GETs take time */
-		struct bundle_tree *other =
-			splitflags_other_tree(ctx->store, &foreign_keys, &gets);
+		struct splitmerge_trees trees;
 
+		splitmerge_fetch(ctx->store, &foreign_keys, &trees);
+		gets = trees.gets;
 		keylist_sort(&lctx.mails);
-		merge_mails(ctx, user, path, &lctx.mails, other, &merged,
-			    &dropped, &flagged);
-		bundle_tree_free(&other);
+		merge_mails(ctx, user, path, &lctx.mails, &trees, &merged,
+			    &dropped, &expunged, &flagged);
+		splitmerge_trees_free(&trees);
 	}
 	/* the next upload writes a base holding the merge, then condemns
 	   the other writer's bundles */
@@ -328,6 +333,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	ctx->stats.split_mails_merged += merged;
 	ctx->stats.split_mails_dropped += dropped;
 	ctx->stats.split_flags_merged += flagged;
+	ctx->stats.split_mails_expunged += expunged;
 	ctx->stats.split_bundles_read += gets;
 	pthread_mutex_unlock(&ctx->stats_lock);
 out:

@@ -100,6 +100,7 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "index_split_mails_merged", ups.split_mails_merged },
 		{ "index_split_mails_dropped", ups.split_mails_dropped },
 		{ "index_split_flags_merged", ups.split_flags_merged },
+		{ "index_split_mails_expunged", ups.split_mails_expunged },
 		{ "index_split_bundles_read", ups.split_bundles_read },
 		{ "index_users_loaded", atomic_load(&obox->users_loaded) },
 		{ "index_mails_put_back", atomic_load(&obox->mails_put_back) },
@@ -108,6 +109,8 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "index_load_folders_list_skipped",
 		  atomic_load(&obox->load_folders_list_skipped) },
 		{ "index_load_usecs", atomic_load(&obox->load_usecs) },
+		{ "index_load_mails_before_mark",
+		  atomic_load(&obox->load_mails_before_mark) },
 		{ "index_load_write_usecs",
 		  atomic_load(&obox->load_write_usecs) },
 	};

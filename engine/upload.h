@@ -52,9 +52,9 @@ struct upload_stats {
 	uint64_t split_mails_merged;	/* mails put back from it */
 	/* local stubs whose objects the other writer deleted: removed */
 	uint64_t split_mails_dropped;
-	/* maildir mails given the other writer's flags too (splitflags.h);
-	   the other writer's bundles read for that */
-	uint64_t split_flags_merged, split_bundles_read;
+	/* maildir mails given the other writer's flags too, expunged as the
+	   other writer did (splitmerge.h); its bundles read for that */
+	uint64_t split_flags_merged, split_mails_expunged, split_bundles_read;
 };
 
 /* a directory of user's tree (path relative to the user dir) got entries

@@ -91,6 +91,8 @@ static int load_locked(struct obox *obox, struct ouser *user)
 	atomic_fetch_add(&obox->load_mails_listed, stats.mails_listed);
 	atomic_fetch_add(&obox->load_folders_list_skipped,
 			 stats.folders_list_skipped);
+	atomic_fetch_add(&obox->load_mails_before_mark,
+			 stats.mails_before_mark);
 	userload_roots_free(&result);
 	usecs = (uint64_t)(monotime_us() - start);
 	atomic_fetch_add(&obox->load_usecs, usecs);

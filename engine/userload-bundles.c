@@ -229,6 +229,7 @@ int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 		return -1;
 	}
 	tree_drop_foreign_stubs(ctx, tree_r);
+	root->mark = *mark_r;
 	return 0;
 }
 

@@ -17,6 +17,15 @@
 /* a folder placed from its mails' metadata: HEADs tried at most */
 #define PLACE_HEAD_TRIES 3
 
+/* What a loaded tree says about the mails it misses (bundle.h): mail
+   objects made before (secs, usecs) that it does not reference need not
+   be listed.  Usable when secs is not 0 and single_writer (one base and
+   no two diffs of one seq: another writer's mails are not covered). */
+struct ul_mark {
+	uint32_t secs, usecs;
+	bool single_writer;
+};
+
 struct ul_root {
 	char guid[IDS_HEX_LEN + 1];	/* "" for the user root */
 	char **bundle_keys;
@@ -36,15 +45,8 @@ struct ul_root {
 	bool bundles_listed;
 	/* the listing stopped once at it to look at its bundles */
 	bool skip_tried;
-};
-
-/* What a loaded tree says about the mails it misses (bundle.h): mail
-   objects made before (secs, usecs) that it does not reference need not
-   be listed.  Usable when secs is not 0 and single_writer (one base and
-   no two diffs of one seq: another writer's mails are not covered). */
-struct ul_mark {
-	uint32_t secs, usecs;
-	bool single_writer;
+	/* the watermark of its tree (ul_load_tree()) */
+	struct ul_mark mark;
 };
 
 struct ul_ctx {

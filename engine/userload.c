@@ -212,6 +212,23 @@ int ul_process_queue(struct ul_ctx *ctx, const char **error_r)
 
 /* Open parent_fd/name as a directory, creating it if missing with the
    parent's owner and permission bits.  Returns an fd or -1 with errno. */
+/* The mail key of root predates the watermark of the tree loaded for it:
+   it was gone or released when that tree was scanned (bundle.h), e.g. a
+   mail expunged there whose object waits delete_grace: not put back. */
+static bool before_mark(const struct ul_ctx *ctx, const struct ul_root *root,
+			const char *key)
+{
+	char mark_key[OBJSTORE_KEY_MAX + 1];
+
+	if (!root->tree_loaded || root->mark.secs == 0 ||
+	    !root->mark.single_writer ||
+	    keys_mail_list_start(ctx->prefix, root->guid, root->mark.secs,
+				 root->mark.usecs, mark_key,
+				 sizeof(mark_key)) < 0)
+		return false;
+	return strcmp(key, mark_key) < 0;
+}
+
 static int load_all(struct ul_ctx *ctx, const char **error_r)
 {
 	size_t i, m;
@@ -244,8 +261,14 @@ static int load_all(struct ul_ctx *ctx, const char **error_r)
 	/* the rescan: mails no stub references */
 	for (i = 1; i < ctx->count; i++) {
 		for (m = 0; m < ctx->roots[i].mail_count; m++) {
-			if (!ctx->roots[i].referenced[m] &&
-			    ul_put_back(ctx, i, m, error_r) < 0)
+			if (ctx->roots[i].referenced[m])
+				continue;
+			if (before_mark(ctx, &ctx->roots[i],
+					ctx->roots[i].mail_keys[m])) {
+				ctx->stats.mails_before_mark++;
+				continue;
+			}
+			if (ul_put_back(ctx, i, m, error_r) < 0)
 				return -1;
 		}
 	}

@@ -59,6 +59,10 @@ struct userload_stats {
 	/* mail keys listed; folders whose mails older than their tree's
 	   watermark were not listed (userload-list.c) */
 	unsigned int mails_listed, folders_list_skipped;
+	/* unreferenced mails listed that predate their tree's watermark
+	   (released there, e.g. expunged, waiting delete_grace): not put
+	   back */
+	unsigned int mails_before_mark;
 	/* what the trees written and the stubs put back take on disk, as
 	   bundle_tree_disk_bytes() estimates it, the stubs' own space not
 	   counted; and how many stubs that is */

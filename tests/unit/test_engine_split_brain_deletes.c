@@ -159,3 +159,29 @@ Test(engine_split_brain_deletes, stub_of_mail_other_writer_deleted_goes)
 	eng_assert_mail_stub(z, DIR_NEW "/" NAME2);
 	obox_deinit(&z);
 }
+
+/* not a split brain: an expunged mail's object waits delete_grace in the
+   store; a machine loading the user meanwhile (a takeover) must not put
+   it back (its bundle's watermark says it was released: bundle.h) */
+Test(engine_split_brain_deletes, mail_waiting_grace_is_not_put_back_by_a_load)
+{
+	char key1[1024];
+	struct obox *x, *z;
+
+	eng_delete_grace = 3600;
+	x = x_with_two_mails(key1);
+	eng_unlink(x, DIR_NEW, NAME1);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert(store_has(key1), "deleted before delete_grace passed");
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	cr_assert_neq(faccessat(obox_meta_fd(z), DIR_NEW "/" NAME1, F_OK,
+				AT_SYMLINK_NOFOLLOW), 0,
+		      "an expunged mail came back");
+	cr_assert_eq(eng_stat(z, "index_load_mails_before_mark"), 1);
+	cr_assert_eq(eng_stat(z, "index_mails_put_back"), 0);
+	eng_assert_mail_stub(z, DIR_NEW "/" NAME2);
+	obox_deinit(&z);
+}

@@ -1,9 +1,10 @@
-/* splitflags.c: a split-brain merge's flag union of maildir mails (see
- * splitflags.h). */
-#include "splitflags.h"
+/* splitmerge.c: a split-brain merge of what the other writer did to the
+ * maildir mails both writers have: flags, expunges (see splitmerge.h). */
+#include "splitmerge.h"
 #include "bundle.h"
 #include "log.h"
 #include "mailpath.h"
+#include "objgc.h"
 #include "objstore.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* GET and decode key; NULL if it cannot be had (logged) */
 static struct bundle *fetch(struct objstore *store, const char *key,
@@ -76,10 +78,10 @@ static char *diffs_base(const struct keylist *foreign,
 	return strndup(key, strlen(key) - suffix);
 }
 
-struct bundle_tree *splitflags_other_tree(struct objstore *store,
-					  const struct keylist *foreign,
-					  unsigned int *gets_r)
+void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
+		      struct splitmerge_trees *trees_r)
 {
+	unsigned int *gets_r = &trees_r->gets;
 	struct bundle_name *names;
 	struct bundle *base = NULL, *best = NULL;
 	struct bundle_tree *tree = NULL;
@@ -89,9 +91,12 @@ struct bundle_tree *splitflags_other_tree(struct objstore *store,
 	size_t n = 0;
 	long base_idx;
 
+	bool known_base = false;
+
+	trees_r->other = trees_r->common = NULL;
 	*gets_r = 0;
 	if (foreign->count == 0)
-		return NULL;
+		return;
 	names = calloc(foreign->count, sizeof(*names));
 	map = calloc(foreign->count, sizeof(*map));
 	diff_idx = calloc(foreign->count, sizeof(*diff_idx));
@@ -112,6 +117,7 @@ struct bundle_tree *splitflags_other_tree(struct objstore *store,
 		/* only diffs: of a base both writers loaded */
 		base = fetch(store, base_key, gets_r);
 		free(base_key);
+		known_base = true;
 	}
 	if (base == NULL || base->tree == NULL)
 		goto out;
@@ -134,18 +140,30 @@ struct bundle_tree *splitflags_other_tree(struct objstore *store,
 	}
 	tree = base->tree;
 	base->tree = NULL;
+	if (best != NULL && known_base)
+		trees_r->common = bundle_tree_copy(tree);
 	if (best != NULL &&
 	    bundle_apply_diff(tree, best->diff, &error) < 0) {
 		obox_log(OBOX_LOG_WARNING, "split brain: the other writer's "
 			 "diff does not apply: %s: its base is used\n", error);
+		/* what it expunged is unknown */
+		bundle_tree_free(&trees_r->common);
 	}
+	trees_r->other = tree;
+	tree = NULL;
 out:
+	bundle_tree_free(&tree);
 	bundle_free(&best);
 	bundle_free(&base);
 	free(names);
 	free(map);
 	free(diff_idx);
-	return tree;
+}
+
+void splitmerge_trees_free(struct splitmerge_trees *trees)
+{
+	bundle_tree_free(&trees->other);
+	bundle_tree_free(&trees->common);
 }
 
 struct key_name {
@@ -159,21 +177,17 @@ static int key_name_cmp(const void *p1, const void *p2)
 	return strcmp(a->key, b->key);
 }
 
-unsigned int splitflags_merge(int folder_fd, const struct keylist *keys,
-			      const struct keylist *paths,
-			      const struct bundle_tree *other, bool dirs[2])
+/* the maildir stubs of tree (cur/, new/) by key; NULL if out of memory */
+static struct key_name *stub_index(const struct bundle_tree *tree,
+				   size_t *count_r)
 {
-	struct key_name *index;
-	unsigned int renamed = 0;
+	struct key_name *index = calloc(tree->count + 1, sizeof(*index));
 	size_t n = 0;
 
-	if (other == NULL || keys->count == 0)
-		return 0;
-	index = calloc(other->count + 1, sizeof(*index));
 	if (index == NULL)
-		return 0;
-	for (size_t i = 0; i < other->count; i++) {
-		const struct bundle_entry *e = &other->entries[i];
+		return NULL;
+	for (size_t i = 0; i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
 
 		if (e->type == BUNDLE_ENTRY_STUB &&
 		    (strncmp(e->path, "cur/", 4) == 0 ||
@@ -183,12 +197,79 @@ unsigned int splitflags_merge(int folder_fd, const struct keylist *keys,
 		}
 	}
 	qsort(index, n, sizeof(*index), key_name_cmp);
+	*count_r = n;
+	return index;
+}
+
+static const struct key_name *stub_find(const struct key_name *index,
+					size_t n, const char *key)
+{
+	struct key_name want = { .key = key };
+
+	return bsearch(&want, index, n, sizeof(*index), key_name_cmp);
+}
+
+unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
+				 const struct keylist *keys,
+				 const struct keylist *paths,
+				 const struct splitmerge_trees *trees,
+				 bool dirs[2])
+{
+	struct key_name *other = NULL, *common = NULL;
+	size_t n_other, n_common;
+	unsigned int expunged = 0;
+
+	if (trees->other == NULL || trees->common == NULL ||
+	    (other = stub_index(trees->other, &n_other)) == NULL ||
+	    (common = stub_index(trees->common, &n_common)) == NULL)
+		goto out;
 	for (size_t i = 0; i < keys->count; i++) {
-		struct key_name want = { .key = keys->keys[i] }, *found;
+		const struct key_name *base =
+			stub_find(common, n_common, keys->keys[i]);
+		const char *local = paths->keys[i];
+
+		/* in the common base, gone on the other side, and here
+		   under the base's name: untouched here since */
+		if (base == NULL ||
+		    stub_find(other, n_other, keys->keys[i]) != NULL ||
+		    strcmp(base->path, local) != 0)
+			continue;
+		if (unlinkat(folder_fd, local, 0) < 0) {
+			if (errno != ENOENT)	/* ENOENT: dropped already */
+				obox_log(OBOX_LOG_ERR, "split brain: unlink(%s) "
+					 "failed: %s\n", local,
+					 strerror(errno));
+			continue;
+		}
+		obox_log(OBOX_LOG_INFO, "split brain: %s was expunged by the "
+			 "other writer: expunged here too\n", local);
+		(void)objgc_release(gc, keys->keys[i]);
+		dirs[local[0] == 'c' ? 0 : 1] = true;
+		expunged++;
+	}
+out:
+	free(other);
+	free(common);
+	return expunged;
+}
+
+unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
+			      const struct keylist *paths,
+			      const struct bundle_tree *other, bool dirs[2])
+{
+	struct key_name *index;
+	unsigned int renamed = 0;
+	size_t n;
+
+	if (other == NULL || keys->count == 0 ||
+	    (index = stub_index(other, &n)) == NULL)
+		return 0;
+	for (size_t i = 0; i < keys->count; i++) {
+		const struct key_name *found;
 		const char *local = paths->keys[i];
 		char name[MAILPATH_NAME_MAX + 1], target[PATH_MAX];
 
-		found = bsearch(&want, index, n, sizeof(*index), key_name_cmp);
+		found = stub_find(index, n, keys->keys[i]);
 		if (found == NULL ||
 		    mailpath_maildir_flags_union(local + 4, found->path + 4,
 						 name, sizeof(name)) != 1)
@@ -197,6 +278,8 @@ unsigned int splitflags_merge(int folder_fd, const struct keylist *keys,
 		/* never over another file: the name is new, or skip */
 		if (renameat2(folder_fd, local, folder_fd, target,
 			      RENAME_NOREPLACE) < 0) {
+			if (errno == ENOENT)	/* expunged just now */
+				continue;
 			obox_log(OBOX_LOG_WARNING, "split brain: rename(%s, %s) "
 				 "failed: %s\n", local, target,
 				 strerror(errno));

@@ -1,0 +1,58 @@
+/* splitmerge.h: the index side of a split-brain merge of a maildir folder
+ * (splitbrain.c puts the other writer's mails back; this merges what the
+ * other writer did to the mails both have; CONTRACT section 6, the rules
+ * in docs/design.md "Split brain"):
+ *  - flags: a mail both writers have (one object key) gets the union of
+ *    the system flags of both writers' names for it.  Keyword letters
+ *    stay this machine's: they index each machine's own dovecot-keywords.
+ *  - expunges, three-way: when the other writer built on a base this
+ *    machine knows (the common base), a mail that base lists, that the
+ *    other writer expunged (its current tree lacks it) and that is still
+ *    here under the base's name (untouched here) is expunged here too; a
+ *    mail changed here since (renamed: flags) stays.  Without a known
+ *    common base (the other writer stored a base of its own) nothing is
+ *    expunged: no mail is lost. */
+#ifndef OBOXFS_SPLITMERGE_H
+#define OBOXFS_SPLITMERGE_H
+
+#include "keylist.h"
+
+#include <stdbool.h>
+
+struct objstore;
+struct objgc;
+struct bundle_tree;
+
+struct splitmerge_trees {
+	/* the other writer's current tree of the folder */
+	struct bundle_tree *other;
+	/* the base both writers built on, or NULL if unknown */
+	struct bundle_tree *common;
+	unsigned int gets;	/* bundles fetched for them */
+};
+
+/* The trees from the other writer's bundle keys of one folder (foreign:
+   every key of it this machine neither wrote nor condemned): its newest
+   base with its current diff applied; if it wrote only diffs, their base
+   (one both loaded) is the common base.  trees_r->other is NULL if there
+   is nothing readable (logged). */
+void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
+		      struct splitmerge_trees *trees_r);
+void splitmerge_trees_free(struct splitmerge_trees *trees);
+
+/* The local stubs keys[i] at paths[i] ("cur/<name>" or "new/<name>",
+   relative to folder_fd; changed in folder_fd behind the kernel: the
+   caller tells the front end, dirs[0] (cur) and dirs[1] (new) set for
+   the directories changed).  Expunges first: stubs removed, their
+   objects released to gc; returns the count.  Then flags: stubs renamed
+   to cur/<base>:2,<both sides' flags>; returns the count. */
+unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
+				 const struct keylist *keys,
+				 const struct keylist *paths,
+				 const struct splitmerge_trees *trees,
+				 bool dirs[2]);
+unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
+			      const struct keylist *paths,
+			      const struct bundle_tree *other, bool dirs[2]);
+
+#endif

@@ -1,0 +1,189 @@
+/* test_engine_split_brain_merge.c: through obox.h, without a mount, two
+ * engines X and Y on their own cache directories serving one user of one
+ * store (a split brain) change the same maildir folder each in their own
+ * way; Y's split-brain merge (splitmerge.h) gives a mail both sides'
+ * system flags, expunges what X expunged and Y left untouched, keeps what
+ * Y changed, and the merged base a third machine loads shows all that. */
+#include "test_engine.h"
+
+#include <unistd.h>
+
+TestSuite(engine_split_brain_merge, .init = eng_init, .fini = eng_fini,
+	  .timeout = 60);
+
+#define MAILDIR ENG_USER "/Maildir"
+#define DIR_NEW MAILDIR "/new"
+#define DIR_CUR MAILDIR "/cur"
+#define NAME1 ENG_MAIL_NAME
+#define NAME2 "1700000001.M2P1.host"
+
+static bool exists(struct obox *obox, const char *path)
+{
+	return faccessat(obox_meta_fd(obox), path, F_OK,
+			 AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* X and Y with the user's two mails in new/, both loaded from one base */
+static void two_writers(struct obox **x_r, struct obox **y_r)
+{
+	eng_split_check_interval = 1;
+	*x_r = eng_open("cache-x");
+	eng_make_user(*x_r);
+	eng_deliver(*x_r, MAILDIR, NAME1, ENG_MAIL);
+	eng_deliver(*x_r, MAILDIR, NAME2, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(*x_r), 0);
+	*y_r = eng_open("cache-y");
+	cr_assert_eq(obox_user_load(*y_r, ENG_USER), 0);
+	eng_assert_mail_stub(*y_r, DIR_NEW "/" NAME1);
+}
+
+Test(engine_split_brain_merge, flags_of_both_sides_are_unioned)
+{
+	struct obox *x, *y, *z;
+
+	two_writers(&x, &y);
+	/* X: mail 1 seen and flagged, mail 2 untouched */
+	cr_assert_eq(eng_rename(x, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,FS"), 0);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y, not knowing of X: mail 1 answered, mail 2 seen */
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,R"), 0);
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME2, DIR_CUR, NAME2 ":2,S"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_eq(eng_stat(y, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(y, "index_split_flags_merged"), 1);
+	cr_assert_geq(eng_stat(y, "index_split_bundles_read"), 1);
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME1 ":2,FRS");
+	cr_assert_not(exists(y, DIR_CUR "/" NAME1 ":2,R"));
+	/* X had nothing for mail 2 that Y lacks */
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME2 ":2,S");
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	/* the merged base: a third machine sees both sides' flags */
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	eng_assert_mail_stub(z, DIR_CUR "/" NAME1 ":2,FRS");
+	eng_assert_mail_stub(z, DIR_CUR "/" NAME2 ":2,S");
+	cr_assert_not(exists(z, DIR_NEW "/" NAME1));
+	obox_deinit(&z);
+}
+
+Test(engine_split_brain_merge, mail_still_new_here_gets_the_other_sides_flags)
+{
+	struct obox *x, *y;
+
+	two_writers(&x, &y);
+	cr_assert_eq(eng_rename(x, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,S"), 0);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y changes something else */
+	eng_write_file(y, MAILDIR "/dovecot-uidlist", "3 V1 N3\n");
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_eq(eng_stat(y, "index_split_flags_merged"), 1);
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME1 ":2,S");
+	cr_assert_not(exists(y, DIR_NEW "/" NAME1));
+	eng_assert_mail_stub(y, DIR_NEW "/" NAME2);
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
+
+Test(engine_split_brain_merge, fewer_flags_on_the_other_side_change_nothing)
+{
+	struct obox *x, *y;
+
+	two_writers(&x, &y);
+	cr_assert_eq(eng_rename(x, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,S"), 0);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,RS"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_eq(eng_stat(y, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(y, "index_split_flags_merged"), 0);
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME1 ":2,RS");
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
+
+Test(engine_split_brain_merge, expunge_of_a_mail_untouched_here_is_merged)
+{
+	struct obox *x, *y, *z;
+
+	/* X's expunged mail stays in the store: Y's merge, not a missing
+	   object, must take the expunge over */
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	eng_unlink(x, DIR_NEW, NAME1);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y, not knowing: mail 2 seen */
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME2, DIR_CUR, NAME2 ":2,S"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_eq(eng_stat(y, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(y, "index_split_mails_dropped"), 0);
+	cr_assert_eq(eng_stat(y, "index_split_mails_expunged"), 1);
+	cr_assert_not(exists(y, DIR_NEW "/" NAME1), "X's expunge not merged");
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME2 ":2,S");
+	/* Y released its object: condemned once the merged base is stored */
+	cr_assert_geq(eng_stat(y, "objects_condemned"), 1);
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	cr_assert_eq(eng_stat(z, "index_load_mails_before_mark"), 1);
+	cr_assert_not(exists(z, DIR_NEW "/" NAME1));
+	cr_assert_not(exists(z, DIR_CUR "/" NAME1 ":2,"));
+	eng_assert_mail_stub(z, DIR_CUR "/" NAME2 ":2,S");
+	obox_deinit(&z);
+}
+
+Test(engine_split_brain_merge, mail_changed_here_stays_though_expunged_there)
+{
+	struct obox *x, *y;
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	eng_unlink(x, DIR_NEW, NAME1);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y changed mail 1's flags: the newer intent here, it stays */
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,F"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_eq(eng_stat(y, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(y, "index_split_mails_expunged"), 0);
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME1 ":2,F");
+	eng_assert_mail_stub(y, DIR_NEW "/" NAME2);
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
+
+Test(engine_split_brain_merge, no_expunge_without_a_common_base)
+{
+	struct obox *x, *y;
+	char *big = malloc(256 * 1024 + 1);
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	/* X expunges and stores a base of its own (a diff that big is not
+	   worth it): Y cannot tell an expunge there from a mail it never
+	   had */
+	cr_assert_not_null(big);
+	uint64_t r = 88172645463325252ULL;	/* xorshift: incompressible */
+	for (size_t i = 0; i < 256 * 1024; i++) {
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		big[i] = (char)('a' + r % 26);
+	}
+	big[256 * 1024] = '\0';
+	eng_unlink(x, DIR_NEW, NAME1);
+	eng_write_file(x, MAILDIR "/dovecot.index.cache", big);
+	free(big);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert_eq(eng_stat(x, "index_bases_stored"), 2 + 1,
+		     "X stored no base of its own");
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME2, DIR_CUR, NAME2 ":2,S"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(y, "index_split_mails_expunged"), 0);
+	eng_assert_mail_stub(y, DIR_NEW "/" NAME1);
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
