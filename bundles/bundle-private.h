@@ -158,6 +158,11 @@ long bundle_tree_lookup(const struct bundle_tree *tree, const char *path,
 			size_t *insert_r);
 /* append (ownership moves; must sort after the last entry) */
 void bundle_tree_push(struct bundle_tree *tree, struct bundle_entry *entry);
+/* names.c: an id (BUNDLE_ID_SIZE bytes) as 2 * BUNDLE_ID_SIZE lowercase
+   hex digits (out gets a NUL after them), and back (false if s does not
+   start with that many lowercase hex digits) */
+void bundle_id_hex_format(const unsigned char *id, char *out);
+bool bundle_id_hex_parse(const char *s, unsigned char *id);
 /* 0 if s is BUNDLE_GUID_HEX_LEN lowercase hex digits */
 bool bundle_is_hex_id(const char *s, size_t len);
 int bundle_key_check(const char *key, size_t len, const char **error_r);

@@ -9,7 +9,7 @@
 
 #define NAME_PREFIX "bundle."
 
-static void hex_format(const unsigned char *id, char *out)
+void bundle_id_hex_format(const unsigned char *id, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
 
@@ -45,7 +45,7 @@ static bool hex_u32(const char *s, size_t len, uint32_t *v_r)
 	return true;
 }
 
-static bool hex_id(const char *s, unsigned char *id)
+bool bundle_id_hex_parse(const char *s, unsigned char *id)
 {
 	for (size_t i = 0; i < BUNDLE_ID_SIZE; i++) {
 		int hi = hex_digit(s[i * 2]), lo = hex_digit(s[i * 2 + 1]);
@@ -62,13 +62,13 @@ void bundle_name_format(const struct bundle_name *name, char *buf,
 {
 	char base_hex[33], diff_hex[33];
 
-	hex_format(name->base_id, base_hex);
+	bundle_id_hex_format(name->base_id, base_hex);
 	if (!name->is_diff) {
 		snprintf(buf, size, NAME_PREFIX "%08x.%05x.%s", name->secs,
 			 name->usecs, base_hex);
 		return;
 	}
-	hex_format(name->diff_id, diff_hex);
+	bundle_id_hex_format(name->diff_id, diff_hex);
 	snprintf(buf, size, NAME_PREFIX "%08x.%05x.%s-%s", name->secs,
 		 name->usecs, base_hex, diff_hex);
 }
@@ -101,14 +101,14 @@ int bundle_name_parse(const char *name, struct bundle_name *name_r,
 	    strncmp(name, NAME_PREFIX, strlen(NAME_PREFIX)) != 0 ||
 	    !hex_u32(p, 8, &name_r->secs) || p[8] != '.' ||
 	    !hex_u32(p + 9, 5, &name_r->usecs) || p[14] != '.' ||
-	    name_r->usecs >= 1000000 || !hex_id(p + 15, name_r->base_id)) {
+	    name_r->usecs >= 1000000 || !bundle_id_hex_parse(p + 15, name_r->base_id)) {
 		*error_r = bundle_error("invalid bundle name '%.*s'",
 					(int)(len > 100 ? 100 : len), name);
 		return -1;
 	}
 	if (len == BUNDLE_NAME_DIFF_LEN) {
 		p += 15 + 32;
-		if (p[0] != '-' || !hex_id(p + 1, name_r->diff_id)) {
+		if (p[0] != '-' || !bundle_id_hex_parse(p + 1, name_r->diff_id)) {
 			*error_r = bundle_error("invalid diff bundle name "
 						"'%.*s'", (int)len, name);
 			return -1;

@@ -11,7 +11,8 @@
 #include <sys/xattr.h>
 
 #define FD_PATH_MAX 40
-#define HEX_SEG 32
+/* a key segment of one id in hex */
+#define HEX_SEG (2 * BUNDLE_ID_SIZE)
 
 static void fd_path(int fd, char buf[FD_PATH_MAX])
 {
@@ -58,38 +59,6 @@ int bundle_fd_removexattr(int fd, const char *name)
 	return 0;
 }
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* 32 lowercase hex digits at s into 16 bytes; false if not */
-static bool hex_decode(const char *s, unsigned char out[HEX_SEG / 2])
-{
-	for (size_t i = 0; i < HEX_SEG / 2; i++) {
-		int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return true;
-}
-
-static void hex_encode(const unsigned char in[HEX_SEG / 2], char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < HEX_SEG / 2; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 0xf];
-	}
-}
-
 /* key = "<prefix>/<32 hex>/<32 hex>", prefix non-empty: its length */
 static size_t compact_prefix_len(const char *key, size_t len,
 				 unsigned char value[BUNDLE_STUB_ATTR_LEN])
@@ -98,8 +67,8 @@ static size_t compact_prefix_len(const char *key, size_t len,
 
 	if (len <= tail || key[len - tail] != '/' ||
 	    key[len - HEX_SEG - 1] != '/' ||
-	    !hex_decode(key + len - tail + 1, value + 1) ||
-	    !hex_decode(key + len - HEX_SEG, value + 1 + HEX_SEG / 2))
+	    !bundle_id_hex_parse(key + len - tail + 1, value + 1) ||
+	    !bundle_id_hex_parse(key + len - HEX_SEG, value + 1 + HEX_SEG / 2))
 		return 0;
 	return len - tail;
 }
@@ -190,11 +159,11 @@ static int read_compact(int fd, const unsigned char *value, size_t len,
 		return -1;
 	if (plen == 0 || (size_t)plen > BUNDLE_KEY_MAX - 2 * (HEX_SEG + 1))
 		return damaged(error_r, "no or bad " BUNDLE_XATTR_KPREFIX);
+	/* each format writes a NUL after its digits: the next overwrites */
 	key_r[plen] = '/';
-	hex_encode(value + 1, key_r + plen + 1);
+	bundle_id_hex_format(value + 1, key_r + plen + 1);
 	key_r[plen + 1 + HEX_SEG] = '/';
-	hex_encode(value + 1 + HEX_SEG / 2, key_r + plen + 2 + HEX_SEG);
-	key_r[plen + 2 * (HEX_SEG + 1)] = '\0';
+	bundle_id_hex_format(value + 1 + HEX_SEG / 2, key_r + plen + 2 + HEX_SEG);
 	if (bundle_key_check(key_r, strlen(key_r), error_r) < 0 ||
 	    strlen(key_r) != (size_t)plen + 2 * (HEX_SEG + 1))
 		return damaged(error_r, "bad " BUNDLE_XATTR_KPREFIX);
