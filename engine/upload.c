@@ -6,6 +6,7 @@
 #include "cachestate.h"
 #include "ids.h"
 #include "keys.h"
+#include "mailpath.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "userload.h"
@@ -216,8 +217,9 @@ scan_filter(const char *path, bool is_dir, void *context)
 			return BUNDLE_SCAN_NO_CHILDREN;
 		return BUNDLE_SCAN_INCLUDE;
 	}
-	if (strcmp(base, "tmp") == 0) {
-		/* maildir's tmp/: files being written */
+	if (mailpath_mail_dir(base) == MAILPATH_DIR_TMP) {
+		/* maildir's tmp/: files being written (a stub there is a
+		   mail stored at its fsync, named by its rename) */
 		char sibling[PATH_MAX];
 		int len = slash == NULL ? 0 : (int)(slash - path + 1);
 

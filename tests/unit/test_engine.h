@@ -62,6 +62,7 @@ static unsigned int eng_split_check_interval, eng_delete_grace;
 static enum obox_missing_mails eng_missing_mails;
 static const char *eng_fault;	/* the store's fault spec, or NULL */
 static int eng_root_mode = -1;	/* root_mode setting, -1: none */
+static bool eng_store_on_fsync = true;	/* the daemon's default */
 
 /* an engine on the cache directory eng_dir/<cache_name>, not started */
 static struct obox *eng_open(const char *cache_name)
@@ -77,6 +78,7 @@ static struct obox *eng_open(const char *cache_name)
 		.split_check_interval = eng_split_check_interval,
 		.delete_grace = eng_delete_grace,
 		.missing_mails = eng_missing_mails,
+		.store_on_fsync = eng_store_on_fsync,
 		.root_mode_set = eng_root_mode >= 0,
 		.root_mode = eng_root_mode >= 0 ? (uint32_t)eng_root_mode : 0,
 	};
