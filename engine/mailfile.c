@@ -228,7 +228,9 @@ int obox_fsync_mail(struct obox *obox, int fd, const char *dir,
 	if (!S_ISREG(st.st_mode))
 		return 0;
 	ret = mailstore_place(obox->ms, dir, name, &place);
-	if (ret == 0 && obox->set.store_on_fsync)
+	/* a tmp/ file with other names (a hard link of a mail) is not
+	   stored as a mail without a name: its rename stores it */
+	if (ret == 0 && obox->set.store_on_fsync && st.st_nlink == 1)
 		ret = mailstore_tmp_place(obox->ms, dir, name, &place);
 	if (ret <= 0)
 		return ret;

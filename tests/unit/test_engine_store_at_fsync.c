@@ -416,6 +416,12 @@ Test(engine_store_at_fsync, only_maildir_tmp)
 	eng_mkdir(obox, INBOX "/tmpx");
 	eng_write_file(obox, INBOX "/tmpx/m", ENG_MAIL);
 	cr_assert_eq(sf_fsync(obox, INBOX "/tmpx", "m"), 0);
+	/* a tmp/ file with another name (a hard link) is left to its
+	   rename: it may be a named mail */
+	eng_write_file(obox, TMP "/a", ENG_MAIL);
+	cr_assert_eq(linkat(obox_meta_fd(obox), TMP "/a", obox_meta_fd(obox),
+			    TMP "/b", 0), 0);
+	cr_assert_eq(sf_fsync(obox, TMP, "a"), 0);
 	cr_assert_eq(eng_stat(obox, "requests_put"), 0);
 	obox_deinit(&obox);
 }
