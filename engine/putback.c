@@ -29,7 +29,7 @@ static const char *meta_check(struct putback_mail *mail)
 	mail->dir_name = last;
 	if (mail->dir == MAILPATH_DIR_TMP) {
 		/* stored at its fsync in tmp/, then renamed (maybe) into
-		   new/ keeping its base name: it comes back there */
+		   new/ or cur/ (putback.h): it comes back in new/ */
 		mail->dir = MAILPATH_DIR_NEW;
 		mail->dir_name = "new";
 	}

@@ -10,9 +10,10 @@
  *
  * A mail stored at its fsync in a maildir tmp/ (mailfile.c,
  * store_on_fsync) has a "path" ending in "tmp": it is put back into the
- * folder's new/ under the same name.  Dovecot renames tmp/X to new/X (or
- * to cur/X:2,FLAGS, whose flags live in the index anyway), so an
- * acknowledged delivery comes back; a crash between the fsync and the
+ * folder's new/ under the same name.  Dovecot renames tmp/X to
+ * new/X,S=<size>,W=<vsize> (or cur/X,S=..,W=..:2,FLAGS): the fields are
+ * optional, X alone is a valid maildir name, and a mail in no bundle is a
+ * new one to Dovecot anyway; so an acknowledged delivery comes back; a crash between the fsync and the
  * rename brings back a delivery the MTA was not told of (at least once,
  * like a crash between a PUT and its reply).  An aborted save (tmp/ file
  * unlinked or rewritten) has its object deleted at once (mailnames.c),

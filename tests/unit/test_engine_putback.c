@@ -259,7 +259,7 @@ Test(engine_putback, maildir_mail)
 }
 
 /* a mail stored at its fsync in tmp/ (store_on_fsync) comes back in new/
-   under its base name: Dovecot renames tmp/X to new/X */
+   under its tmp/ name (Dovecot renames tmp/X to new/X,S=..,W=..) */
 Test(engine_putback, maildir_tmp_mail_goes_to_new)
 {
 	char key[OBJSTORE_KEY_MAX + 1];

@@ -124,7 +124,7 @@ Test(engine_store_at_fsync, fsync_stores_and_rename_to_new_is_local)
 	data = eng_get_object(key, &len);
 	cr_assert_str_eq(data, ENG_MAIL);
 	free(data);
-	/* the object says where it was stored: tmp/, under its base name */
+	/* the object says where it was stored: tmp/, under its name */
 	cr_assert_eq(objstore_head(eng_store, key, &st), 0);
 	cr_assert_str_eq(objstore_stat_meta(&st, "path"), "Maildir/tmp");
 	cr_assert_str_eq(objstore_stat_meta(&st, "name"), ENG_MAIL_NAME);
@@ -349,7 +349,7 @@ Test(engine_store_at_fsync, takeover_puts_it_back_into_new)
 	b = eng_open("cache-b");
 	cr_assert_eq(obox_user_load(b, ENG_USER), 0);
 	cr_assert_eq(eng_stat(b, "index_mails_put_back"), 1);
-	/* back in new/ under its base name (Dovecot finds its flags
+	/* back in new/ under its tmp/ name (Dovecot finds its flags
 	   gone, as with any index change after the last upload) */
 	eng_assert_mail_stub(b, NEW "/" ENG_MAIL_NAME);
 	cr_assert_neq(fstatat(obox_meta_fd(b), TMP "/" ENG_MAIL_NAME, &st,

@@ -262,7 +262,7 @@ ParameterizedTest(struct meta_case *c, fs_userload_hostile,
 }
 
 /* a mail stored at its fsync in tmp/ (store_on_fsync) is no bad metadata:
-   it comes back in new/ under its base name (putback.h) */
+   it comes back in new/ under its tmp/ name (putback.h) */
 Test(fs_userload_hostile, tmp_metadata_goes_to_new)
 {
 	struct userload_stats stats;
