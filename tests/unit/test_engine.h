@@ -207,6 +207,30 @@ static void eng_deliver(struct obox *obox, const char *folder_dir,
 	cr_assert_eq(err, 0, "rename into %s: %s", newdir, strerror(err));
 }
 
+/* obox_fsync_mail() of dir/name as a front end's fsync handler calls it
+   (a change of the user, the file told).  Returns 0 or the errno. */
+static int eng_fsync(struct obox *obox, const char *dir, const char *name)
+{
+	struct ouser *user = obox_user_get(obox, ENG_USER);
+	char path[2048];
+	struct stat st;
+	int fd, ret, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = openat(obox_meta_fd(obox), path, O_RDWR);
+	cr_assert_geq(fd, 0, "open(%s): %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	obox_change_begin(obox, user);
+	obox_touched(user, st.st_ino);
+	ret = obox_fsync_mail(obox, fd, dir, name);
+	if (ret < 0)
+		err = errno;
+	obox_change_end(user);
+	close(fd);
+	cr_assert(ret == 0 || err != 0);
+	return err;
+}
+
 /* 1 if path (relative to the tree root) is a stub, with its size */
 static int eng_stub_size(struct obox *obox, const char *path,
 			 uint64_t *size_r)

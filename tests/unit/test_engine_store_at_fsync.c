@@ -20,30 +20,6 @@ TestSuite(engine_store_at_fsync, .init = eng_init, .fini = eng_fini);
 #define SEEN_NAME ENG_MAIL_NAME ":2,S"
 #define OTHER_MAIL "From: b@example.com\r\n\r\nanother body, longer\r\n"
 
-/* obox_fsync_mail() of dir/name as a front end's fsync handler calls it
-   (a change of the user, the file told).  Returns 0 or the errno. */
-static int sf_fsync(struct obox *obox, const char *dir, const char *name)
-{
-	struct ouser *user = obox_user_get(obox, ENG_USER);
-	char path[2048];
-	struct stat st;
-	int fd, ret, err = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = openat(obox_meta_fd(obox), path, O_RDWR);
-	cr_assert_geq(fd, 0, "open(%s): %s", path, strerror(errno));
-	cr_assert_eq(fstat(fd, &st), 0);
-	obox_change_begin(obox, user);
-	obox_touched(user, st.st_ino);
-	ret = obox_fsync_mail(obox, fd, dir, name);
-	if (ret < 0)
-		err = errno;
-	obox_change_end(user);
-	close(fd);
-	cr_assert(ret == 0 || err != 0);
-	return err;
-}
-
 /* rewrite path (a stub or not) with content as a front end does: open
    with O_TRUNC, then a write through the engine */
 static void sf_rewrite(struct obox *obox, const char *path,
@@ -100,7 +76,7 @@ static void sf_write_and_fsync(struct obox *obox, char key_r[1024])
 	int err;
 
 	eng_write_file(obox, TMP "/" ENG_MAIL_NAME, ENG_MAIL);
-	err = sf_fsync(obox, TMP, ENG_MAIL_NAME);
+	err = eng_fsync(obox, TMP, ENG_MAIL_NAME);
 	cr_assert_eq(err, 0, "fsync: %s", strerror(err));
 	cr_assert_eq(eng_stat(obox, "requests_put"), puts + 1);
 	cr_assert_eq(eng_mail_keys(keys, 4), 1);
@@ -130,7 +106,7 @@ Test(engine_store_at_fsync, fsync_stores_and_rename_to_new_is_local)
 	cr_assert_str_eq(objstore_stat_meta(&st, "name"), ENG_MAIL_NAME);
 	objstore_stat_free(&st);
 	/* a second fsync stores nothing */
-	cr_assert_eq(sf_fsync(obox, TMP, ENG_MAIL_NAME), 0);
+	cr_assert_eq(eng_fsync(obox, TMP, ENG_MAIL_NAME), 0);
 	cr_assert_eq(eng_stat(obox, "requests_put"), 1);
 
 	/* the delivery's rename: no request, the same object, no mark */
@@ -267,7 +243,7 @@ Test(engine_store_at_fsync, written_after_fsync_then_fsynced_again)
 	eng_make_user(obox);
 	sf_write_and_fsync(obox, key);
 	sf_rewrite(obox, TMP "/" ENG_MAIL_NAME, OTHER_MAIL);
-	cr_assert_eq(sf_fsync(obox, TMP, ENG_MAIL_NAME), 0);
+	cr_assert_eq(eng_fsync(obox, TMP, ENG_MAIL_NAME), 0);
 	cr_assert_eq(eng_stat(obox, "requests_put"), 2);
 	cr_assert_eq(eng_stat(obox, "mails_stored_at_fsync"), 2);
 	cr_assert_eq(eng_mail_keys(keys, 4), 1);
@@ -292,7 +268,7 @@ Test(engine_store_at_fsync, store_failure_is_eio_and_leaves_nothing)
 	obox = eng_open("cache");
 	eng_make_user(obox);
 	eng_write_file(obox, TMP "/" ENG_MAIL_NAME, ENG_MAIL);
-	err = sf_fsync(obox, TMP, ENG_MAIL_NAME);
+	err = eng_fsync(obox, TMP, ENG_MAIL_NAME);
 	cr_assert_eq(err, EIO, "fsync: %s", strerror(err));
 	cr_assert_eq(eng_mail_keys(keys, 4), 0);
 	cr_assert_eq(eng_stat(obox, "mails_stored_at_fsync"), 0);
@@ -316,7 +292,7 @@ Test(engine_store_at_fsync, rename_stores_when_the_fsync_did_not)
 	obox = eng_open("cache");
 	eng_make_user(obox);
 	eng_write_file(obox, TMP "/" ENG_MAIL_NAME, ENG_MAIL);
-	cr_assert_eq(sf_fsync(obox, TMP, ENG_MAIL_NAME), EIO);
+	cr_assert_eq(eng_fsync(obox, TMP, ENG_MAIL_NAME), EIO);
 	obox_deinit(&obox);
 
 	/* the same cache, the store working again (a new engine, as a
@@ -368,7 +344,7 @@ Test(engine_store_at_fsync, off_stores_at_rename)
 	obox = eng_open("cache");
 	eng_make_user(obox);
 	eng_write_file(obox, TMP "/" ENG_MAIL_NAME, ENG_MAIL);
-	cr_assert_eq(sf_fsync(obox, TMP, ENG_MAIL_NAME), 0);
+	cr_assert_eq(eng_fsync(obox, TMP, ENG_MAIL_NAME), 0);
 	cr_assert_eq(eng_stat(obox, "requests_put"), 0);
 	eng_assert_mail(obox, TMP "/" ENG_MAIL_NAME, false);
 	err = eng_rename(obox, TMP, ENG_MAIL_NAME, NEW, ENG_MAIL_NAME);
@@ -412,16 +388,16 @@ Test(engine_store_at_fsync, only_maildir_tmp)
 
 	eng_make_user(obox);
 	eng_write_file(obox, INBOX "/dovecot-uidlist", "3 V1 N2\n");
-	cr_assert_eq(sf_fsync(obox, INBOX, "dovecot-uidlist"), 0);
+	cr_assert_eq(eng_fsync(obox, INBOX, "dovecot-uidlist"), 0);
 	eng_mkdir(obox, INBOX "/tmpx");
 	eng_write_file(obox, INBOX "/tmpx/m", ENG_MAIL);
-	cr_assert_eq(sf_fsync(obox, INBOX "/tmpx", "m"), 0);
+	cr_assert_eq(eng_fsync(obox, INBOX "/tmpx", "m"), 0);
 	/* a tmp/ file with another name (a hard link) is left to its
 	   rename: it may be a named mail */
 	eng_write_file(obox, TMP "/a", ENG_MAIL);
 	cr_assert_eq(linkat(obox_meta_fd(obox), TMP "/a", obox_meta_fd(obox),
 			    TMP "/b", 0), 0);
-	cr_assert_eq(sf_fsync(obox, TMP, "a"), 0);
+	cr_assert_eq(eng_fsync(obox, TMP, "a"), 0);
 	cr_assert_eq(eng_stat(obox, "requests_put"), 0);
 	obox_deinit(&obox);
 }
