@@ -121,3 +121,28 @@ void ids_user_hash(const char *user, char h1_r[3], char h2_r[4])
 	memcpy(h2_r, hex + 2, 3);
 	h2_r[3] = '\0';
 }
+
+bool ids_timed_us(const char *hex, uint64_t *us_r)
+{
+	uint32_t secs = 0, usecs = 0;
+
+	for (unsigned int i = 0; i < IDS_TIME_HEX_LEN; i++) {
+		char c = hex[i];
+		uint32_t v;
+
+		if (c >= '0' && c <= '9')
+			v = (uint32_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = (uint32_t)(c - 'a' + 10);
+		else
+			return false;
+		if (i < 8)
+			secs = secs * 16 + v;
+		else
+			usecs = usecs * 16 + v;
+	}
+	if (usecs >= 1000000)
+		return false;
+	*us_r = ids_us(secs, usecs);
+	return true;
+}

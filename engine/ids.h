@@ -36,6 +36,10 @@ uint64_t ids_us(uint32_t secs, uint32_t usecs);
 void ids_time_prefix(uint32_t secs, uint32_t usecs,
 		     char hex_r[IDS_TIME_HEX_LEN + 1]);
 
+/* The time (microseconds, as ids_us()) a time-ordered id hex was made
+   at, into *us_r.  Returns false if hex does not start with one. */
+bool ids_timed_us(const char *hex, uint64_t *us_r);
+
 /* True if s is exactly 32 lowercase hex digits. */
 bool ids_is_hex_id(const char *s);
 

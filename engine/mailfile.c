@@ -13,7 +13,20 @@
  *
  * Durability of mails written in place (a plain file in a mail location):
  * fsync() stores it as a mail before returning (obox_store_if_mail()); a
- * file written and closed without fsync is stored at close.  fsync of
+ * file written and closed without fsync is stored at close.
+ *
+ * A maildir delivery is written in tmp/, fsync()ed and renamed into new/
+ * (or cur/).  With store_on_fsync (the default) the fsync stores it
+ * (obox_fsync_mail(): mailstore_tmp_place(), the stub marked unnamed,
+ * mailstore.h), in a request that holds no kernel lock, and the rename is
+ * a local one; Linux serializes cross-directory renames of a file system
+ * (s_vfs_rename_mutex), so a PUT inside rename() stores one mail at a
+ * time for the whole mount.  A tmp/ file that was not fsynced, whose
+ * store failed, or that was written again after it, is stored by the
+ * rename as before: rename() into new/ or cur/ still returns only once
+ * the mail is stored.  A failed store at fsync is EIO (Dovecot fails
+ * the save with a temporary error and unlinks the tmp/ file).  Closing a
+ * tmp/ file does not store it.  fsync of
  * anything else is a no-op: the metacache is never fsynced (CONTRACT.md
  * section 6).
  */
@@ -165,13 +178,33 @@ void obox_write_end(struct obox *obox, ino_t ino)
 	mailstore_unlock_inode(obox->ms, ino);
 }
 
+/* store the regular file fd (stat st) at place (mailstore_store()) */
+static int store_at(struct obox *obox, int fd, const struct stat *st,
+		    const struct mail_place *place)
+{
+	char proc[40];
+	int wfd, ret;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	wfd = open(proc, O_RDWR | O_CLOEXEC);
+	if (wfd < 0)
+		return -1;
+	mailstore_lock_inode(obox->ms, st->st_ino);
+	ret = mailstore_store(obox->ms, wfd, place);
+	mailstore_unlock_inode(obox->ms, st->st_ino);
+	int saved = errno;
+
+	close(wfd);
+	errno = saved;
+	return ret;
+}
+
 int obox_store_if_mail(struct obox *obox, int fd, const char *dir,
 		       const char *name)
 {
 	struct mail_place place;
-	char proc[40];
 	struct stat st;
-	int wfd, ret;
+	int ret;
 
 	if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		return -1;
@@ -180,19 +213,28 @@ int obox_store_if_mail(struct obox *obox, int fd, const char *dir,
 	ret = mailstore_place(obox->ms, dir, name, &place);
 	if (ret <= 0)
 		return ret;
+	return store_at(obox, fd, &st, &place);
+}
 
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	wfd = open(proc, O_RDWR | O_CLOEXEC);
-	if (wfd < 0)
+int obox_fsync_mail(struct obox *obox, int fd, const char *dir,
+		    const char *name)
+{
+	struct mail_place place;
+	struct stat st;
+	int ret;
+
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
 		return -1;
-	mailstore_lock_inode(obox->ms, st.st_ino);
-	ret = mailstore_store(obox->ms, wfd, &place);
-	mailstore_unlock_inode(obox->ms, st.st_ino);
-	int saved = errno;
-
-	close(wfd);
-	errno = saved;
-	return ret;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	ret = mailstore_place(obox->ms, dir, name, &place);
+	/* a tmp/ file with other names (a hard link of a mail) is not
+	   stored as a mail without a name: its rename stores it */
+	if (ret == 0 && obox->set.store_on_fsync && st.st_nlink == 1)
+		ret = mailstore_tmp_place(obox->ms, dir, name, &place);
+	if (ret <= 0)
+		return ret;
+	return store_at(obox, fd, &st, &place);
 }
 
 int obox_truncate(struct obox *obox, int fd, const char *dir,

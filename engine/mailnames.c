@@ -19,10 +19,21 @@
  * stub's last name for the object it kept (STUB_XATTR_OLDKEY).
  * mail_prepare() decides under the inode's lock, so a concurrent fsync
  * storing the file for its old folder is seen (and relocated).
+ *
+ * A stub stored from a maildir tmp/ at its fsync (mailfile.c) is marked
+ * STUB_XATTR_UNNAMED: its object never had a mail name.  Renamed or
+ * linked into a mail location of its folder, it keeps its object (no
+ * request: the rename of a delivery is a local one) and loses the mark
+ * before the name operation (given back if that fails); into another
+ * folder it is relocated as any stub.  Its file given any other name
+ * outside tmp/ loses the mark too.  A marked object whose last name goes
+ * (unlink, a rename onto it) is deleted at once (mailstore_drop()): it is
+ * a save Dovecot aborted, which no rescan may put back.
  */
 #include "obox-private.h"
 #include "ids.h"
 #include "log.h"
+#include "mailpath.h"
 #include "mailstore.h"
 #include "objgc.h"
 #include "stub.h"
@@ -42,8 +53,55 @@ struct mail_move {
 	/* a plain file was stored as the mail new (the file is its stub
 	   now) */
 	bool stored;
+	/* the stub old was marked STUB_XATTR_UNNAMED (stored from tmp/,
+	   never named) */
+	bool unnamed;
+	/* ... and mail_prepare() removed the mark: the file gets the name
+	   itself (given back if the operation fails) */
+	bool unnamed_cleared;
 	struct stub old, new;
 };
+
+/* The regular file src_fd (stat st) gets the name name in dir, which is
+   no mail location: unless that is a maildir tmp/ too, a mark
+   STUB_XATTR_UNNAMED goes (an index-tree name would be in a bundle).
+   Returns 0 or -1 with errno. */
+static int unnamed_leave_tmp(struct obox *obox, int src_fd,
+			     const struct stat *st, const char *dir,
+			     const char *name, struct mail_move *mv_r)
+{
+	struct mailpath mp;
+	int ret;
+
+	if (mailpath_classify(dir, name, &mp) < 0 || mp.is_maildir_tmp)
+		return 0;
+	mailstore_lock_inode(obox->ms, st->st_ino);
+	ret = stub_read_unnamed(src_fd);
+	if (ret > 0) {
+		ret = stub_set_unnamed(src_fd, false);
+		mv_r->unnamed_cleared = ret == 0;
+	}
+	int saved = errno;
+
+	mailstore_unlock_inode(obox->ms, st->st_ino);
+	errno = saved;
+	return ret < 0 ? -1 : 0;
+}
+
+/* the name operation mail_prepare() removed the mark for failed: the
+   mark is back (if that fails, the object is released the usual way) */
+static void unnamed_restore(struct obox *obox, int fd, const struct stat *st,
+			    const struct mail_move *mv)
+{
+	if (!mv->unnamed_cleared)
+		return;
+	mailstore_lock_inode(obox->ms, st->st_ino);
+	if (stub_set_unnamed(fd, true) < 0) {
+		obox_log(OBOX_LOG_WARNING, "giving back the mark %s failed: "
+			 "%s\n", STUB_XATTR_UNNAMED, strerror(errno));
+	}
+	mailstore_unlock_inode(obox->ms, st->st_ino);
+}
 
 /* Before the regular file src_fd (stat st) gets the name name in dir (a
    path): store it if it is plain and that is a mail location, or relocate
@@ -62,8 +120,10 @@ static int mail_prepare(struct obox *obox, int src_fd, const struct stat *st,
 	if (!S_ISREG(st->st_mode))
 		return 0;
 	ret = mailstore_place(obox->ms, dir, name, &place);
-	if (ret <= 0)
-		return ret;
+	if (ret < 0)
+		return -1;
+	if (ret == 0)
+		return unnamed_leave_tmp(obox, src_fd, st, dir, name, mv_r);
 	/* under the inode's lock: a concurrent fsync may have just turned
 	   the file into a stub (of the folder it is leaving) */
 	mailstore_lock_inode(obox->ms, st->st_ino);
@@ -72,11 +132,23 @@ static int mail_prepare(struct obox *obox, int src_fd, const struct stat *st,
 	else
 		ret = stub_read(src_fd, &cur, &mv_r->old);
 	if (ret > 0) {
-		ret = mailstore_relocate(obox->ms, &mv_r->old, &place,
-					 &mv_r->new);
+		ret = stub_read_unnamed(src_fd);
+		mv_r->unnamed = ret > 0;
+		if (ret >= 0)
+			ret = mailstore_relocate(obox->ms, &mv_r->old, &place,
+						 &mv_r->new);
 		if (ret >= 0) {
 			mv_r->relocated = ret > 0;
 			ret = 0;
+		}
+		if (ret == 0 && mv_r->unnamed && !mv_r->relocated) {
+			/* stored from tmp/ for this folder: the file gets
+			   its first mail name, keeping its object */
+			ret = stub_set_unnamed(src_fd, false);
+			if (ret == 0) {
+				mv_r->unnamed_cleared = true;
+				mailstore_named(obox->ms, &place);
+			}
 		}
 	} else if (ret == 0) {
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", src_fd);
@@ -210,12 +282,13 @@ static void unstage(struct obox *obox, const char *name)
    stored.  Returns 1 with *fd_r and stub_r->key filled, 0 if it is missing
    or references no object, -1 on error. */
 static int victim_open(int dir_fd, const char *name, int *fd_r,
-		       struct stub *stub_r)
+		       struct stub *stub_r, bool *unnamed_r)
 {
 	struct stat st;
 	int fd, ret;
 
 	*fd_r = -1;
+	*unnamed_r = false;
 	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
@@ -225,6 +298,13 @@ static int victim_open(int dir_fd, const char *name, int *fd_r,
 		ret = stub_read(fd, &st, stub_r);
 		if (ret == 0 && S_ISREG(st.st_mode))
 			ret = stub_read_oldkey(fd, stub_r->key);
+		if (ret > 0) {
+			int unnamed = stub_read_unnamed(fd);
+
+			*unnamed_r = unnamed > 0;
+			if (unnamed < 0)
+				ret = -1;
+		}
 	}
 	if (ret <= 0) {
 		int saved = errno;
@@ -246,17 +326,17 @@ static bool victim_gone(int fd)
 }
 
 /* renameat2() that releases the object of a stub whose last link it
-   removes.  Returns 0 or errno. */
+   removes (mailstore_drop()).  Returns 0 or errno. */
 static int rename_at(struct obox *obox, int old_dir_fd, const char *old_name,
 		     int new_dir_fd, const char *new_name, unsigned int flags)
 {
 	struct stub stub;
-	bool release = false;
+	bool release = false, unnamed = false;
 	int vfd = -1, ret = 0, err = 0;
 
 	pthread_mutex_lock(&obox->ns_lock);
 	if (flags == 0)
-		ret = victim_open(new_dir_fd, new_name, &vfd, &stub);
+		ret = victim_open(new_dir_fd, new_name, &vfd, &stub, &unnamed);
 	if (ret < 0)
 		err = errno;
 	else if (renameat2(old_dir_fd, old_name, new_dir_fd, new_name,
@@ -268,18 +348,18 @@ static int rename_at(struct obox *obox, int old_dir_fd, const char *old_name,
 	if (vfd >= 0)
 		close(vfd);
 	if (release)
-		(void)objgc_release(obox->gc, stub.key);
+		mailstore_drop(obox->ms, stub.key, unnamed);
 	return err;
 }
 
 int obox_unlink(struct obox *obox, int dir_fd, const char *name)
 {
 	struct stub stub;
-	bool release = false;
+	bool release = false, unnamed;
 	int fd, ret, err = 0;
 
 	pthread_mutex_lock(&obox->ns_lock);
-	ret = victim_open(dir_fd, name, &fd, &stub);
+	ret = victim_open(dir_fd, name, &fd, &stub, &unnamed);
 	if (ret < 0)
 		err = errno;
 	else if (unlinkat(dir_fd, name, 0) < 0)
@@ -290,7 +370,7 @@ int obox_unlink(struct obox *obox, int dir_fd, const char *name)
 	if (fd >= 0)
 		close(fd);
 	if (release)
-		(void)objgc_release(obox->gc, stub.key);
+		mailstore_drop(obox->ms, stub.key, unnamed);
 	return err;
 }
 
@@ -340,6 +420,7 @@ int obox_link(struct obox *obox, int fd, int newdir_fd,
 
 		if (mv.stored)
 			unstore(obox, fd, &st, &mv);
+		unnamed_restore(obox, fd, &st, &mv);
 		return err;
 	}
 	return 0;
@@ -391,8 +472,10 @@ int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
 				       newname);
 	}
 	if (err != 0) {
-		if (fd >= 0)
+		if (fd >= 0) {
+			unnamed_restore(obox, fd, &st, &mv);
 			close(fd);
+		}
 		return err;
 	}
 
@@ -401,6 +484,8 @@ int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
 				flags);
 		if (err != 0 && mv.stored)
 			unstore(obox, fd, &st, &mv);
+		if (err != 0)
+			unnamed_restore(obox, fd, &st, &mv);
 		/* the source was opened, stored and renamed by name: make
 		   sure what landed is what was stored */
 		if (err == 0 && (flags & RENAME_EXCHANGE) == 0 &&
@@ -412,15 +497,22 @@ int obox_rename(struct obox *obox, int olddir_fd, const char *olddir_path,
 		mailstore_lock_inode(obox->ms, st.st_ino);
 		if (stub_write(fd, &mv.new) < 0)
 			err = errno;
-		else {
+		else if (mv.unnamed && stub_set_unnamed(fd, false) < 0) {
+			/* the new stub is named: it must not keep the mark */
+			err = errno;
+			(void)stub_write(fd, &mv.old);
+		} else {
 			err = rename_at(obox, olddir_fd, name, newdir_fd,
 					newname, flags);
-			if (err != 0)
+			if (err != 0) {
 				(void)stub_write(fd, &mv.old);
+				if (mv.unnamed)
+					(void)stub_set_unnamed(fd, true);
+			}
 		}
 		mailstore_unlock_inode(obox->ms, st.st_ino);
 		if (err == 0)
-			(void)objgc_release(obox->gc, mv.old.key);
+			mailstore_drop(obox->ms, mv.old.key, mv.unnamed);
 		else
 			(void)objgc_discard(obox->gc, mv.new.key);
 	} else {

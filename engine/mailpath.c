@@ -63,6 +63,8 @@ enum mailpath_dir mailpath_mail_dir(const char *name)
 		return MAILPATH_DIR_NEW;
 	if (strcmp(name, "dbox-Mails") == 0)
 		return MAILPATH_DIR_DBOX_MAILS;
+	if (strcmp(name, "tmp") == 0)
+		return MAILPATH_DIR_TMP;
 	return MAILPATH_DIR_OTHER;
 }
 
@@ -70,7 +72,7 @@ int mailpath_mail_name_check(enum mailpath_dir dir, const char *name,
 			     const char **error_r)
 {
 	if (dir == MAILPATH_DIR_OTHER) {
-		*error_r = "not a cur, new or dbox-Mails directory";
+		*error_r = "not a cur, new, tmp or dbox-Mails directory";
 		return -1;
 	}
 	if (name[0] == '\0' || strlen(name) > MAILPATH_NAME_MAX ||
@@ -141,6 +143,9 @@ int mailpath_classify(const char *dir, const char *name,
 	     mailpath_is_sdbox_mail_name(name))) {
 		mp_r->is_mail = true;
 		mp_r->is_delivery = kind != MAILPATH_DIR_CUR;
+		mp_r->folder_len = (size_t)(last - 1 - dir);
+	} else if (kind == MAILPATH_DIR_TMP) {
+		mp_r->is_maildir_tmp = true;
 		mp_r->folder_len = (size_t)(last - 1 - dir);
 	}
 	return 0;

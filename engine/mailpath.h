@@ -11,6 +11,12 @@
  *            "dbox-Mails"; the folder is the directory containing it.
  * Both need the cur/new/dbox-Mails directory to be below a user directory
  * (the folder may be the user directory itself).
+ *
+ * Not a mail location, but a mail's place before it is one:
+ *   maildir tmp: any entry directly in a directory named "tmp" (below a
+ *            user directory); the folder is the directory containing tmp.
+ *            Dovecot writes a mail there, fsync()s it and renames it into
+ *            new/ (keeping the base name) or cur/ (base name + ":2,FLAGS").
  */
 #ifndef OBOXFS_MAILPATH_H
 #define OBOXFS_MAILPATH_H
@@ -30,7 +36,10 @@ struct mailpath {
 	/* is_mail, and a new mail arriving: in a maildir "new" directory,
 	   or an sdbox "u.<digits>" file */
 	bool is_delivery;
-	/* if is_mail: the folder directory is dir[0 .. folder_len) */
+	/* not is_mail: an entry of a maildir "tmp" directory (see above) */
+	bool is_maildir_tmp;
+	/* if is_mail or is_maildir_tmp: the folder directory is
+	   dir[0 .. folder_len) */
 	size_t folder_len;
 	/* dir relative to the user directory ("" for the user dir itself);
 	   points into dir */
@@ -57,12 +66,14 @@ enum mailpath_dir {
 	MAILPATH_DIR_CUR,		/* maildir "cur" */
 	MAILPATH_DIR_NEW,		/* maildir "new" */
 	MAILPATH_DIR_DBOX_MAILS,	/* sdbox "dbox-Mails" */
+	MAILPATH_DIR_TMP,		/* maildir "tmp" (not a mail location) */
 };
 enum mailpath_dir mailpath_mail_dir(const char *name);
 /* Return 0 if name (untrusted) may be a mail's name in a mail directory of
    kind dir, else -1 with a reason in *error_r: empty, ".", "..", '/', over
    MAILPATH_NAME_MAX bytes, not "u.<digits>" in dbox-Mails, or dir not a
-   mail directory. */
+   mail directory (MAILPATH_DIR_TMP included: a name to be in tmp/ is
+   checked as one of new/). */
 int mailpath_mail_name_check(enum mailpath_dir dir, const char *name,
 			     const char **error_r);
 

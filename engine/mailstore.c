@@ -127,16 +127,41 @@ int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 	return ret < 0 ? -1 : 0;
 }
 
+/* fill place_r for dir/name, classified as mp (a mail location or a
+   maildir tmp/ entry): returns 1, or -1 with errno */
+static int place_fill(struct mailstore *ms, const char *dir, const char *name,
+		      const struct mailpath *mp, struct mail_place *place_r);
+
 int mailstore_place(struct mailstore *ms, const char *dir, const char *name,
 		    struct mail_place *place_r)
 {
 	struct mailpath mp;
-	char folder[PATH_MAX];
 
 	if (mailpath_classify(dir, name, &mp) < 0)
 		return -1;
 	if (!mp.is_mail)
 		return 0;
+	return place_fill(ms, dir, name, &mp, place_r);
+}
+
+int mailstore_tmp_place(struct mailstore *ms, const char *dir,
+			const char *name, struct mail_place *place_r)
+{
+	struct mailpath mp;
+
+	if (mailpath_classify(dir, name, &mp) < 0)
+		return -1;
+	if (!mp.is_maildir_tmp)
+		return 0;
+	return place_fill(ms, dir, name, &mp, place_r);
+}
+
+static int place_fill(struct mailstore *ms, const char *dir, const char *name,
+		      const struct mailpath *mp_in, struct mail_place *place_r)
+{
+	const struct mailpath mp = *mp_in;
+	char folder[PATH_MAX];
+
 	if (mp.user_len > MAILPATH_NAME_MAX || mp.folder_len >= sizeof(folder)) {
 		errno = EINVAL;
 		return -1;
@@ -159,6 +184,7 @@ int mailstore_place(struct mailstore *ms, const char *dir, const char *name,
 	place_r->name = name;
 	place_r->user_dir = mp.user_dir;
 	place_r->is_delivery = mp.is_delivery;
+	place_r->is_tmp = mp.is_maildir_tmp;
 	memcpy(place_r->user, dir, mp.user_len);
 	place_r->user[mp.user_len] = '\0';
 	memcpy(folder, dir, mp.folder_len);
@@ -246,9 +272,21 @@ static bool file_changed(const struct stat *a, const struct stat *b)
 
 #define STORE_ATTEMPTS 3
 
+void mailstore_drop(struct mailstore *ms, const char *key, bool unnamed)
+{
+	if (!unnamed) {
+		(void)objgc_release(ms->gc, key);
+		return;
+	}
+	(void)objgc_discard(ms->gc, key);
+	pthread_mutex_lock(&ms->stats_lock);
+	ms->stats.unnamed_discarded++;
+	pthread_mutex_unlock(&ms->stats_lock);
+}
+
 /* The file was a stub before being rewritten: now that its new content is
-   stored, the old object goes. */
-static void release_oldkey(struct mailstore *ms, int fd)
+   stored, the old object goes (at once if it never had a mail name). */
+static void release_oldkey(struct mailstore *ms, int fd, bool unnamed)
 {
 	char oldkey[OBJSTORE_KEY_MAX + 1];
 
@@ -258,11 +296,13 @@ static void release_oldkey(struct mailstore *ms, int fd)
 		obox_log(OBOX_LOG_WARNING, "removing %s failed: %s\n",
 			 STUB_XATTR_OLDKEY, strerror(errno));
 	}
-	(void)objgc_release(ms->gc, oldkey);
+	mailstore_drop(ms, oldkey, unnamed);
 }
 
-int mailstore_store(struct mailstore *ms, int fd,
-		    const struct mail_place *place)
+/* mailstore_store() of a file whose previous object (STUB_XATTR_OLDKEY)
+   never had a mail name if unnamed */
+static int store_file(struct mailstore *ms, int fd,
+		      const struct mail_place *place, bool unnamed)
 {
 	const char *dir = place->dir, *name = place->name;
 	struct stat st, st2;
@@ -325,9 +365,52 @@ int mailstore_store(struct mailstore *ms, int fd,
 		obox_log(OBOX_LOG_WARNING, "keeping the times of %s/%s "
 			 "failed: %s\n", dir, name, strerror(errno));
 	}
-	release_oldkey(ms, fd);
+	release_oldkey(ms, fd, unnamed);
+	if (place->is_tmp) {
+		/* no mail name yet: the rename into new/ or cur/ gives it
+		   one (a lost mark only means a release instead of a
+		   discard, later) */
+		if (stub_set_unnamed(fd, true) < 0) {
+			obox_log(OBOX_LOG_WARNING, "marking %s/%s %s failed: "
+				 "%s\n", dir, name, STUB_XATTR_UNNAMED,
+				 strerror(errno));
+		}
+		pthread_mutex_lock(&ms->stats_lock);
+		ms->stats.mails_stored_at_fsync++;
+		pthread_mutex_unlock(&ms->stats_lock);
+	}
 	note_delivery(ms, place);
 	return 0;
+}
+
+int mailstore_store(struct mailstore *ms, int fd,
+		    const struct mail_place *place)
+{
+	bool clear;
+	int unnamed, ret;
+
+	/* the object the file had (STUB_XATTR_OLDKEY) never had a name */
+	unnamed = stub_read_unnamed(fd);
+	if (unnamed < 0)
+		return -1;
+	/* stored for a mail location: the mark goes before anything is
+	   stored, so that a named mail's object is never discarded */
+	clear = unnamed > 0 && !place->is_tmp;
+	if (clear && stub_set_unnamed(fd, false) < 0)
+		return -1;
+	ret = store_file(ms, fd, place, unnamed > 0);
+	if (ret < 0 && clear) {
+		int saved = errno;
+
+		(void)stub_set_unnamed(fd, true);
+		errno = saved;
+	}
+	return ret;
+}
+
+void mailstore_named(struct mailstore *ms, const struct mail_place *place)
+{
+	note_delivery(ms, place);
 }
 
 /* is key a mail of place's user and folder? */

@@ -13,6 +13,14 @@
  * Objects belong to one user and folder: mailstore_relocate() decides
  * when a stub moving to another folder needs a new object.
  *
+ * A maildir tmp/ file may be stored before it is a mail (at its fsync,
+ * store_on_fsync: mailfile.c) at a place from mailstore_tmp_place(): its
+ * object is its folder's, with path metadata "<folder>/tmp", and its stub
+ * is marked STUB_XATTR_UNNAMED (stub.h) until the rename into new/ or cur/
+ * that follows, which then keeps the object (mailstore_relocate(): same
+ * user and folder) and needs no request.  An unnamed object that loses
+ * its file (mailstore_drop()) is deleted at once.
+ *
  * Conversions of one inode are serialized with mailstore_lock_inode()
  * (exclusive, a per-inode lock: see inolock.h); writes through a handle
  * hold mailstore_lock_inode_shared(), so no write can slip in between the
@@ -37,6 +45,11 @@ struct mailstore;
 
 struct mailstore_stats {
 	uint64_t mails_stored, bytes_stored, mails_unstubbed, mails_relocated;
+	/* of mails_stored: maildir tmp/ files stored at their fsync */
+	uint64_t mails_stored_at_fsync;
+	/* objects that never had a mail name deleted when their file went
+	   (a save Dovecot aborted, a tmp/ file rewritten after its fsync) */
+	uint64_t unnamed_discarded;
 };
 
 /* Where a mail name is: classified once (mailstore_place()) and carried
@@ -52,6 +65,9 @@ struct mail_place {
 	char guid[IDS_HEX_LEN + 1];	/* the folder's GUID */
 	/* a delivery: into a maildir "new" directory or an sdbox u.N */
 	bool is_delivery;
+	/* not a mail location but a maildir tmp/ entry
+	   (mailstore_tmp_place()) */
+	bool is_tmp;
 };
 
 /* meta_fd: the metacache root directory (O_PATH is enough). */
@@ -72,10 +88,18 @@ void mailstore_unlock_inode(struct mailstore *ms, ino_t ino);
 int mailstore_place(struct mailstore *ms, const char *dir, const char *name,
 		    struct mail_place *place_r);
 
+/* The same for an entry of a maildir tmp/ directory (mailpath.h): 1 with
+   place_r->is_tmp, 0 if dir is not one, -1 with errno. */
+int mailstore_tmp_place(struct mailstore *ms, const char *dir,
+			const char *name, struct mail_place *place_r);
+
 /* Store the regular file open read-write as fd as the mail at place.
    A file that already is a stub is left alone.  The object of the stub
    the file was before being rewritten (STUB_XATTR_OLDKEY) is released
-   once the new one is stored.  Call with the inode locked (exclusive).
+   once the new one is stored (deleted at once if it never had a mail
+   name: STUB_XATTR_UNNAMED).  Stored at a tmp/ place (place->is_tmp), the
+   stub is marked STUB_XATTR_UNNAMED; at a mail location the mark is
+   removed first.  Call with the inode locked (exclusive).
    Returns 0, or -1 with
    errno: EIO if the store failed (then nothing changed), ENAMETOOLONG if
    the path or name cannot be kept as object metadata, EINVAL if dir/name is
@@ -92,6 +116,15 @@ int mailstore_store(struct mailstore *ms, int fd,
    (EIO: the store failed). */
 int mailstore_relocate(struct mailstore *ms, const struct stub *old,
 		       const struct mail_place *place, struct stub *new_r);
+/* The object key lost its last reference (the last name of its stub
+   went, or its file was stored again): released (objgc_release()), or
+   deleted at once if unnamed (it never had a mail name, so no bundle
+   lists it: objgc_discard()). */
+void mailstore_drop(struct mailstore *ms, const char *key, bool unnamed);
+/* A stub stored from tmp/ got its first mail name, at place, keeping its
+   object: the delivery callback is told if that is a delivery. */
+void mailstore_named(struct mailstore *ms, const struct mail_place *place);
+
 /* Turn the stub open read-write as fd back into a plain file holding the
    mail's bytes (or empty if !keep_content).  Its object is not released
    yet: its key is kept as STUB_XATTR_OLDKEY until the new content is

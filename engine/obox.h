@@ -8,7 +8,7 @@
  * obox_meta_fd() and calls the engine where a mail's fate is decided: a
  * name operation into or out of a mail location (obox_rename(),
  * obox_link(), obox_unlink()), an fsync or close of a mail file
- * (obox_store_if_mail()), a write to or truncation of a stored mail
+ * (obox_fsync_mail(), obox_store_if_mail()), a write to or truncation of a stored mail
  * (obox_write_begin(), obox_truncate()), reading one (obox_read_fd()).
  * Every operation that changes a user's tree runs between
  * obox_change_begin() and obox_change_end() so that uploads see whole
@@ -68,6 +68,9 @@ struct obox_settings {
 	   user may build on a deleted mail */
 	unsigned int delete_grace;
 	enum obox_missing_mails missing_mails;
+	/* a maildir tmp/ file is stored at its fsync (obox_fsync_mail()),
+	   so that its rename into new/ or cur/ needs no request */
+	bool store_on_fsync;
 	/* the tree root's owner and mode: when set, these instead of what
 	   the store keeps (obox_root_attr_changed()) */
 	bool root_uid_set, root_gid_set, root_mode_set;
@@ -225,6 +228,15 @@ void obox_size_measure_end(struct obox *obox, ino_t ino);
    write).  Returns 0 or -1 with errno (EIO: the store failed). */
 int obox_store_if_mail(struct obox *obox, int fd, const char *dir,
 		       const char *name);
+/* fsync() of the regular file fd (any fd) named dir/name: as
+   obox_store_if_mail(), and with store_on_fsync a plain file directly in
+   a maildir tmp/ directory (written since it was last stored) is stored
+   as a mail of that folder, its name to come: the rename into new/ or
+   cur/ that follows keeps the object (a local rename, no request),
+   unlinking or rewriting the file deletes the object at once.  Returns 0
+   or -1 with errno (EIO: the store failed; nothing was kept). */
+int obox_fsync_mail(struct obox *obox, int fd, const char *dir,
+		    const char *name);
 /* truncate(fd, size) of any fd of a file named dir/name (dir NULL:
    unknown): a stub becomes a plain file and, being a stored mail, is
    stored again.  Returns 0 or an errno. */

@@ -27,8 +27,14 @@ static const char *meta_check(struct putback_mail *mail)
 	last = last == NULL ? mail->path : last + 1;
 	mail->dir = mailpath_mail_dir(last);
 	mail->dir_name = last;
+	if (mail->dir == MAILPATH_DIR_TMP) {
+		/* stored at its fsync in tmp/, then renamed (maybe) into
+		   new/ or cur/ (putback.h): it comes back in new/ */
+		mail->dir = MAILPATH_DIR_NEW;
+		mail->dir_name = "new";
+	}
 	if (mail->dir == MAILPATH_DIR_OTHER)
-		return "path metadata is not a cur, new or dbox-Mails "
+		return "path metadata is not a cur, new, tmp or dbox-Mails "
 			"directory";
 	if (mailpath_mail_name_check(mail->dir, mail->name, &error) < 0) {
 		return mail->dir == MAILPATH_DIR_DBOX_MAILS &&

@@ -8,6 +8,17 @@
  * Last-Modified if missing or not 1-18 digits).  The mail-location rules
  * (cur/new/dbox-Mails, u.N names) are mailpath.h's.
  *
+ * A mail stored at its fsync in a maildir tmp/ (mailfile.c,
+ * store_on_fsync) has a "path" ending in "tmp": it is put back into the
+ * folder's new/ under the same name.  Dovecot renames tmp/X to
+ * new/X,S=<size>,W=<vsize> (or cur/X,S=..,W=..:2,FLAGS): the fields are
+ * optional, X alone is a valid maildir name, and a mail in no bundle is a
+ * new one to Dovecot anyway; so an acknowledged delivery comes back; a crash between the fsync and the
+ * rename brings back a delivery the MTA was not told of (at least once,
+ * like a crash between a PUT and its reply).  An aborted save (tmp/ file
+ * unlinked or rewritten) has its object deleted at once (mailnames.c),
+ * so it never comes back.
+ *
  * Owner and mode rule: a directory created here gets its parent's owner
  * (when running as root) and permission bits; a stub gets its directory's
  * owner (when root) and the directory's permission bits without x.
@@ -27,8 +38,10 @@ struct putback_mail {
 	struct objstore_stat st;	/* the HEAD: owns the strings below */
 	const char *path;		/* "path" metadata */
 	const char *name;		/* "name" metadata */
-	const char *dir_name;		/* the last segment of path */
-	enum mailpath_dir dir;		/* which mail directory that is */
+	/* the last segment of path ("new" for "tmp") */
+	const char *dir_name;
+	/* which mail directory that is (never MAILPATH_DIR_TMP) */
+	enum mailpath_dir dir;
 	time_t mtime;
 };
 

@@ -73,14 +73,14 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 	return 0;
 }
 
-/* the stubs below the folder's cur/ and new/: keys[i] is at paths[i]
-   ("cur/<name>") */
-static void local_stubs(int folder_fd, struct keylist *keys,
-			struct keylist *paths)
+/* the stubs below the folder's subdirs[first .. end) of cur, new, tmp:
+   keys[i] is at paths[i] ("cur/<name>") */
+static void local_stubs(int folder_fd, unsigned int first, unsigned int end,
+			struct keylist *keys, struct keylist *paths)
 {
-	static const char *const subdirs[] = { "cur", "new" };
+	static const char *const subdirs[] = { "cur", "new", "tmp" };
 
-	for (unsigned int i = 0; i < 2; i++) {
+	for (unsigned int i = first; i < end; i++) {
 		struct bundle_tree *tree;
 		const char *error;
 		int fd = openat(folder_fd, subdirs[i], O_RDONLY | O_DIRECTORY |
@@ -209,10 +209,21 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	folder_fd = user_fd < 0 ? -1 :
 		pathopen(user_fd, path, O_RDONLY | O_DIRECTORY);
 	if (folder_fd >= 0) {
-		local_stubs(folder_fd, &local, &local_paths);
+		struct keylist tmp = { 0 }, tmp_paths = { 0 };
+
+		local_stubs(folder_fd, 0, 2, &local, &local_paths);
 		for (size_t i = 0; i < local.count; i++)
 			(void)keylist_add(&local_sorted, local.keys[i]);
+		/* stubs stored at their fsync in tmp/ and not renamed yet
+		   (store_on_fsync) are mails of this folder too: put back,
+		   they would be duplicated by their rename (and released by
+		   it: the put-back stub would be the rename's victim) */
+		local_stubs(folder_fd, 2, 3, &tmp, &tmp_paths);
+		for (size_t i = 0; i < tmp.count; i++)
+			(void)keylist_add(&local_sorted, tmp.keys[i]);
 		keylist_sort(&local_sorted);
+		keylist_clear(&tmp);
+		keylist_clear(&tmp_paths);
 	}
 	for (size_t i = 0; folder_fd >= 0 && i < listed->count; i++) {
 		const char *key = listed->keys[i], *sub;

@@ -73,6 +73,8 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "mail_bytes_stored", mss.bytes_stored },
 		{ "mails_unstubbed", mss.mails_unstubbed },
 		{ "mails_relocated", mss.mails_relocated },
+		{ "mails_stored_at_fsync", mss.mails_stored_at_fsync },
+		{ "mails_unnamed_discarded", mss.unnamed_discarded },
 		{ "mails_missing", mms.missing },
 		{ "mails_missing_dropped", mms.dropped },
 		{ "objects_released", gcs.released },

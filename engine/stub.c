@@ -87,6 +87,24 @@ int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1])
 	return 1;
 }
 
+int stub_read_unnamed(int fd)
+{
+	char value[2];
+	ssize_t len = fd_getxattr(fd, STUB_XATTR_UNNAMED, value,
+				  sizeof(value));
+
+	if (len < 0 && errno != ERANGE)
+		return errno == ENODATA || errno == ENOTSUP ? 0 : -1;
+	return 1;
+}
+
+int stub_set_unnamed(int fd, bool unnamed)
+{
+	if (unnamed)
+		return fd_setxattr(fd, STUB_XATTR_UNNAMED, "1", 1, 0);
+	return fd_removexattr(fd, STUB_XATTR_UNNAMED);
+}
+
 int stub_write(int fd, const struct stub *stub)
 {
 	return bundle_stub_attr_write(fd, stub->key, stub->size);

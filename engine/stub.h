@@ -15,6 +15,7 @@
 #include "bundle.h"
 #include "objstore.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -22,6 +23,18 @@
    had.  The object is released only once the new content is stored
    (mailstore_store()) or the file's last name goes, never before. */
 #define STUB_XATTR_OLDKEY "user.oboxfs.oldkey"
+
+/* On a stub stored from a maildir tmp/ file at its fsync (mailfile.c),
+   or on the plain file it became again (with STUB_XATTR_OLDKEY): its
+   object has never had a name in a mail location (nor anywhere an index
+   bundle could list it).  When such a file's object loses its last
+   reference (the tmp/ file unlinked or replaced: Dovecot aborted the
+   save; or rewritten and stored again) it is deleted at once
+   (objgc_discard()), so no rescan ever puts back a delivery that was
+   refused.  Removed before the file gets a name anywhere else
+   (mailnames.c); a lost marker only means the object is released the
+   usual way instead. */
+#define STUB_XATTR_UNNAMED "user.oboxfs.unnamed"
 
 struct stub {
 	char key[OBJSTORE_KEY_MAX + 1];
@@ -35,6 +48,12 @@ int stub_read(int fd, const struct stat *st, struct stub *stub_r);
 /* Read the STUB_XATTR_OLDKEY of fd (any fd).  Returns 1 with key_r filled,
    0 if there is none, -1 with errno on error (EIO if damaged, logged). */
 int stub_read_oldkey(int fd, char key_r[OBJSTORE_KEY_MAX + 1]);
+/* Is STUB_XATTR_UNNAMED set on fd (any fd)?  Returns 1, 0, or -1 with
+   errno. */
+int stub_read_unnamed(int fd);
+/* Set (unnamed) or remove (missing is fine) STUB_XATTR_UNNAMED on fd.
+   Returns 0 or -1 with errno. */
+int stub_set_unnamed(int fd, bool unnamed);
 /* Write the stub xattrs to fd.  Returns 0 or -1 with errno. */
 int stub_write(int fd, const struct stub *stub);
 /* What one stub takes on the disk of directory dir_fd (st_blocks of a

@@ -6,12 +6,15 @@
 #include "cachestate.h"
 #include "ids.h"
 #include "keys.h"
+#include "mailpath.h"
 #include "objgc.h"
 #include "objstore.h"
+#include "stub.h"
 #include "userload.h"
 #include "touched.h"
 #include "users.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include "log.h"
@@ -36,7 +39,11 @@
    snapshot's time: the ids' clock never goes back (a wall clock step
    back included), it was raised past every watermark this machine loaded
    (userload-bundles.c) and it starts past what the last run gave
-   (cachestate_clock_*()). */
+   (cachestate_clock_*()).  Except for a mail stored at its fsync in a
+   maildir tmp/ (store_on_fsync): its oid is older than the name its
+   rename gives it, so a snapshot that finds stubs in tmp/ takes the
+   oldest of their oids' times as its watermark instead (a load then
+   lists them, and puts them back if they were named). */
 
 /* one root of a snapshot */
 struct snap_root {
@@ -48,6 +55,10 @@ struct snap_root {
 struct snapshot {
 	struct snap_root *roots;
 	size_t count, alloc;
+	/* the oldest oid time of a stub found in a maildir tmp/ (mails
+	   stored at their fsync, not named yet), if tmp_marked */
+	bool tmp_marked;
+	uint64_t tmp_mark;
 };
 
 struct filter_ctx {
@@ -195,6 +206,45 @@ static bool dir_guid(int fd, const char *path, char guid_r[IDS_HEX_LEN + 1])
 	return ids_is_hex_id(guid_r);
 }
 
+/* the stubs in the maildir tmp/ directory path (below ctx->root_fd):
+   the oldest time of their oids lowers the snapshot's watermark */
+static void tmp_stubs_mark(struct filter_ctx *ctx, const char *path)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd = pathopen(ctx->root_fd, path, O_RDONLY | O_DIRECTORY);
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stub stub;
+		struct stat st;
+		const char *oid;
+		uint64_t us;
+		int sfd;
+
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		sfd = openat(dirfd(d), de->d_name,
+			     O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (sfd < 0)
+			continue;
+		if (fstatat(sfd, "", &st, AT_EMPTY_PATH) == 0 &&
+		    S_ISREG(st.st_mode) && stub_read(sfd, &st, &stub) > 0 &&
+		    (oid = keys_key_oid(stub.key)) != NULL &&
+		    ids_timed_us(oid, &us) &&
+		    (!ctx->snap->tmp_marked || us < ctx->snap->tmp_mark)) {
+			ctx->snap->tmp_marked = true;
+			ctx->snap->tmp_mark = us;
+		}
+		close(sfd);
+	}
+	closedir(d);
+}
+
 static enum bundle_scan_action
 scan_filter(const char *path, bool is_dir, void *context)
 {
@@ -216,15 +266,18 @@ scan_filter(const char *path, bool is_dir, void *context)
 			return BUNDLE_SCAN_NO_CHILDREN;
 		return BUNDLE_SCAN_INCLUDE;
 	}
-	if (strcmp(base, "tmp") == 0) {
-		/* maildir's tmp/: files being written */
+	if (mailpath_mail_dir(base) == MAILPATH_DIR_TMP) {
+		/* maildir's tmp/: files being written (a stub there is a
+		   mail stored at its fsync, named by its rename) */
 		char sibling[PATH_MAX];
 		int len = slash == NULL ? 0 : (int)(slash - path + 1);
 
 		snprintf(sibling, sizeof(sibling), "%.*scur", len, path);
 		if (faccessat(ctx->root_fd, sibling, F_OK,
-			      AT_SYMLINK_NOFOLLOW) == 0)
+			      AT_SYMLINK_NOFOLLOW) == 0) {
+			tmp_stubs_mark(ctx, path);
 			return BUNDLE_SCAN_NO_CHILDREN;
+		}
 	}
 	return BUNDLE_SCAN_INCLUDE;
 }
@@ -637,6 +690,8 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	snap_gen = atomic_load(&user->gen);
 	taken = ids_clock_us();
 	ret = snapshot_take(ctx, user, folder_path, &snap);
+	if (snap.tmp_marked && snap.tmp_mark < taken)
+		taken = snap.tmp_mark;
 	if (ret > 0) {
 		/* all of the user's keys, or all of the folder's */
 		if (keys_root_list_prefix(user->prefix, folder_path == NULL ?

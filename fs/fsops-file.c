@@ -11,7 +11,9 @@
  * fsync() stores it as a mail before returning; a file written and closed
  * without fsync is stored at release (asynchronous to close(2)), failures
  * logged.  Mails renamed or linked into place are stored by rename/link
- * (fsops-dir.c).  fsync() of anything else is a no-op: the metacache is
+ * (fsops-dir.c), unless fsync() stored them in maildir's tmp/ already
+ * (store_on_fsync: engine/mailfile.c), which the FSYNC request does
+ * without the kernel's rename lock.  fsync() of anything else is a no-op: the metacache is
  * never fsynced (CONTRACT.md section 6).
  *
  * A write or fallocate that grows a file is a growth of it until the
@@ -472,14 +474,25 @@ void fsop_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-/* fsync: a plain file in a mail location is stored before replying;
-   anything else is a no-op (the metacache is never fsynced). */
+/* fsync: a plain file in a mail location, or in a maildir tmp/
+   (store_on_fsync), is stored before replying; anything else is a no-op
+   (the metacache is never fsynced). */
 void fsop_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		struct fuse_file_info *fi)
 {
+	struct oboxfs *fs = fs_get(req);
+	char dir[PATH_MAX];
+	const char *name;
+	int ret = 0;
+
 	(void)datasync;
-	if (fs_store_if_mail(fs_get(req), inode_get(req, ino),
-			     fs_file_fd(fi)) < 0)
+	if (inode_dir_name(fs, inode_get(req, ino), dir, sizeof(dir),
+			   &name) < 0) {
+		if (errno != ENOENT)
+			ret = -1;
+	} else
+		ret = obox_fsync_mail(fs->obox, fs_file_fd(fi), dir, name);
+	if (ret < 0)
 		fuse_reply_err(req, errno == ENAMETOOLONG ? ENAMETOOLONG : EIO);
 	else
 		fuse_reply_err(req, 0);

@@ -217,6 +217,7 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 		.root_mode = opts->root_mode,
 		.missing_mails = opts->missing_mails_drop ?
 			OBOX_MISSING_MAILS_DROP : OBOX_MISSING_MAILS_EIO,
+		.store_on_fsync = opts->store_on_fsync,
 		.user_evicted = evicted_user,
 		.dir_changed = dir_changed,
 		.context = fs,

@@ -39,6 +39,7 @@ static const struct fuse_opt oboxfs_opts[] = {
 	OPT("split_check_interval=%s", split_check_interval_str, 0),
 	OPT("delete_grace=%s", delete_grace_str, 0),
 	OPT("missing_mails=%s", missing_mails_str, 0),
+	OPT("store_on_fsync=%s", store_on_fsync_str, 0),
 	OPT("root_uid=%s", root_uid_str, 0),
 	OPT("root_gid=%s", root_gid_str, 0),
 	OPT("root_mode=%s", root_mode_str, 0),
@@ -309,6 +310,15 @@ int oboxfs_options_parse(struct fuse_args *args, struct oboxfs_options *opts,
 		*error_r = "missing_mails must be eio or drop";
 		return -1;
 	}
+	if (opts->store_on_fsync_str == NULL ||
+	    strcmp(opts->store_on_fsync_str, "yes") == 0)
+		opts->store_on_fsync = true;
+	else if (strcmp(opts->store_on_fsync_str, "no") == 0)
+		opts->store_on_fsync = false;
+	else {
+		*error_r = "store_on_fsync must be yes or no";
+		return -1;
+	}
 	return 0;
 }
 
@@ -333,6 +343,7 @@ void oboxfs_options_free(struct oboxfs_options *opts)
 	free(opts->split_check_interval_str);
 	free(opts->delete_grace_str);
 	free(opts->missing_mails_str);
+	free(opts->store_on_fsync_str);
 	free(opts->root_uid_str);
 	free(opts->root_gid_str);
 	free(opts->root_mode_str);
@@ -387,6 +398,9 @@ void oboxfs_options_help(void)
 "                              and mode (default: as chown/chmod stored them)\n"
 "    -o missing_mails=eio|drop a mail whose object the store lacks: EIO on\n"
 "                              reading it (default), or removed\n"
+"    -o store_on_fsync=yes|no  store a maildir tmp/ file when it is fsynced\n"
+"                              (default yes), not when it is renamed into\n"
+"                              new/ or cur/\n"
 "    -o no_fsync               file:// store: do not fsync objects\n"
 "    -o fault=SPEC             inject store faults (testing)\n"
 "    (mounts are always nodev,nosuid: dev and suid are refused)\n");

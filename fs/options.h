@@ -19,6 +19,8 @@
  *   delete_grace=SECS      keep condemned mail objects this long (default
  *                          split_check_interval + 300)
  *   missing_mails=eio|drop a mail whose object is missing: EIO or removed
+ *   store_on_fsync=yes|no  store a maildir tmp/ file at its fsync, not at
+ *                          its rename into new/ or cur/ (default yes)
  *   root_uid=N, root_gid=N, root_mode=OCTAL  the mount root's owner/mode
  *   no_fsync               posix store: no fsync of objects (tests)
  *   fault=SPEC             fault injection (tests)
@@ -70,6 +72,7 @@ struct oboxfs_options {
 	char *split_check_interval_str;
 	char *delete_grace_str;
 	char *missing_mails_str;
+	char *store_on_fsync_str;
 	char *root_uid_str, *root_gid_str, *root_mode_str;
 	int tls_insecure;
 	int no_fsync;
@@ -87,6 +90,7 @@ struct oboxfs_options {
 	unsigned int split_check_interval;
 	unsigned int delete_grace;	/* seconds */
 	bool missing_mails_drop;
+	bool store_on_fsync;
 	/* the mount root's owner and mode, if given */
 	bool root_uid_set, root_gid_set, root_mode_set;
 	uint32_t root_uid, root_gid, root_mode;

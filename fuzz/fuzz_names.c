@@ -58,7 +58,9 @@ static void classify(const char *s, size_t len)
 
 	if (mailpath_classify(s, name, &mp) == 0) {
 		if (mp.user_len > dlen ||
-		    (mp.is_mail && mp.folder_len > dlen))
+		    ((mp.is_mail || mp.is_maildir_tmp) &&
+		     mp.folder_len > dlen) ||
+		    (mp.is_mail && mp.is_maildir_tmp))
 			abort();
 	}
 }
@@ -69,8 +71,8 @@ static void mail_name(const char *s, size_t len)
 
 	if (len == 0)
 		return;
-	(void)mailpath_mail_name_check((enum mailpath_dir)(s[0] & 3), s + 1,
-				       &error);
+	(void)mailpath_mail_name_check((enum mailpath_dir)((s[0] & 7) %
+				       (MAILPATH_DIR_TMP + 1)), s + 1, &error);
 	(void)mailpath_mail_dir(s + 1);
 	(void)mailpath_is_sdbox_mail_name(s + 1);
 }

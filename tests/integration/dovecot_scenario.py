@@ -306,11 +306,14 @@ def snapshot(mailroot, fmt):
 
 def _ident(fmt, path, name):
     """What identifies a mail file across flag changes: maildir keeps the
-    base name (before ':2,FLAGS') and moves new/ -> cur/."""
+    base name (before ':2,FLAGS') and moves new/ -> cur/.  A mail stored at
+    its fsync in tmp/ (store_on_fsync) has its tmp/ path and name as
+    metadata: Dovecot's rename into new/ or cur/ keeps the unique part of
+    the name and adds fields (',S=<size>,W=<vsize>'), which are left out."""
     if fmt == 'maildir':
-        if path.endswith('/new') or path == 'new':
+        if path.endswith(('/new', '/tmp')) or path in ('new', 'tmp'):
             path = path[:-3] + 'cur'
-        return path, name.split(':', 1)[0]
+        return path, name.split(':', 1)[0].split(',', 1)[0]
     return path, name
 
 
@@ -383,7 +386,10 @@ def match_objects(fmt, files, objs, problems):
 
 def check_store(store, files, fmt):
     """Exactly one object per mail file (hard links share one), correct names,
-    bytes and metadata; no objects for tmp/ files or index files.  Objects
+    bytes and metadata; no objects for index files, nor for tmp/ files
+    (maildir: a mail stored at its fsync in tmp/ has tmp/ as its path
+    metadata, and must have been renamed into new/ or cur/: an object of a
+    file still in tmp/, or of one Dovecot unlinked, belongs to no mail).  Objects
     and mails are matched by content (every test mail is unique).  Returns a
     list of problems (empty: all good).
 
@@ -411,11 +417,13 @@ def check_store(store, files, fmt):
         if not path or not name:
             problems.append(f'{key}: metadata path/name missing: {meta}')
             continue
-        if path == 'tmp' or path.endswith('/tmp') or '/tmp/' in path:
+        if fmt != 'maildir' and (
+                path == 'tmp' or path.endswith('/tmp') or '/tmp/' in path):
             problems.append(f'{key}: object for a tmp/ file: {path}/{name}')
         if name.startswith('dovecot') or (
                 fmt == 'sdbox' and not re.match(r'^u\.\d+$', name)) or (
-                fmt == 'maildir' and not re.search(r'(^|/)(cur|new)$', path)):
+                fmt == 'maildir' and
+                not re.search(r'(^|/)(cur|new|tmp)$', path)):
             problems.append(f'{key}: not a mail file: {path}/{name}')
         data = store.get(key)
         if len(data) != size:

@@ -10,9 +10,11 @@ bench/reliability-run (the long versions).  Python stdlib only.
   5xx or conn = the session failed, with its duration), 4 IMAP readers
   (login, SELECT, FETCH of the newest bodies, checked against what was sent,
   sometimes a flag STORE, logout; errors counted), a prober timing the
-  file-system calls a mail delivery makes on the mount (open in tmp/, write,
-  close, rename into new/ = the mail's PUT, stat, read, readdir, rename
-  into cur/ = no store request; a mail
+  file-system calls a mail delivery makes on the mount, as Dovecot's maildir
+  does them (open in tmp/, write, fsync = the mail's PUT with
+  store_on_fsync, close, rename into new/ = no store request unless the
+  fsync's failed, stat, read, readdir, rename into cur/ = no store
+  request; a mail
   written in cur/ and fsynced = its PUT; the stats file), and a stats
   sampler.  The prober's user is PROBE_USER.
 - check_present(): every acknowledged mail in its user's INBOX over IMAP with
@@ -28,12 +30,15 @@ request waits at most max(request_timeout, retry_timeout) + a back-off step;
 that (plus FS_SLACK_S) is the bound the tests hold the fsync of a mail to
 (one FUSE request that stores it).
 
-A maildir delivery's rename(tmp/X, new/X) waits longer: the kernel holds the
-file system's rename mutex (s_vfs_rename_mutex, taken for every rename
-between two directories) while oboxfs stores the mail inside the rename, so
-all such renames on one mount store one mail at a time, and one stuck behind
-others waits for theirs too.  The tests report the longest rename and
-LMTP transaction and hold them to the fault's duration + the bound (no hang).
+A rename that stores a mail waits longer: the kernel holds the file
+system's rename mutex (s_vfs_rename_mutex, taken for every rename between
+two directories) while oboxfs stores the mail inside the rename, so all
+such renames on one mount store one mail at a time, and one stuck behind
+others waits for theirs too.  With store_on_fsync (the default) a
+delivery's rename(tmp/X, new/X) stores nothing (the fsync in tmp/ did);
+it still stores when that fsync was not done or failed.  The tests report
+the longest rename and LMTP transaction and hold them to the fault's
+duration + the bound (no hang).
 """
 import imaplib
 import json
@@ -306,6 +311,9 @@ class MixedLoad:
                                  os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 try:
                     self._timed('write', os.write, fd, data)
+                    # Dovecot's maildir save fsyncs the mail in tmp/
+                    # (mail_fsync != never): stored there
+                    self._timed('fsync', os.fsync, fd)
                 finally:
                     self._timed('close', os.close, fd)
                 self._timed('rename', os.rename, tmp, new)

@@ -8,7 +8,8 @@ between FUSE requests and the uploader; under ASan it is a plain stress.
 A file:// store mounted with upload_interval=1, upload_deliveries=1,
 split_check_interval=1, metacache_size=1M, metacache_idle=15,
 cache_size=1M.  10 processes for 30 s, on 4 users with 3 folders each:
-maildir deliveries (write in tmp/, rename into new/), index rewrites
+maildir deliveries (write in tmp/, a third of them fsynced there as
+Dovecot does, rename into new/), index rewrites
 (write + fsync + rename onto dovecot.index), link() dot-locks, moves
 new/ -> cur/ with a read, expunges, tree walks with stat, statfs and the
 stats file; SIGUSR1 (upload now) every 0.5 s.  Each process moves and
@@ -60,6 +61,11 @@ def worker(args):
                         os.urandom(rnd.randrange(10, 5000)))
                 with open(f'{folder}/tmp/{name}', 'wb') as f:
                     f.write(body)
+                    if op == 0:
+                        # as Dovecot: stored by the fsync in tmp/
+                        # (store_on_fsync), the rename is a local one
+                        f.flush()
+                        os.fsync(f.fileno())
                 os.rename(f'{folder}/tmp/{name}', f'{folder}/new/{name}')
                 mine[f'{folder}/new/{name}'] = hashlib.sha256(body).hexdigest()
             elif op == 3:

@@ -505,29 +505,55 @@ def new_objects(before):
 
 
 def test_maildir_delivery():
+    """As Dovecot's maildir saves a mail: written in tmp/, its received date
+    set as the mtime, fsynced (stored then: store_on_fsync), closed, renamed
+    into new/ (no request).  A tmp/ file closed without an fsync is not
+    stored until its rename."""
     for sub in ("", "tmp", "new", "cur"):
         os.mkdir(maildir(sub)) if sub else os.mkdir(maildir())
     s0 = stats()
     objs0 = store_objects()
+    # no fsync: nothing stored before the rename, which stores it
+    tmp = maildir("tmp", "1700000000.M0P1.host")
+    write_file(tmp, MAIL2)
+    assert requests(stats()) == requests(s0), "unsynced tmp/ file stored"
+    os.rename(tmp, maildir("new", "1700000000.M0P1.host"))
+    assert stats()["mail_puts"] == s0["mail_puts"] + 1
+    added = new_objects(objs0)
+    assert len(added) == 1, added
+    assert store_head(next(iter(added))) == {
+        "path": "Maildir/new", "name": "1700000000.M0P1.host"}
+    os.unlink(maildir("new", "1700000000.M0P1.host"))
+    s0 = stats()
+    objs0 = store_objects()
+
     tmp = maildir("tmp", "1700000000.M1P1.host")
-    write_file(tmp, MAIL1, fsync=True)
-    # Dovecot keeps the received date in the mtime before the rename
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, MAIL1)
+    # Dovecot keeps the received date in the mtime, set before the fsync
     os.utime(tmp, ns=(1600000000123456789, 1500000000987654321))
-    assert requests(stats()) == requests(s0), "tmp/ file was stored"
-    assert store_objects() == objs0
-    os.rename(tmp, maildir("new", "1700000000.M1P1.host"))
+    assert requests(stats()) == requests(s0), "tmp/ file stored unsynced"
+    os.fsync(fd)
+    os.close(fd)
     s1 = stats()
     assert s1["mail_puts"] == s0["mail_puts"] + 1
+    assert s1["mails_stored_at_fsync"] == s0["mails_stored_at_fsync"] + 1
     added = new_objects(objs0)
     assert len(added) == 1, added
     key, size = next(iter(added.items()))
+    assert read_file(tmp) == MAIL1
+    assert os.stat(tmp).st_size == len(MAIL1)
+    os.rename(tmp, maildir("new", "1700000000.M1P1.host"))
+    assert requests(stats()) == requests(s1), "the rename made requests"
+    assert new_objects(objs0) == added
     m = KEY_RE.match(key)
     assert m and m.group(1) == USER, key
     assert key.startswith(user_prefix(USER)), key
     assert size == len(MAIL1)
     assert store_get(key) == MAIL1
+    # where it was stored: tmp/, its base name (put back into new/)
     meta = store_head(key, with_mtime=True)
-    assert meta == {"path": "Maildir/new", "name": "1700000000.M1P1.host",
+    assert meta == {"path": "Maildir/tmp", "name": "1700000000.M1P1.host",
                     "mtime": "1500000000"}, meta
     st = os.stat(maildir("new", "1700000000.M1P1.host"))
     assert st.st_size == len(MAIL1)

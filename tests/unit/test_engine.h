@@ -62,6 +62,7 @@ static unsigned int eng_split_check_interval, eng_delete_grace;
 static enum obox_missing_mails eng_missing_mails;
 static const char *eng_fault;	/* the store's fault spec, or NULL */
 static int eng_root_mode = -1;	/* root_mode setting, -1: none */
+static bool eng_store_on_fsync = true;	/* the daemon's default */
 
 /* an engine on the cache directory eng_dir/<cache_name>, not started */
 static struct obox *eng_open(const char *cache_name)
@@ -77,6 +78,7 @@ static struct obox *eng_open(const char *cache_name)
 		.split_check_interval = eng_split_check_interval,
 		.delete_grace = eng_delete_grace,
 		.missing_mails = eng_missing_mails,
+		.store_on_fsync = eng_store_on_fsync,
 		.root_mode_set = eng_root_mode >= 0,
 		.root_mode = eng_root_mode >= 0 ? (uint32_t)eng_root_mode : 0,
 	};
@@ -203,6 +205,30 @@ static void eng_deliver(struct obox *obox, const char *folder_dir,
 	eng_write_file(obox, path, content);
 	err = eng_rename(obox, tmp, name, newdir, name);
 	cr_assert_eq(err, 0, "rename into %s: %s", newdir, strerror(err));
+}
+
+/* obox_fsync_mail() of dir/name as a front end's fsync handler calls it
+   (a change of the user, the file told).  Returns 0 or the errno. */
+static int eng_fsync(struct obox *obox, const char *dir, const char *name)
+{
+	struct ouser *user = obox_user_get(obox, ENG_USER);
+	char path[2048];
+	struct stat st;
+	int fd, ret, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = openat(obox_meta_fd(obox), path, O_RDWR);
+	cr_assert_geq(fd, 0, "open(%s): %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	obox_change_begin(obox, user);
+	obox_touched(user, st.st_ino);
+	ret = obox_fsync_mail(obox, fd, dir, name);
+	if (ret < 0)
+		err = errno;
+	obox_change_end(user);
+	close(fd);
+	cr_assert(ret == 0 || err != 0);
+	return err;
 }
 
 /* 1 if path (relative to the tree root) is a stub, with its size */

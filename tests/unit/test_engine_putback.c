@@ -113,8 +113,10 @@ ParameterizedTestParameters(engine_putback, bad_metadata_refused)
 		{ "Maildir/cur", ".", "-", "invalid name metadata" },
 		{ "Maildir/../cur", "1.M1", "-", "invalid path metadata" },
 		{ "/etc/cur", "1.M1", "-", "invalid path metadata" },
-		{ "Maildir/tmp", "1.M1", "-", "not a cur, new or dbox-Mails" },
-		{ "Maildir", "1.M1", "-", "not a cur, new or dbox-Mails" },
+		{ "Maildir", "1.M1", "-", "not a cur, new, tmp or dbox-Mails" },
+		{ "Maildir/tmpx", "1.M1", "-",
+		  "not a cur, new, tmp or dbox-Mails" },
+		{ "Maildir/tmp", "..", "-", "invalid name metadata" },
 		{ "sdbox/mailboxes/INBOX/dbox-Mails", "1.M1", "-",
 		  "not an sdbox mail name" },
 		{ "sdbox/mailboxes/INBOX/dbox-Mails", "u.", "-",
@@ -253,6 +255,27 @@ Test(engine_putback, maildir_mail)
 	/* the name taken: nothing changes */
 	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage), 0);
 	pb_assert_stub("cur", "1.M1:2,S", key, 1500000001, 0750, 0640);
+	putback_mail_free(&mail);
+}
+
+/* a mail stored at its fsync in tmp/ (store_on_fsync) comes back in new/
+   under its tmp/ name (Dovecot renames tmp/X to new/X,S=..,W=..) */
+Test(engine_putback, maildir_tmp_mail_goes_to_new)
+{
+	char key[OBJSTORE_KEY_MAX + 1];
+	struct putback_mail mail;
+	enum putback_stage stage;
+	struct stat st;
+
+	pb_put(key, "Maildir/.Sent/tmp", "1.M7P7.host", "1500000004");
+	cr_assert_eq(putback_head(pb_store, key, "test", &mail), 1);
+	cr_assert_eq(mail.dir, MAILPATH_DIR_NEW);
+	cr_assert_str_eq(mail.dir_name, "new");
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage), 1);
+	pb_assert_stub("new", "1.M7P7.host", key, 1500000004, 0750, 0640);
+	/* nothing in tmp/ */
+	cr_assert_neq(fstatat(pb_folder_fd, "tmp/1.M7P7.host", &st,
+			      AT_SYMLINK_NOFOLLOW), 0);
 	putback_mail_free(&mail);
 }
 

@@ -128,6 +128,38 @@ Test(engine_user_load_new_mails, big_folder_is_listed_from_its_watermark)
 	obox_deinit(&c);
 }
 
+/* A mail stored at its fsync in tmp/ (store_on_fsync) before an upload and
+   renamed into new/ after it: its oid is older than that bundle's time,
+   and it is in no bundle.  The snapshot saw its stub in tmp/ and took its
+   oid's time as the watermark, so a load lists it and puts it back. */
+Test(engine_user_load_new_mails, mail_named_after_an_upload_comes_back)
+{
+	char released[1024];
+	struct obox *b, *c;
+	int err;
+
+	fill_store(released);
+	b = eng_open("cache-b");
+	eng_write_file(b, ENG_USER "/Maildir/tmp/synced", ENG_MAIL);
+	err = eng_fsync(b, ENG_USER "/Maildir/tmp", "synced");
+	cr_assert_eq(err, 0, "%s", strerror(err));
+	cr_assert_eq(eng_stat(b, "mails_stored_at_fsync"), 1);
+	cr_assert_eq(obox_upload_now(b), 0);
+	err = eng_rename(b, ENG_USER "/Maildir/tmp", "synced",
+			 ENG_USER "/Maildir/new", "synced");
+	cr_assert_eq(err, 0, "%s", strerror(err));
+	/* acknowledged; the machine dies before its next upload */
+	obox_deinit(&b);
+
+	c = eng_open("cache-c");
+	cr_assert_eq(obox_user_load(c, ENG_USER), 0);
+	cr_assert(present(c, "synced"), "an acknowledged delivery was lost");
+	eng_assert_mail_stub(c, ENG_USER "/Maildir/new/synced");
+	/* still listed from a watermark, not whole */
+	cr_assert_eq(eng_stat(c, "index_load_folders_list_skipped"), 1);
+	obox_deinit(&c);
+}
+
 /* a second base (another writer, or an old one not deleted yet): the
    watermark of one chain says nothing of the other's mails */
 Test(engine_user_load_new_mails, two_bases_list_the_whole_folder)

@@ -215,7 +215,8 @@ ParameterizedTestParameters(fs_userload_hostile, bad_metadata_skipped)
 		{ "/tmp/cur", "x" },
 		{ "Maildir//cur", "x" },
 		{ "Maildir/cur/", "x" },
-		{ "Maildir/tmp", "x" },
+		{ "Maildir/tmpx", "x" },
+		{ "Maildir/tmp", ".." },
 		{ "Maildir", "x" },
 		{ "Maildir/cur", "a/b" },
 		{ "Maildir/cur", ".." },
@@ -258,6 +259,24 @@ ParameterizedTest(struct meta_case *c, fs_userload_hostile,
 	snprintf(path, sizeof(path), "%s/cur", ul_tmp);
 	cr_assert_neq(stat(path, &st), 0);
 	cr_assert_neq(stat("/tmp/cur/x", &st), 0);
+}
+
+/* a mail stored at its fsync in tmp/ (store_on_fsync) is no bad metadata:
+   it comes back in new/ under its tmp/ name (putback.h) */
+Test(fs_userload_hostile, tmp_metadata_goes_to_new)
+{
+	struct userload_stats stats;
+
+	ul_file(ul_src_fd, "subscriptions", "INBOX\n", T0);
+	ul_bundle_root("", NULL);
+	ul_put_mail(GUID_INBOX, OID(1), "mail", "Maildir/tmp", "1.M1P1.h",
+		    "1500000001");
+	cr_assert_eq(ul_load(&stats), 1);
+	cr_assert_eq(stats.mails_skipped, 0);
+	cr_assert_eq(stats.mails_put_back, 1);
+	ul_assert_stub("Maildir/new/1.M1P1.h", GUID_INBOX, OID(1), 4,
+		       1500000001);
+	cr_assert(!ul_exists("Maildir/tmp/1.M1P1.h"));
 }
 
 Test(fs_userload_hostile, duplicate_folder_guid)
