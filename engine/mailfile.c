@@ -199,8 +199,11 @@ static int store_at(struct obox *obox, int fd, const struct stat *st,
 	return ret;
 }
 
-int obox_store_if_mail(struct obox *obox, int fd, const char *dir,
-		       const char *name)
+/* Store the regular file fd named dir/name if that is a mail location,
+   or, at_fsync (store_on_fsync), a maildir tmp/ name of a file with no
+   other name (a hard link of a mail is stored by its rename). */
+static int store_named(struct obox *obox, int fd, const char *dir,
+		       const char *name, bool at_fsync)
 {
 	struct mail_place place;
 	struct stat st;
@@ -211,30 +214,24 @@ int obox_store_if_mail(struct obox *obox, int fd, const char *dir,
 	if (!S_ISREG(st.st_mode))
 		return 0;
 	ret = mailstore_place(obox->ms, dir, name, &place);
+	if (ret == 0 && at_fsync && obox->set.store_on_fsync &&
+	    st.st_nlink == 1)
+		ret = mailstore_tmp_place(obox->ms, dir, name, &place);
 	if (ret <= 0)
 		return ret;
 	return store_at(obox, fd, &st, &place);
 }
 
+int obox_store_if_mail(struct obox *obox, int fd, const char *dir,
+		       const char *name)
+{
+	return store_named(obox, fd, dir, name, false);
+}
+
 int obox_fsync_mail(struct obox *obox, int fd, const char *dir,
 		    const char *name)
 {
-	struct mail_place place;
-	struct stat st;
-	int ret;
-
-	if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
-		return -1;
-	if (!S_ISREG(st.st_mode))
-		return 0;
-	ret = mailstore_place(obox->ms, dir, name, &place);
-	/* a tmp/ file with other names (a hard link of a mail) is not
-	   stored as a mail without a name: its rename stores it */
-	if (ret == 0 && obox->set.store_on_fsync && st.st_nlink == 1)
-		ret = mailstore_tmp_place(obox->ms, dir, name, &place);
-	if (ret <= 0)
-		return ret;
-	return store_at(obox, fd, &st, &place);
+	return store_named(obox, fd, dir, name, true);
 }
 
 int obox_truncate(struct obox *obox, int fd, const char *dir,
