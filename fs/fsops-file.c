@@ -21,6 +21,7 @@
  * reply may give fstat() a size ahead of the kernel's i_size.
  */
 #include "fs.h"
+#include "reqtime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -127,6 +128,31 @@ static void reply_open_error(fuse_req_t req, struct ofile *h, int err)
 
 /* open: the metacache file with the caller's flags (O_TRUNC handled here,
    see handle_setup()); the stats file gets a snapshot of the counters. */
+/* the statistics file's text: the engine's counters, then the FUSE
+   requests' (reqtime.h) */
+static char *stats_text(struct oboxfs *fs, size_t *len_r)
+{
+	char *engine, *text = NULL;
+	size_t engine_len, len = 0;
+	FILE *f;
+
+	if ((engine = obox_stats_text(fs->obox, &engine_len)) == NULL)
+		return NULL;
+	if ((f = open_memstream(&text, &len)) == NULL) {
+		free(engine);
+		return NULL;
+	}
+	fwrite(engine, 1, engine_len, f);
+	free(engine);
+	reqtime_print(f);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	*len_r = len;
+	return text;
+}
+
 void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct oboxfs *fs = fs_get(req);
@@ -141,8 +167,7 @@ void fsop_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		h = ofile_new(-1);
 		if (h == NULL ||
-		    (h->stats = obox_stats_text(fs->obox,
-						&h->stats_len)) == NULL) {
+		    (h->stats = stats_text(fs, &h->stats_len)) == NULL) {
 			if (h != NULL)
 				ofile_free(&h);
 			fuse_reply_err(req, ENOMEM);

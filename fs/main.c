@@ -12,6 +12,7 @@
 #include "fs.h"
 #include "log.h"
 #include "options.h"
+#include "reqtime.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -291,6 +292,7 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts cmd;
 	struct oboxfs_options opts;
 	struct fuse_session *se = NULL;
+	struct fuse_lowlevel_ops ops;
 	struct fuse_loop_config *loop_config;
 	struct oboxfs fs = { .meta_fd = -1, .mount_fd = -1 };
 	const char *error;
@@ -336,7 +338,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	/* checks the FUSE options; mounts nothing yet */
-	se = fuse_session_new(&args, &oboxfs_ops, sizeof(oboxfs_ops), &fs);
+	reqtime_ops_get(&ops);
+	se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
 	if (se == NULL)
 		goto out;
 

@@ -130,6 +130,14 @@ def phase(kind, mnt, dc, users, sent, earlier, seed, fault_on, fault_off,
         s0['index_upload_failures']
     row['store_retries'] = s1['retries'] - s0['retries']
     row['store_errors'] = s1['errors'] - s0['errors']
+    # the daemon's own longest request (since the mount), and its fsyncs'
+    ops = {k[len('fuse_'):-len('_max_usecs')]: v for k, v in s1.items()
+           if k.startswith('fuse_') and k.endswith('_max_usecs')
+           and k != 'fuse_request_max_usecs'}
+    row['daemon_max_s'] = round(s1['fuse_request_max_usecs'] / 1e6, 2)
+    row['daemon_max_op'] = max(ops, key=ops.get) if ops else None
+    daemon_fsync_s = s1.get('fuse_fsync_max_usecs', 0) / 1e6
+    row['daemon_fsync_max_s'] = round(daemon_fsync_s, 2)
     log(f'{kind}: {row}')
     if load.reader_error_samples:
         log(f'{kind}: IMAP reader errors, e.g.: ' +
@@ -156,6 +164,12 @@ def phase(kind, mnt, dc, users, sent, earlier, seed, fault_on, fault_off,
     if fsync_max > FS_BOUND_S:
         problems.append(f'the fsync of a mail took {fsync_max:.1f} s, more '
                         f'than the retry budget bound {FS_BOUND_S:.0f} s')
+    if daemon_fsync_s > FS_BOUND_S:
+        problems.append(f'the daemon took {daemon_fsync_s:.1f} s over an '
+                        f'fsync, more than the retry budget bound '
+                        f'{FS_BOUND_S:.0f} s')
+    if not s1.get('fuse_fsync_requests'):
+        problems.append('the daemon counted no fsync request')
     if 'fsync' not in load.fs_max_by_op:
         problems.append('the prober never completed an fsync')
     hang = fault_s + FS_BOUND_S + FS_SLACK_S
@@ -295,6 +309,8 @@ def run(name, port_offset):
         f'{FS_BOUND_S:.0f} s):\n' + table(rows, FAULT_COLS + [
             ('fsync_max_s', 'max-fsync-s'), ('rename_max_s', 'max-rename-s'),
             ('rename_nostore_max_s', 'max-cur-rename-s'),
+            ('daemon_max_s', 'daemon-max-s'), ('daemon_max_op', 'op'),
+            ('daemon_fsync_max_s', 'daemon-fsync-s'),
             ('injected', 'injected'), ('present_takeover', 'takeover')]))
     results_out('store_faults', rows)
     if bad:
