@@ -426,7 +426,8 @@ static int s3_list(struct objstore *store, const char *prefix,
 		req.query[req.query_count++] =
 			(struct s3_query_param){ "list-type", "2" };
 		req.query[req.query_count++] =
-			(struct s3_query_param){ "max-keys", "1000" };
+			(struct s3_query_param){ "max-keys",
+						 s3->list_page_keys };
 		if (full_prefix[0] != '\0')
 			req.query[req.query_count++] =
 				(struct s3_query_param){ "prefix",
@@ -653,6 +654,13 @@ static int s3_init(struct objstore *store, const char *location,
 		set->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
 	s3->retry_timeout_ms = set->retry_timeout_ms != 0 ?
 		set->retry_timeout_ms : DEFAULT_RETRY_TIMEOUT_MS;
+	if (set->list_page_keys > 1000) {
+		*error_r = init_fail("list_page_keys %u: more than 1000",
+				     set->list_page_keys);
+		return -1;
+	}
+	snprintf(s3->list_page_keys, sizeof(s3->list_page_keys), "%u",
+		 set->list_page_keys != 0 ? set->list_page_keys : 1000);
 	s3->tls_insecure = set->tls_insecure;
 	if (set->ca_file != NULL && set->ca_file[0] != '\0') {
 		/* a wrong path would fail every request: say it now */

@@ -84,6 +84,9 @@ struct objstore_settings {
 	unsigned int retry_timeout_ms;
 	/* s3: parallel connections kept (default 16) */
 	unsigned int max_connections;
+	/* s3: keys asked for per LIST page (1..1000; 0 = 1000, the most S3
+	   gives): tests ask for fewer to cross pages with fewer keys */
+	unsigned int list_page_keys;
 	/* posix: do not fsync objects before they become visible (tests) */
 	bool no_fsync;
 	/* if set, wrap the store in the fault-injection layer; see

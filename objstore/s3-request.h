@@ -20,6 +20,7 @@ struct s3_store {
 	struct s3_http *http;
 	unsigned int connect_timeout_ms, request_timeout_ms;
 	unsigned int retry_timeout_ms;
+	char list_page_keys[8];	/* max-keys of a LIST page, as text */
 	bool tls_insecure;
 	char *ca_file;		/* or NULL: the system's CAs */
 	_Atomic bool no_multi_delete;	/* server lacks POST ?delete */

@@ -3,6 +3,8 @@
  *
  *   #define CONF_SUITE suite_name
  *   #define CONF_EXACT_COUNTS 1    (1: one request per operation, no retries)
+ *   #define CONF_LIST_MANY 210     (optional, default 2100: keys a listing
+ *                                   test makes, enough for 2+ LIST pages)
  *   static struct objstore *conf_open(void);   a fresh, empty store
  *   static void conf_close(struct objstore **store);  clean up and deinit
  */
@@ -20,6 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifndef CONF_LIST_MANY
+#define CONF_LIST_MANY 2100
+#endif
+#if CONF_LIST_MANY < 200 || CONF_LIST_MANY > 99999
+#error "CONF_LIST_MANY: 200..99999 (the keys are <prefix>%05u)"
+#endif
 
 static struct objstore *store;
 
@@ -308,8 +317,10 @@ ParameterizedTest(struct conf_key *param, CONF_SUITE, special_keys)
 Test(CONF_SUITE, list_many_sorted)
 {
 	struct objtest_list list = { 0 };
-	const unsigned int count = 2100;
-	char key[64];
+	const unsigned int count = CONF_LIST_MANY;
+	/* a segment of 100 keys: "many/k" + 3 digits */
+	const unsigned int segment = CONF_LIST_MANY / 100 - 2;
+	char key[64], prefix[64];
 
 	cr_assert_eq(objtest_put_many(store, "many/k", count, 8), 0);
 	/* something around it that must not show up */
@@ -326,17 +337,19 @@ Test(CONF_SUITE, list_many_sorted)
 	}
 	objtest_list_free(&list);
 
-	/* stopping early from the callback */
-	list.stop_after = 1500;
+	/* stopping early from the callback, on the second page or later */
+	list.stop_after = count * 5 / 7;
 	cr_assert_eq(objtest_list(store, "many/", NULL, &list), 0, "%s",
 		     objstore_error());
-	cr_assert_eq(list.count, 1500);
+	cr_assert_eq(list.count, count * 5 / 7);
 	objtest_list_free(&list);
 
 	/* a prefix that ends inside a segment */
-	cr_assert_eq(objtest_list(store, "many/k019", NULL, &list), 0);
+	snprintf(prefix, sizeof(prefix), "many/k%03u", segment);
+	cr_assert_eq(objtest_list(store, prefix, NULL, &list), 0);
 	cr_assert_eq(list.count, 100);
-	cr_assert_str_eq(list.keys[0], "many/k01900");
+	snprintf(key, sizeof(key), "many/k%03u00", segment);
+	cr_assert_str_eq(list.keys[0], key);
 	objtest_list_free(&list);
 
 	/* rolled up */
@@ -389,14 +402,17 @@ Test(CONF_SUITE, list_start_after)
 			cr_assert_str_eq(list.keys[i], keys[cases[c].first + i]);
 		objtest_list_free(&list);
 	}
-	/* across pages: 2,100 keys, from the 1,234th on */
-	cr_assert_eq(objtest_put_many(store, "p/k", 2100, 8), 0);
-	objtest_many_key(key, sizeof(key), "p/k", 1233);
+	/* across pages: CONF_LIST_MANY keys, from about the 4/7th on (a
+	   start in the middle of a page) */
+	const unsigned int many = CONF_LIST_MANY, from = many * 4 / 7 + 3;
+
+	cr_assert_eq(objtest_put_many(store, "p/k", many, 8), 0);
+	objtest_many_key(key, sizeof(key), "p/k", from - 1);
 	list.start_after = key;
 	cr_assert_eq(objtest_list(store, "p/", NULL, &list), 0, "%s",
 		     objstore_error());
-	cr_assert_eq(list.count, 2100 - 1234, "listed %zu", list.count);
-	objtest_many_key(key, sizeof(key), "p/k", 1234);
+	cr_assert_eq(list.count, many - from, "listed %zu", list.count);
+	objtest_many_key(key, sizeof(key), "p/k", from);
 	cr_assert_str_eq(list.keys[0], key);
 	objtest_list_free(&list);
 	/* refused: a start_after outside the prefix */
