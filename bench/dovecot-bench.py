@@ -2,13 +2,16 @@
 """dovecot-bench.py: stock Dovecot on (a) a plain local directory, (b) oboxfs
 on a file:// store and (c) oboxfs on a local Swift S3, measured the same way:
 LMTP deliveries/s with parallel senders, IMAP FETCH of every body/s with
-parallel clients, and object-store requests per delivery (from the daemon's
-MOUNTPOINT/.oboxfs-stats).  Rounds are interleaved (a, b, c, a, b, c, ...);
+parallel clients, object-store requests per delivery (from the daemon's
+MOUNTPOINT/.oboxfs-stats), and postmark's small-file transactions/s in a
+directory of a user's tree (the kind of file work Dovecot does on its index
+files; the daemon's FUSE request counters say where its time goes).  Rounds are interleaved (a, b, c, a, b, c, ...);
 the table shows medians and the ratios b/a and c/a.  Run by hand as root
 (needs /dev/fuse, Dovecot, Swift for (c)); see bench/README.md.
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,13 +49,20 @@ def parse_args():
                     help='Dovecot ports PORT..PORT+2')
     ap.add_argument('--s3-port', type=int, default=18640,
                     help='Swift ports PORT..PORT+4')
+    ap.add_argument('--postmark', type=int, default=20000,
+                    help='postmark transactions (0: no postmark run)')
+    ap.add_argument('--postmark-files', type=int, default=2000)
     ap.add_argument('--mount-options', default='',
                     help='extra oboxfs -o options, comma-separated')
     a = ap.parse_args()
     if not a.modes or set(a.modes) - set(MODES):
         ap.error('--modes takes letters from "abc"')
-    if min(a.rounds, a.mails, a.senders, a.fetchers, a.fetch_passes) < 1:
+    if min(a.rounds, a.mails, a.senders, a.fetchers, a.fetch_passes,
+           a.postmark_files) < 1 or a.postmark < 0:
         ap.error('counts must be positive')
+    if a.postmark and shutil.which('postmark') is None:
+        ap.error('postmark is not installed (scripts/install-deps --bench, '
+                 'or --postmark 0)')
     return a
 
 
@@ -77,6 +87,34 @@ def fetch_all(dc, users, clients, passes):
     elapsed = time.monotonic() - t0
     return (sum(c[0] for c in counts) // passes, sum(c[1] for c in counts),
             elapsed)
+
+
+def postmark(args, directory):
+    """postmark's transactions/s in directory (made here)."""
+    os.makedirs(directory)
+    cfg = os.path.join(os.path.dirname(directory), 'postmark.cfg')
+    with open(cfg, 'w') as f:
+        f.write(f'set location {directory}\nset number {args.postmark_files}\n'
+                f'set transactions {args.postmark}\nrun\nquit\n')
+    t0 = time.monotonic()
+    r = subprocess.run(['postmark', cfg], capture_output=True, text=True)
+    elapsed = time.monotonic() - t0
+    if r.returncode != 0:
+        fail(f'postmark failed ({r.returncode}): {r.stdout}{r.stderr}')
+    return args.postmark / elapsed
+
+
+def fuse_profile(stats, top=6):
+    """The operations the daemon spent the most time on: 'op N us/req' ..."""
+    ops = {k[5:-6]: v for k, v in stats.items()
+           if k.startswith('fuse_') and k.endswith('_usecs') and
+           not k.endswith('_max_usecs')}
+    lines = []
+    for op in sorted(ops, key=ops.get, reverse=True)[:top]:
+        n = stats.get(f'fuse_{op}_requests', 0)
+        if n:
+            lines.append(f'{op} {n} x {ops[op] / n:.0f} us')
+    return ', '.join(lines)
 
 
 def one_run(args, mode, rnd, mails, users):
@@ -115,6 +153,15 @@ def one_run(args, mode, rnd, mails, users):
             if url:
                 res['req_fetch'] = ((store_requests(mnt.stats()) - after) /
                                     (n * args.fetch_passes))
+        if args.postmark:
+            s0 = mnt.stats()
+            res['postmark'] = postmark(args, os.path.join(
+                mnt.mountpoint, users[0], 'postmark'))
+            if url:
+                s1 = mnt.stats()
+                log(f'{MODES[mode]}: postmark: daemon time by FUSE '
+                    'operation: ' + fuse_profile(
+                        {k: v - s0.get(k, 0) for k, v in s1.items()}))
     subprocess.run(['rm', '-rf', '--one-file-system', env.dir])
     return res
 
@@ -122,6 +169,7 @@ def one_run(args, mode, rnd, mails, users):
 ROWS = [('lmtp', 'LMTP deliveries/s', True),
         ('fetch', 'IMAP FETCH messages/s', True),
         ('fetch_mb', 'IMAP FETCH MB/s', True),
+        ('postmark', 'postmark transactions/s', True),
         ('req_delivery', 'store requests per delivery', False),
         ('req_fetch', 'store requests per FETCHed mail', False)]
 
@@ -134,8 +182,9 @@ def print_table(args, results):
     print()
     print(f'Dovecot {args.format}, {args.mails} mails of {args.min_size}-'
           f'{args.max_size} bytes to {args.users} users, {args.senders} LMTP '
-          f'senders, {args.fetchers} IMAP clients; medians of {args.rounds} '
-          'interleaved rounds')
+          f'senders, {args.fetchers} IMAP clients; postmark '
+          f'{args.postmark_files} files, {args.postmark} transactions; '
+          f'medians of {args.rounds} interleaved rounds')
     print(head)
     for key, label, is_rate in ROWS:
         med = {}
@@ -157,7 +206,7 @@ def print_table(args, results):
         print(line)
     print()
     for m in modes:
-        for key, label, _ in ROWS[:2]:
+        for key, label, _ in ROWS[:2] + ROWS[3:4]:
             vals = ', '.join(f'{r[key]:.1f}' for r in results[m] if key in r)
             print(f'  {MODES[m]:20} {label:24} rounds: {vals}')
 
