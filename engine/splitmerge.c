@@ -50,15 +50,17 @@ static bool same_base(const struct bundle_name *a, const struct bundle_name *b)
 }
 
 /* No base among names[0..n) (all diffs): the key of the newest base they
-   are diffs of (the diff key without its "-<diff id>"), with the indexes
-   of its diffs in diff_idx / *diff_count_r; NULL if none. */
+   are diffs of (its name, bundle_name_format(), in the diff key's place),
+   with the indexes of its diffs in diff_idx / *diff_count_r; NULL if
+   none. */
 static char *diffs_base(const struct keylist *foreign,
 			const struct bundle_name *names, const size_t *map,
 			size_t n, size_t *diff_idx, size_t *diff_count_r)
 {
-	const size_t suffix = 1 + 2 * BUNDLE_ID_SIZE;	/* "-<32 hex>" */
+	char base[BUNDLE_NAME_DIFF_LEN + 1], *key;
+	struct bundle_name name;
+	const char *diff_key, *slash;
 	size_t newest = n;
-	const char *key;
 
 	*diff_count_r = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -72,10 +74,16 @@ static char *diffs_base(const struct keylist *foreign,
 		if (names[i].is_diff && same_base(&names[i], &names[newest]))
 			diff_idx[(*diff_count_r)++] = i;
 	}
-	key = foreign->keys[map[newest]];
-	if (strlen(key) <= suffix)
+	name = names[newest];
+	name.is_diff = false;
+	bundle_name_format(&name, base, sizeof(base));
+	diff_key = foreign->keys[map[newest]];
+	slash = strrchr(diff_key, '/');	/* there is one: the name parsed */
+	if (slash == NULL ||
+	    asprintf(&key, "%.*s/%s", (int)(slash - diff_key), diff_key,
+		     base) < 0)
 		return NULL;
-	return strndup(key, strlen(key) - suffix);
+	return key;
 }
 
 void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
