@@ -193,7 +193,7 @@ int mailpath_maildir_flags_union(const char *a, const char *b, char *out,
 		if ((unsigned char)*p >= 128 ||
 		    !(is_system_flag(*p) || (*p >= 'a' && *p <= 'z')))
 			return -1;
-		if (is_system_flag(*p) && !have[(unsigned char)*p]) {
+		if (!have[(unsigned char)*p]) {
 			have[(unsigned char)*p] = true;
 			adds = true;
 		}

@@ -222,7 +222,8 @@ static void evicted_user(const char *user, void *context)
 		obox->set.user_evicted(user, obox->set.context);
 }
 
-/* the uploader changed a directory of user's tree (a split-brain merge) */
+/* the uploader changed a directory or file of user's tree (a split-brain
+   merge) */
 static void dir_changed(struct ouser *user, const char *path, void *context)
 {
 	struct obox *obox = context;

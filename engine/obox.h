@@ -42,8 +42,9 @@ struct ouser;
 
 /* user's tree was moved away (metacache eviction): forget it */
 typedef void obox_user_evicted_cb(const char *user, void *context);
-/* the directory path (relative to the tree root) got entries behind the
-   front end's back (a split-brain merge): drop what is cached of it */
+/* the directory path (relative to the tree root) got entries, or the
+   file path new contents (a folder's dovecot-keywords), behind the front
+   end's back (a split-brain merge): drop what is cached of it */
 typedef void obox_dir_changed_cb(const char *path, void *context);
 
 /* what opening a mail whose object the store does not have does

@@ -27,6 +27,7 @@
 #include "objgc.h"
 #include "objstore.h"
 #include "putback.h"
+#include "maildirkw.h"
 #include "splitmerge.h"
 #include "users.h"
 
@@ -117,11 +118,12 @@ static void local_stubs(int folder_fd, unsigned int first, unsigned int end,
    at a deleted object (CONTRACT section 5), so it goes, as the expunge
    does on that side.  A stub made after the listing has its object
    stored already (a mail is stored before it gets its name): the HEAD
-   finds it.  Returns the count removed; sets dirs[0/1] for cur/new. */
+   finds it.  Returns the count removed; sets changed[] for cur/new. */
 static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
 			      const struct keylist *keys,
 			      const struct keylist *paths,
-			      const struct keylist *listed, bool dirs[2])
+			      const struct keylist *listed,
+			      bool changed[SPLITMERGE_CHANGED_COUNT])
 {
 	unsigned int dropped = 0;
 
@@ -150,7 +152,8 @@ static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
 		obox_log(OBOX_LOG_WARNING, "split brain: %s was expunged by "
 			 "the other writer (its object %s is gone): removed "
 			 "here too\n", paths->keys[i], keys->keys[i]);
-		dirs[paths->keys[i][0] == 'c' ? 0 : 1] = true;
+		changed[paths->keys[i][0] == 'c' ? SPLITMERGE_CUR :
+			SPLITMERGE_NEW] = true;
 		dropped++;
 	}
 	return dropped;
@@ -200,7 +203,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 {
 	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
 	unsigned int merged = 0, dropped = 0, expunged = 0, flagged = 0;
-	bool dirs[2] = { false, false };
+	bool changed[SPLITMERGE_CHANGED_COUNT] = { false };
 	int user_fd, folder_fd;
 
 	users_snapshot_lock(user);
@@ -234,18 +237,19 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		sub = put_back(ctx, folder_fd, key);
 		if (sub != NULL) {
 			merged++;
-			dirs[sub[0] == 'c' ? 0 : 1] = true;
+			changed[sub[0] == 'c' ? SPLITMERGE_CUR :
+				SPLITMERGE_NEW] = true;
 		}
 	}
 	if (folder_fd >= 0) {
 		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
-				    listed, dirs);
+				    listed, changed);
 		/* after drop_gone(), in this order: each removes or renames
 		   stubs by these paths */
 		expunged = splitmerge_expunges(folder_fd, ctx->gc, &local,
-					       &local_paths, trees, dirs);
+					       &local_paths, trees, changed);
 		flagged = splitmerge_flags(folder_fd, &local, &local_paths,
-					   trees->other, dirs);
+					   trees->other, changed);
 	}
 	if (merged > 0 || dropped > 0 || expunged > 0 || flagged > 0)
 		users_changed_behind(user);
@@ -257,13 +261,18 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	keylist_clear(&local);
 	keylist_clear(&local_paths);
 	keylist_clear(&local_sorted);
-	for (unsigned int i = 0; i < 2; i++) {
+	for (unsigned int i = 0; i < SPLITMERGE_CHANGED_COUNT; i++) {
+		static const char *const names[SPLITMERGE_CHANGED_COUNT] = {
+			[SPLITMERGE_CUR] = "cur",
+			[SPLITMERGE_NEW] = "new",
+			[SPLITMERGE_KEYWORDS] = MAILDIRKW_FILE,
+		};
 		char sub[PATH_MAX];
 
-		if (!dirs[i] || ctx->dir_changed == NULL)
+		if (!changed[i] || ctx->dir_changed == NULL)
 			continue;
 		snprintf(sub, sizeof(sub), "%s%s%s", path,
-			 path[0] == '\0' ? "" : "/", i == 0 ? "cur" : "new");
+			 path[0] == '\0' ? "" : "/", names[i]);
 		ctx->dir_changed(user, sub, ctx->dir_changed_context);
 	}
 	*merged_r = merged;

@@ -1,9 +1,11 @@
 /* splitmerge.c: a split-brain merge of what the other writer did to the
- * maildir mails both writers have: flags, expunges (see splitmerge.h). */
+ * maildir mails both writers have: flags and keywords, expunges (see
+ * splitmerge.h). */
 #include "splitmerge.h"
 #include "bundle.h"
 #include "log.h"
 #include "mailpath.h"
+#include "maildirkw.h"
 #include "objgc.h"
 #include "objstore.h"
 
@@ -221,7 +223,7 @@ unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 				 const struct keylist *keys,
 				 const struct keylist *paths,
 				 const struct splitmerge_trees *trees,
-				 bool dirs[2])
+				 bool changed[SPLITMERGE_CHANGED_COUNT])
 {
 	struct key_name *other = NULL, *common = NULL;
 	size_t n_other, n_common;
@@ -252,7 +254,8 @@ unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 		obox_log(OBOX_LOG_INFO, "split brain: %s was expunged by the "
 			 "other writer: expunged here too\n", local);
 		(void)objgc_release(gc, keys->keys[i]);
-		dirs[local[0] == 'c' ? 0 : 1] = true;
+		changed[local[0] == 'c' ? SPLITMERGE_CUR : SPLITMERGE_NEW] =
+			true;
 		expunged++;
 	}
 out:
@@ -261,17 +264,100 @@ out:
 	return expunged;
 }
 
+/* other_name ("<base>" or "<base>:2,<flags>", the other writer's) with
+   its keyword letters mapped to this folder's (local, added to it if
+   may_add; a keyword without a name or a letter is left out) into out */
+static int map_keywords(const char *other_name, const struct maildirkw *other,
+			struct maildirkw *local, bool may_add, char *out,
+			size_t size)
+{
+	const char *flags = strstr(other_name, ":2,");
+	size_t len;
+
+	if (flags == NULL) {
+		if (strlen(other_name) >= size)
+			return -1;
+		memcpy(out, other_name, strlen(other_name) + 1);
+		return 0;
+	}
+	flags += 3;
+	len = (size_t)(flags - other_name);
+	if (len + strlen(flags) >= size)
+		return -1;
+	memcpy(out, other_name, len);
+	for (const char *p = flags; *p != '\0'; p++) {
+		const char *name;
+		char c = *p;
+
+		if (c >= 'a' && c <= 'z') {
+			name = maildirkw_name(other, c);
+			c = name == NULL ? 0 :
+				maildirkw_letter(local, name, may_add);
+			if (c == 0)
+				continue;
+		}
+		out[len++] = c;
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+/* the keywords of the other writer's tree (its dovecot-keywords) */
+static void other_keywords(const struct bundle_tree *other,
+			   struct maildirkw *kw_r)
+{
+	const struct bundle_entry *e = bundle_tree_find(other,
+							MAILDIRKW_FILE);
+
+	memset(kw_r, 0, sizeof(*kw_r));
+	if (e != NULL && e->type == BUNDLE_ENTRY_FILE && e->data != NULL)
+		maildirkw_parse(kw_r, (const char *)e->data, (size_t)e->size);
+}
+
 unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 			      const struct keylist *paths,
-			      const struct bundle_tree *other, bool dirs[2])
+			      const struct bundle_tree *other,
+			      bool changed[SPLITMERGE_CHANGED_COUNT])
 {
+	struct maildirkw local_kw = { 0 }, other_kw;
 	struct key_name *index;
 	unsigned int renamed = 0;
+	char mapped[MAILPATH_NAME_MAX + 1];
+	bool may_add = true;
 	size_t n;
 
 	if (other == NULL || keys->count == 0 ||
 	    (index = stub_index(other, &n)) == NULL)
 		return 0;
+	other_keywords(other, &other_kw);
+	if (maildirkw_read(folder_fd, &local_kw) < 0) {
+		obox_log(OBOX_LOG_WARNING, "split brain: reading %s failed: "
+			 "%s: the other writer's keywords are not merged\n",
+			 MAILDIRKW_FILE, strerror(errno));
+		may_add = false;
+	}
+	/* the names the other writer's keywords need are in this folder's
+	   file before any stub name uses their letters */
+	for (size_t i = 0; may_add && i < keys->count; i++) {
+		const struct key_name *found =
+			stub_find(index, n, keys->keys[i]);
+
+		if (found != NULL)
+			(void)map_keywords(found->path + 4, &other_kw,
+					   &local_kw, true, mapped,
+					   sizeof(mapped));
+	}
+	if (local_kw.changed) {
+		if (maildirkw_write(folder_fd, &local_kw) == 0) {
+			changed[SPLITMERGE_KEYWORDS] = true;
+		} else {
+			obox_log(OBOX_LOG_WARNING, "split brain: writing %s "
+				 "failed: %s: the other writer's new keywords "
+				 "are not merged\n", MAILDIRKW_FILE,
+				 strerror(errno));
+			(void)maildirkw_read(folder_fd, &local_kw);
+		}
+	}
 	for (size_t i = 0; i < keys->count; i++) {
 		const struct key_name *found;
 		const char *local = paths->keys[i];
@@ -279,8 +365,10 @@ unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 
 		found = stub_find(index, n, keys->keys[i]);
 		if (found == NULL ||
-		    mailpath_maildir_flags_union(local + 4, found->path + 4,
-						 name, sizeof(name)) != 1)
+		    map_keywords(found->path + 4, &other_kw, &local_kw, false,
+				 mapped, sizeof(mapped)) < 0 ||
+		    mailpath_maildir_flags_union(local + 4, mapped, name,
+						 sizeof(name)) != 1)
 			continue;
 		snprintf(target, sizeof(target), "cur/%s", name);
 		/* never over another file: the name is new, or skip */
@@ -293,10 +381,13 @@ unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 				 strerror(errno));
 			continue;
 		}
-		dirs[local[0] == 'c' ? 0 : 1] = true;
-		dirs[0] = true;
+		changed[local[0] == 'c' ? SPLITMERGE_CUR : SPLITMERGE_NEW] =
+			true;
+		changed[SPLITMERGE_CUR] = true;
 		renamed++;
 	}
 	free(index);
+	maildirkw_clear(&local_kw);
+	maildirkw_clear(&other_kw);
 	return renamed;
 }

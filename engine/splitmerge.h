@@ -3,8 +3,10 @@
  * other writer did to the mails both have; CONTRACT section 6, the rules
  * in docs/design.md "Split brain"):
  *  - flags: a mail both writers have (one object key) gets the union of
- *    the system flags of both writers' names for it.  Keyword letters
- *    stay this machine's: they index each machine's own dovecot-keywords.
+ *    both writers' flags for it: system flags, and keywords by name (the
+ *    other writer's letters index its own dovecot-keywords: a name this
+ *    machine's file lacks is added to it, at its first free letter; a
+ *    keyword that finds no letter, all 26 taken, is not merged).
  *  - expunges, three-way: when the other writer built on a base this
  *    machine knows (the common base), a mail that base lists, that the
  *    other writer expunged (its current tree lacks it) and that is still
@@ -40,19 +42,31 @@ void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
 		      struct splitmerge_trees *trees_r);
 void splitmerge_trees_free(struct splitmerge_trees *trees);
 
+/* What a merge changed in the folder behind the kernel (the caller tells
+   the front end): the directories cur/ and new/, the folder's
+   dovecot-keywords. */
+enum splitmerge_changed {
+	SPLITMERGE_CUR,
+	SPLITMERGE_NEW,
+	SPLITMERGE_KEYWORDS,
+	SPLITMERGE_CHANGED_COUNT
+};
+
 /* The local stubs keys[i] at paths[i] ("cur/<name>" or "new/<name>",
-   relative to folder_fd; changed in folder_fd behind the kernel: the
-   caller tells the front end, dirs[0] (cur) and dirs[1] (new) set for
-   the directories changed).  Expunges first: stubs removed, their
-   objects released to gc; returns the count.  Then flags: stubs renamed
-   to cur/<base>:2,<both sides' flags>; returns the count. */
+   relative to folder_fd; changed[] set for what was changed).  Expunges
+   first: stubs removed, their objects released to gc; returns the count.
+   Then flags: the keywords the other writer's names carry that this
+   folder's dovecot-keywords lacks are added to it (before any name uses
+   them), and stubs renamed to cur/<base>:2,<both sides' flags>; returns
+   the count of stubs renamed. */
 unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 				 const struct keylist *keys,
 				 const struct keylist *paths,
 				 const struct splitmerge_trees *trees,
-				 bool dirs[2]);
+				 bool changed[SPLITMERGE_CHANGED_COUNT]);
 unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 			      const struct keylist *paths,
-			      const struct bundle_tree *other, bool dirs[2]);
+			      const struct bundle_tree *other,
+			      bool changed[SPLITMERGE_CHANGED_COUNT]);
 
 #endif

@@ -180,8 +180,9 @@ static void evicted_user(const char *user, void *context)
 	}
 }
 
-/* the engine changed a directory (a split-brain merge): the kernel drops
-   its cached attributes and entries */
+/* the engine changed a directory's entries or a file's contents (a
+   split-brain merge): the kernel drops its cached attributes, and the
+   directory's entries or the file's pages */
 static void dir_changed(const char *path, void *context)
 {
 	struct oboxfs *fs = context;

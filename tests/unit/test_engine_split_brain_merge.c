@@ -2,7 +2,7 @@
  * engines X and Y on their own cache directories serving one user of one
  * store (a split brain) change the same maildir folder each in their own
  * way; Y's split-brain merge (splitmerge.h) gives a mail both sides'
- * system flags, expunges what X expunged and Y left untouched, keeps what
+ * system flags and keywords (by name), expunges what X expunged and Y left untouched, keeps what
  * Y changed, and the merged base a third machine loads shows all that. */
 #include "test_engine.h"
 
@@ -67,6 +67,84 @@ Test(engine_split_brain_merge, flags_of_both_sides_are_unioned)
 	eng_assert_mail_stub(z, DIR_CUR "/" NAME2 ":2,S");
 	cr_assert_not(exists(z, DIR_NEW "/" NAME1));
 	obox_deinit(&z);
+}
+
+/* the folder's dovecot-keywords on obox's machine, as text */
+static char *keywords_of(struct obox *obox)
+{
+	size_t size;
+	char *text = eng_read(obox, MAILDIR "/dovecot-keywords", &size);
+
+	cr_assert_not_null(text);
+	return text;
+}
+
+Test(engine_split_brain_merge, keywords_are_merged_by_name)
+{
+	struct obox *x, *y, *z;
+	char *kw;
+
+	two_writers(&x, &y);
+	/* X: letter a is "Junk", b "$Forwarded"; mail 1 gets both */
+	eng_write_file(x, MAILDIR "/dovecot-keywords",
+		       "0 Junk\n1 $Forwarded\n");
+	cr_assert_eq(eng_rename(x, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,Sab"),
+		     0);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y: letter a is "$Label1", b "junk" (one name: case does not
+	   count); mail 1 gets $Label1 */
+	eng_write_file(y, MAILDIR "/dovecot-keywords",
+		       "0 $Label1\n1 junk\n");
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,a"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_eq(eng_stat(y, "index_split_flags_merged"), 1);
+	/* Junk is Y's b, $Forwarded is new to Y: its first free letter c */
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME1 ":2,Sabc");
+	kw = keywords_of(y);
+	cr_assert_str_eq(kw, "0 $Label1\n1 junk\n2 $Forwarded\n");
+	free(kw);
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	/* the merged base holds the names with the letters */
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	eng_assert_mail_stub(z, DIR_CUR "/" NAME1 ":2,Sabc");
+	kw = keywords_of(z);
+	cr_assert_str_eq(kw, "0 $Label1\n1 junk\n2 $Forwarded\n");
+	free(kw);
+	obox_deinit(&z);
+}
+
+Test(engine_split_brain_merge, keywords_without_a_name_or_a_letter_are_left_out)
+{
+	struct obox *x, *y;
+	char y_names[26 * 8 + 1] = "";
+	char *kw;
+
+	two_writers(&x, &y);
+	/* X: letter a has no name in X's file, b is "Other" */
+	eng_write_file(x, MAILDIR "/dovecot-keywords", "1 Other\n");
+	cr_assert_eq(eng_rename(x, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,Fab"),
+		     0);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y: all 26 letters taken, none "Other" */
+	for (unsigned int i = 0; i < 26; i++)
+		snprintf(y_names + strlen(y_names),
+			 sizeof(y_names) - strlen(y_names), "%u k%u\n", i, i);
+	eng_write_file(y, MAILDIR "/dovecot-keywords", y_names);
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,S"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	/* the system flag is merged, neither keyword */
+	cr_assert_eq(eng_stat(y, "index_split_flags_merged"), 1);
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME1 ":2,FS");
+	kw = keywords_of(y);
+	cr_assert_str_eq(kw, y_names);
+	free(kw);
+	obox_deinit(&y);
+	obox_deinit(&x);
 }
 
 Test(engine_split_brain_merge, mail_still_new_here_gets_the_other_sides_flags)

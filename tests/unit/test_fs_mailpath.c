@@ -121,10 +121,12 @@ ParameterizedTestParameters(fs_mailpath, maildir_flags_union)
 		{ "m:2,RS", "m:2,S", 0, "m:2,RS" },
 		{ "m:2,S", "m", 0, "m:2,S" },
 		{ "m", "m", 0, "m" },
-		/* a's keywords kept, b's not taken (their letters are b's
-		   machine's) */
-		{ "m:2,Sa", "m:2,Fb", 1, "m:2,FSa" },
-		{ "m:2,S", "m:2,Sc", 0, "m:2,S" },
+		/* keyword letters too (b's mapped to a's file by the
+		   caller) */
+		{ "m:2,Sa", "m:2,Fb", 1, "m:2,FSab" },
+		{ "m:2,S", "m:2,Sc", 1, "m:2,Sc" },
+		{ "m:2,Sac", "m:2,c", 0, "m:2,Sac" },
+		{ "m", "m:2,z", 1, "m:2,z" },
 		/* not one mail, or not maildir flags */
 		{ "m:2,S", "n:2,S", -1, "" },
 		{ "m1:2,S", "m:2,S", -1, "" },
