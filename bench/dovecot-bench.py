@@ -104,17 +104,21 @@ def postmark(args, directory):
     return args.postmark / elapsed
 
 
-def fuse_profile(stats, top=6):
-    """The operations the daemon spent the most time on: 'op N us/req' ..."""
-    ops = {k[5:-6]: v for k, v in stats.items()
+def fuse_profile(before, after, units, unit, top=8):
+    """Where the daemon's time went between two stats: per unit (e.g. per
+    delivery) its FUSE requests and microseconds in all, then the
+    operations it spent the most time on ('op N/unit x M us')."""
+    d = {k: v - before.get(k, 0) for k, v in after.items()}
+    ops = {k[5:-6]: v for k, v in d.items()
            if k.startswith('fuse_') and k.endswith('_usecs') and
-           not k.endswith('_max_usecs')}
-    lines = []
+           not k.endswith('_max_usecs') and k != 'fuse_request_max_usecs'}
+    parts = [f'per {unit}: {d.get("fuse_requests", 0) / units:.1f} requests,'
+             f' {sum(ops.values()) / units:.0f} us;']
     for op in sorted(ops, key=ops.get, reverse=True)[:top]:
-        n = stats.get(f'fuse_{op}_requests', 0)
+        n = d.get(f'fuse_{op}_requests', 0)
         if n:
-            lines.append(f'{op} {n} x {ops[op] / n:.0f} us')
-    return ', '.join(lines)
+            parts.append(f'{op} {n / units:.2f} x {ops[op] / n:.0f} us')
+    return ' '.join(parts)
 
 
 def one_run(args, mode, rnd, mails, users):
@@ -137,10 +141,15 @@ def one_run(args, mode, rnd, mails, users):
     with OboxfsMount(env, url, env.path('mnt'), env.path('cache'),
                      opts) as mnt:
         with Dovecot(env, mnt.mountpoint, args.format) as dc:
-            before = store_requests(mnt.stats()) if url else 0
+            s0 = mnt.stats()
+            before = store_requests(s0) if url else 0
             t = deliver_parallel(dc.lmtp_port, mails, senders=args.senders)
             res['lmtp'] = len(mails) / t
-            after = store_requests(mnt.stats()) if url else 0
+            s1 = mnt.stats()
+            after = store_requests(s1) if url else 0
+            if url:
+                log(f'{MODES[mode]}: LMTP: daemon time by FUSE operation: '
+                    + fuse_profile(s0, s1, len(mails), 'delivery'))
             if url:
                 res['req_delivery'] = (after - before) / len(mails)
             n, size, t = fetch_all(dc, users, args.fetchers,
@@ -151,17 +160,20 @@ def one_run(args, mode, rnd, mails, users):
             res['fetch'] = n * args.fetch_passes / t
             res['fetch_mb'] = size / t / 1e6
             if url:
-                res['req_fetch'] = ((store_requests(mnt.stats()) - after) /
+                s2 = mnt.stats()
+                res['req_fetch'] = ((store_requests(s2) - after) /
                                     (n * args.fetch_passes))
+                log(f'{MODES[mode]}: FETCH: daemon time by FUSE operation: '
+                    + fuse_profile(s1, s2, n * args.fetch_passes, 'mail'))
         if args.postmark:
             s0 = mnt.stats()
             res['postmark'] = postmark(args, os.path.join(
                 mnt.mountpoint, users[0], 'postmark'))
             if url:
-                s1 = mnt.stats()
                 log(f'{MODES[mode]}: postmark: daemon time by FUSE '
-                    'operation: ' + fuse_profile(
-                        {k: v - s0.get(k, 0) for k, v in s1.items()}))
+                    'operation: ' + fuse_profile(s0, mnt.stats(),
+                                                 args.postmark,
+                                                 'transaction'))
     subprocess.run(['rm', '-rf', '--one-file-system', env.dir])
     return res
 

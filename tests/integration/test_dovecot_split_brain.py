@@ -5,8 +5,10 @@ cache dir and Dovecot, both take deliveries for user1.  With
 split_check_interval=1, requested uploads let each notice the other's
 bundles and merge its mails: afterwards Dovecot on A and on B shows every
 delivered mail with its bytes, and a third mount with an empty cache dir
-does too.  No mail may be lost; index changes of the other machine are not
-merged (flags are not checked).
+does too.  No mail may be lost.  Flags set on both sides to one mail (and
+keywords, whose letters differ between the two machines' dovecot-keywords)
+are merged: both sides' flags and keywords by name, as IMAP shows them on
+A, on B and on the third mount.
 Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 42 .. + 47."""
 import os
 import sys
@@ -40,6 +42,40 @@ def expect(dc, where, user, sent):
     for mid, body in got.items():
         check_delivered(body, sent[mid], where)
     log(f'{where}: all {len(got)} mails, bytes equal')
+
+
+# flags set on A and on B, by mail (first[i]): IMAP flags / keywords
+FLAGS_A = {0: '\\Flagged $Label1 Junk'}
+FLAGS_B = {0: '\\Answered $Forwarded', 1: 'Other'}
+
+
+def uid_of(c, msgid):
+    uids = [u for u, b in c.fetch_bodies().items() if message_id(b) == msgid]
+    if len(uids) != 1:
+        fail(f'{msgid}: {len(uids)} mails with that Message-ID')
+    return uids[0]
+
+
+def set_flags(dc, user, mails, flags):
+    with Imap(dc.imap_port, user) as c:
+        c.select('INBOX')
+        for i, f in flags.items():
+            c.store(str(uid_of(c, mails[i].msgid)), '+FLAGS', f)
+
+
+def expect_flags(dc, where, user, mails):
+    """Each mail of FLAGS_A / FLAGS_B has both sides' flags."""
+    with Imap(dc.imap_port, user) as c:
+        c.select('INBOX')
+        got = c.fetch_flags()
+        for i in sorted(set(FLAGS_A) | set(FLAGS_B)):
+            want = set((FLAGS_A.get(i, '') + ' ' +
+                        FLAGS_B.get(i, '')).split())
+            have = got.get(uid_of(c, mails[i].msgid), set())
+            if not want <= have:
+                fail(f'{where}: mail {i} has flags {sorted(have)}, '
+                     f'missing {sorted(want - have)}')
+    log(f'{where}: both sides\' flags and keywords')
 
 
 def upload(mnt, what):
@@ -76,6 +112,10 @@ def run(name):
                    user, {m.msgid: m for m in first})
             deliver_parallel(dcb.lmtp_port, on_b, senders=2)
             deliver_parallel(dca.lmtp_port, on_a, senders=2)
+            # one mail flagged on both sides, keywords with letters that
+            # differ between the two machines' dovecot-keywords
+            set_flags(dca, user, first, FLAGS_A)
+            set_flags(dcb, user, first, FLAGS_B)
             # each machine checks a root at most once a second
             upload(b, 'B')
             time.sleep(1.1)
@@ -92,6 +132,8 @@ def run(name):
                 fail('B did not notice the bundles A wrote')
             expect(dca, 'A after the merge', user, sent)
             expect(dcb, 'B after the merge', user, sent)
+            expect_flags(dca, 'A after the merge', user, first)
+            expect_flags(dcb, 'B after the merge', user, first)
             dcb.stop()
             dcb.check_log()
         dca.stop()
@@ -102,6 +144,7 @@ def run(name):
             Dovecot(env, c.mountpoint, 'maildir',
                     rundir=env.path('dovecot-c')) as dcc:
         expect(dcc, 'C with an empty cache', user, sent)
+        expect_flags(dcc, 'C with an empty cache', user, first)
 
 
 if __name__ == '__main__':
