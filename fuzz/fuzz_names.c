@@ -15,9 +15,13 @@
  *      itself and builds a key
  *   5  a path of a bundle entry (raw bytes, NULs included):
  *      bundle_path_check()
- *   6  a store key: objstore_key_check() */
+ *   6  a store key: objstore_key_check()
+ *   7  a folder's dovecot-keywords as another writer's bundle gives it
+ *      (raw bytes): maildirkw_parse(); the list formatted and parsed
+ *      again is the same, and each name's letter is its own */
 #include "bundle.h"
 #include "keys.h"
+#include "maildirkw.h"
 #include "mailpath.h"
 #include "obox.h"
 #include "objstore.h"
@@ -113,6 +117,38 @@ static void key_parse(const char *s)
 	(void)keys_mail_idx_prefix(s, buf, sizeof(buf));
 }
 
+static void keywords(const char *text, size_t len)
+{
+	struct maildirkw kw = { 0 }, again = { 0 };
+	size_t out_len;
+	char *out;
+
+	maildirkw_parse(&kw, text, len);
+	out = maildirkw_format(&kw, &out_len);
+	if (out == NULL)
+		abort();
+	maildirkw_parse(&again, out, out_len);
+	for (unsigned int i = 0; i < MAILDIRKW_MAX; i++) {
+		const char *name = kw.names[i];
+
+		if ((name == NULL) != (again.names[i] == NULL) ||
+		    (name != NULL && strcmp(name, again.names[i]) != 0)) {
+			fprintf(stderr, "keyword %u did not survive a format\n",
+				i);
+			abort();
+		}
+		/* a name given twice answers with its first letter */
+		if (name != NULL &&
+		    maildirkw_letter(&kw, name, false) > (char)('a' + i))
+			abort();
+	}
+	if (kw.changed)
+		abort();
+	free(out);
+	maildirkw_clear(&kw);
+	maildirkw_clear(&again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *error;
@@ -125,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s = malloc(len + 1);
 	memcpy(s, data + 1, len);
 	s[len] = '\0';
-	switch (data[0] % 7) {
+	switch (data[0] % 8) {
 	case 0:
 		user_name(s);
 		break;
@@ -146,6 +182,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 6:
 		(void)objstore_key_check(s, &error);
+		break;
+	case 7:
+		keywords((const char *)data + 1, len);
 		break;
 	}
 	free(s);
