@@ -290,6 +290,10 @@ int bundle_name_parse(const char *name, struct bundle_name *name_r,
 /* "<prefix>/idx/<name>" into buf; -1 if it does not fit. */
 int bundle_key_build(const char *prefix, const struct bundle_name *name,
 		     char *buf, size_t size, const char **error_r);
+/* The key of the base the diff named by diff_key (any key whose last
+   segment is a diff's name) applies to, in the same directory, into buf;
+   -1 if diff_key is not a diff's key or buf (size bytes) is too small. */
+int bundle_key_base_of(const char *diff_key, char *buf, size_t size);
 /* Order: bases by (secs, usecs, id); a diff after its base. */
 int bundle_name_cmp(const struct bundle_name *a, const struct bundle_name *b);
 /* From count parsed names (e.g. a listing), pick the newest base: its

@@ -133,6 +133,23 @@ int bundle_key_build(const char *prefix, const struct bundle_name *name,
 	return 0;
 }
 
+int bundle_key_base_of(const char *diff_key, char *buf, size_t size)
+{
+	const char *slash = strrchr(diff_key, '/'), *error;
+	char n[BUNDLE_NAME_DIFF_LEN + 1];
+	struct bundle_name name;
+	int len;
+
+	if (slash == NULL || bundle_name_parse(slash + 1, &name, &error) < 0 ||
+	    !name.is_diff)
+		return -1;
+	name.is_diff = false;
+	bundle_name_format(&name, n, sizeof(n));
+	len = snprintf(buf, size, "%.*s/%s", (int)(slash - diff_key),
+		       diff_key, n);
+	return len < 0 || (size_t)len >= size ? -1 : 0;
+}
+
 int bundle_name_cmp(const struct bundle_name *a, const struct bundle_name *b)
 {
 	int cmp;

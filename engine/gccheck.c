@@ -29,9 +29,24 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 	    bundle_name_parse(name + 1, &parsed, &error) < 0 ||
 	    ctx->ours(entry->key, ctx->context))
 		return 0;
-	if (keylist_add(&ctx->foreign, entry->key) < 0) {
+	if (!keylist_has(&ctx->foreign, entry->key) &&
+	    keylist_add(&ctx->foreign, entry->key) < 0) {
 		ctx->failed = true;
 		return 1;
+	}
+	/* another writer's diff: its chain is its base (ours, maybe: it
+	   loaded our chain and went on with it) with the diff applied, so
+	   what the base references counts too (what the diff removes
+	   is kept as well: reading more than needed only keeps more) */
+	if (parsed.is_diff) {
+		char base[BUNDLE_KEY_MAX + 1];
+
+		if (bundle_key_base_of(entry->key, base, sizeof(base)) == 0 &&
+		    !keylist_has(&ctx->foreign, base) &&
+		    keylist_add(&ctx->foreign, base) < 0) {
+			ctx->failed = true;
+			return 1;
+		}
 	}
 	return 0;
 }

@@ -31,7 +31,8 @@ struct gccheck_result {
 
 /* keys: mail keys of one folder (keys_mail_idx_prefix() equal for all).
    Sets referenced_r[i] for each key a bundle of another writer
-   references.  Returns 0, or -1 if the folder's bundles could not be
+   references, or the base one of its diffs applies to (which may be
+   this machine's: the other writer loaded it and went on with diffs).  Returns 0, or -1 if the folder's bundles could not be
    listed or one of another writer's could not be read (error logged):
    then nothing may be deleted. */
 int gccheck_referenced(struct objstore *store, const char *const *keys,

@@ -353,7 +353,8 @@ void objgc_condemn(struct objgc *gc, const char *key)
 void objgc_own_bundle(struct objgc *gc, const char *key)
 {
 	pthread_mutex_lock(&gc->lock);
-	if (keylist_add(&gc->own, key) < 0) {
+	/* a chain loaded again (the user evicted and loaded) is noted once */
+	if (!keylist_has(&gc->own, key) && keylist_add(&gc->own, key) < 0) {
 		/* then it looks like another writer's: its mails are kept
 		   longer, never lost */
 		obox_log(OBOX_LOG_WARNING, "noting bundle %s: out of "

@@ -75,8 +75,9 @@ void objgc_return_pending(struct objgc *gc, struct objgc_batch *batch);
 /* A bundle not referencing the keys is stored: condemn them. */
 void objgc_condemn_batch(struct objgc *gc, struct objgc_batch *batch);
 void objgc_condemn(struct objgc *gc, const char *key);
-/* This machine stored the bundle key: not another writer's (gccheck.h)
-   until it is condemned. */
+/* This machine stored the bundle key, or took over its chain at a load
+   (upload_user_loaded()): not another writer's (gccheck.h) until it is
+   condemned.  Noted once however often it is given. */
 void objgc_own_bundle(struct objgc *gc, const char *key);
 /* The mail object key was stored but its name operation failed: no name,
    so no bundle, ever referred to it.  Deleted at once (one request, on a

@@ -52,16 +52,13 @@ static bool same_base(const struct bundle_name *a, const struct bundle_name *b)
 }
 
 /* No base among names[0..n) (all diffs): the key of the newest base they
-   are diffs of (its name, bundle_name_format(), in the diff key's place),
-   with the indexes of its diffs in diff_idx / *diff_count_r; NULL if
-   none. */
+   are diffs of (bundle_key_base_of()), with the indexes of its diffs in
+   diff_idx / *diff_count_r; NULL if none. */
 static char *diffs_base(const struct keylist *foreign,
 			const struct bundle_name *names, const size_t *map,
 			size_t n, size_t *diff_idx, size_t *diff_count_r)
 {
-	char base[BUNDLE_NAME_DIFF_LEN + 1], *key;
-	struct bundle_name name;
-	const char *diff_key, *slash;
+	char key[BUNDLE_KEY_MAX + 1];
 	size_t newest = n;
 
 	*diff_count_r = 0;
@@ -76,16 +73,10 @@ static char *diffs_base(const struct keylist *foreign,
 		if (names[i].is_diff && same_base(&names[i], &names[newest]))
 			diff_idx[(*diff_count_r)++] = i;
 	}
-	name = names[newest];
-	name.is_diff = false;
-	bundle_name_format(&name, base, sizeof(base));
-	diff_key = foreign->keys[map[newest]];
-	slash = strrchr(diff_key, '/');	/* there is one: the name parsed */
-	if (slash == NULL ||
-	    asprintf(&key, "%.*s/%s", (int)(slash - diff_key), diff_key,
-		     base) < 0)
+	if (bundle_key_base_of(foreign->keys[map[newest]], key,
+			       sizeof(key)) < 0)
 		return NULL;
-	return key;
+	return strdup(key);
 }
 
 void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,

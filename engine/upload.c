@@ -128,17 +128,51 @@ static void user_roots_read(struct upload_ctx *ctx, struct ouser *user)
 	roots_read(&user->roots, path, user->prefix);
 }
 
-int upload_user_loaded(struct ouser *user,
-		       const struct userload_roots *loaded)
+/* root (fresh) takes over the chain loaded as lr: its base first among
+   its keys, which are all this machine's from now on */
+static int take_chain(struct upload_ctx *ctx, struct upload_root *root,
+		      struct userload_root *lr)
+{
+	if (roots_add_key(root, lr->bundle_keys[lr->chain_base_idx]) < 0)
+		return -1;
+	for (size_t k = 0; k < lr->bundle_key_count; k++) {
+		if (k != lr->chain_base_idx &&
+		    roots_add_key(root, lr->bundle_keys[k]) < 0)
+			return -1;
+	}
+	for (size_t k = 0; k < root->key_count; k++)
+		objgc_own_bundle(ctx->gc, root->keys[k]);
+	root->base = lr->chain_base;
+	root->last = lr->chain_last;
+	lr->chain_base = lr->chain_last = NULL;
+	bundle_name_from_info(&root->base->base_info, &root->base_name);
+	root->base_size = lr->chain_base_size;
+	root->seq = lr->chain_seq;
+	root->disk_bytes_stale = true;
+	return 0;
+}
+
+int upload_user_loaded(struct upload_ctx *ctx, struct ouser *user,
+		       struct userload_roots *loaded)
 {
 	int ret = 0;
 
 	for (size_t i = 0; loaded != NULL && i < loaded->count; i++) {
-		const struct userload_root *root = &loaded->roots[i];
+		struct userload_root *lr = &loaded->roots[i];
+		struct upload_root *root;
 
-		if (roots_add_loaded(&user->roots, root->guid,
-				     root->bundle_keys,
-				     root->bundle_key_count) < 0)
+		if (lr->chain_base != NULL && lr->chain_base->is_base &&
+		    lr->chain_base_idx < lr->bundle_key_count &&
+		    (root = roots_get(&user->roots, lr->guid)) != NULL &&
+		    root->key_count == 0 && root->base == NULL &&
+		    root->last == NULL) {
+			if (take_chain(ctx, root, lr) < 0)
+				ret = -1;
+			continue;
+		}
+		if (roots_add_loaded(&user->roots, lr->guid,
+				     lr->bundle_keys,
+				     lr->bundle_key_count) < 0)
 			ret = -1;
 	}
 	user->roots.read = true;

@@ -93,10 +93,14 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 
 /* After user was loaded from the store (userload.h): the bundle keys
    found for each root, to be condemned once a new base of that root is
-   stored; the user's roots count as read.  Call with user->upload_lock
-   held.  Returns 0 or -1 (out of memory: some old bundles may stay). */
-int upload_user_loaded(struct ouser *user,
-		       const struct userload_roots *loaded);
+   stored; the user's roots count as read.  A root whose one writer's
+   chain was loaded whole takes over its base (and its newest diff's tree,
+   taken from loaded): its next upload is a diff of that base, and the
+   chain's bundles are this machine's for the split-brain check (objgc).
+   Call with user->upload_lock held.  Returns 0 or -1 (out of memory: some
+   old bundles may stay). */
+int upload_user_loaded(struct upload_ctx *ctx, struct ouser *user,
+		       struct userload_roots *loaded);
 /* True if the user root has a stored bundle (call with upload_lock). */
 bool upload_user_root_stored(struct upload_ctx *ctx, struct ouser *user);
 

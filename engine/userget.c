@@ -77,7 +77,7 @@ static int load_locked(struct obox *obox, struct ouser *user)
 		/* created meanwhile (not through this mount) */
 		return ret == EEXIST || ret == ENOTEMPTY ? 0 : ret;
 	}
-	(void)upload_user_loaded(user, result);
+	(void)upload_user_loaded(&obox->upctx, user, result);
 	/* mails put back are in no bundle yet: the next pass stores one
 	   with them (and its watermark), so the next cold load lists less */
 	if (stats.mails_put_back > 0)

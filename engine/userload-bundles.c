@@ -41,10 +41,12 @@ static void mark_from_info(struct ul_ctx *ctx, struct ul_mark *mark,
 }
 
 /* GET and decode key, expected to be named name.  Returns 1 with
-   *bundle_r, 0 if it is bad or gone (logged), -1 on a store error. */
+   *bundle_r (and its stored bytes in *size_r), 0 if it is bad or gone
+   (logged), -1 on a store error. */
 static int fetch_bundle(struct ul_ctx *ctx, const char *key,
 			const struct bundle_name *name,
-			struct bundle **bundle_r, const char **error_r)
+			struct bundle **bundle_r, size_t *size_r,
+			const char **error_r)
 {
 	struct bundle_name hdr_name;
 	const char *error;
@@ -62,6 +64,7 @@ static int fetch_bundle(struct ul_ctx *ctx, const char *key,
 		return 0;
 	}
 	ctx->stats.bundles_fetched++;
+	*size_r = size;
 	ret = bundle_decode(data, size, USERLOAD_BUNDLE_MAX, bundle_r, &error);
 	free(data);
 	if (ret < 0) {
@@ -97,7 +100,8 @@ static int ul_diff_cmp_desc(const void *p1, const void *p2)
 }
 
 /* The diffs of base: fetched, applied newest first until one applies;
-   *mark_r is updated from the one applied. */
+   *mark_r is updated from the one applied, root->chain_seq is the newest
+   seq of them. */
 static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 		       const size_t *diff_idx, size_t diff_count,
 		       struct bundle_tree *tree, struct ul_mark *mark_r,
@@ -109,12 +113,14 @@ static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 	int ret = 0;
 
 	for (i = 0; i < diff_count && ret == 0; i++) {
-		size_t k = diff_idx[i];
+		size_t k = diff_idx[i], size;
 
 		diffs[n].key = root->bundle_keys[k];
 		ret = fetch_bundle(ctx, root->bundle_keys[k], &root->names[k],
-				   &diffs[n].bundle, error_r);
+				   &diffs[n].bundle, &size, error_r);
 		if (ret > 0) {
+			if (diffs[n].bundle->info.seq > root->chain_seq)
+				root->chain_seq = diffs[n].bundle->info.seq;
 			n++;
 			ret = 0;
 		}
@@ -147,8 +153,9 @@ static int apply_diffs(struct ul_ctx *ctx, struct ul_root *root,
 	return ret;
 }
 
-/* Drop stubs whose key is not one of this user's mail objects. */
-static void tree_drop_foreign_stubs(struct ul_ctx *ctx,
+/* Drop stubs whose key is not one of this user's mail objects; true if
+   there were any. */
+static bool tree_drop_foreign_stubs(struct ul_ctx *ctx,
 				    struct bundle_tree **_tree)
 {
 	struct bundle_tree *tree = *_tree, *clean;
@@ -164,7 +171,7 @@ static void tree_drop_foreign_stubs(struct ul_ctx *ctx,
 			bad++;
 	}
 	if (bad == 0)
-		return;
+		return false;
 	clean = bundle_tree_new();
 	for (i = 0; i < tree->count; i++) {
 		const struct bundle_entry *e = &tree->entries[i];
@@ -181,13 +188,14 @@ static void tree_drop_foreign_stubs(struct ul_ctx *ctx,
 	}
 	bundle_tree_free(_tree);
 	*_tree = clean;
+	return true;
 }
 
 int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 		 struct bundle_tree **tree_r, struct ul_mark *mark_r,
 		 const char **error_r)
 {
-	size_t *diff_idx, diff_count, bases = 0;
+	size_t *diff_idx, diff_count, bases = 0, base_size;
 	struct bundle *base;
 	long base_idx;
 	int ret;
@@ -212,7 +220,7 @@ int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 		return 0;
 	}
 	ret = fetch_bundle(ctx, root->bundle_keys[base_idx],
-			   &root->names[base_idx], &base, error_r);
+			   &root->names[base_idx], &base, &base_size, error_r);
 	if (ret <= 0) {
 		free(diff_idx);
 		return ret;
@@ -221,15 +229,36 @@ int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	base->tree = NULL;
 	mark_from_info(ctx, mark_r, &base->info);
 	bundle_free(&base);
+	/* one writer's chain: its base is kept for the uploader (a copy,
+	   if a diff is applied to the tree) */
+	ul_chain_reset(root);
+	if (mark_r->single_writer) {
+		root->chain_ok = true;
+		root->chain_base_size = base_size;
+		root->chain_base_idx = (size_t)base_idx;
+		if (diff_count > 0)
+			root->chain_base = bundle_tree_copy(*tree_r);
+	}
 	ret = apply_diffs(ctx, root, diff_idx, diff_count, *tree_r, mark_r,
 			  error_r);
 	free(diff_idx);
 	if (ret < 0) {
 		bundle_tree_free(tree_r);
+		ul_chain_reset(root);
 		return -1;
 	}
-	tree_drop_foreign_stubs(ctx, tree_r);
+	if (tree_drop_foreign_stubs(ctx, tree_r) || !mark_r->single_writer)
+		ul_chain_reset(root);
 	root->mark = *mark_r;
 	return 0;
+}
+
+void ul_chain_reset(struct ul_root *root)
+{
+	root->chain_ok = false;
+	bundle_tree_free(&root->chain_base);
+	bundle_tree_free(&root->chain_last);
+	root->chain_base_size = root->chain_base_idx = 0;
+	root->chain_seq = 0;
 }
 

@@ -47,6 +47,14 @@ struct ul_root {
 	bool skip_tried;
 	/* the watermark of its tree (ul_load_tree()) */
 	struct ul_mark mark;
+	/* ul_load_tree() loaded one writer's chain whole (userload.h
+	   struct userload_root): chain_base is a copy of its base when a
+	   diff was applied (else load_root() keeps the tree written as
+	   the base), load_root() keeps the tree written as chain_last */
+	bool chain_ok;
+	struct bundle_tree *chain_base, *chain_last;
+	size_t chain_base_size, chain_base_idx;
+	uint32_t chain_seq;
 };
 
 struct ul_ctx {
@@ -94,6 +102,8 @@ void ul_place_root(struct ul_ctx *ctx, size_t idx, const char *path);
 int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 		 struct bundle_tree **tree_r, struct ul_mark *mark_r,
 		 const char **error_r);
+/* forget root's chain (chain_ok and the trees kept) */
+void ul_chain_reset(struct ul_root *root);
 /* userload-list.c: list the user's objects into ctx (bundle keys and mail
    keys per root), skipping the older mails of big folders */
 int ul_list(struct ul_ctx *ctx, const char **error_r);

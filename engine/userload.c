@@ -185,6 +185,15 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 				ctx->stats.stubs++;
 		}
 		tree_written(ctx, root->path, tree);
+		/* one writer's chain: the tree written is its base (no
+		   diff applied) or its newest diff's tree */
+		if (root->chain_ok) {
+			if (root->chain_base == NULL)
+				root->chain_base = tree;
+			else
+				root->chain_last = tree;
+			tree = NULL;
+		}
 	}
 	/* the folder directory's own mtime is its parent tree's */
 	struct timespec ts[2] = { { 0, UTIME_OMIT }, st.st_mtim };
@@ -299,6 +308,18 @@ static struct userload_roots *roots_export(struct ul_ctx *ctx)
 		r->bundle_key_count = root->bundle_count;
 		root->bundle_keys = NULL;
 		root->bundle_count = 0;
+		/* a chain whose tree was written (a base alone is kept only
+		   then) */
+		if (root->chain_ok && root->tree_loaded &&
+		    (root->chain_seq == 0 || root->chain_last != NULL)) {
+			r->chain_base = root->chain_base;
+			r->chain_last = root->chain_last;
+			r->chain_base_size = root->chain_base_size;
+			r->chain_base_idx = root->chain_base_idx;
+			r->chain_seq = root->chain_seq;
+			root->chain_base = root->chain_last = NULL;
+		}
+		ul_chain_reset(root);
 		roots->count++;
 	}
 	return roots;
@@ -316,6 +337,8 @@ void userload_roots_free(struct userload_roots **_roots)
 			free(roots->roots[i].bundle_keys[j]);
 		free(roots->roots[i].bundle_keys);
 		free(roots->roots[i].path);
+		bundle_tree_free(&roots->roots[i].chain_base);
+		bundle_tree_free(&roots->roots[i].chain_last);
 	}
 	free(roots->roots);
 	free(roots);
@@ -335,6 +358,7 @@ static void ctx_free(struct ul_ctx *ctx)
 		free(root->mail_keys);
 		free(root->referenced);
 		free(root->path);
+		ul_chain_reset(root);
 		bundle_tree_free(&root->tree);
 	}
 	for (size_t i = 0; i < ctx->rebuild_count; i++)

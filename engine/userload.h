@@ -84,6 +84,15 @@ struct userload_root {
 	bool tree_loaded;
 	char **bundle_keys;
 	size_t bundle_key_count;
+	/* one writer's chain was loaded whole: its base as stored
+	   (is_base, no diff applied), its stored bytes and key
+	   (bundle_keys[chain_base_idx]), the tree of the newest diff that
+	   applied (NULL if none) and the newest diff seq seen (0 if none),
+	   for the uploader: the next upload is a diff of that base.  NULL
+	   chain_base otherwise (two writers, a foreign stub dropped). */
+	struct bundle_tree *chain_base, *chain_last;
+	size_t chain_base_size, chain_base_idx;
+	uint32_t chain_seq;
 };
 
 struct userload_roots {

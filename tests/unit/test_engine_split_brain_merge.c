@@ -147,6 +147,36 @@ Test(engine_split_brain_merge, keywords_without_a_name_or_a_letter_are_left_out)
 	obox_deinit(&x);
 }
 
+Test(engine_split_brain_merge, expunge_by_the_machine_that_took_over_is_merged)
+{
+	struct obox *x, *y, *z;
+
+	/* Y took the user over from X (two_writers()): it goes on with X's
+	   base (diffs of it), so X knows the base they share */
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	eng_unlink(y, DIR_NEW, NAME1);
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_eq(eng_stat(y, "index_bases_stored"), 0);
+	/* X, not knowing: mail 2 seen; its split check is due again (one
+	   a second) */
+	usleep(1100000);
+	cr_assert_eq(eng_rename(x, DIR_NEW, NAME2, DIR_CUR, NAME2 ":2,S"), 0);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert_eq(eng_stat(x, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(x, "index_split_mails_expunged"), 1);
+	cr_assert_not(exists(x, DIR_NEW "/" NAME1));
+	eng_assert_mail_stub(x, DIR_CUR "/" NAME2 ":2,S");
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	cr_assert_not(exists(z, DIR_NEW "/" NAME1));
+	eng_assert_mail_stub(z, DIR_CUR "/" NAME2 ":2,S");
+	obox_deinit(&z);
+}
+
 Test(engine_split_brain_merge, mail_still_new_here_gets_the_other_sides_flags)
 {
 	struct obox *x, *y;
