@@ -1,15 +1,12 @@
 /* maildirkw.c: see maildirkw.h. */
 #include "maildirkw.h"
+#include "smallfile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #define NAME_MAX_LEN 255
 
@@ -118,96 +115,28 @@ char maildirkw_letter(struct maildirkw *kw, const char *name, bool may_add)
 
 int maildirkw_read(int dir_fd, struct maildirkw *kw)
 {
-	char *buf;
-	ssize_t ret;
-	size_t len = 0;
-	int fd;
+	char *text;
+	size_t len;
+	int ret;
 
 	maildirkw_clear(kw);
-	fd = openat(dir_fd, MAILDIRKW_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	buf = malloc(MAILDIRKW_FILE_MAX);
-	if (buf == NULL) {
-		close(fd);
-		return -1;
-	}
-	while (len < MAILDIRKW_FILE_MAX &&
-	       (ret = read(fd, buf + len, MAILDIRKW_FILE_MAX - len)) != 0) {
-		if (ret < 0) {
-			if (errno == EINTR)
-				continue;
-			int saved = errno;
-
-			free(buf);
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		len += (size_t)ret;
-	}
-	close(fd);
-	maildirkw_parse(kw, buf, len);
-	free(buf);
-	return 0;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t ret = write(fd, p, len);
-
-		if (ret < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += ret;
-		len -= (size_t)ret;
-	}
-	return 0;
+	ret = smallfile_read(dir_fd, MAILDIRKW_FILE, MAILDIRKW_FILE_MAX, &text,
+			     &len);
+	if (ret > 0)
+		maildirkw_parse(kw, text, len);
+	free(text);
+	return ret < 0 ? -1 : 0;
 }
 
 int maildirkw_write(int dir_fd, const struct maildirkw *kw)
 {
-	struct stat dir_st, st;
-	struct timespec times[2];
 	size_t len;
 	char *text = maildirkw_format(kw, &len);
-	int fd, ret = -1, saved;
+	int ret, saved;
 
 	if (text == NULL)
 		return -1;
-	if (fstat(dir_fd, &dir_st) < 0)
-		goto out_free;
-	fd = openat(dir_fd, MAILDIRKW_FILE, O_WRONLY | O_CREAT | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-	if (fd < 0)
-		goto out_free;
-	if (fstat(fd, &st) < 0)
-		goto out;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto out;
-	}
-	/* a file made here: the folder's owner (the daemon runs as root) */
-	if (st.st_size == 0 && st.st_uid != dir_st.st_uid &&
-	    fchown(fd, dir_st.st_uid, dir_st.st_gid) < 0)
-		goto out;
-	if (ftruncate(fd, 0) < 0 || write_all(fd, text, len) < 0)
-		goto out;
-	clock_gettime(CLOCK_REALTIME, &times[1]);
-	if (times[1].tv_sec <= st.st_mtim.tv_sec)
-		times[1].tv_sec = st.st_mtim.tv_sec + 1;
-	times[0] = times[1];
-	if (futimens(fd, times) < 0)
-		goto out;
-	ret = 0;
-out:
-	saved = errno;
-	close(fd);
-	errno = saved;
-out_free:
+	ret = smallfile_rewrite(dir_fd, MAILDIRKW_FILE, text, len);
 	saved = errno;
 	free(text);
 	errno = saved;

@@ -40,11 +40,9 @@ char maildirkw_letter(struct maildirkw *kw, const char *name, bool may_add);
 /* Read dir_fd's MAILDIRKW_FILE into kw: 0 (an absent file is an empty
    list), -1 with errno. */
 int maildirkw_read(int dir_fd, struct maildirkw *kw);
-/* Write kw as dir_fd's MAILDIRKW_FILE in place (the inode stays: the
-   kernel's view of it is invalidated by the caller), created with the
-   directory's owner and mode 0600 if missing, its mtime moved past the
-   old one (Dovecot reads the file again when its mtime in seconds
-   changes).  0, or -1 with errno. */
+/* Write kw as dir_fd's MAILDIRKW_FILE (smallfile_rewrite(): in place,
+   its mtime moved on; the caller drops the kernel's view of it).  0, or
+   -1 with errno. */
 int maildirkw_write(int dir_fd, const struct maildirkw *kw);
 
 #endif
