@@ -27,7 +27,6 @@
 #include "objgc.h"
 #include "objstore.h"
 #include "putback.h"
-#include "maildirkw.h"
 #include "splitmerge.h"
 #include "users.h"
 
@@ -250,6 +249,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 					       &local_paths, trees, changed);
 		flagged = splitmerge_flags(folder_fd, &local, &local_paths,
 					   trees->other, changed);
+		(void)splitmerge_lines(folder_fd, trees->other, changed);
 	}
 	if (merged > 0 || dropped > 0 || expunged > 0 || flagged > 0)
 		users_changed_behind(user);
@@ -262,17 +262,13 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	keylist_clear(&local_paths);
 	keylist_clear(&local_sorted);
 	for (unsigned int i = 0; i < SPLITMERGE_CHANGED_COUNT; i++) {
-		static const char *const names[SPLITMERGE_CHANGED_COUNT] = {
-			[SPLITMERGE_CUR] = "cur",
-			[SPLITMERGE_NEW] = "new",
-			[SPLITMERGE_KEYWORDS] = MAILDIRKW_FILE,
-		};
 		char sub[PATH_MAX];
 
 		if (!changed[i] || ctx->dir_changed == NULL)
 			continue;
 		snprintf(sub, sizeof(sub), "%s%s%s", path,
-			 path[0] == '\0' ? "" : "/", names[i]);
+			 path[0] == '\0' ? "" : "/",
+			 splitmerge_changed_names[i]);
 		ctx->dir_changed(user, sub, ctx->dir_changed_context);
 	}
 	*merged_r = merged;

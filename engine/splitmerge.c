@@ -6,6 +6,7 @@
 #include "log.h"
 #include "mailpath.h"
 #include "maildirkw.h"
+#include "smallfile.h"
 #include "objgc.h"
 #include "objstore.h"
 
@@ -16,6 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* the longest subscriptions file merged */
+#define LINES_FILE_MAX (1024 * 1024)
+
+const char *const splitmerge_changed_names[SPLITMERGE_CHANGED_COUNT] = {
+	[SPLITMERGE_CUR] = "cur",
+	[SPLITMERGE_NEW] = "new",
+	[SPLITMERGE_KEYWORDS] = MAILDIRKW_FILE,
+	[SPLITMERGE_SUBSCRIPTIONS] = "subscriptions",
+};
 
 /* GET and decode key; NULL if it cannot be had (logged) */
 static struct bundle *fetch(struct objstore *store, const char *key,
@@ -381,4 +392,83 @@ unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 	maildirkw_clear(&local_kw);
 	maildirkw_clear(&other_kw);
 	return renamed;
+}
+
+/* is the line (len bytes) one of text's lines? */
+static bool has_line(const char *text, size_t text_len, const char *line,
+		     size_t len)
+{
+	for (size_t start = 0; start < text_len; ) {
+		const char *nl = memchr(text + start, '\n', text_len - start);
+		size_t end = nl == NULL ? text_len : (size_t)(nl - text);
+
+		if (end - start == len && memcmp(text + start, line, len) == 0)
+			return true;
+		start = end + 1;
+	}
+	return false;
+}
+
+unsigned int splitmerge_lines(int folder_fd, const struct bundle_tree *other,
+			      bool changed[SPLITMERGE_CHANGED_COUNT])
+{
+	const char *name = splitmerge_changed_names[SPLITMERGE_SUBSCRIPTIONS];
+	const struct bundle_entry *e;
+	const char *theirs;
+	char *ours = NULL, *merged = NULL;
+	size_t ours_len, theirs_len, merged_len = 0;
+	unsigned int added = 0;
+	FILE *f;
+	int ret;
+
+	if (other == NULL || (e = bundle_tree_find(other, name)) == NULL ||
+	    e->type != BUNDLE_ENTRY_FILE || e->size == 0 ||
+	    e->size > LINES_FILE_MAX)
+		return 0;
+	theirs = (const char *)e->data;
+	theirs_len = (size_t)e->size;
+	ret = smallfile_read(folder_fd, name, LINES_FILE_MAX, &ours,
+			     &ours_len);
+	if (ret < 0 || (f = open_memstream(&merged, &merged_len)) == NULL) {
+		obox_log(OBOX_LOG_WARNING, "split brain: reading %s failed: "
+			 "%s: the other writer's lines are not merged\n",
+			 name, strerror(errno));
+		free(ours);
+		return 0;
+	}
+	if (ours_len > 0) {
+		fwrite(ours, 1, ours_len, f);
+		if (ours[ours_len - 1] != '\n')
+			fputc('\n', f);
+	}
+	for (size_t start = 0; start < theirs_len; ) {
+		const char *nl = memchr(theirs + start, '\n',
+					theirs_len - start);
+		size_t end = nl == NULL ? theirs_len : (size_t)(nl - theirs);
+
+		if (!has_line(ours, ours_len, theirs + start, end - start)) {
+			fwrite(theirs + start, 1, end - start, f);
+			fputc('\n', f);
+			added++;
+		}
+		start = end + 1;
+	}
+	if (fclose(f) != 0) {
+		free(ours);
+		free(merged);
+		return 0;
+	}
+	if (added > 0) {
+		if (smallfile_rewrite(folder_fd, name, merged,
+				      merged_len) == 0) {
+			changed[SPLITMERGE_SUBSCRIPTIONS] = true;
+		} else {
+			obox_log(OBOX_LOG_WARNING, "split brain: writing %s "
+				 "failed: %s\n", name, strerror(errno));
+			added = 0;
+		}
+	}
+	free(ours);
+	free(merged);
+	return added;
 }

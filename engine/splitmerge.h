@@ -7,6 +7,8 @@
  *    other writer's letters index its own dovecot-keywords: a name this
  *    machine's file lacks is added to it, at its first free letter; a
  *    keyword that finds no letter, all 26 taken, is not merged).
+ *  - the folder's line-based files (Dovecot's subscriptions, kept in the
+ *    INBOX folder of a maildir user): the union of both sides' lines.
  *  - expunges, three-way: when the other writer built on a base this
  *    machine knows (the common base), a mail that base lists, that the
  *    other writer expunged (its current tree lacks it) and that is still
@@ -49,8 +51,11 @@ enum splitmerge_changed {
 	SPLITMERGE_CUR,
 	SPLITMERGE_NEW,
 	SPLITMERGE_KEYWORDS,
+	SPLITMERGE_SUBSCRIPTIONS,
 	SPLITMERGE_CHANGED_COUNT
 };
+/* the file (relative to the folder) of each of them */
+extern const char *const splitmerge_changed_names[SPLITMERGE_CHANGED_COUNT];
 
 /* The local stubs keys[i] at paths[i] ("cur/<name>" or "new/<name>",
    relative to folder_fd; changed[] set for what was changed).  Expunges
@@ -67,6 +72,11 @@ unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 			      const struct keylist *paths,
 			      const struct bundle_tree *other,
+			      bool changed[SPLITMERGE_CHANGED_COUNT]);
+/* The folder's subscriptions: this machine's lines in their order, then
+   the other writer's lines it lacks (a file only the other writer has is
+   taken whole).  Returns the lines added. */
+unsigned int splitmerge_lines(int folder_fd, const struct bundle_tree *other,
 			      bool changed[SPLITMERGE_CHANGED_COUNT]);
 
 #endif

@@ -8,9 +8,11 @@ delivered mail with its bytes, and a third mount with an empty cache dir
 does too.  No mail may be lost.  Flags set on both sides to one mail (and
 keywords, whose letters differ between the two machines' dovecot-keywords)
 are merged: both sides' flags and keywords by name, as IMAP shows them on
-A, on B and on the third mount.
+A, on B and on the third mount; so are folder subscriptions made on
+either side (LSUB).
 Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 42 .. + 47."""
 import os
+import re
 import sys
 import time
 
@@ -78,6 +80,30 @@ def expect_flags(dc, where, user, mails):
     log(f'{where}: both sides\' flags and keywords')
 
 
+SUBS_A, SUBS_B = ['Archive', 'Shared'], ['Projects', 'Shared']
+
+
+def subscribe(dc, user, names):
+    with Imap(dc.imap_port, user) as c:
+        for n in names:
+            c.ok('subscribe', n)
+
+
+def expect_subscriptions(dc, where, user):
+    with Imap(dc.imap_port, user) as c:
+        got = set()
+        for line in c.ok('lsub', '""', '*'):
+            m = re.match(rb'\([^)]*\) (?:"[^"]*"|NIL) "?([^"]*)"?$',
+                         line or b'')
+            if m:
+                got.add(m.group(1).decode())
+    want = set(SUBS_A) | set(SUBS_B)
+    if not want <= got:
+        fail(f'{where}: subscribed {sorted(got)}, missing '
+             f'{sorted(want - got)}')
+    log(f'{where}: both sides\' subscriptions')
+
+
 def upload(mnt, what):
     s = mnt.upload_now()
     log(f'{what}: uploaded; split brains noticed so far '
@@ -102,6 +128,11 @@ def run(name):
             Dovecot(env, a.mountpoint, 'maildir',
                     rundir=env.path('dovecot-a')) as dca:
         deliver_parallel(dca.lmtp_port, first, senders=2)
+        # the folders both sides subscribe to later (Dovecot refuses
+        # subscribing to a folder that does not exist)
+        with Imap(dca.imap_port, user) as c:
+            for n in sorted(set(SUBS_A) | set(SUBS_B)):
+                c.ok('create', n)
         upload(a, 'A')
         # B takes the user over while A still serves it
         with OboxfsMount(env_b, url, env.path('mnt-b'), env.path('cache-b'),
@@ -116,6 +147,8 @@ def run(name):
             # differ between the two machines' dovecot-keywords
             set_flags(dca, user, first, FLAGS_A)
             set_flags(dcb, user, first, FLAGS_B)
+            subscribe(dca, user, SUBS_A)
+            subscribe(dcb, user, SUBS_B)
             # each machine checks a root at most once a second
             upload(b, 'B')
             time.sleep(1.1)
@@ -134,6 +167,8 @@ def run(name):
             expect(dcb, 'B after the merge', user, sent)
             expect_flags(dca, 'A after the merge', user, first)
             expect_flags(dcb, 'B after the merge', user, first)
+            expect_subscriptions(dca, 'A after the merge', user)
+            expect_subscriptions(dcb, 'B after the merge', user)
             dcb.stop()
             dcb.check_log()
         dca.stop()
@@ -145,6 +180,7 @@ def run(name):
                     rundir=env.path('dovecot-c')) as dcc:
         expect(dcc, 'C with an empty cache', user, sent)
         expect_flags(dcc, 'C with an empty cache', user, first)
+        expect_subscriptions(dcc, 'C with an empty cache', user)
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@
  * engines X and Y on their own cache directories serving one user of one
  * store (a split brain) change the same maildir folder each in their own
  * way; Y's split-brain merge (splitmerge.h) gives a mail both sides'
- * system flags and keywords (by name), expunges what X expunged and Y left untouched, keeps what
+ * system flags and keywords (by name), both sides' subscriptions, expunges what X expunged and Y left untouched, keeps what
  * Y changed, and the merged base a third machine loads shows all that. */
 #include "test_engine.h"
 
@@ -175,6 +175,53 @@ Test(engine_split_brain_merge, expunge_by_the_machine_that_took_over_is_merged)
 	cr_assert_not(exists(z, DIR_NEW "/" NAME1));
 	eng_assert_mail_stub(z, DIR_CUR "/" NAME2 ":2,S");
 	obox_deinit(&z);
+}
+
+Test(engine_split_brain_merge, subscriptions_are_unioned)
+{
+	struct obox *x, *y, *z;
+	size_t size;
+	char *subs;
+
+	two_writers(&x, &y);
+	/* one in common, one each; X's file lacks its last newline */
+	eng_write_file(x, MAILDIR "/subscriptions", "V\t2\n\nWork\nX-only");
+	eng_write_file(x, MAILDIR "/dovecot-uidlist", "3 V1 N3\n");
+	cr_assert_eq(obox_upload_now(x), 0);
+	eng_write_file(y, MAILDIR "/subscriptions", "V\t2\n\nY-only\nWork\n");
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);
+	subs = eng_read(y, MAILDIR "/subscriptions", &size);
+	cr_assert_str_eq(subs, "V\t2\n\nY-only\nWork\nX-only\n");
+	free(subs);
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	subs = eng_read(z, MAILDIR "/subscriptions", &size);
+	cr_assert_str_eq(subs, "V\t2\n\nY-only\nWork\nX-only\n");
+	free(subs);
+	obox_deinit(&z);
+}
+
+Test(engine_split_brain_merge, subscriptions_only_the_other_side_has_are_taken)
+{
+	struct obox *x, *y;
+	size_t size;
+	char *subs;
+
+	two_writers(&x, &y);
+	eng_write_file(x, MAILDIR "/subscriptions", "V\t2\n\nWork\n");
+	cr_assert_eq(obox_upload_now(x), 0);
+	eng_write_file(y, MAILDIR "/dovecot-uidlist", "3 V1 N3\n");
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);
+	subs = eng_read(y, MAILDIR "/subscriptions", &size);
+	cr_assert_str_eq(subs, "V\t2\n\nWork\n");
+	free(subs);
+	obox_deinit(&y);
+	obox_deinit(&x);
 }
 
 Test(engine_split_brain_merge, mail_still_new_here_gets_the_other_sides_flags)
