@@ -145,6 +145,27 @@ void obox_user_touch(struct ouser *user);
 void obox_user_opened(struct ouser *user);
 void obox_user_closed(struct ouser *user);
 
+/* --- lazy directories (lazydir.h) --- */
+
+/* name is not in the metacache directory dir_fd (any fd, O_PATH too) of
+   user: if the directory is lazy and its table has name, its stub is
+   created now (a change of user: takes its tree lock, call it holding
+   none).  Returns 1 if the name is there now (look it up again), 0 if
+   not, or -1 with errno. */
+int obox_lazy_lookup(struct obox *obox, struct ouser *user, int dir_fd,
+		     const char *name);
+/* Before an operation enumerates or changes the names of directory
+   dir_fd: a lazy one gets every stub of its table and stops being lazy.
+   Call it inside obox_change_begin/end() of its user.  Returns 0 or an
+   errno (EIO: the table cannot be read; logged). */
+int obox_lazy_expand(struct obox *obox, int dir_fd);
+/* obox_lazy_expand() of a directory of user outside of a change: takes
+   the tree lock if the directory is lazy (call it holding none) */
+int obox_lazy_expand_user(struct obox *obox, struct ouser *user,
+			  int dir_fd);
+/* obox_lazy_expand() of dir_fd/name if that is a directory */
+int obox_lazy_expand_at(struct obox *obox, int dir_fd, const char *name);
+
 /* --- mail files: stubs --- */
 
 /* If the metacache file fd (any fd, O_PATH too; st its stat) is a stub,

@@ -316,6 +316,16 @@ void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
+	if (inode->user != NULL) {
+		/* a lazy directory is whole before it is read (lazydir.h) */
+		int err = obox_lazy_expand_user(fs_get(req)->obox,
+						inode->user, inode->fd);
+
+		if (err != 0) {
+			fuse_reply_err(req, err);
+			return;
+		}
+	}
 	d = calloc(1, sizeof(*d));
 	if (d == NULL) {
 		fuse_reply_err(req, ENOMEM);
