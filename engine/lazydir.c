@@ -645,6 +645,62 @@ int lazydir_expand(struct lazydir *lz, int dir_fd)
 	return 1;
 }
 
+/* a made-up inode number for a name not on disk (readdir's d_ino is
+   informative; FNV-1a, never 0) */
+static uint64_t name_ino(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3ULL;
+	return h | (1ULL << 62);
+}
+
+int lazydir_list(struct lazydir *lz, int dir_fd,
+		 void (*cb)(const char *name, unsigned char type, uint64_t ino,
+			    void *context),
+		 void *context)
+{
+	char table[NAME_MAX + 1];
+	const struct bundle_tree *tree;
+	struct dirent *d;
+	DIR *dir = NULL;
+	int fd, ret, saved;
+
+	pthread_mutex_lock(&lz->lock);
+	ret = table_get(lz, dir_fd, table, &tree);
+	if (ret <= 0)
+		goto out;
+	fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		ret = -1;
+		goto out;
+	}
+	while ((errno = 0, d = readdir(dir)) != NULL) {
+		if (bundle_tree_find(tree, d->d_name) == NULL)
+			cb(d->d_name, d->d_type, (uint64_t)d->d_ino, context);
+	}
+	if (errno != 0)
+		ret = -1;
+	for (size_t i = 0; ret > 0 && i < tree->count; i++) {
+		const char *name = tree->entries[i].path;
+
+		cb(name, DT_REG, name_ino(name), context);
+	}
+out:
+	saved = errno;
+	if (dir != NULL)
+		closedir(dir);
+	pthread_mutex_unlock(&lz->lock);
+	if (ret < 0)
+		obox_log(OBOX_LOG_ERR, "lazydir: listing table %s failed: %s\n",
+			 table, strerror(saved));
+	errno = saved;
+	return ret;
+}
+
 int lazydir_foreach(int dir_fd, void (*cb)(const struct bundle_entry *e,
 					   void *cb_context),
 		    void *cb_context, void *context, const char **error_r)
@@ -717,7 +773,8 @@ size_t lazydir_startup(struct lazydir *lz, int meta_fd,
 	closedir(dir);
 	atomic_store(&lz->live, kept + bad_count);
 	for (size_t i = 0; i < bad_count; i++) {
-		discard(bad[i], context);
+		if (discard != NULL)
+			discard(bad[i], context);
 		lazydir_user_drop(lz, bad[i]);
 		free(bad[i]);
 	}

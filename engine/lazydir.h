@@ -12,10 +12,14 @@
  *     take the table's entries from the table (lazydir_foreach());
  *   - a lookup of a name not on disk creates that one stub if the table
  *     has it (lazydir_lookup());
- *   - whatever enumerates or changes the directory first materializes
- *     every stub, fsyncs the directory, removes the xattr and unlinks the
- *     table (lazydir_expand()): readdir, every name operation in it, the
- *     engine's own walks (split-brain merge, put back, missing mails);
+ *   - a readdir lists the names on disk and the table's without
+ *     materializing anything (lazydir_list()): Dovecot reads cur/ or new/
+ *     at the first body fetch of an IMAP session (its dovecot-uidlist
+ *     names lack the ":2,<flags>" part) and then opens the one mail;
+ *   - whatever changes the directory first materializes every stub,
+ *     fsyncs the directory, removes the xattr and unlinks the table
+ *     (lazydir_expand()): every name operation in it, the engine's own
+ *     walks (split-brain merge, put back, missing mails);
  *   - the directory's mtime stays as it was before materializing.
  *
  * A table is a base bundle (bundles/) of the directory's stub entries
@@ -94,6 +98,15 @@ int lazydir_lookup(struct lazydir *lz, int dir_fd, const char *name);
 /* Materialize the whole directory and remove its table.  Returns 1 if it
    was lazy, 0 if not, -1 with errno (logged). */
 int lazydir_expand(struct lazydir *lz, int dir_fd);
+/* The names of the lazy directory dir_fd as one listing, nothing
+   materialized: cb with each name on disk (., .. too) the table lacks,
+   then each table entry's (type DT_REG, a made-up inode number).
+   Returns 1 if it was lazy, 0 if not (read it from disk), -1 with errno
+   (logged). */
+int lazydir_list(struct lazydir *lz, int dir_fd,
+		 void (*cb)(const char *name, unsigned char type, uint64_t ino,
+			    void *context),
+		 void *context);
 /* bundle_scan_prev.lazy: cb with each table entry of dir_fd (sorted by
    name); 1 if lazy, 0 if not, -1 with *error_r. */
 int lazydir_foreach(int dir_fd, void (*cb)(const struct bundle_entry *e,

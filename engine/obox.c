@@ -476,17 +476,14 @@ int obox_lazy_expand(struct obox *obox, int dir_fd)
 	return lazydir_expand(obox->lazy, dir_fd) < 0 ? errno : 0;
 }
 
-int obox_lazy_expand_user(struct obox *obox, struct ouser *user,
-			  int dir_fd)
+int obox_lazy_list(struct obox *obox, int dir_fd,
+		   void (*cb)(const char *name, unsigned char type,
+			      uint64_t ino, void *context),
+		   void *context)
 {
-	int ret;
-
-	if (!lazydir_any(obox->lazy) || !lazydir_is_lazy(dir_fd))
+	if (!lazydir_any(obox->lazy))
 		return 0;
-	users_change_begin(obox->users, user);
-	ret = obox_lazy_expand(obox, dir_fd);
-	users_change_end(user);
-	return ret;
+	return lazydir_list(obox->lazy, dir_fd, cb, context);
 }
 
 int obox_lazy_expand_at(struct obox *obox, int dir_fd, const char *name)

@@ -159,10 +159,14 @@ int obox_lazy_lookup(struct obox *obox, struct ouser *user, int dir_fd,
    Call it inside obox_change_begin/end() of its user.  Returns 0 or an
    errno (EIO: the table cannot be read; logged). */
 int obox_lazy_expand(struct obox *obox, int dir_fd);
-/* obox_lazy_expand() of a directory of user outside of a change: takes
-   the tree lock if the directory is lazy (call it holding none) */
-int obox_lazy_expand_user(struct obox *obox, struct ouser *user,
-			  int dir_fd);
+/* A readdir of directory dir_fd: if it is lazy, cb with every name it
+   has (on disk or in its table; type DT_REG and a made-up inode number
+   for those not on disk) and 1; 0 if it is not lazy (read it from
+   disk); -1 with errno. */
+int obox_lazy_list(struct obox *obox, int dir_fd,
+		   void (*cb)(const char *name, unsigned char type,
+			      uint64_t ino, void *context),
+		   void *context);
 /* obox_lazy_expand() of dir_fd/name if that is a directory */
 int obox_lazy_expand_at(struct obox *obox, int dir_fd, const char *name);
 
