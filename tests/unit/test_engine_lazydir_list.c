@@ -57,6 +57,7 @@ Test(engine_lazydir_list, every_name_once_nothing_made)
 	for (size_t i = 0; i < n.count; i++)
 		free(n.names[i]);
 	free(n.names);
+	memset(&n, 0, sizeof(n));
 	close(fd);
 	fd = lz_open("Maildir/new");
 	cr_assert_eq(lazydir_list(lz, fd, add, &n), 0);
