@@ -545,23 +545,16 @@ static int dir_mtime_restore(int fd, const struct timespec *mtime)
 	return futimens(fd, ts);
 }
 
-int lazydir_lookup(struct lazydir *lz, int dir_fd, const char *name)
+/* create e's stub in dir_fd (locked), keeping the directory's mtime:
+   1, or -1 with errno (logged) */
+static int make_one(struct lazydir *lz, int dir_fd, const char *table,
+		    const struct bundle_entry *e)
 {
-	char table[NAME_MAX + 1];
-	const struct bundle_tree *tree;
-	const struct bundle_entry *e;
+	const char *name = e->path;
 	struct timespec mtime;
 	const char *error;
 	int fd, ret, saved;
 
-	pthread_mutex_lock(&lz->lock);
-	ret = table_get(lz, dir_fd, table, &tree);
-	if (ret <= 0 || (e = bundle_tree_find(tree, name)) == NULL) {
-		saved = errno;
-		pthread_mutex_unlock(&lz->lock);
-		errno = saved;
-		return ret < 0 ? -1 : 0;
-	}
 	fd = dir_open(dir_fd, &mtime);
 	ret = fd < 0 ? -1 : bundle_stub_create(fd, e, &error);
 	if (fd < 0)
@@ -576,7 +569,6 @@ int lazydir_lookup(struct lazydir *lz, int dir_fd, const char *name)
 	}
 	if (fd >= 0)
 		close(fd);
-	pthread_mutex_unlock(&lz->lock);
 	if (ret < 0) {
 		obox_log(OBOX_LOG_ERR, "lazydir: creating %s of table %s "
 			 "failed: %s\n", name, table, error);
@@ -586,23 +578,35 @@ int lazydir_lookup(struct lazydir *lz, int dir_fd, const char *name)
 	return 1;
 }
 
-int lazydir_expand(struct lazydir *lz, int dir_fd)
+int lazydir_lookup(struct lazydir *lz, int dir_fd, const char *name)
 {
 	char table[NAME_MAX + 1];
 	const struct bundle_tree *tree;
-	struct timespec mtime;
-	const char *error = NULL;
-	int fd, ret, saved = 0;
-	size_t made = 0;
+	const struct bundle_entry *e;
+	int ret, saved;
 
 	pthread_mutex_lock(&lz->lock);
 	ret = table_get(lz, dir_fd, table, &tree);
-	if (ret <= 0) {
-		saved = errno;
-		pthread_mutex_unlock(&lz->lock);
-		errno = saved;
-		return ret;
-	}
+	if (ret > 0 && (e = bundle_tree_find(tree, name)) != NULL)
+		ret = make_one(lz, dir_fd, table, e);
+	else if (ret > 0)
+		ret = 0;
+	saved = errno;
+	pthread_mutex_unlock(&lz->lock);
+	errno = saved;
+	return ret;
+}
+
+/* materialize dir_fd whose table is tree (locked): 1 or -1 with errno
+   (logged) */
+static int make_all(struct lazydir *lz, int dir_fd, const char *table,
+		    const struct bundle_tree *tree)
+{
+	struct timespec mtime;
+	const char *error = NULL;
+	int fd, ret = 1, saved = 0;
+	size_t made = 0;
+
 	fd = dir_open(dir_fd, &mtime);
 	if (fd < 0) {
 		saved = errno;
@@ -635,7 +639,6 @@ int lazydir_expand(struct lazydir *lz, int dir_fd)
 	}
 	if (fd >= 0)
 		close(fd);
-	pthread_mutex_unlock(&lz->lock);
 	if (ret < 0) {
 		obox_log(OBOX_LOG_ERR, "lazydir: materializing table %s "
 			 "failed: %s\n", table, error);
@@ -643,6 +646,41 @@ int lazydir_expand(struct lazydir *lz, int dir_fd)
 		return -1;
 	}
 	return 1;
+}
+
+int lazydir_expand(struct lazydir *lz, int dir_fd)
+{
+	char table[NAME_MAX + 1];
+	const struct bundle_tree *tree;
+	int ret, saved;
+
+	pthread_mutex_lock(&lz->lock);
+	ret = table_get(lz, dir_fd, table, &tree);
+	if (ret > 0)
+		ret = make_all(lz, dir_fd, table, tree);
+	saved = errno;
+	pthread_mutex_unlock(&lz->lock);
+	errno = saved;
+	return ret;
+}
+
+int lazydir_prepare(struct lazydir *lz, int dir_fd, const char *name,
+		    bool removes)
+{
+	char table[NAME_MAX + 1];
+	const struct bundle_tree *tree;
+	const struct bundle_entry *e;
+	int ret, saved;
+
+	pthread_mutex_lock(&lz->lock);
+	ret = table_get(lz, dir_fd, table, &tree);
+	if (ret > 0 && (e = bundle_tree_find(tree, name)) != NULL)
+		ret = removes ? make_all(lz, dir_fd, table, tree) :
+			make_one(lz, dir_fd, table, e);
+	saved = errno;
+	pthread_mutex_unlock(&lz->lock);
+	errno = saved;
+	return ret < 0 ? -1 : 0;
 }
 
 /* a made-up inode number for a name not on disk (readdir's d_ino is

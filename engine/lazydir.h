@@ -16,10 +16,16 @@
  *     materializing anything (lazydir_list()): Dovecot reads cur/ or new/
  *     at the first body fetch of an IMAP session (its dovecot-uidlist
  *     names lack the ":2,<flags>" part) and then opens the one mail;
- *   - whatever changes the directory first materializes every stub,
- *     fsyncs the directory, removes the xattr and unlinks the table
- *     (lazydir_expand()): every name operation in it, the engine's own
- *     walks (split-brain merge, put back, missing mails);
+ *   - a name operation adding or replacing a name of the table gets that
+ *     stub first (the operation sees it exists); one adding a name the
+ *     table lacks needs nothing (a delivery into a lazy new/: disk and
+ *     table still give the directory's content) (lazydir_prepare());
+ *   - before a name of the table is removed (unlink, rename away) the
+ *     whole directory is materialized: every stub made, the directory
+ *     fsynced, the xattr removed and the table unlinked, so that the name
+ *     cannot come back (lazydir_expand()); so are the engine's own walks
+ *     (split-brain merge, missing mails) and a lazy directory removed or
+ *     replaced;
  *   - the directory's mtime stays as it was before materializing.
  *
  * A table is a base bundle (bundles/) of the directory's stub entries
@@ -98,6 +104,14 @@ int lazydir_lookup(struct lazydir *lz, int dir_fd, const char *name);
 /* Materialize the whole directory and remove its table.  Returns 1 if it
    was lazy, 0 if not, -1 with errno (logged). */
 int lazydir_expand(struct lazydir *lz, int dir_fd);
+/* A name operation is about to add, replace (removes false) or remove
+   (removes true) name in dir_fd: a name the table does not have needs
+   nothing (a delivery into a lazy new/); one it has is made first if
+   it is added or replaced (the operation sees it exists), and the whole
+   directory is materialized if it is removed (so that it cannot come
+   back from the table).  Returns 0 or -1 with errno (logged). */
+int lazydir_prepare(struct lazydir *lz, int dir_fd, const char *name,
+		    bool removes);
 /* The names of the lazy directory dir_fd as one listing, nothing
    materialized: cb with each name on disk (., .. too) the table lacks,
    then each table entry's (type DT_REG, a made-up inode number).

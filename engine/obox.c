@@ -469,6 +469,15 @@ int obox_lazy_lookup(struct obox *obox, struct ouser *user, int dir_fd,
 	return ret;
 }
 
+int obox_lazy_prepare(struct obox *obox, int dir_fd, const char *name,
+		      bool removes)
+{
+	if (!lazydir_any(obox->lazy))
+		return 0;
+	return lazydir_prepare(obox->lazy, dir_fd, name, removes) < 0 ?
+		errno : 0;
+}
+
 int obox_lazy_expand(struct obox *obox, int dir_fd)
 {
 	if (!lazydir_any(obox->lazy))

@@ -154,10 +154,14 @@ void obox_user_closed(struct ouser *user);
    not, or -1 with errno. */
 int obox_lazy_lookup(struct obox *obox, struct ouser *user, int dir_fd,
 		     const char *name);
-/* Before an operation enumerates or changes the names of directory
-   dir_fd: a lazy one gets every stub of its table and stops being lazy.
-   Call it inside obox_change_begin/end() of its user.  Returns 0 or an
-   errno (EIO: the table cannot be read; logged). */
+/* Before a name operation adds, replaces (removes false) or removes
+   (removes true) name in directory dir_fd: in a lazy directory a name of
+   its table is made first, and a removal materializes the whole
+   directory (lazydir.h).  Call it inside obox_change_begin/end() of its
+   user.  Returns 0 or an errno (EIO: the table cannot be read; logged). */
+int obox_lazy_prepare(struct obox *obox, int dir_fd, const char *name,
+		      bool removes);
+/* Materialize the lazy directory dir_fd whole (inside a change). */
 int obox_lazy_expand(struct obox *obox, int dir_fd);
 /* A readdir of directory dir_fd: if it is lazy, cb with every name it
    has (on disk or in its table; type DT_REG and a made-up inode number

@@ -35,11 +35,14 @@ static struct ouser *user_at(fuse_req_t req, fuse_ino_t parent,
 	obox_change_end(tracked_user); \
 } while (0)
 
-/* Names change in parent (and in parent/child, a directory the
-   operation removes or replaces, if child is not NULL): a lazy directory
-   is materialized first (engine/lazydir.h), so that no name removed
-   comes back from its table.  Returns 0 or an errno. */
-static int lazy_expand(fuse_req_t req, fuse_ino_t parent, const char *child)
+/* name in parent is added or replaced (removes false) or removed
+   (removes true); dir_gone: it may be a directory the operation removes
+   or replaces.  A lazy directory (engine/lazydir.h) gets the name's stub
+   first, or is materialized whole before a name of its table goes (so
+   that it cannot come back); a lazy directory removed or replaced is
+   materialized (rmdir must see it is not empty).  Returns 0 or an errno. */
+static int lazy_prepare(fuse_req_t req, fuse_ino_t parent, const char *name,
+			bool removes, bool dir_gone)
 {
 	struct oboxfs *fs = fs_get(req);
 	struct oinode *dir = inode_get(req, parent);
@@ -47,18 +50,18 @@ static int lazy_expand(fuse_req_t req, fuse_ino_t parent, const char *child)
 
 	if (dir == &fs->root || !dir->is_dir || dir->fd < 0)
 		return 0;
-	err = obox_lazy_expand(fs->obox, dir->fd);
-	if (err == 0 && child != NULL)
-		err = obox_lazy_expand_at(fs->obox, dir->fd, child);
+	err = obox_lazy_prepare(fs->obox, dir->fd, name, removes);
+	if (err == 0 && dir_gone)
+		err = obox_lazy_expand_at(fs->obox, dir->fd, name);
 	return err;
 }
 
-/* TRACKED() of an operation changing names in parent */
-#define TRACKED_IN(user, parent, child, call) do { \
+/* TRACKED() of an operation on name in parent (lazy_prepare()) */
+#define TRACKED_IN(user, parent, name, removes, dir_gone, call) do { \
 	struct ouser *tracked_user = (user); \
 	int tracked_err; \
 	obox_change_begin(fs_get(req)->obox, tracked_user); \
-	tracked_err = lazy_expand(req, parent, child); \
+	tracked_err = lazy_prepare(req, parent, name, removes, dir_gone); \
 	if (tracked_err != 0) \
 		fuse_reply_err(req, tracked_err); \
 	else \
@@ -87,7 +90,7 @@ void track_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 void track_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 mode_t mode, dev_t rdev)
 {
-	TRACKED_IN(user_at(req, parent, name), parent, NULL,
+	TRACKED_IN(user_at(req, parent, name), parent, name, false, false,
 		   fsop_mknod(req, parent, name, mode, rdev));
 }
 
@@ -110,14 +113,14 @@ void track_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 			return;
 		}
 	}
-	TRACKED_IN(user_at(req, parent, name), parent, NULL,
+	TRACKED_IN(user_at(req, parent, name), parent, name, false, false,
 		   fsop_mkdir(req, parent, name, mode));
 }
 
 void track_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		   const char *name)
 {
-	TRACKED_IN(user_at(req, parent, name), parent, NULL,
+	TRACKED_IN(user_at(req, parent, name), parent, name, false, false,
 		   fsop_symlink(req, link, parent, name));
 }
 
@@ -127,34 +130,36 @@ void track_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct ouser *user = user_at(req, newparent, newname);
 
 	/* the source's link count changes */
-	TRACKED_IN(user, newparent, NULL,
+	TRACKED_IN(user, newparent, newname, false, false,
 		   obox_touched(user, inode_get(req, ino)->ino);
 		   fsop_link(req, ino, newparent, newname));
 }
 
 void track_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	TRACKED_IN(user_at(req, parent, name), parent, NULL,
+	TRACKED_IN(user_at(req, parent, name), parent, name, true, false,
 		   fsop_unlink(req, parent, name));
 }
 
 void track_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	TRACKED_IN(user_at(req, parent, name), parent, name,
+	TRACKED_IN(user_at(req, parent, name), parent, name, true, true,
 		   fsop_rmdir(req, parent, name));
 }
 
-/* fsop_rename() once both directories (and a directory it replaces,
-   or exchanges) are not lazy */
+/* fsop_rename() once both names are ready (lazy_prepare()) */
 static void rename_lazy(fuse_req_t req, fuse_ino_t parent, const char *name,
 			fuse_ino_t newparent, const char *newname,
 			unsigned int flags)
 {
-	int err = lazy_expand(req, parent, (flags & RENAME_EXCHANGE) != 0 ?
-			      name : NULL);
+	bool exchange = (flags & RENAME_EXCHANGE) != 0;
+	int err = lazy_prepare(req, parent, name, true, false);
 
+	/* the target is replaced (its table name made first), or with
+	   RENAME_EXCHANGE goes to the source's place (removed here) */
 	if (err == 0)
-		err = lazy_expand(req, newparent, newname);
+		err = lazy_prepare(req, newparent, newname, exchange,
+				   !exchange);
 	if (err != 0)
 		fuse_reply_err(req, err);
 	else
@@ -192,7 +197,7 @@ void track_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 void track_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		  mode_t mode, struct fuse_file_info *fi)
 {
-	TRACKED_IN(user_at(req, parent, name), parent, NULL,
+	TRACKED_IN(user_at(req, parent, name), parent, name, false, false,
 		   fsop_create(req, parent, name, mode, fi));
 }
 

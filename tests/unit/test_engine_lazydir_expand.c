@@ -61,3 +61,31 @@ Test(engine_lazydir_expand, not_lazy_is_untouched)
 	cr_assert_eq(lz_table_count(), 1);
 	close(fd);
 }
+
+Test(engine_lazydir_expand, prepare_by_name)
+{
+	const char *table_name = "1600000020.M20P1.host:2,S";
+	int fd;
+
+	lz_load(LZ_STUBS);
+	fd = lz_open("Maildir/cur");
+	/* a name the table lacks (a delivery): nothing to do */
+	cr_assert_eq(lazydir_prepare(lz, fd, "new-mail:2,", false), 0);
+	cr_assert_eq(lazydir_prepare(lz, fd, "new-mail:2,", true), 0);
+	cr_assert_eq(lz_dir_count("Maildir/cur"), 0);
+	/* a name of the table added or replaced: that stub only */
+	cr_assert_eq(lazydir_prepare(lz, fd, table_name, false), 0);
+	cr_assert_eq(lz_dir_count("Maildir/cur"), 1);
+	lz_stub_check("Maildir/cur/1600000020.M20P1.host:2,S");
+	cr_assert(lazydir_is_lazy(fd));
+	lz_mtime_check("Maildir/cur");
+	/* removed: the whole directory first, the table gone */
+	cr_assert_eq(lazydir_prepare(lz, fd, table_name, true), 0);
+	cr_assert_eq(lz_dir_count("Maildir/cur"), LZ_STUBS);
+	cr_assert_not(lazydir_is_lazy(fd));
+	cr_assert_eq(lz_table_count(), 0);
+	lz_mtime_check("Maildir/cur");
+	cr_assert_eq(unlinkat(fd, table_name, 0), 0);
+	cr_assert_eq(lazydir_lookup(lz, fd, table_name), 0);
+	close(fd);
+}
