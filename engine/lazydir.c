@@ -578,6 +578,19 @@ static int make_one(struct lazydir *lz, int dir_fd, const char *table,
 	return 1;
 }
 
+bool lazydir_has(struct lazydir *lz, int dir_fd, const char *name)
+{
+	char table[NAME_MAX + 1];
+	const struct bundle_tree *tree;
+	bool ret;
+
+	pthread_mutex_lock(&lz->lock);
+	ret = table_get(lz, dir_fd, table, &tree) > 0 &&
+		bundle_tree_find(tree, name) != NULL;
+	pthread_mutex_unlock(&lz->lock);
+	return ret;
+}
+
 int lazydir_lookup(struct lazydir *lz, int dir_fd, const char *name)
 {
 	char table[NAME_MAX + 1];

@@ -97,6 +97,9 @@ void lazydir_user_drop(struct lazydir *lz, const char *user);
 bool lazydir_any(struct lazydir *lz);
 /* Is dir_fd (any fd of a directory, O_PATH too) lazy?  One getxattr. */
 bool lazydir_is_lazy(int dir_fd);
+/* Does dir_fd's table have name?  (false if the directory is not lazy or
+   its table cannot be read: lazydir_lookup() tells that) */
+bool lazydir_has(struct lazydir *lz, int dir_fd, const char *name);
 /* name is not on disk in dir_fd: if the directory's table has it, create
    its stub.  Returns 1 if created (or there by now), 0 if not in a table,
    -1 with errno (EIO: the table is unreadable; logged). */

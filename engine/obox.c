@@ -463,6 +463,10 @@ int obox_lazy_lookup(struct obox *obox, struct ouser *user, int dir_fd,
 
 	if (!lazydir_any(obox->lazy) || !lazydir_is_lazy(dir_fd))
 		return 0;
+	/* a name Dovecot tries that does not exist changes nothing (a table
+	   that cannot be read: lazydir_lookup() fails with EIO) */
+	if (!lazydir_has(obox->lazy, dir_fd, name))
+		return lazydir_lookup(obox->lazy, dir_fd, name) < 0 ? -1 : 0;
 	users_change_begin(obox->users, user);
 	ret = lazydir_lookup(obox->lazy, dir_fd, name);
 	users_change_end(user);
