@@ -10,7 +10,8 @@ cold logins of builds against each other and a plain directory.
         --build-dir B1 [--build-dir B2 ...] [--rounds 5] [--debug]
       per round, in turn: the plain directory, then each build on an
       empty cache dir: Dovecot restarted, LOGIN + SELECT INBOX (read-only)
-      + UID FETCH 1:* (FLAGS) + LOGOUT timed; the daemon's
+      + UID FETCH 1:* (FLAGS) + LOGOUT timed, then a second session's
+      first body fetch; the daemon's
       index_load_usecs / index_load_write_usecs; with --debug the daemon
       runs with -d and the FUSE requests of the login are counted.
 
@@ -31,8 +32,9 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402 - also puts tests/integration on the path
 from benchlib import login_fetch_flags  # noqa: E402
-from mailtest import (Dovecot, OboxfsMount, S3Config, TestEnv,  # noqa: E402
-                      deliver_parallel, log, make_mails, user_name)
+from mailtest import (Dovecot, Imap, OboxfsMount, S3Config,  # noqa: E402
+                      TestEnv, deliver_parallel, fail, log, make_mails,
+                      user_name)
 
 USER = user_name(1)
 
@@ -110,6 +112,17 @@ def fill(args):
 REQ_RE = re.compile(r'opcode: ([A-Z_]+)')
 
 
+def fetch_body(dc):
+    """seconds of a second session's first body fetch (Dovecot reads
+    new/ and cur/ for it: its uidlist names lack the ':2,' part)"""
+    t0 = time.monotonic()
+    with Imap(dc.imap_port, USER) as c:
+        c.select('INBOX', readonly=True)
+        if len(c.fetch_bodies('1')) != 1:
+            fail('FETCH 1 BODY[] gave no body')
+    return time.monotonic() - t0
+
+
 def one_login(args, build, tag, rnd):
     setup(args, build)
     env = TestEnv(f'login-{tag}')
@@ -118,7 +131,9 @@ def one_login(args, build, tag, rnd):
         env.dir = os.path.join(os.path.abspath(args.dir), 'plain')
         mp = env.path('mnt')
         with Dovecot(env, mp, 'maildir', rundir=env.path('dc')) as dc:
-            return {'secs': login_fetch_flags(dc, USER, args.mails)}
+            res = {'secs': login_fetch_flags(dc, USER, args.mails)}
+            res['body_secs'] = fetch_body(dc)
+            return res
     env.fresh_dir()
     if args.debug:
         wrapper = env.path('oboxfs-d')
@@ -134,6 +149,8 @@ def one_login(args, build, tag, rnd):
         with Dovecot(env, mp, 'maildir', rundir=env.path('dc')) as dc:
             log_size = os.path.getsize(mnt.log_path)
             res['secs'] = login_fetch_flags(dc, USER, args.mails)
+            if not args.debug:
+                res['body_secs'] = fetch_body(dc)
             s = mnt.stats()
             for k in ('index_load_usecs', 'index_load_write_usecs',
                       'index_lazy_tables_written', 'index_lazy_stubs_made',
@@ -165,6 +182,9 @@ def login(args):
     for t in tags:
         secs = statistics.median(r['secs'] for r in out[t])
         extra = ''
+        body = [r['body_secs'] for r in out[t] if 'body_secs' in r]
+        if body:
+            extra += f'  then a body: {statistics.median(body):.3f} s'
         for k in ('index_load_usecs', 'index_load_write_usecs'):
             vals = [r[k] for r in out[t] if k in r]
             if vals:
