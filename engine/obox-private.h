@@ -13,7 +13,7 @@
  *                            split-brain merge.  Two users' tree locks
  *                            (a rename between users) are taken in
  *                            address order.
- *  2a. lazydir.lock          lazy directories' tables (lazydir.c): taken
+ *  2a. lazydir.lock          lazy directories' tables (lazydir-private.h): taken
  *                            inside a tree lock (or with none: a load
  *                            writing a tree nobody sees yet), takes no
  *                            other engine lock
