@@ -13,10 +13,10 @@
  *                            split-brain merge.  Two users' tree locks
  *                            (a rename between users) are taken in
  *                            address order.
- *  2a. lazydir.lock          lazy directories' tables (lazydir-private.h): taken
- *                            inside a tree lock (or with none: a load
- *                            writing a tree nobody sees yet), takes no
- *                            other engine lock
+ *  2a. lazydir.lock          lazy directories' tables (lazydir-private.h):
+ *                            taken holding no lock, a tree lock (shared
+ *                            or exclusive) or, loading, an upload lock;
+ *                            takes no other engine lock
  *   3. inode locks           mailstore_lock_inode() (inolock.c): one per
  *                            inode number; one at a time
  *  3a. size locks            obox_size_grow_begin() and
