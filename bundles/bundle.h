@@ -200,6 +200,16 @@ struct bundle_scan_prev {
 	const struct bundle_tree *tree;
 	bool (*changed)(uint64_t ino, void *context);
 	void *context;
+	/* lazy directories (engine/lazydir.h), or NULL: called once for
+	   every directory scanned (fd open on it), it calls cb with each
+	   entry (named by its name in the directory) the directory has
+	   without it being on disk yet, and returns 1; 0 if the directory
+	   has none, -1 with *error_r.  The scan takes those entries as
+	   given for the names readdir() does not find there. */
+	int (*lazy)(int dirfd, void (*cb)(const struct bundle_entry *e,
+					  void *cb_context),
+		    void *cb_context, void *context, const char **error_r);
+	void *lazy_context;
 	/* out: files taken from tree / read from disk */
 	size_t reused, read;
 };
@@ -215,6 +225,13 @@ int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
    following a symlink. */
 int bundle_tree_write(const struct bundle_tree *tree, int dirfd,
 		      const char **error_r);
+/* Create the one stub e (e->path: a name in dirfd, no '/') as
+   bundle_tree_write() would: the empty file with its xattrs, mode, mtime
+   and (when root) owner.  Returns 1 if created, 0 if the name exists
+   (nothing changed), -1 with errno and *error_r (nothing left behind).
+   The directory's mtime changes, as with any create. */
+int bundle_stub_create(int dirfd, const struct bundle_entry *e,
+		       const char **error_r);
 
 /* pack.c: the stored form of a bundle: its encoding (what
    bundle_encode_base() and bundle_diff() return) compressed as one zstd

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -37,6 +38,11 @@ struct scan_ctx {
 	uint32_t next_link_id;
 	bundle_scan_filter_t *filter;
 	void *context;
+	/* bundle_scan_prev.lazy (kept without an incremental prev too) */
+	int (*lazy)(int dirfd, void (*cb)(const struct bundle_entry *e,
+					  void *cb_context),
+		    void *cb_context, void *context, const char **error_r);
+	void *lazy_context;
 	const char *error;
 };
 
@@ -324,9 +330,106 @@ static bool scan_reuse(struct scan_ctx *ctx, const struct dirent *d,
 	return true;
 }
 
+/* a lazy directory's entries not on disk (bundle_scan_prev.lazy), by
+   name, and which of them readdir() found on disk after all */
+struct lazy_stash {
+	struct bundle_tree *tree;
+	bool *on_disk;
+};
+
+static void lazy_stash_add(const struct bundle_entry *e, void *context)
+{
+	struct lazy_stash *stash = context;
+	struct bundle_entry copy = *e;
+
+	copy.path = bundle_xstrndup(e->path, strlen(e->path));
+	copy.key = e->key == NULL ? NULL :
+		bundle_xstrndup(e->key, strlen(e->key));
+	copy.data = NULL;
+	copy.size = e->type == BUNDLE_ENTRY_STUB ? e->size : 0;
+	copy.link_id = 0;
+	copy.ino = 0;
+	copy.nlink = 1;
+	bundle_tree_push(stash->tree, &copy);
+}
+
+static int lazy_name_cmp(const void *key, const void *p)
+{
+	return strcmp(key, ((const struct bundle_entry *)p)->path);
+}
+
+static void lazy_seen(struct lazy_stash *stash, const char *name)
+{
+	const struct bundle_entry *e;
+
+	if (stash->tree == NULL || stash->tree->count == 0)
+		return;
+	e = bsearch(name, stash->tree->entries, stash->tree->count,
+		    sizeof(*e), lazy_name_cmp);
+	if (e != NULL)
+		stash->on_disk[e - stash->tree->entries] = true;
+}
+
+/* the lazy entries readdir() did not give, under prefix */
+static int lazy_push(struct scan_ctx *ctx, struct lazy_stash *stash,
+		     const char *prefix)
+{
+	for (size_t i = 0; i < stash->tree->count; i++) {
+		struct bundle_entry *e = &stash->tree->entries[i];
+		char path[BUNDLE_PATH_MAX + 1];
+		int len;
+
+		if (stash->on_disk[i])
+			continue;
+		len = snprintf(path, sizeof(path), "%s%s%s", prefix,
+			       prefix[0] == '\0' ? "" : "/", e->path);
+		if (len < 0 || (size_t)len >= sizeof(path)) {
+			ctx->error = bundle_error("%s/%s: path too long",
+						  prefix, e->path);
+			return -1;
+		}
+		if (ctx->tree->count >= BUNDLE_MAX_ENTRIES) {
+			ctx->error = bundle_error("too many entries");
+			return -1;
+		}
+		if (ctx->filter != NULL &&
+		    ctx->filter(path, false, ctx->context) == BUNDLE_SCAN_SKIP)
+			continue;
+		free(e->path);
+		e->path = bundle_xstrndup(path, (size_t)len);
+		bundle_tree_push(ctx->tree, e);
+		ctx->reused++;
+	}
+	return 0;
+}
+
+static int lazy_stash_get(struct scan_ctx *ctx, int fd,
+			  struct lazy_stash *stash)
+{
+	const char *error;
+	int ret;
+
+	stash->tree = NULL;
+	stash->on_disk = NULL;
+	if (ctx->lazy == NULL)
+		return 0;
+	stash->tree = bundle_tree_new();
+	ret = ctx->lazy(fd, lazy_stash_add, stash, ctx->lazy_context, &error);
+	if (ret <= 0) {
+		bundle_tree_free(&stash->tree);
+		if (ret < 0)
+			ctx->error = error;
+		return ret;
+	}
+	stash->on_disk = bundle_xcalloc(stash->tree->count + 1,
+					sizeof(*stash->on_disk));
+	return 1;
+}
+
 static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct lazy_stash stash;
 	struct dirent *d;
 	DIR *dir;
 	int ret = 0;
@@ -334,9 +437,15 @@ static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix)
 	if (fd < 0)
 		return scan_fail(ctx, prefix[0] == '\0' ? "." : prefix,
 				 "openat");
+	if (lazy_stash_get(ctx, fd, &stash) < 0) {
+		close(fd);
+		return -1;
+	}
 	dir = fdopendir(fd);
 	if (dir == NULL) {
 		close(fd);
+		bundle_tree_free(&stash.tree);
+		free(stash.on_disk);
 		return scan_fail(ctx, prefix, "fdopendir");
 	}
 	while (ret == 0 && (errno = 0, d = readdir(dir)) != NULL) {
@@ -345,6 +454,7 @@ static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix)
 
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 			continue;
+		lazy_seen(&stash, d->d_name);
 		len = snprintf(path, sizeof(path), "%s%s%s", prefix,
 			       prefix[0] == '\0' ? "" : "/", d->d_name);
 		if (len < 0 || (size_t)len >= sizeof(path)) {
@@ -361,6 +471,10 @@ static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix)
 	if (ret == 0 && errno != 0)
 		ret = scan_fail(ctx, prefix, "readdir");
 	closedir(dir);
+	if (ret == 0 && stash.tree != NULL)
+		ret = lazy_push(ctx, &stash, prefix);
+	bundle_tree_free(&stash.tree);
+	free(stash.on_disk);
 	return ret;
 }
 
@@ -397,6 +511,10 @@ int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
 	struct stat st;
 	int ret;
 
+	if (prev != NULL) {
+		ctx.lazy = prev->lazy;
+		ctx.lazy_context = prev->lazy_context;
+	}
 	if (prev != NULL && prev->tree != NULL && prev->changed != NULL) {
 		if (fstat(dirfd, &st) < 0) {
 			*error_r = bundle_error("fstat() failed: %s",

@@ -162,6 +162,35 @@ static int create_file(struct parent_cache *pc, int dirfd,
 	return ret;
 }
 
+int bundle_stub_create(int dirfd, const struct bundle_entry *e,
+		       const char **error_r)
+{
+	struct parent_cache pc = { .path = NULL, .fd = -1,
+				   .is_root = geteuid() == 0 };
+	int ret;
+
+	if (e->type != BUNDLE_ENTRY_STUB || strchr(e->path, '/') != NULL) {
+		errno = EINVAL;
+		*error_r = bundle_error("bundle_stub_create: %s is not a stub "
+					"named in its directory", e->path);
+		return -1;
+	}
+	ret = create_file(&pc, dirfd, e, error_r);
+	parent_cache_close(&pc);
+	if (ret < 0 && errno == EEXIST)
+		return 0;
+	if (ret < 0) {
+		int saved = errno;
+
+		/* nothing half-made left behind (it was created: O_EXCL) */
+		if (saved != EEXIST)
+			(void)unlinkat(dirfd, e->path, 0);
+		errno = saved;
+		return -1;
+	}
+	return 1;
+}
+
 static int create_entry(struct parent_cache *pc, int dirfd,
 			const struct bundle_entry *e, const char **error_r)
 {

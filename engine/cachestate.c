@@ -119,6 +119,11 @@ static void discard_user(const char *user, void *context)
 	rmtree(path, true);
 }
 
+void cachestate_discard(struct cachestate *cs, const char *user)
+{
+	discard_user(user, cs);
+}
+
 /* call fn for each name in directory fd */
 static int for_each_name(int fd, void (*fn)(const char *name, void *context),
 			 void *context)

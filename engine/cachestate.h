@@ -37,6 +37,9 @@ int cachestate_open(const char *cache_dir, int meta_fd,
 void cachestate_close(struct cachestate **cs, bool clean);
 
 enum cachestate_last_run cachestate_last_run(struct cachestate *cs);
+/* Move meta/<user> away and delete it: the tree is distrusted, the
+   next access loads it from the store (logged). */
+void cachestate_discard(struct cachestate *cs, const char *user);
 /* number of user trees discarded at open */
 unsigned int cachestate_discarded(struct cachestate *cs);
 

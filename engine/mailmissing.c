@@ -1,5 +1,6 @@
 /* mailmissing.c: counting and logging stubs whose objects are missing, and
  * dropping them (see mailmissing.h, obox_mail_drop() in obox.h). */
+#include "lazydir.h"
 #include "mailmissing.h"
 #include "obox-private.h"
 #include "keylist.h"
@@ -103,6 +104,10 @@ int obox_mail_drop(struct obox *obox, int dir_fd, const char *name, int fd)
 		return EIO;
 	}
 	if (objstore_errcode() != OBJSTORE_ERR_NOT_FOUND)
+		return EIO;
+	/* a name removed from a lazy directory must not come back from
+	   its table (lazydir.h) */
+	if (lazydir_expand(obox->lazy, dir_fd) < 0)
 		return EIO;
 	ret = obox_unlink(obox, dir_fd, name);
 	if (ret == 0)

@@ -13,6 +13,10 @@
  *                            split-brain merge.  Two users' tree locks
  *                            (a rename between users) are taken in
  *                            address order.
+ *  2a. lazydir.lock          lazy directories' tables (lazydir-private.h):
+ *                            taken holding no lock, a tree lock (shared
+ *                            or exclusive) or, loading, an upload lock;
+ *                            takes no other engine lock
  *   3. inode locks           mailstore_lock_inode() (inolock.c): one per
  *                            inode number; one at a time
  *  3a. size locks            obox_size_grow_begin() and
@@ -71,6 +75,7 @@ struct obox {
 	struct uploader *uploader;	/* set by obox_start() */
 	struct metacache *metacache;
 	struct mailmissing *missing;
+	struct lazydir *lazy;		/* lazydir.c: set at init */
 	/* for tests of what a killed daemon leaves behind: obox_deinit()
 	   skips the final upload pass and leaves the cache state unclean
 	   (the next obox_init() sees CACHESTATE_KILLED) */

@@ -1,6 +1,7 @@
 /* obox.c: setting up and tearing down the engine: the cache directory,
  * the store, the caches, the users and the upload threads (obox.h). */
 #include "obox-private.h"
+#include "lazydir.h"
 #include "cachedir.h"
 #include "cachestate.h"
 #include "ids.h"
@@ -235,6 +236,12 @@ static void dir_changed(struct ouser *user, const char *path, void *context)
 	obox->set.dir_changed(full, obox->set.context);
 }
 
+/* a lazy table that cannot be read: its user's tree is not trusted */
+static void lazy_discard(const char *user, void *context)
+{
+	cachestate_discard(context, user);
+}
+
 static int caches_init(struct obox *obox, const char **error_r)
 {
 	char path[PATH_MAX], garbage[PATH_MAX];
@@ -246,6 +253,12 @@ static int caches_init(struct obox *obox, const char **error_r)
 	ids_clock_raise(cachestate_clock_read(obox->cs));
 	if (load_dir_open(obox, error_r) < 0)
 		return -1;
+	obox->lazy = lazydir_init(obox->cache_dir, &error);
+	if (obox->lazy == NULL)
+		return init_fail(error_r, "lazy directories: %s", error);
+	/* after the cache state's discards: their tables go too */
+	(void)lazydir_startup(obox->lazy, obox->meta_fd, lazy_discard,
+			      obox->cs);
 	snprintf(path, sizeof(path), "%s/mail", obox->cache_dir);
 	if (mailcache_init(path, obox->set.cache_size, obox->store,
 			   &obox->mailcache, &error) < 0)
@@ -279,6 +292,7 @@ static int caches_init(struct obox *obox, const char **error_r)
 				 strerror(errno));
 	}
 	obox->upctx_ok = true;
+	obox->upctx.lazy = obox->lazy;
 	obox->upctx.split_check_interval = obox->set.split_check_interval;
 	obox->upctx.dir_changed = dir_changed;
 	obox->upctx.dir_changed_context = obox;
@@ -375,6 +389,7 @@ void obox_deinit(struct obox **_obox)
 	users_deinit(&obox->users);
 	if (obox->upctx_ok)
 		upload_ctx_deinit(&obox->upctx);
+	lazydir_deinit(&obox->lazy);
 	if (obox->load_fd >= 0)
 		close(obox->load_fd);
 	mailstore_deinit(&obox->ms);
@@ -440,6 +455,64 @@ void obox_change_begin(struct obox *obox, struct ouser *user)
 void obox_change_end(struct ouser *user)
 {
 	users_change_end(user);
+}
+
+int obox_lazy_lookup(struct obox *obox, struct ouser *user, int dir_fd,
+		     const char *name)
+{
+	int ret;
+
+	if (!lazydir_any(obox->lazy) || !lazydir_is_lazy(dir_fd))
+		return 0;
+	/* a name Dovecot tries that does not exist changes nothing (a table
+	   that cannot be read: lazydir_lookup() fails with EIO) */
+	if (!lazydir_has(obox->lazy, dir_fd, name))
+		return lazydir_lookup(obox->lazy, dir_fd, name) < 0 ? -1 : 0;
+	users_change_begin(obox->users, user);
+	ret = lazydir_lookup(obox->lazy, dir_fd, name);
+	users_change_end(user);
+	return ret;
+}
+
+int obox_lazy_prepare(struct obox *obox, int dir_fd, const char *name,
+		      bool removes)
+{
+	if (!lazydir_any(obox->lazy))
+		return 0;
+	return lazydir_prepare(obox->lazy, dir_fd, name, removes) < 0 ?
+		errno : 0;
+}
+
+int obox_lazy_expand(struct obox *obox, int dir_fd)
+{
+	if (!lazydir_any(obox->lazy))
+		return 0;
+	return lazydir_expand(obox->lazy, dir_fd) < 0 ? errno : 0;
+}
+
+int obox_lazy_list(struct obox *obox, int dir_fd,
+		   void (*cb)(const char *name, unsigned char type,
+			      uint64_t ino, void *context),
+		   void *context)
+{
+	if (!lazydir_any(obox->lazy))
+		return 0;
+	return lazydir_list(obox->lazy, dir_fd, cb, context);
+}
+
+int obox_lazy_expand_at(struct obox *obox, int dir_fd, const char *name)
+{
+	int fd, ret;
+
+	if (!lazydir_any(obox->lazy))
+		return 0;
+	fd = openat(dir_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return 0;	/* not a directory: the operation says */
+	ret = obox_lazy_expand(obox, fd);
+	close(fd);
+	return ret;
 }
 
 void obox_touched(struct ouser *user, ino_t ino)

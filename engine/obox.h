@@ -146,6 +146,35 @@ void obox_user_touch(struct ouser *user);
 void obox_user_opened(struct ouser *user);
 void obox_user_closed(struct ouser *user);
 
+/* --- lazy directories (lazydir.h) --- */
+
+/* name is not in the metacache directory dir_fd (any fd, O_PATH too) of
+   user: if the directory is lazy and its table has name, its stub is
+   created now (a change of user: takes its tree lock, call it holding
+   none).  Returns 1 if the name is there now (look it up again), 0 if
+   not, or -1 with errno. */
+int obox_lazy_lookup(struct obox *obox, struct ouser *user, int dir_fd,
+		     const char *name);
+/* Before a name operation adds, replaces (removes false) or removes
+   (removes true) name in directory dir_fd: in a lazy directory a name of
+   its table is made first, and a removal materializes the whole
+   directory (lazydir.h).  Call it inside obox_change_begin/end() of its
+   user.  Returns 0 or an errno (EIO: the table cannot be read; logged). */
+int obox_lazy_prepare(struct obox *obox, int dir_fd, const char *name,
+		      bool removes);
+/* Materialize the lazy directory dir_fd whole (inside a change). */
+int obox_lazy_expand(struct obox *obox, int dir_fd);
+/* A readdir of directory dir_fd: if it is lazy, cb with every name it
+   has (on disk or in its table; type DT_REG and a made-up inode number
+   for those not on disk) and 1; 0 if it is not lazy (read it from
+   disk); -1 with errno. */
+int obox_lazy_list(struct obox *obox, int dir_fd,
+		   void (*cb)(const char *name, unsigned char type,
+			      uint64_t ino, void *context),
+		   void *context);
+/* obox_lazy_expand() of dir_fd/name if that is a directory */
+int obox_lazy_expand_at(struct obox *obox, int dir_fd, const char *name);
+
 /* --- mail files: stubs --- */
 
 /* If the metacache file fd (any fd, O_PATH too; st its stat) is a stub,

@@ -17,6 +17,7 @@
  * merged base never points at a deleted object.  sdbox folders are left to the next load's rescan (their u.N names
  * could collide while Dovecot runs).
  */
+#include "lazydir.h"
 #include "monotime.h"
 #include "upload-private.h"
 #include "pathopen.h"
@@ -194,6 +195,21 @@ out:
 /* the mails of the folder at path no local stub knows: back as stubs;
    local stubs whose objects the other writer deleted: gone.  listed is
    the folder's mail keys, sorted. */
+static void lazy_expand_mail_dirs(struct upload_ctx *ctx, int folder_fd)
+{
+	static const char *const subdirs[] = { "cur", "new" };
+
+	for (unsigned int i = 0; ctx->lazy != NULL && i < 2; i++) {
+		int fd = openat(folder_fd, subdirs[i], O_RDONLY | O_DIRECTORY |
+				O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		(void)lazydir_expand(ctx->lazy, fd);	/* logged */
+		close(fd);
+	}
+}
+
 static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			const char *path, const struct keylist *listed,
 			const struct splitmerge_trees *trees,
@@ -213,6 +229,9 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	if (folder_fd >= 0) {
 		struct keylist tmp = { 0 }, tmp_paths = { 0 };
 
+		/* the merge reads, creates, renames and removes stubs in cur/
+		   and new/ by name: lazy ones are made first (lazydir.h) */
+		lazy_expand_mail_dirs(ctx, folder_fd);
 		local_stubs(folder_fd, 0, 2, &local, &local_paths);
 		for (size_t i = 0; i < local.count; i++)
 			(void)keylist_add(&local_sorted, local.keys[i]);

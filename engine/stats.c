@@ -5,6 +5,7 @@
  * cachedir lines, "oboxfs_mailcache_hits_total N" etc., see docs/caches.md).
  */
 #include "obox-private.h"
+#include "lazydir.h"
 #include "mailcache.h"
 #include "mailstore.h"
 #include "metacache.h"
@@ -42,6 +43,7 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 	struct upload_stats ups;
 	struct uploader_stats uls;
 	struct metacache_stats mts;
+	struct lazydir_stats lzs;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -64,6 +66,7 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 	upload_get_stats(&obox->upctx, &ups);
 	uploader_get_stats(obox->uploader, obox->users, &uls);
 	metacache_get_stats(obox->metacache, obox->users, &mts);
+	lazydir_stats_get(obox->lazy, &lzs);
 	const struct stat_line lines[] = {
 		{ "retries", os.retries },
 		{ "errors", os.errors },
@@ -115,6 +118,10 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		  atomic_load(&obox->load_mails_before_mark) },
 		{ "index_load_write_usecs",
 		  atomic_load(&obox->load_write_usecs) },
+		{ "index_lazy_tables_written", lzs.tables_written },
+		{ "index_lazy_stubs_made", lzs.stubs_made },
+		{ "index_lazy_dirs_expanded", lzs.dirs_expanded },
+		{ "index_lazy_tables_bad", lzs.tables_bad },
 	};
 	const struct stat_line metacache_lines[] = {
 		{ "oboxfs_metacache_cap_bytes", mts.cap },

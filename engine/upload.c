@@ -1,6 +1,7 @@
 /* upload.c: snapshots of a user's bundle roots and their upload as base
  * and diff bundles (see upload.h). */
 #include "upload-private.h"
+#include "lazydir.h"
 #include "pathopen.h"
 #include "bundle.h"
 #include "cachestate.h"
@@ -340,6 +341,8 @@ static int scan_root(struct upload_ctx *ctx, struct ouser *user, int user_fd,
 	struct scan_since since = { .user = user };
 	struct bundle_scan_prev prev = {
 		.changed = changed_since, .context = &since,
+		.lazy = ctx->lazy == NULL ? NULL : lazydir_foreach,
+		.lazy_context = ctx->lazy,
 	};
 	const char *error;
 	char *path = snap->roots[i].path;

@@ -74,6 +74,9 @@ struct upload_ctx {
 	/* what a stub takes on the cache's disk (stub_disk_bytes()), for
 	   the trees' sizes (set after init, then read-only) */
 	uint64_t stub_disk_bytes;
+	/* the lazy directories' tables (lazydir.h; set after init, then
+	   read-only; NULL: none) */
+	struct lazydir *lazy;
 
 	pthread_mutex_t stats_lock;
 	struct upload_stats stats;	/* protected by stats_lock */

@@ -4,6 +4,7 @@
  */
 #include "monotime.h"
 #include "obox-private.h"
+#include "lazydir.h"
 #include "log.h"
 #include "mailstore.h"
 #include "rmtree.h"
@@ -58,11 +59,14 @@ static int load_locked(struct obox *obox, struct ouser *user)
 		(void)unlinkat(obox->load_fd, tmp, AT_REMOVEDIR);
 		return ret;
 	}
-	ret = userload_load_filtered(obox->store, user->name, dir_fd,
-				     is_garbage, obox, &stats, &result, &error);
+	/* tables of an earlier tree of the user are garbage */
+	lazydir_user_drop(obox->lazy, user->name);
+	ret = userload_load_lazy(obox->store, user->name, dir_fd, is_garbage,
+				 obox, obox->lazy, &stats, &result, &error);
 	close(dir_fd);
 	if (ret <= 0) {
 		rmtree_at(obox->load_fd, tmp, false);
+		lazydir_user_drop(obox->lazy, user->name);
 		userload_roots_free(&result);
 		if (ret == 0)
 			return ENOENT;
@@ -73,6 +77,7 @@ static int load_locked(struct obox *obox, struct ouser *user)
 	if (renameat(obox->load_fd, tmp, obox->meta_fd, user->name) < 0) {
 		ret = errno;
 		rmtree_at(obox->load_fd, tmp, false);
+		lazydir_user_drop(obox->lazy, user->name);
 		userload_roots_free(&result);
 		/* created meanwhile (not through this mount) */
 		return ret == EEXIST || ret == ENOTEMPTY ? 0 : ret;
@@ -98,10 +103,12 @@ static int load_locked(struct obox *obox, struct ouser *user)
 	atomic_fetch_add(&obox->load_usecs, usecs);
 	atomic_fetch_add(&obox->load_write_usecs, stats.write_usecs);
 	obox_log(OBOX_LOG_INFO, "user %s loaded from the store in %" PRIu64
-		 " ms (%" PRIu64 " ms writing %" PRIu64 " stubs): %u bundle "
+		 " ms (%" PRIu64 " ms writing %" PRIu64 " stubs, %" PRIu64
+		 " of them in %" PRIu64 " lazy directories): %u bundle "
 		 "roots, %u mails listed (%u folders listed from their "
 		 "watermark), %u mails put back\n", user->name, usecs / 1000,
-		 stats.write_usecs / 1000, stats.stubs, stats.roots_loaded,
+		 stats.write_usecs / 1000, stats.stubs, stats.lazy_stubs,
+		 stats.lazy_dirs, stats.roots_loaded,
 		 stats.mails_listed, stats.folders_list_skipped,
 		 stats.mails_put_back);
 	return 0;

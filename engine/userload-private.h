@@ -5,6 +5,7 @@
 #define OBOXFS_USERLOAD_PRIVATE_H
 
 #include "userload.h"
+#include "lazydir.h"
 #include "bundle.h"
 #include "ids.h"
 #include "keys.h"
@@ -78,6 +79,11 @@ struct ul_ctx {
 	struct userload_stats stats;
 	userload_skip_cb *skip;
 	void *skip_context;
+	/* lazy tables (NULL: none) and the directories whose tables are
+	   written once every mail is back (paths from the user dir) */
+	struct lazydir *lazy;
+	struct lazydir_split *lazy_splits;
+	size_t lazy_count;
 };
 
 /* userload-util.c: allocation (aborts when out of memory), errors, roots */

@@ -129,6 +129,18 @@ int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
 	if (folder == NULL)
 		abort();
 	dest = ul_path_join(folder, mail.dir_name);
+	if (lazydir_split_has(ctx->lazy_splits, ctx->lazy_count, dest,
+			      mail.name)) {
+		/* the name is taken by a stub of the directory's table */
+		obox_log(OBOX_LOG_WARNING, "userload(%s): mail %s not put "
+			 "back: %s/%s exists\n", ctx->user, key, dest,
+			 mail.name);
+		ctx->stats.mails_skipped++;
+		free(dest);
+		free(folder);
+		putback_mail_free(&mail);
+		return 0;
+	}
 	folder_fd = ul_dir_open_create(ctx, folder);
 	if (folder_fd >= 0 && root->path == NULL &&
 	    folder_claim(ctx, root, folder_fd, folder))

@@ -107,6 +107,81 @@ static void tree_written(struct ul_ctx *ctx, const char *path,
 	}
 }
 
+/* The lazy directories of a tree written at path: their stubs count as
+   written (their objects referenced); their tables are written once the
+   load is complete (lazy_install()). */
+static void lazy_splits_keep(struct ul_ctx *ctx, const char *path,
+			     struct lazydir_split **splits, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		struct lazydir_split *s = &(*splits)[i];
+		char *full = ul_path_join(path, s->path);
+
+		for (size_t j = 0; j < s->tree->count; j++)
+			mark_referenced(ctx, s->tree->entries[j].key);
+		ctx->stats.stubs += s->tree->count;
+		ctx->stats.lazy_stubs += s->tree->count;
+		ctx->lazy_splits = ul_xrealloc(ctx->lazy_splits,
+					       (ctx->lazy_count + 1) *
+					       sizeof(*ctx->lazy_splits));
+		ctx->lazy_splits[ctx->lazy_count].path = full;
+		ctx->lazy_splits[ctx->lazy_count].tree = s->tree;
+		ctx->lazy_count++;
+		s->tree = NULL;
+	}
+}
+
+/* write the tables of the lazy directories; one that cannot be written
+   gets its stubs created instead (as without tables) */
+static int lazy_install(struct ul_ctx *ctx, const char **error_r)
+{
+	int64_t start = monotime_us();
+
+	for (size_t i = 0; i < ctx->lazy_count; i++) {
+		struct lazydir_split *s = &ctx->lazy_splits[i];
+		const char *error;
+		struct stat st;
+		int fd;
+
+		fd = pathopen(ctx->dir_fd, s->path, O_RDONLY | O_DIRECTORY);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return ul_fail(error_r, errno, "open(%s) failed: %s",
+				       s->path, strerror(errno));
+		}
+		if (lazydir_install(ctx->lazy, ctx->user, fd, &s->tree,
+				    &error) == 0) {
+			ctx->stats.lazy_dirs++;
+			close(fd);
+			continue;
+		}
+		obox_log(OBOX_LOG_WARNING, "userload(%s): %s: %s: its stubs "
+			 "are created\n", ctx->user, s->path, error);
+		for (size_t j = 0; j < s->tree->count; j++) {
+			if (bundle_stub_create(fd, &s->tree->entries[j],
+					       &error) < 0) {
+				int err = errno;
+
+				close(fd);
+				return ul_fail(error_r, err, "%s: %s",
+					       s->path, error);
+			}
+		}
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, st.st_mtim };
+		if (futimens(fd, ts) < 0) {
+			int err = errno;
+
+			close(fd);
+			return ul_fail(error_r, err, "futimens(%s) failed: %s",
+				       s->path, strerror(err));
+		}
+		close(fd);
+	}
+	ctx->stats.write_usecs += (uint64_t)(monotime_us() - start);
+	return 0;
+}
+
 /* Load root idx (placed) into its directory. */
 static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 {
@@ -115,6 +190,10 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	const char *error, *what;
 	struct stat st;
 	int64_t write_start;
+	struct lazydir_split *splits = NULL;
+	struct bundle_tree *chain_tree = NULL;
+	size_t split_count = 0;
+	uint64_t disk_bytes = 0;
 	int fd, ret;
 
 	what = root->path[0] == '\0' ? "the user root" : root->path;
@@ -156,6 +235,15 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 		goto out;
 	}
 	write_start = monotime_us();
+	if (ctx->lazy != NULL) {
+		/* the size estimate and the stub count are the whole tree's */
+		disk_bytes = bundle_tree_disk_bytes(tree, 0);
+		/* the chain kept for the uploader is the whole tree: a split
+		   moves stubs out of it */
+		if (root->chain_ok && tree->count > LAZYDIR_THRESHOLD)
+			chain_tree = bundle_tree_copy(tree);
+		lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &split_count);
+	}
 	ret = bundle_tree_write(tree, fd, &error);
 	ctx->stats.write_usecs += (uint64_t)(monotime_us() - write_start);
 	if (ret < 0) {
@@ -179,20 +267,28 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	} else {
 		root->tree_loaded = true;
 		ctx->stats.roots_loaded++;
-		ctx->stats.disk_bytes += bundle_tree_disk_bytes(tree, 0);
+		ctx->stats.disk_bytes += ctx->lazy != NULL ? disk_bytes :
+			bundle_tree_disk_bytes(tree, 0);
 		for (size_t i = 0; i < tree->count; i++) {
 			if (tree->entries[i].type == BUNDLE_ENTRY_STUB)
 				ctx->stats.stubs++;
 		}
 		tree_written(ctx, root->path, tree);
-		/* one writer's chain: the tree written is its base (no
-		   diff applied) or its newest diff's tree */
+		lazy_splits_keep(ctx, root->path, &splits, split_count);
+		/* one writer's chain: the tree written (whole, before the
+		   split) is its base (no diff applied) or its newest diff's
+		   tree */
 		if (root->chain_ok) {
+			struct bundle_tree *whole = chain_tree != NULL ?
+				chain_tree : tree;
+
 			if (root->chain_base == NULL)
-				root->chain_base = tree;
+				root->chain_base = whole;
 			else
-				root->chain_last = tree;
-			tree = NULL;
+				root->chain_last = whole;
+			if (whole == tree)
+				tree = NULL;
+			chain_tree = NULL;
 		}
 	}
 	/* the folder directory's own mtime is its parent tree's */
@@ -206,6 +302,8 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 out:
 	if (fd >= 0)
 		close(fd);
+	lazydir_splits_free(&splits, split_count);
+	bundle_tree_free(&chain_tree);
 	bundle_tree_free(&tree);
 	return ret;
 }
@@ -281,6 +379,8 @@ static int load_all(struct ul_ctx *ctx, const char **error_r)
 				return -1;
 		}
 	}
+	if (lazy_install(ctx, error_r) < 0)
+		return -1;
 	return ul_rebuild_sdbox_indexes(ctx, error_r);
 }
 
@@ -364,6 +464,7 @@ static void ctx_free(struct ul_ctx *ctx)
 	for (size_t i = 0; i < ctx->rebuild_count; i++)
 		free(ctx->rebuild_dirs[i]);
 	free(ctx->rebuild_dirs);
+	lazydir_splits_free(&ctx->lazy_splits, ctx->lazy_count);
 	free(ctx->roots);
 	free(ctx->queue);
 }
@@ -382,6 +483,15 @@ int userload_load_filtered(struct objstore *store, const char *user,
 			   struct userload_roots **roots_r,
 			   const char **error_r)
 {
+	return userload_load_lazy(store, user, dir_fd, skip, skip_context,
+				  NULL, stats_r, roots_r, error_r);
+}
+
+int userload_load_lazy(struct objstore *store, const char *user, int dir_fd,
+		       userload_skip_cb *skip, void *skip_context,
+		       struct lazydir *lazy, struct userload_stats *stats_r,
+		       struct userload_roots **roots_r, const char **error_r)
+{
 	struct ul_ctx ctx;
 	const char *error;
 	int ret;
@@ -396,6 +506,7 @@ int userload_load_filtered(struct objstore *store, const char *user,
 	ctx.dir_fd = dir_fd;
 	ctx.skip = skip;
 	ctx.skip_context = skip_context;
+	ctx.lazy = lazy;
 	if (keys_user_prefix(user, ctx.prefix, sizeof(ctx.prefix)) < 0)
 		return ul_fail(error_r, EINVAL, "user name too long");
 	(void)ul_root_get(&ctx, "");

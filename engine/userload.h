@@ -67,8 +67,12 @@ struct userload_stats {
 	   bundle_tree_disk_bytes() estimates it, the stubs' own space not
 	   counted; and how many stubs that is */
 	uint64_t disk_bytes, stubs;
-	/* microseconds spent writing trees (bundle_tree_write()) */
+	/* microseconds spent writing trees (bundle_tree_write()) and the
+	   lazy directories' tables */
 	uint64_t write_usecs;
+	/* directories loaded lazily (lazydir.h) and their stubs (counted in
+	   stubs too, not created) */
+	uint64_t lazy_dirs, lazy_stubs;
 };
 
 /* A bundle root found while loading: the user root (path "", guid "") or
@@ -123,6 +127,13 @@ int userload_load_filtered(struct objstore *store, const char *user,
 			   void *skip_context, struct userload_stats *stats_r,
 			   struct userload_roots **roots_r,
 			   const char **error_r);
+/* The same, with the big maildir directories' stubs written as lazy
+   tables (lazydir.h) instead of created, if lazy is not NULL. */
+struct lazydir;
+int userload_load_lazy(struct objstore *store, const char *user, int dir_fd,
+		       userload_skip_cb *skip, void *skip_context,
+		       struct lazydir *lazy, struct userload_stats *stats_r,
+		       struct userload_roots **roots_r, const char **error_r);
 
 /* Make Dovecot rebuild an sdbox folder's index from its u.N files (after
    mails were put back), keeping UIDs, UIDVALIDITY, flags and keywords:

@@ -298,19 +298,58 @@ void fsop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 					   newname, flags));
 }
 
+struct odir_name {
+	char *name;
+	unsigned char type;	/* DT_* */
+	uint64_t ino;
+};
+
 struct odir {
 	struct ouser *user;	/* counted in its open_count, or NULL */
-	DIR *dp;
+	DIR *dp;		/* NULL for a lazy directory's listing */
 	struct dirent *entry;
 	off_t offset;
+	/* a lazy directory (engine/lazydir.h): its names as opendir found
+	   them (obox_lazy_list()), entry i at offset i + 1, nothing
+	   materialized */
+	struct odir_name *names;
+	size_t name_count, name_alloc;
 };
+
+static void odir_name_add(const char *name, unsigned char type, uint64_t ino,
+			  void *context)
+{
+	struct odir *d = context;
+
+	if (d->name_count == d->name_alloc) {
+		d->name_alloc = d->name_alloc == 0 ? 64 : d->name_alloc * 2;
+		d->names = realloc(d->names, d->name_alloc * sizeof(*d->names));
+		if (d->names == NULL)
+			abort();
+	}
+	d->names[d->name_count].name = strdup(name);
+	if (d->names[d->name_count].name == NULL)
+		abort();
+	d->names[d->name_count].type = type;
+	d->names[d->name_count++].ino = ino;
+}
+
+static void odir_free(struct odir *d)
+{
+	if (d->dp != NULL)
+		closedir(d->dp);
+	for (size_t i = 0; i < d->name_count; i++)
+		free(d->names[i].name);
+	free(d->names);
+	free(d);
+}
 
 /* opendir: a DIR stream on the metacache directory. */
 void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct oinode *inode = inode_get(req, ino);
 	struct odir *d;
-	int fd;
+	int fd, lazy;
 
 	if (inode->is_stats) {
 		fuse_reply_err(req, ENOTDIR);
@@ -321,8 +360,20 @@ void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || (d->dp = fdopendir(fd)) == NULL) {
+	/* a lazy directory is listed with its table's names, nothing
+	   materialized (lazydir.h) */
+	lazy = inode->user == NULL ? 0 :
+		obox_lazy_list(fs_get(req)->obox, inode->fd, odir_name_add, d);
+	if (lazy < 0) {
+		int saved = errno;
+
+		odir_free(d);
+		fuse_reply_err(req, saved);
+		return;
+	}
+	fd = lazy > 0 ? -1 :
+		openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lazy == 0 && (fd < 0 || (d->dp = fdopendir(fd)) == NULL)) {
 		int saved = errno;
 
 		if (fd >= 0)
@@ -337,8 +388,7 @@ void fsop_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* interrupted: no releasedir will come */
 		obox_user_closed(d->user);
-		closedir(d->dp);
-		free(d);
+		odir_free(d);
 	}
 }
 
@@ -346,6 +396,35 @@ static bool is_dot_or_dotdot(const char *name)
 {
 	return name[0] == '.' &&
 		(name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+/* do_readdir() of a lazy directory's listing: no lookups (a readdirplus
+   entry without a node id gives the kernel no inode: it looks the name up
+   when it is used) */
+static size_t readdir_names(fuse_req_t req, struct odir *d, char *buf,
+			    size_t size, off_t off, bool plus)
+{
+	size_t rem = size;
+
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->name_count; i++) {
+		const struct odir_name *n = &d->names[i];
+		struct fuse_entry_param e;
+		size_t entsize;
+
+		memset(&e, 0, sizeof(e));
+		e.attr.st_ino = (ino_t)n->ino;
+		e.attr.st_mode = (mode_t)n->type << 12;
+		entsize = plus ?
+			fuse_add_direntry_plus(req, buf, rem, n->name, &e,
+					       (off_t)i + 1) :
+			fuse_add_direntry(req, buf, rem, n->name, &e.attr,
+					  (off_t)i + 1);
+		if (entsize > rem)
+			break;
+		buf += entsize;
+		rem -= entsize;
+	}
+	return size - rem;
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -365,6 +444,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		return;
 	}
 	p = buf;
+	if (d->dp == NULL) {
+		fuse_reply_buf(req, buf, readdir_names(req, d, buf, size, off,
+						       plus));
+		free(buf);
+		return;
+	}
 	if (off != d->offset) {
 		seekdir(d->dp, off);
 		d->entry = NULL;
@@ -462,8 +547,7 @@ void fsop_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	(void)ino;
 	obox_user_closed(d->user);
-	closedir(d->dp);
-	free(d);
+	odir_free(d);
 	fuse_reply_err(req, 0);
 }
 

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 /* the user a name in parent belongs to (at the root: the name's) */
@@ -34,6 +35,40 @@ static struct ouser *user_at(fuse_req_t req, fuse_ino_t parent,
 	obox_change_end(tracked_user); \
 } while (0)
 
+/* name in parent is added or replaced (removes false) or removed
+   (removes true); dir_gone: it may be a directory the operation removes
+   or replaces.  A lazy directory (engine/lazydir.h) gets the name's stub
+   first, or is materialized whole before a name of its table goes (so
+   that it cannot come back); a lazy directory removed or replaced is
+   materialized (rmdir must see it is not empty).  Returns 0 or an errno. */
+static int lazy_prepare(fuse_req_t req, fuse_ino_t parent, const char *name,
+			bool removes, bool dir_gone)
+{
+	struct oboxfs *fs = fs_get(req);
+	struct oinode *dir = inode_get(req, parent);
+	int err;
+
+	if (dir == &fs->root || !dir->is_dir || dir->fd < 0)
+		return 0;
+	err = obox_lazy_prepare(fs->obox, dir->fd, name, removes);
+	if (err == 0 && dir_gone)
+		err = obox_lazy_expand_at(fs->obox, dir->fd, name);
+	return err;
+}
+
+/* TRACKED() of an operation on name in parent (lazy_prepare()) */
+#define TRACKED_IN(user, parent, name, removes, dir_gone, call) do { \
+	struct ouser *tracked_user = (user); \
+	int tracked_err; \
+	obox_change_begin(fs_get(req)->obox, tracked_user); \
+	tracked_err = lazy_prepare(req, parent, name, removes, dir_gone); \
+	if (tracked_err != 0) \
+		fuse_reply_err(req, tracked_err); \
+	else \
+		call; \
+	obox_change_end(tracked_user); \
+} while (0)
+
 /* an operation on the file inode: its user changes, and the file (the
    inode may be gone once the call replied: nothing of it is used after) */
 #define TRACKED_FILE(inode, call) do { \
@@ -55,8 +90,8 @@ void track_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 void track_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 mode_t mode, dev_t rdev)
 {
-	TRACKED(user_at(req, parent, name),
-		fsop_mknod(req, parent, name, mode, rdev));
+	TRACKED_IN(user_at(req, parent, name), parent, name, false, false,
+		   fsop_mknod(req, parent, name, mode, rdev));
 }
 
 void track_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -78,15 +113,15 @@ void track_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 			return;
 		}
 	}
-	TRACKED(user_at(req, parent, name),
-		fsop_mkdir(req, parent, name, mode));
+	TRACKED_IN(user_at(req, parent, name), parent, name, false, false,
+		   fsop_mkdir(req, parent, name, mode));
 }
 
 void track_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		   const char *name)
 {
-	TRACKED(user_at(req, parent, name),
-		fsop_symlink(req, link, parent, name));
+	TRACKED_IN(user_at(req, parent, name), parent, name, false, false,
+		   fsop_symlink(req, link, parent, name));
 }
 
 void track_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -95,18 +130,40 @@ void track_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct ouser *user = user_at(req, newparent, newname);
 
 	/* the source's link count changes */
-	TRACKED(user, obox_touched(user, inode_get(req, ino)->ino);
-		fsop_link(req, ino, newparent, newname));
+	TRACKED_IN(user, newparent, newname, false, false,
+		   obox_touched(user, inode_get(req, ino)->ino);
+		   fsop_link(req, ino, newparent, newname));
 }
 
 void track_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	TRACKED(user_at(req, parent, name), fsop_unlink(req, parent, name));
+	TRACKED_IN(user_at(req, parent, name), parent, name, true, false,
+		   fsop_unlink(req, parent, name));
 }
 
 void track_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	TRACKED(user_at(req, parent, name), fsop_rmdir(req, parent, name));
+	TRACKED_IN(user_at(req, parent, name), parent, name, true, true,
+		   fsop_rmdir(req, parent, name));
+}
+
+/* fsop_rename() once both names are ready (lazy_prepare()) */
+static void rename_lazy(fuse_req_t req, fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned int flags)
+{
+	bool exchange = (flags & RENAME_EXCHANGE) != 0;
+	int err = lazy_prepare(req, parent, name, true, false);
+
+	/* the target is replaced (its table name made first), or with
+	   RENAME_EXCHANGE goes to the source's place (removed here) */
+	if (err == 0)
+		err = lazy_prepare(req, newparent, newname, exchange,
+				   !exchange);
+	if (err != 0)
+		fuse_reply_err(req, err);
+	else
+		fsop_rename(req, parent, name, newparent, newname, flags);
 }
 
 void track_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -118,9 +175,9 @@ void track_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct ouser *b = user_at(req, newparent, newname);
 
 	if (a == b || a == NULL || b == NULL) {
-		TRACKED(a != NULL ? a : b, fsop_rename(req, parent, name,
-						       newparent, newname,
-						       flags));
+		obox_change_begin(fs->obox, a != NULL ? a : b);
+		rename_lazy(req, parent, name, newparent, newname, flags);
+		obox_change_end(a != NULL ? a : b);
 		return;
 	}
 	/* between two users (rare): both, in a fixed order */
@@ -132,7 +189,7 @@ void track_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	obox_change_begin(fs->obox, a);
 	obox_change_begin(fs->obox, b);
-	fsop_rename(req, parent, name, newparent, newname, flags);
+	rename_lazy(req, parent, name, newparent, newname, flags);
 	obox_change_end(b);
 	obox_change_end(a);
 }
@@ -140,8 +197,8 @@ void track_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 void track_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		  mode_t mode, struct fuse_file_info *fi)
 {
-	TRACKED(user_at(req, parent, name),
-		fsop_create(req, parent, name, mode, fi));
+	TRACKED_IN(user_at(req, parent, name), parent, name, false, false,
+		   fsop_create(req, parent, name, mode, fi));
 }
 
 void track_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,

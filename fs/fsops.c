@@ -33,9 +33,20 @@ static void fsop_init(void *userdata, struct fuse_conn_info *conn)
 static void fsop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct oboxfs *fs = fs_get(req);
+	struct oinode *dir = inode_get(req, parent);
 	struct fuse_entry_param e;
-	int err = inode_lookup(fs, inode_get(req, parent), name, true, &e);
+	int err = inode_lookup(fs, dir, name, true, &e);
 
+	/* a stub of a lazy directory not made yet (engine/lazydir.h) */
+	if (err == ENOENT && dir != &fs->root && dir->is_dir &&
+	    dir->user != NULL) {
+		int ret = obox_lazy_lookup(fs->obox, dir->user, dir->fd, name);
+
+		if (ret > 0)
+			err = inode_lookup(fs, dir, name, true, &e);
+		else if (ret < 0)
+			err = errno;
+	}
 	if (err == 0)
 		fuse_reply_entry(req, &e);
 	else if (err == ENOENT) {
