@@ -149,10 +149,6 @@ int kernel_fd_open(struct oboxfs *fs, struct oinode *inode);
    ends once the kernel's size of kfd (taken over; -1: none, end it now)
    reaches end, or after KERNEL_SIZE_WAIT_MS. */
 void kernel_size_grown(struct oboxfs *fs, ino_t ino, int kfd, off_t end);
-/* obox_size_measure_begin() of file ino, having ended the growths of it
-   the kernel has caught up with (no wait for the waiter thread); end it
-   with obox_size_measure_end(). */
-void kernel_size_measure_begin(struct oboxfs *fs, ino_t ino);
 /* End every growth and stop the waiter thread (before obox_deinit()). */
 void kernel_size_stop(void);
 

@@ -22,18 +22,8 @@
  * replies for long.  kernel_fd_open() walks the file's path on the mount
  * from a FUSE worker: the writer has just opened the file, so the walk
  * finds its dentries cached (a day's entry timeout) and sends no request;
- * one it may send (after an invalidation) is served by another worker.
- *
- * Who ends a growth: a measurement of the file (kernel_size_measure_begin())
- * first ends the growths of it the kernel has caught up with itself, which
- * is the usual case (the writer's write() returns only after the kernel
- * took the size).  Only a growth still ahead of the kernel makes the
- * measurement wait; while one waits, the waiter thread polls at once
- * (yielding the CPU, then every KERNEL_SIZE_SLEEP_NS).  With no
- * measurement waiting it sweeps every KERNEL_SIZE_SWEEP_MS, only to end
- * growths and close their fds: a growth costs no wake-up of its own.  One
- * waiter per daemon (state of this file), started by the first growth,
- * after daemonizing.
+ * one it may send (after an invalidation) is served by another worker.  One waiter per daemon (state of this file), started
+ * by the first growth, after daemonizing.
  */
 #include "fs.h"
 #include "monotime.h"
@@ -53,8 +43,6 @@
 /* polls that only yield the CPU before sleeping between polls */
 #define KERNEL_SIZE_SPINS 64
 #define KERNEL_SIZE_SLEEP_NS 50000L
-/* how often growths are swept when no measurement waits for one */
-#define KERNEL_SIZE_SWEEP_MS 10
 
 struct growth {
 	struct growth *next;
@@ -71,9 +59,6 @@ static struct {
 	pthread_t thread;
 	bool started, stopping;	/* protected by lock */
 	struct growth *growths;	/* protected by lock */
-	/* measurements waiting for a growth the kernel had not caught up
-	   with (protected by lock) */
-	unsigned int urgent;
 	struct obox *obox;	/* protected by lock */
 } waiter = {
 	.once = PTHREAD_ONCE_INIT,
@@ -145,22 +130,6 @@ static void poll_locked(void)
 	}
 }
 
-/* wait on waiter.added for KERNEL_SIZE_SWEEP_MS at most (lock held; the
-   condition variable has the default clock: a step of the wall clock
-   only moves one sweep) */
-static void sweep_wait_locked(void)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += KERNEL_SIZE_SWEEP_MS * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	(void)pthread_cond_timedwait(&waiter.added, &waiter.lock, &until);
-}
-
 static void *waiter_main(void *context)
 {
 	const struct timespec pause = { 0, KERNEL_SIZE_SLEEP_NS };
@@ -175,11 +144,6 @@ static void *waiter_main(void *context)
 		if (waiter.growths == NULL) {
 			spins = 0;
 			pthread_cond_wait(&waiter.added, &waiter.lock);
-			continue;
-		}
-		if (waiter.urgent == 0) {
-			spins = 0;
-			sweep_wait_locked();
 			continue;
 		}
 		pthread_mutex_unlock(&waiter.lock);
@@ -220,10 +184,8 @@ void kernel_size_grown(struct oboxfs *fs, ino_t ino, int kfd, off_t end)
 		g->end = end;
 		g->deadline_ms = monotime_ms() + KERNEL_SIZE_WAIT_MS;
 		g->next = waiter.growths;
-		/* a waiter with growths sweeps them anyway */
-		if (waiter.growths == NULL)
-			pthread_cond_signal(&waiter.added);
 		waiter.growths = g;
+		pthread_cond_signal(&waiter.added);
 		pthread_mutex_unlock(&waiter.lock);
 		return;
 	}
@@ -233,58 +195,6 @@ void kernel_size_grown(struct oboxfs *fs, ino_t ino, int kfd, off_t end)
 	if (kfd >= 0)
 		close(kfd);
 	obox_size_grow_end(fs->obox, ino);
-}
-
-/* End the growths of ino the kernel has caught up with; true if one is
-   left (then waiter.urgent counts the caller until it calls
-   urgent_done()). */
-static bool settle(ino_t ino)
-{
-	struct growth **gp;
-	bool left = false;
-	int64_t now;
-
-	pthread_mutex_lock(&waiter.lock);
-	now = monotime_ms();
-	for (gp = &waiter.growths; *gp != NULL; ) {
-		struct growth *g = *gp;
-		off_t size;
-
-		if (g->ino != ino) {
-			gp = &g->next;
-			continue;
-		}
-		size = kernel_size(g->kfd, NULL);
-		if (size < 0 || size >= g->end || now >= g->deadline_ms) {
-			*gp = g->next;
-			growth_end(g);
-		} else {
-			left = true;
-			gp = &g->next;
-		}
-	}
-	if (left) {
-		waiter.urgent++;
-		pthread_cond_signal(&waiter.added);
-	}
-	pthread_mutex_unlock(&waiter.lock);
-	return left;
-}
-
-static void urgent_done(void)
-{
-	pthread_mutex_lock(&waiter.lock);
-	waiter.urgent--;
-	pthread_mutex_unlock(&waiter.lock);
-}
-
-void kernel_size_measure_begin(struct oboxfs *fs, ino_t ino)
-{
-	bool urgent = settle(ino);
-
-	obox_size_measure_begin(fs->obox, ino, KERNEL_SIZE_WAIT_MS);
-	if (urgent)
-		urgent_done();
 }
 
 void kernel_size_stop(void)
