@@ -2,6 +2,7 @@
  * directories of a tree go to tables, and writing a table. */
 #include "lazydir-private.h"
 #include "log.h"
+#include "smallfile.h"
 #include "stubattr.h"
 
 #include <dirent.h>
@@ -139,22 +140,6 @@ bool lazydir_split_has(const struct lazydir_split *splits, size_t count,
 	return false;
 }
 
-static int write_all(int fd, const unsigned char *data, size_t size)
-{
-	size_t done = 0;
-
-	while (done < size) {
-		ssize_t ret = write(fd, data + done, size - done);
-
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret < 0)
-			return -1;
-		done += (size_t)ret;
-	}
-	return 0;
-}
-
 int lazydir_install(struct lazydir *lz, const char *user, int dir_fd,
 		    struct bundle_tree **tree, const char **error_r)
 {
@@ -189,7 +174,7 @@ int lazydir_install(struct lazydir *lz, const char *user, int dir_fd,
 	}
 	fd = openat(lz->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0600);
-	if (fd < 0 || write_all(fd, data, size) < 0 || fsync(fd) < 0 ||
+	if (fd < 0 || smallfile_write_all(fd, data, size) < 0 || fsync(fd) < 0 ||
 	    close(fd) < 0 || (fd = -1,
 			      renameat(lz->dir_fd, tmp, lz->dir_fd, name) < 0) ||
 	    bundle_fd_setxattr(dir_fd, LAZYDIR_XATTR, name, strlen(name),

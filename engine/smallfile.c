@@ -44,8 +44,10 @@ int smallfile_read(int dir_fd, const char *name, size_t max, char **text_r,
 	return 1;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int smallfile_write_all(int fd, const void *data, size_t len)
 {
+	const char *p = data;
+
 	while (len > 0) {
 		ssize_t ret = write(fd, p, len);
 
@@ -83,7 +85,7 @@ int smallfile_rewrite(int dir_fd, const char *name, const char *text,
 	if (st.st_size == 0 && st.st_uid != dir_st.st_uid &&
 	    fchown(fd, dir_st.st_uid, dir_st.st_gid) < 0)
 		goto out;
-	if (ftruncate(fd, 0) < 0 || write_all(fd, text, len) < 0)
+	if (ftruncate(fd, 0) < 0 || smallfile_write_all(fd, text, len) < 0)
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &times[1]);
 	if (times[1].tv_sec <= st.st_mtim.tv_sec)

@@ -14,6 +14,9 @@
    0 if there is no such file (*text_r NULL), -1 with errno. */
 int smallfile_read(int dir_fd, const char *name, size_t max, char **text_r,
 		   size_t *len_r);
+/* write() all of data (len bytes) to fd, again after EINTR and short
+   writes: 0, or -1 with errno. */
+int smallfile_write_all(int fd, const void *data, size_t len);
 /* Make dir_fd's file name hold text (len bytes), in place; a file made
    here gets the directory's owner and mode 0600.  0, or -1 with errno
    (EINVAL: not a regular file). */
