@@ -14,7 +14,9 @@
  * are condemned with it.  Local stubs whose objects the other writer
  * deleted (it expunged the mail; objgc.h keeps them a grace period and
  * never deletes one another writer's bundle lists) are removed, so the
- * merged base never points at a deleted object.  sdbox folders are left to the next load's rescan (their u.N names
+ * merged base never points at a deleted object.  Folders created,
+ * renamed or deleted by the other writer: splitfolders.h.  The mails of
+ * sdbox folders are left to the next load's rescan (their u.N names
  * could collide while Dovecot runs).
  */
 #include "lazydir.h"
@@ -28,6 +30,7 @@
 #include "objgc.h"
 #include "objstore.h"
 #include "putback.h"
+#include "splitfolders.h"
 #include "splitmerge.h"
 #include "users.h"
 
@@ -210,13 +213,30 @@ static void lazy_expand_mail_dirs(struct upload_ctx *ctx, int folder_fd)
 	}
 }
 
+/* tell the front end that directory sub (relative to the root at path)
+   changed behind the kernel */
+static void tell_changed(struct upload_ctx *ctx, struct ouser *user,
+			 const char *path, const char *sub)
+{
+	char full[PATH_MAX];
+
+	if (ctx->dir_changed == NULL)
+		return;
+	snprintf(full, sizeof(full), "%s%s%s", path,
+		 path[0] == '\0' || sub[0] == '\0' ? "" : "/", sub);
+	ctx->dir_changed(user, full, ctx->dir_changed_context);
+}
+
 static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			const char *path, const struct keylist *listed,
 			const struct splitmerge_trees *trees,
+			const struct splitfolders_plan *folders,
+			struct splitfolders_counts *folder_counts,
 			unsigned int *merged_r, unsigned int *dropped_r,
 			unsigned int *expunged_r, unsigned int *flagged_r)
 {
 	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
+	struct keylist changed_dirs = { 0 };
 	unsigned int merged = 0, dropped = 0, expunged = 0, flagged = 0;
 	bool changed[SPLITMERGE_CHANGED_COUNT] = { false };
 	int user_fd, folder_fd;
@@ -224,8 +244,14 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	users_snapshot_lock(user);
 	user_fd = openat(ctx->meta_fd, user->name, O_RDONLY | O_DIRECTORY |
 			 O_NOFOLLOW | O_CLOEXEC);
-	folder_fd = user_fd < 0 ? -1 :
+	folder_fd = user_fd < 0 ? -1 : path[0] == '\0' ? dup(user_fd) :
 		pathopen(user_fd, path, O_RDONLY | O_DIRECTORY);
+	if (folder_fd >= 0 && folders != NULL) {
+		/* the folders below this root first: nothing of cur/ and
+		   new/ below */
+		splitfolders_apply(folders, folder_fd, &changed_dirs,
+				   folder_counts);
+	}
 	if (folder_fd >= 0) {
 		struct keylist tmp = { 0 }, tmp_paths = { 0 };
 
@@ -270,7 +296,8 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 					   trees->other, changed);
 		(void)splitmerge_lines(folder_fd, trees->other, changed);
 	}
-	if (merged > 0 || dropped > 0 || expunged > 0 || flagged > 0)
+	if (merged > 0 || dropped > 0 || expunged > 0 || flagged > 0 ||
+	    changed_dirs.count > 0)
 		users_changed_behind(user);
 	if (folder_fd >= 0)
 		close(folder_fd);
@@ -281,15 +308,13 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	keylist_clear(&local_paths);
 	keylist_clear(&local_sorted);
 	for (unsigned int i = 0; i < SPLITMERGE_CHANGED_COUNT; i++) {
-		char sub[PATH_MAX];
-
-		if (!changed[i] || ctx->dir_changed == NULL)
-			continue;
-		snprintf(sub, sizeof(sub), "%s%s%s", path,
-			 path[0] == '\0' ? "" : "/",
-			 splitmerge_changed_names[i]);
-		ctx->dir_changed(user, sub, ctx->dir_changed_context);
+		if (changed[i])
+			tell_changed(ctx, user, path,
+				     splitmerge_changed_names[i]);
 	}
+	for (size_t i = 0; i < changed_dirs.count; i++)
+		tell_changed(ctx, user, path, changed_dirs.keys[i]);
+	keylist_clear(&changed_dirs);
 	*merged_r = merged;
 	*dropped_r = dropped;
 	*expunged_r = expunged;
@@ -305,6 +330,9 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	struct keylist foreign_keys = { 0 };
 	unsigned int foreign = 0, merged = 0, dropped = 0, flagged = 0;
 	unsigned int expunged = 0, gets = 0;
+	struct splitfolders_counts folder_counts = { 0 };
+	struct splitfolders_plan *folders;
+	struct splitmerge_trees trees;
 	int64_t now = monotime_secs();
 
 	if (root == NULL || ctx->split_check_interval == 0 ||
@@ -344,20 +372,20 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	if (foreign == 0)
 		goto out;
 	obox_log(OBOX_LOG_WARNING, "split brain: another machine wrote %u "
-		 "bundles of %s (user %s, %s): merging its mails, maildir "
-		 "flags and expunges\n", foreign, prefix, user->name,
+		 "bundles of %s (user %s, %s): merging its mails, folders, "
+		 "maildir flags and expunges\n", foreign, prefix, user->name,
 		 path[0] == '\0' ? "the user directory" : path);
-	if (guid[0] != '\0') {
-		/* fetched before the tree is locked: GETs take time */
-		struct splitmerge_trees trees;
-
-		splitmerge_fetch(ctx->store, &foreign_keys, &trees);
-		gets = trees.gets;
-		keylist_sort(&lctx.mails);
-		merge_mails(ctx, user, path, &lctx.mails, &trees, &merged,
-			    &dropped, &expunged, &flagged);
-		splitmerge_trees_free(&trees);
-	}
+	/* fetched before the tree is locked: GETs take time */
+	splitmerge_fetch(ctx->store, &foreign_keys, &trees);
+	folders = splitfolders_plan(ctx->store, ctx->gc, user->prefix,
+				    root->last != NULL ? root->last :
+				    root->base, &trees, &folder_counts);
+	gets = trees.gets + folder_counts.gets;
+	keylist_sort(&lctx.mails);
+	merge_mails(ctx, user, path, &lctx.mails, &trees, folders,
+		    &folder_counts, &merged, &dropped, &expunged, &flagged);
+	splitfolders_plan_free(&folders);
+	splitmerge_trees_free(&trees);
 	/* the next upload writes a base holding the merge, then condemns
 	   the other writer's bundles */
 	bundle_tree_free(&root->base);
@@ -370,6 +398,9 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	ctx->stats.split_flags_merged += flagged;
 	ctx->stats.split_mails_expunged += expunged;
 	ctx->stats.split_bundles_read += gets;
+	ctx->stats.split_folders_merged += folder_counts.created +
+		folder_counts.renamed + folder_counts.claimed +
+		folder_counts.removed;
 	pthread_mutex_unlock(&ctx->stats_lock);
 out:
 	keylist_clear(&lctx.bundles);

@@ -105,6 +105,7 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "index_split_mails_merged", ups.split_mails_merged },
 		{ "index_split_mails_dropped", ups.split_mails_dropped },
 		{ "index_split_flags_merged", ups.split_flags_merged },
+		{ "index_split_folders_merged", ups.split_folders_merged },
 		{ "index_split_mails_expunged", ups.split_mails_expunged },
 		{ "index_split_bundles_read", ups.split_bundles_read },
 		{ "index_users_loaded", atomic_load(&obox->users_loaded) },

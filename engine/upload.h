@@ -55,6 +55,7 @@ struct upload_stats {
 	/* maildir mails given the other writer's flags too, expunged as the
 	   other writer did (splitmerge.h); its bundles read for that */
 	uint64_t split_flags_merged, split_mails_expunged, split_bundles_read;
+	uint64_t split_folders_merged;
 };
 
 /* a directory of user's tree (path relative to the user dir) got entries

@@ -1,0 +1,562 @@
+/* splitfolders.c: the folders of a split-brain merge: created, renamed
+ * and deleted by the other writer (see splitfolders.h). */
+#include "splitfolders.h"
+#include "bundle.h"
+#include "ids.h"
+#include "keys.h"
+#include "log.h"
+#include "objgc.h"
+#include "objstore.h"
+#include "pathopen.h"
+#include "rmtree.h"
+#include "splitmerge.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+enum folder_op {
+	/* create path from tree (NULL: the bare directory with guid) */
+	FOLDER_CREATE,
+	/* rename from -> path (the folder with guid) */
+	FOLDER_RENAME,
+	/* set guid on path, which has none here */
+	FOLDER_CLAIM,
+	/* remove path if it is here as tree (the common base's) has it */
+	FOLDER_REMOVE,
+};
+
+struct folder_change {
+	enum folder_op op;
+	char *path, *from;
+	char guid[BUNDLE_GUID_HEX_LEN + 1];
+	/* CREATE: the folder's entries (paths below it), with attrs: the
+	   folder directory's own entry; REMOVE: the common base's entries
+	   below it */
+	struct bundle_tree *tree;
+	struct bundle_entry attrs;
+};
+
+struct splitfolders_plan {
+	struct folder_change *changes;
+	size_t count;
+};
+
+static bool has_dir(const struct bundle_tree *tree, const char *path,
+		    const char *child)
+{
+	char full[BUNDLE_PATH_MAX + 16];
+	const struct bundle_entry *e;
+
+	snprintf(full, sizeof(full), "%s/%s", path, child);
+	e = bundle_tree_find(tree, full);
+	return e != NULL && e->type == BUNDLE_ENTRY_DIR;
+}
+
+/* e (of tree) is a folder directory (splitfolders.h) */
+static bool is_folder(const struct bundle_tree *tree,
+		      const struct bundle_entry *e)
+{
+	return e->type == BUNDLE_ENTRY_DIR &&
+		(e->guid[0] != '\0' || has_dir(tree, e->path, "cur") ||
+		 has_dir(tree, e->path, "dbox-Mails"));
+}
+
+/* the directory with guid in tree, or NULL */
+static const struct bundle_entry *
+find_guid(const struct bundle_tree *tree, const char *guid)
+{
+	for (size_t i = 0; tree != NULL && i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+
+		if (e->type == BUNDLE_ENTRY_DIR && strcmp(e->guid, guid) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* path is below (or is) a folder of an earlier change in plan */
+static bool below_planned(const struct splitfolders_plan *plan,
+			  const char *path)
+{
+	for (size_t i = 0; i < plan->count; i++) {
+		size_t len = strlen(plan->changes[i].path);
+
+		if (strncmp(path, plan->changes[i].path, len) == 0 &&
+		    (path[len] == '/' || path[len] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* the entries of tree below dir, paths relative to it (stubs too if
+   stubs) */
+static struct bundle_tree *subtree(const struct bundle_tree *tree,
+				   const char *dir, bool stubs)
+{
+	struct bundle_tree *sub = bundle_tree_new();
+	size_t len = strlen(dir);
+	const char *error;
+
+	for (size_t i = 0; i < tree->count; i++) {
+		struct bundle_entry e = tree->entries[i];
+
+		if (strncmp(e.path, dir, len) != 0 || e.path[len] != '/' ||
+		    (!stubs && e.type == BUNDLE_ENTRY_STUB))
+			continue;
+		e.path += len + 1;
+		e.link_id = 0;
+		if (bundle_tree_add(sub, &e, &error) < 0)
+			obox_log(OBOX_LOG_WARNING, "split brain: folder %s: "
+				 "%s\n", dir, error);
+	}
+	return sub;
+}
+
+static struct folder_change *plan_add(struct splitfolders_plan *plan,
+				      enum folder_op op, const char *path)
+{
+	struct folder_change *c;
+
+	c = realloc(plan->changes, (plan->count + 1) * sizeof(*c));
+	if (c == NULL)
+		abort();
+	plan->changes = c;
+	c = &plan->changes[plan->count++];
+	memset(c, 0, sizeof(*c));
+	c->op = op;
+	c->path = strdup(path);
+	if (c->path == NULL)
+		abort();
+	return c;
+}
+
+struct list_ctx {
+	const char *user_prefix, *guid;
+	struct objgc *gc;
+	struct keylist keys;
+};
+
+static int list_cb(const struct objstore_list_entry *entry, void *context)
+{
+	struct list_ctx *ctx = context;
+	struct keys_parsed parsed;
+
+	if (!entry->is_prefix &&
+	    keys_parse(ctx->user_prefix, entry->key, &parsed) ==
+	    KEYS_FOLDER_BUNDLE && strcmp(parsed.guid, ctx->guid) == 0 &&
+	    !objgc_is_garbage(ctx->gc, entry->key))
+		(void)keylist_add(&ctx->keys, entry->key);
+	return 0;
+}
+
+/* the other writer's tree of the folder with guid, from its bundles, or
+   NULL (logged) */
+static struct bundle_tree *folder_tree(struct objstore *store,
+				       struct objgc *gc,
+				       const char *user_prefix,
+				       const char *guid,
+				       struct splitfolders_counts *counts)
+{
+	struct list_ctx lctx = { .user_prefix = user_prefix, .guid = guid,
+				 .gc = gc };
+	struct splitmerge_trees trees;
+	struct bundle_tree *tree;
+	char prefix[KEYS_PREFIX_MAX];
+
+	if (keys_idx_prefix(user_prefix, guid, prefix, sizeof(prefix)) < 0)
+		return NULL;
+	if (objstore_list(store, prefix, NULL, list_cb, &lctx) < 0) {
+		obox_log(OBOX_LOG_WARNING, "split brain: listing %s failed: "
+			 "%s\n", prefix, objstore_error());
+		keylist_clear(&lctx.keys);
+		return NULL;
+	}
+	splitmerge_fetch(store, &lctx.keys, &trees);
+	keylist_clear(&lctx.keys);
+	counts->gets += trees.gets;
+	tree = trees.other;
+	trees.other = NULL;
+	splitmerge_trees_free(&trees);
+	return tree;
+}
+
+/* folders of the other writer's tree missing here */
+static void plan_missing(struct splitfolders_plan *plan,
+			 struct objstore *store, struct objgc *gc,
+			 const char *user_prefix,
+			 const struct bundle_tree *local,
+			 const struct splitmerge_trees *trees,
+			 struct splitfolders_counts *counts)
+{
+	const struct bundle_tree *other = trees->other, *common = trees->common;
+
+	for (size_t i = 0; i < other->count; i++) {
+		const struct bundle_entry *e = &other->entries[i];
+		const struct bundle_entry *here = bundle_tree_find(local, e->path);
+		const struct bundle_entry *mine, *was;
+		struct folder_change *c;
+
+		if (!is_folder(other, e) || below_planned(plan, e->path))
+			continue;
+		if (here != NULL) {
+			/* first mail there, none here yet: claim its GUID */
+			if (here->type == BUNDLE_ENTRY_DIR &&
+			    e->guid[0] != '\0' && here->guid[0] == '\0' &&
+			    find_guid(local, e->guid) == NULL) {
+				c = plan_add(plan, FOLDER_CLAIM, e->path);
+				memcpy(c->guid, e->guid, sizeof(c->guid));
+			}
+			continue;
+		}
+		if (e->guid[0] != '\0') {
+			mine = find_guid(local, e->guid);
+			was = find_guid(common, e->guid);
+			if (mine != NULL) {
+				/* renamed there, not here: renamed here */
+				if (was != NULL &&
+				    strcmp(was->path, mine->path) == 0) {
+					c = plan_add(plan, FOLDER_RENAME,
+						     e->path);
+					c->from = strdup(mine->path);
+					if (c->from == NULL)
+						abort();
+					memcpy(c->guid, e->guid,
+					       sizeof(c->guid));
+				}
+				continue;
+			}
+			if (was != NULL)
+				continue;	/* deleted here */
+			c = plan_add(plan, FOLDER_CREATE, e->path);
+			memcpy(c->guid, e->guid, sizeof(c->guid));
+			c->attrs = *e;
+			c->tree = folder_tree(store, gc, user_prefix, e->guid,
+					      counts);
+			continue;
+		}
+		was = common == NULL ? NULL : bundle_tree_find(common, e->path);
+		if (was != NULL) {
+			/* deleted here: again only if changed there */
+			struct bundle_tree *a = subtree(other, e->path, true);
+			struct bundle_tree *b = subtree(common, e->path, true);
+			const char *why;
+			bool same = bundle_tree_equal(a, b, &why);
+
+			bundle_tree_free(&a);
+			bundle_tree_free(&b);
+			if (same)
+				continue;
+		}
+		c = plan_add(plan, FOLDER_CREATE, e->path);
+		c->attrs = *e;
+		c->tree = subtree(other, e->path, false);
+	}
+}
+
+/* folders of the common base the other writer deleted */
+static void plan_deleted(struct splitfolders_plan *plan,
+			 const struct bundle_tree *local,
+			 const struct splitmerge_trees *trees)
+{
+	const struct bundle_tree *common = trees->common;
+
+	for (size_t i = 0; common != NULL && i < common->count; i++) {
+		const struct bundle_entry *e = &common->entries[i];
+		const struct bundle_entry *here;
+		struct folder_change *c;
+
+		if (!is_folder(common, e) || e->guid[0] != '\0' ||
+		    bundle_tree_find(trees->other, e->path) != NULL ||
+		    (here = bundle_tree_find(local, e->path)) == NULL ||
+		    here->type != BUNDLE_ENTRY_DIR || here->guid[0] != '\0' ||
+		    below_planned(plan, e->path))
+			continue;
+		c = plan_add(plan, FOLDER_REMOVE, e->path);
+		c->attrs = *e;
+		c->tree = subtree(common, e->path, true);
+	}
+}
+
+struct splitfolders_plan *
+splitfolders_plan(struct objstore *store, struct objgc *gc,
+		  const char *user_prefix, const struct bundle_tree *local,
+		  const struct splitmerge_trees *trees,
+		  struct splitfolders_counts *counts)
+{
+	struct splitfolders_plan *plan;
+
+	if (local == NULL || trees->other == NULL)
+		return NULL;
+	plan = calloc(1, sizeof(*plan));
+	if (plan == NULL)
+		abort();
+	plan_missing(plan, store, gc, user_prefix, local, trees, counts);
+	plan_deleted(plan, local, trees);
+	if (plan->count == 0)
+		splitfolders_plan_free(&plan);
+	return plan;
+}
+
+void splitfolders_plan_free(struct splitfolders_plan **_plan)
+{
+	struct splitfolders_plan *plan = *_plan;
+
+	if (plan == NULL)
+		return;
+	*_plan = NULL;
+	for (size_t i = 0; i < plan->count; i++) {
+		free(plan->changes[i].path);
+		free(plan->changes[i].from);
+		bundle_tree_free(&plan->changes[i].tree);
+	}
+	free(plan->changes);
+	free(plan);
+}
+
+/* the parent directory of path ("" for a top-level name) into buf */
+static void parent_of(const char *path, char *buf, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+
+	snprintf(buf, size, "%.*s", slash == NULL ? 0 : (int)(slash - path),
+		 path);
+}
+
+static void changed_add(struct keylist *changed_dirs, const char *path)
+{
+	char parent[PATH_MAX];
+
+	parent_of(path, parent, sizeof(parent));
+	if (!keylist_has(changed_dirs, parent))
+		(void)keylist_add(changed_dirs, parent);
+}
+
+/* the GUID xattr of dir fd: 1 (into guid_r), 0 none, -1 error */
+static int fd_guid(int fd, char guid_r[BUNDLE_GUID_HEX_LEN + 1])
+{
+	ssize_t len = fgetxattr(fd, BUNDLE_XATTR_GUID, guid_r,
+				BUNDLE_GUID_HEX_LEN);
+
+	if (len < 0)
+		return errno == ENODATA ? 0 : -1;
+	guid_r[len] = '\0';
+	return 1;
+}
+
+/* the folder directory's own attributes, as the other writer has them */
+static int dir_attrs(int fd, const struct bundle_entry *e)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT },
+				  { e->mtime_sec, e->mtime_nsec } };
+
+	if (fchmod(fd, e->mode & 07777) < 0 ||
+	    (geteuid() == 0 && fchown(fd, e->uid, e->gid) < 0))
+		return -1;
+	return futimens(fd, ts);
+}
+
+static int apply_create(const struct folder_change *c, int root_fd,
+			const char **error_r)
+{
+	char parent[PATH_MAX];
+	int pfd, fd, ret = -1;
+	struct stat st;
+
+	parent_of(c->path, parent, sizeof(parent));
+	pfd = parent[0] == '\0' ? dup(root_fd) :
+		pathopen(root_fd, parent, O_RDONLY | O_DIRECTORY);
+	if (pfd < 0) {
+		*error_r = "its parent is gone here";
+		return -1;
+	}
+	if (fstatat(root_fd, c->path, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    errno != ENOENT) {
+		*error_r = "the name is taken here";
+		close(pfd);
+		return -1;
+	}
+	const char *name = strrchr(c->path, '/');
+
+	name = name == NULL ? c->path : name + 1;
+	if (mkdirat(pfd, name, 0700) < 0) {
+		*error_r = strerror(errno);
+		close(pfd);
+		return -1;
+	}
+	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (fd < 0) {
+		*error_r = strerror(errno);
+	} else if (c->guid[0] != '\0' &&
+		   fsetxattr(fd, BUNDLE_XATTR_GUID, c->guid, strlen(c->guid),
+			     XATTR_CREATE) < 0) {
+		*error_r = strerror(errno);
+	} else if (c->tree != NULL &&
+		   bundle_tree_write(c->tree, fd, error_r) < 0) {
+		/* error_r set */
+	} else if (dir_attrs(fd, &c->attrs) < 0) {
+		*error_r = strerror(errno);
+	} else {
+		ret = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0)
+		rmtree_at(pfd, name, true);
+	close(pfd);
+	return ret;
+}
+
+static int apply_rename(const struct folder_change *c, int root_fd,
+			const char **error_r)
+{
+	char guid[BUNDLE_GUID_HEX_LEN + 1];
+	int fd = pathopen(root_fd, c->from, O_RDONLY | O_DIRECTORY);
+	int ret;
+
+	if (fd < 0) {
+		*error_r = "it is gone here";
+		return -1;
+	}
+	ret = fd_guid(fd, guid);
+	close(fd);
+	if (ret <= 0 || strcmp(guid, c->guid) != 0) {
+		*error_r = "it is another folder here now";
+		return -1;
+	}
+	if (renameat2(root_fd, c->from, root_fd, c->path, RENAME_NOREPLACE) < 0) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	return 0;
+}
+
+static int apply_claim(const struct folder_change *c, int root_fd,
+		       const char **error_r)
+{
+	int fd = pathopen(root_fd, c->path, O_RDONLY | O_DIRECTORY);
+	int ret = -1;
+
+	if (fd < 0) {
+		*error_r = "it is gone here";
+		return -1;
+	}
+	if (fsetxattr(fd, BUNDLE_XATTR_GUID, c->guid, strlen(c->guid),
+		      XATTR_CREATE) < 0)
+		*error_r = errno == EEXIST ? "it got a GUID here meanwhile" :
+			strerror(errno);
+	else
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+static int apply_remove(const struct folder_change *c, int root_fd,
+			const char **error_r)
+{
+	char guid[BUNDLE_GUID_HEX_LEN + 1], parent[PATH_MAX];
+	struct bundle_tree *here = NULL;
+	const char *why, *name;
+	int fd, pfd;
+	bool same;
+
+	fd = pathopen(root_fd, c->path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0) {
+		*error_r = "it is gone here";
+		return -1;
+	}
+	if (fd_guid(fd, guid) != 0) {
+		close(fd);
+		*error_r = "it has received mail here";
+		return -1;
+	}
+	if (bundle_tree_scan(fd, &here, &why) < 0) {
+		close(fd);
+		*error_r = why;
+		return -1;
+	}
+	close(fd);
+	same = bundle_tree_equal(here, c->tree, &why);
+	bundle_tree_free(&here);
+	if (!same) {
+		*error_r = "it was changed here";
+		return -1;
+	}
+	parent_of(c->path, parent, sizeof(parent));
+	pfd = parent[0] == '\0' ? dup(root_fd) :
+		pathopen(root_fd, parent, O_RDONLY | O_DIRECTORY);
+	if (pfd < 0) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	name = strrchr(c->path, '/');
+	rmtree_at(pfd, name == NULL ? c->path : name + 1, false);
+	close(pfd);
+	return 0;
+}
+
+void splitfolders_apply(const struct splitfolders_plan *plan, int root_fd,
+			struct keylist *changed_dirs,
+			struct splitfolders_counts *counts)
+{
+	static const char *const what[] = {
+		[FOLDER_CREATE] = "created", [FOLDER_RENAME] = "renamed",
+		[FOLDER_CLAIM] = "given its GUID",
+		[FOLDER_REMOVE] = "removed",
+	};
+
+	for (size_t i = 0; plan != NULL && i < plan->count; i++) {
+		const struct folder_change *c = &plan->changes[i];
+		const char *error = NULL;
+		int ret = -1;
+
+		switch (c->op) {
+		case FOLDER_CREATE:
+			ret = apply_create(c, root_fd, &error);
+			break;
+		case FOLDER_RENAME:
+			ret = apply_rename(c, root_fd, &error);
+			break;
+		case FOLDER_CLAIM:
+			ret = apply_claim(c, root_fd, &error);
+			break;
+		case FOLDER_REMOVE:
+			ret = apply_remove(c, root_fd, &error);
+			break;
+		}
+		if (ret < 0) {
+			obox_log(OBOX_LOG_INFO, "split brain: folder %s not "
+				 "%s here as the other writer has it: %s\n",
+				 c->path, what[c->op], error);
+			continue;
+		}
+		obox_log(OBOX_LOG_WARNING, "split brain: folder %s%s%s%s %s "
+			 "here as the other writer has it\n", c->path,
+			 c->from == NULL ? "" : " (was ",
+			 c->from == NULL ? "" : c->from,
+			 c->from == NULL ? "" : ")", what[c->op]);
+		changed_add(changed_dirs, c->path);
+		switch (c->op) {
+		case FOLDER_CREATE:
+			counts->created++;
+			break;
+		case FOLDER_RENAME:
+			changed_add(changed_dirs, c->from);
+			counts->renamed++;
+			break;
+		case FOLDER_CLAIM:
+			counts->claimed++;
+			break;
+		case FOLDER_REMOVE:
+			counts->removed++;
+			break;
+		}
+	}
+}

@@ -1,0 +1,72 @@
+/* splitfolders.h: the folder side of a split-brain merge: the folders the
+ * other writer created, renamed or deleted below one bundle root (a
+ * maildir++ INBOX root holds its sibling folders as ".Name" directories,
+ * an sdbox user root its "mailboxes/Name" ones; CONTRACT section 6, the
+ * rules in docs/design.md "Split brain").
+ *
+ * A folder is a directory with a folder GUID (it has held mail: its own
+ * bundle root, a bare entry here) or one holding a maildir "cur" or an
+ * sdbox "dbox-Mails" directory.  Three-way, against the base both writers
+ * built on (the common base; without it every folder of the other writer
+ * missing here counts as created there):
+ *  - created there (in neither the common base nor this root): created
+ *    here, with the other writer's tree: a folder without a GUID from the
+ *    other writer's root tree, one with a GUID from its own bundles (a
+ *    LIST and one or two GETs, before the lock), stubs and indexes as
+ *    they are there; if those cannot be read, the bare directory with
+ *    its GUID (its mails come back at its own merge, putback.h);
+ *  - a folder with a GUID that this root has under another name: renamed
+ *    here to the other writer's name if the common base has it under
+ *    this root's name (renamed there, not here); a rename on both sides
+ *    keeps this machine's;
+ *  - the other writer's folder with a GUID that this root has without
+ *    one at the same name (it received its first mail there): the GUID
+ *    is set here, so that its own merge brings the other writer's mails;
+ *  - deleted here (the common base has it): stays deleted, unless the
+ *    other writer changed a folder without a GUID since (its tree there
+ *    differs from the common base's): then it is created again; a
+ *    folder with a GUID deleted here comes back, with the other writer's
+ *    mails, at the next load (its bundles and mails are in the store);
+ *  - deleted there (the common base has it, the other writer's tree
+ *    lacks it): a folder without a GUID is removed here if it is here as
+ *    the common base has it (untouched here), else kept; a folder with a
+ *    GUID is kept (its mails are never removed by a merge).
+ */
+#ifndef OBOXFS_SPLITFOLDERS_H
+#define OBOXFS_SPLITFOLDERS_H
+
+#include "keylist.h"
+
+struct objstore;
+struct objgc;
+struct bundle_tree;
+struct splitmerge_trees;
+struct splitfolders_plan;
+
+struct splitfolders_counts {
+	unsigned int created, renamed, claimed, removed;
+	/* bundles fetched for created folders */
+	unsigned int gets;
+};
+
+/* What the other writer did to the folders of one root (trees, from
+   splitmerge_fetch()), against local, this root's last scan (NULL: no
+   merge).  Folders created there with a GUID get their trees fetched
+   here (user_prefix: the user's key prefix; gc: keys this machine
+   condemned are not the other writer's).  Returns NULL if there is
+   nothing to do. */
+struct splitfolders_plan *
+splitfolders_plan(struct objstore *store, struct objgc *gc,
+		  const char *user_prefix, const struct bundle_tree *local,
+		  const struct splitmerge_trees *trees,
+		  struct splitfolders_counts *counts);
+/* Under the user's snapshot lock: carry the plan out below root_fd (the
+   root's directory), checking the disk before each change.  The
+   directories whose entries changed (relative to the root, "" for the
+   root itself) are added to changed_dirs. */
+void splitfolders_apply(const struct splitfolders_plan *plan, int root_fd,
+			struct keylist *changed_dirs,
+			struct splitfolders_counts *counts);
+void splitfolders_plan_free(struct splitfolders_plan **plan);
+
+#endif

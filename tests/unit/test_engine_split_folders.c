@@ -1,0 +1,205 @@
+/* test_engine_split_folders.c: through obox.h, without a mount, two
+ * engines X and Y on their own cache directories serve one user of one
+ * store (a split brain) and change its maildir++ folders (".Name"
+ * directories of the INBOX root) each in their own way; the split-brain
+ * merge (splitfolders.h) keeps both sides' new folders, follows a rename
+ * made on one side, removes a folder the other side deleted only if it is
+ * untouched here, and a third machine loading the merged state sees the
+ * same. */
+#include "test_engine.h"
+
+#include <unistd.h>
+
+TestSuite(engine_split_folders, .init = eng_init, .fini = eng_fini,
+	  .timeout = 60);
+
+#define MAILDIR ENG_USER "/Maildir"
+#define NAME1 ENG_MAIL_NAME
+#define NAME2 "1700000001.M2P1.host"
+#define NAME3 "1700000002.M3P1.host"
+
+static bool exists(struct obox *obox, const char *path)
+{
+	return faccessat(obox_meta_fd(obox), path, F_OK,
+			 AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* rm -r of a folder without mails, as a change of the user (Dovecot's
+   DELETE of an empty maildir folder) */
+static void remove_empty_folder(struct obox *obox, const char *folder)
+{
+	static const char *const subs[] = { "/cur", "/new", "/tmp", "" };
+	struct ouser *user = obox_user_get(obox, ENG_USER);
+	char path[1024];
+
+	obox_change_begin(obox, user);
+	for (unsigned int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), MAILDIR "/%s%s", folder, subs[i]);
+		cr_assert_eq(unlinkat(obox_meta_fd(obox), path, AT_REMOVEDIR),
+			     0, "rmdir(%s): %s", path, strerror(errno));
+	}
+	obox_change_end(user);
+}
+
+/* X and Y, both loaded from one base of: INBOX with a mail, ".Old" with
+   a mail (a folder GUID), ".Empty" without mails (none) */
+static void two_writers(struct obox **x_r, struct obox **y_r)
+{
+	eng_split_check_interval = 1;
+	*x_r = eng_open("cache-x");
+	eng_make_user(*x_r);
+	eng_make_folder(*x_r, ".Old");
+	eng_make_folder(*x_r, ".Empty");
+	eng_deliver(*x_r, MAILDIR, NAME1, ENG_MAIL);
+	eng_deliver(*x_r, MAILDIR "/.Old", NAME1, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(*x_r), 0);
+	*y_r = eng_open("cache-y");
+	cr_assert_eq(obox_user_load(*y_r, ENG_USER), 0);
+	eng_assert_mail_stub(*y_r, MAILDIR "/.Old/new/" NAME1);
+	cr_assert(exists(*y_r, MAILDIR "/.Empty/cur"));
+}
+
+Test(engine_split_folders, folders_created_on_either_side_are_kept)
+{
+	struct obox *x, *y, *z;
+
+	two_writers(&x, &y);
+	/* X: a new empty folder and a new folder with a mail */
+	eng_make_folder(x, ".Xempty");
+	eng_write_file(x, MAILDIR "/.Xempty/maildirfolder", "");
+	eng_make_folder(x, ".Xmails");
+	eng_deliver(x, MAILDIR "/.Xmails", NAME2, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y: a new empty folder of its own */
+	eng_make_folder(y, ".Yempty");
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_eq(eng_stat(y, "index_split_folders_merged"), 2);
+	cr_assert(exists(y, MAILDIR "/.Xempty/cur"));
+	cr_assert(exists(y, MAILDIR "/.Xempty/maildirfolder"));
+	/* with the other writer's tree of it: its mail's stub */
+	eng_assert_mail_stub(y, MAILDIR "/.Xmails/new/" NAME2);
+	cr_assert(exists(y, MAILDIR "/.Yempty/cur"));
+	cr_assert(exists(y, MAILDIR "/.Empty/cur"));
+	eng_assert_mail_stub(y, MAILDIR "/.Old/new/" NAME1);
+
+	/* X merges Y's merged state: it gets .Yempty */
+	usleep(1100000);
+	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert(exists(x, MAILDIR "/.Yempty/cur"));
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	cr_assert(exists(z, MAILDIR "/.Xempty/cur"));
+	cr_assert(exists(z, MAILDIR "/.Yempty/cur"));
+	eng_assert_mail_stub(z, MAILDIR "/.Xmails/new/" NAME2);
+	eng_assert_mail_stub(z, MAILDIR "/.Old/new/" NAME1);
+	obox_deinit(&z);
+}
+
+Test(engine_split_folders, rename_there_and_mail_to_the_old_name_here)
+{
+	struct obox *x, *y, *z;
+
+	two_writers(&x, &y);
+	/* X renames .Old to .New */
+	struct ouser *ux = obox_user_get(x, ENG_USER);
+
+	obox_change_begin(x, ux);
+	cr_assert_eq(renameat(obox_meta_fd(x), MAILDIR "/.Old",
+			      obox_meta_fd(x), MAILDIR "/.New"), 0);
+	obox_change_end(ux);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y, not knowing, delivers to .Old */
+	eng_deliver(y, MAILDIR "/.Old", NAME2, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_geq(eng_stat(y, "index_split_folders_merged"), 1);
+	cr_assert_not(exists(y, MAILDIR "/.Old"));
+	eng_assert_mail_stub(y, MAILDIR "/.New/new/" NAME1);
+	eng_assert_mail_stub(y, MAILDIR "/.New/new/" NAME2);
+
+	/* X merges: Y's mail comes into .New, .Old does not come back */
+	usleep(1100000);
+	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert_not(exists(x, MAILDIR "/.Old"));
+	eng_assert_mail_stub(x, MAILDIR "/.New/new/" NAME2);
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	cr_assert_not(exists(z, MAILDIR "/.Old"));
+	eng_assert_mail_stub(z, MAILDIR "/.New/new/" NAME1);
+	eng_assert_mail_stub(z, MAILDIR "/.New/new/" NAME2);
+	obox_deinit(&z);
+}
+
+Test(engine_split_folders, folder_deleted_there_and_untouched_here_goes)
+{
+	struct obox *x, *y, *z;
+
+	two_writers(&x, &y);
+	remove_empty_folder(x, ".Empty");
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y changes something else */
+	eng_deliver(y, MAILDIR, NAME2, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_eq(eng_stat(y, "index_split_folders_merged"), 1);
+	cr_assert_not(exists(y, MAILDIR "/.Empty"));
+	eng_assert_mail_stub(y, MAILDIR "/new/" NAME2);
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	cr_assert_not(exists(z, MAILDIR "/.Empty"));
+	obox_deinit(&z);
+}
+
+Test(engine_split_folders, folder_deleted_there_and_changed_here_stays)
+{
+	struct obox *x, *y;
+
+	two_writers(&x, &y);
+	remove_empty_folder(x, ".Empty");
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y writes into .Empty (Dovecot's index of it) */
+	eng_write_file(y, MAILDIR "/.Empty/dovecot-uidlist", "3 V1 N1\n");
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(y, "index_split_folders_merged"), 0);
+	cr_assert(exists(y, MAILDIR "/.Empty/dovecot-uidlist"));
+
+	/* X, which deleted it, takes it back: changed on the other side */
+	usleep(1100000);
+	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert(exists(x, MAILDIR "/.Empty/dovecot-uidlist"));
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
+
+Test(engine_split_folders, folder_deleted_here_and_untouched_there_stays_gone)
+{
+	struct obox *x, *y;
+
+	two_writers(&x, &y);
+	/* X changes something else; Y deletes .Empty */
+	eng_deliver(x, MAILDIR, NAME2, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	remove_empty_folder(y, ".Empty");
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);
+	cr_assert_not(exists(y, MAILDIR "/.Empty"));
+	eng_assert_mail_stub(y, MAILDIR "/new/" NAME2);
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
