@@ -33,6 +33,15 @@
 #define HDR_DATA_BYTES 104
 #define HDR_MAILS_SECS 112	/* version 2 */
 #define HDR_MAILS_USECS 116	/* version 2 */
+/* version 3, a base: its parent (bundle_info.has_parent) where a diff
+   has its base's fields: base id, secs, usecs, and the parent's diff id
+   in the first half of the base digest (zero if the parent is a base);
+   the second half stays zero */
+#define HDR_PARENT_BASE_ID HDR_BASE_ID
+#define HDR_PARENT_SECS HDR_BASE_SECS
+#define HDR_PARENT_USECS HDR_BASE_USECS
+#define HDR_PARENT_DIFF_ID HDR_BASE_DIGEST
+#define HDR_PARENT_END (HDR_BASE_DIGEST + BUNDLE_ID_SIZE)
 #define HDR_RESERVED_V1 112
 #define HDR_RESERVED 120
 

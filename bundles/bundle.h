@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* written: 2 (adds the mail watermark); read: 1 and 2 */
-#define BUNDLE_FORMAT_VERSION 2
+/* written: 3 (adds a base's parent); read: 1, 2 (adds the mail
+   watermark) and 3 */
+#define BUNDLE_FORMAT_VERSION 3
 #define BUNDLE_ID_SIZE 16
 #define BUNDLE_DIGEST_SIZE 32
 /* limits enforced on encode, decode, scan and write */
@@ -103,6 +104,16 @@ struct bundle_info {
 	   older mails to find the ones missing from the tree.  Never later
 	   than (secs, usecs); usecs < 1000000. */
 	uint32_t mails_secs, mails_usecs;
+	/* base (version 3; has_parent false: none): the bundle this base
+	   descends from, named as in its key: its writer's previous newest
+	   bundle (a rebase), or the other writer's newest bundle it merged
+	   (a split brain).  A writer that built on that bundle's base knows
+	   the base both built on from it (the merge's common base).
+	   parent_is_diff: parent_diff_id names a diff of that base. */
+	bool has_parent, parent_is_diff;
+	uint32_t parent_secs, parent_usecs;
+	unsigned char parent_base_id[BUNDLE_ID_SIZE];
+	unsigned char parent_diff_id[BUNDLE_ID_SIZE];
 	/* filled by encode/decode: the SHA-256 trailer of the bundle */
 	unsigned char digest[BUNDLE_DIGEST_SIZE];
 };
@@ -301,6 +312,12 @@ void bundle_name_format(const struct bundle_name *name, char *buf,
 /* The name a bundle with this header must have. */
 void bundle_name_from_info(const struct bundle_info *info,
 			   struct bundle_name *name_r);
+/* A base's parent (bundle_info.has_parent) as a name; false if none. */
+bool bundle_name_parent(const struct bundle_info *info,
+			struct bundle_name *name_r);
+/* Set info's parent (a base's) to name. */
+void bundle_info_set_parent(struct bundle_info *info,
+			    const struct bundle_name *name);
 /* Parse an untrusted name (the last segment of a key). */
 int bundle_name_parse(const char *name, struct bundle_name *name_r,
 		      const char **error_r);

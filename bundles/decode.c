@@ -41,7 +41,7 @@ static int decode_header(const unsigned char *h, struct bundle_info *info,
 	uint16_t version = get_le16(h + HDR_VERSION);
 	size_t reserved = version == 1 ? HDR_RESERVED_V1 : HDR_RESERVED;
 
-	if (version != 1 && version != BUNDLE_FORMAT_VERSION) {
+	if (version < 1 || version > BUNDLE_FORMAT_VERSION) {
 		*error_r = bundle_error("unsupported bundle version %u",
 					version);
 		return -1;
@@ -75,10 +75,34 @@ static int decode_header(const unsigned char *h, struct bundle_info *info,
 	}
 	if (bundle_info_times_check(info, error_r) < 0)
 		return -1;
-	if (info->kind == BUNDLE_KIND_BASE &&
+	if (info->kind == BUNDLE_KIND_BASE && version >= 3 &&
+	    !all_zero(h + HDR_PARENT_BASE_ID, BUNDLE_ID_SIZE)) {
+		/* a parent: where a diff has its base */
+		info->has_parent = true;
+		info->parent_secs = info->base_secs;
+		info->parent_usecs = info->base_usecs;
+		memcpy(info->parent_base_id, info->base_id, BUNDLE_ID_SIZE);
+		memcpy(info->parent_diff_id, h + HDR_PARENT_DIFF_ID,
+		       BUNDLE_ID_SIZE);
+		info->parent_is_diff = !all_zero(h + HDR_PARENT_DIFF_ID,
+						 BUNDLE_ID_SIZE);
+		info->base_secs = info->base_usecs = 0;
+		memset(info->base_id, 0, BUNDLE_ID_SIZE);
+		memset(info->base_digest, 0, BUNDLE_DIGEST_SIZE);
+		if (!all_zero(h + HDR_PARENT_END,
+			      HDR_ENTRY_COUNT - HDR_PARENT_END)) {
+			*error_r = bundle_error("base bundle with diff header "
+						"fields");
+			return -1;
+		}
+	} else if (info->kind == BUNDLE_KIND_BASE &&
 	    (info->seq != 0 || !all_zero(h + HDR_BASE_ID, HDR_ENTRY_COUNT -
 					 HDR_BASE_ID))) {
 		*error_r = bundle_error("base bundle with diff header fields");
+		return -1;
+	}
+	if (info->kind == BUNDLE_KIND_BASE && info->seq != 0) {
+		*error_r = bundle_error("base bundle with a sequence");
 		return -1;
 	}
 	if (info->kind == BUNDLE_KIND_DIFF && info->seq == 0) {

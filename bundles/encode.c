@@ -53,6 +53,14 @@ void bundle_encode_header(struct bundle_buf *buf, const struct bundle_info *info
 		put_le32(h + HDR_BASE_USECS, info->base_usecs);
 		memcpy(h + HDR_BASE_DIGEST, info->base_digest,
 		       BUNDLE_DIGEST_SIZE);
+	} else if (info->has_parent) {
+		memcpy(h + HDR_PARENT_BASE_ID, info->parent_base_id,
+		       BUNDLE_ID_SIZE);
+		put_le32(h + HDR_PARENT_SECS, info->parent_secs);
+		put_le32(h + HDR_PARENT_USECS, info->parent_usecs);
+		if (info->parent_is_diff)
+			memcpy(h + HDR_PARENT_DIFF_ID, info->parent_diff_id,
+			       BUNDLE_ID_SIZE);
 	}
 	put_le32(h + HDR_ENTRY_COUNT, entry_count);
 	put_le32(h + HDR_DELETE_COUNT, delete_count);
@@ -63,7 +71,8 @@ void bundle_encode_header(struct bundle_buf *buf, const struct bundle_info *info
 int bundle_info_times_check(const struct bundle_info *info,
 			    const char **error_r)
 {
-	if (info->usecs >= 1000000 || info->mails_usecs >= 1000000) {
+	if (info->usecs >= 1000000 || info->mails_usecs >= 1000000 ||
+	    (info->has_parent && info->parent_usecs >= 1000000)) {
 		*error_r = bundle_error("invalid usecs");
 		return -1;
 	}

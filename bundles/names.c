@@ -90,6 +90,34 @@ void bundle_name_from_info(const struct bundle_info *info,
 	}
 }
 
+bool bundle_name_parent(const struct bundle_info *info,
+			struct bundle_name *name_r)
+{
+	memset(name_r, 0, sizeof(*name_r));
+	if (info->kind != BUNDLE_KIND_BASE || !info->has_parent)
+		return false;
+	name_r->is_diff = info->parent_is_diff;
+	name_r->secs = info->parent_secs;
+	name_r->usecs = info->parent_usecs;
+	memcpy(name_r->base_id, info->parent_base_id, BUNDLE_ID_SIZE);
+	if (info->parent_is_diff)
+		memcpy(name_r->diff_id, info->parent_diff_id, BUNDLE_ID_SIZE);
+	return true;
+}
+
+void bundle_info_set_parent(struct bundle_info *info,
+			    const struct bundle_name *name)
+{
+	info->has_parent = true;
+	info->parent_is_diff = name->is_diff;
+	info->parent_secs = name->secs;
+	info->parent_usecs = name->usecs;
+	memcpy(info->parent_base_id, name->base_id, BUNDLE_ID_SIZE);
+	memset(info->parent_diff_id, 0, BUNDLE_ID_SIZE);
+	if (name->is_diff)
+		memcpy(info->parent_diff_id, name->diff_id, BUNDLE_ID_SIZE);
+}
+
 int bundle_name_parse(const char *name, struct bundle_name *name_r,
 		      const char **error_r)
 {

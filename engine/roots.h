@@ -35,6 +35,11 @@ struct upload_root {
 	char **keys;			/* live bundle keys */
 	size_t key_count;
 	bool seen;
+	/* the other writer's newest bundle a split-brain merge took in:
+	   the parent of the root's next base (bundle_info.has_parent), so
+	   that the other writer finds the base both built on */
+	struct bundle_name merge_parent;
+	bool has_merge_parent;
 	/* monotonic seconds of the last split-brain check */
 	int64_t split_checked;
 	/* where the root was at its last upload (relative to the user dir),

@@ -333,6 +333,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	struct splitfolders_counts folder_counts = { 0 };
 	struct splitfolders_plan *folders;
 	struct splitmerge_trees trees;
+	struct splitmerge_local local;
 	int64_t now = monotime_secs();
 
 	if (root == NULL || ctx->split_check_interval == 0 ||
@@ -376,7 +377,14 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		 "maildir flags and expunges\n", foreign, prefix, user->name,
 		 path[0] == '\0' ? "the user directory" : path);
 	/* fetched before the tree is locked: GETs take time */
-	splitmerge_fetch(ctx->store, &foreign_keys, &trees);
+	local.base_name = &root->base_name;
+	local.base = root->base;
+	splitmerge_fetch(ctx->store, &foreign_keys, &local, &trees);
+	if (trees.other != NULL) {
+		/* the next base names it as its parent */
+		root->merge_parent = trees.other_name;
+		root->has_merge_parent = true;
+	}
 	folders = splitfolders_plan(ctx->store, ctx->gc, user->prefix,
 				    root->last != NULL ? root->last :
 				    root->base, &trees, &folder_counts);

@@ -178,7 +178,7 @@ static struct bundle_tree *folder_tree(struct objstore *store,
 		keylist_clear(&lctx.keys);
 		return NULL;
 	}
-	splitmerge_fetch(store, &lctx.keys, &trees);
+	splitmerge_fetch(store, &lctx.keys, NULL, &trees);
 	keylist_clear(&lctx.keys);
 	counts->gets += trees.gets;
 	tree = trees.other;

@@ -90,7 +90,22 @@ static char *diffs_base(const struct keylist *foreign,
 	return strdup(key);
 }
 
+/* base's parent is a bundle of local's base */
+static bool parent_is_local(const struct bundle *base,
+			    const struct splitmerge_local *local)
+{
+	struct bundle_name parent;
+
+	return local != NULL && local->base != NULL &&
+		bundle_name_parent(&base->info, &parent) &&
+		parent.secs == local->base_name->secs &&
+		parent.usecs == local->base_name->usecs &&
+		memcmp(parent.base_id, local->base_name->base_id,
+		       sizeof(parent.base_id)) == 0;
+}
+
 void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
+		      const struct splitmerge_local *local,
 		      struct splitmerge_trees *trees_r)
 {
 	unsigned int *gets_r = &trees_r->gets;
@@ -106,6 +121,7 @@ void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
 	bool known_base = false;
 
 	trees_r->other = trees_r->common = NULL;
+	memset(&trees_r->other_name, 0, sizeof(trees_r->other_name));
 	*gets_r = 0;
 	if (foreign->count == 0)
 		return;
@@ -154,6 +170,10 @@ void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
 	base->tree = NULL;
 	if (best != NULL && known_base)
 		trees_r->common = bundle_tree_copy(tree);
+	else if (!known_base && parent_is_local(base, local))
+		trees_r->common = bundle_tree_copy(local->base);
+	bundle_name_from_info(best != NULL ? &best->info : &base->info,
+			      &trees_r->other_name);
 	if (best != NULL &&
 	    bundle_apply_diff(tree, best->diff, &error) < 0) {
 		obox_log(OBOX_LOG_WARNING, "split brain: the other writer's "

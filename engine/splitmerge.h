@@ -19,6 +19,7 @@
 #ifndef OBOXFS_SPLITMERGE_H
 #define OBOXFS_SPLITMERGE_H
 
+#include "bundle.h"
 #include "keylist.h"
 
 #include <stdbool.h>
@@ -32,15 +33,28 @@ struct splitmerge_trees {
 	struct bundle_tree *other;
 	/* the base both writers built on, or NULL if unknown */
 	struct bundle_tree *common;
+	/* the name of the other writer's bundle other is (its newest) */
+	struct bundle_name other_name;
 	unsigned int gets;	/* bundles fetched for them */
+};
+
+/* What this machine has of the root: the name and tree of its base, or
+   NULL */
+struct splitmerge_local {
+	const struct bundle_name *base_name;
+	const struct bundle_tree *base;
 };
 
 /* The trees from the other writer's bundle keys of one folder (foreign:
    every key of it this machine neither wrote nor condemned): its newest
-   base with its current diff applied; if it wrote only diffs, their base
-   (one both loaded) is the common base.  trees_r->other is NULL if there
-   is nothing readable (logged). */
+   base with its current diff applied.  The common base: if it wrote only
+   diffs, their base (one both loaded); if its base's parent (a rebase or
+   a merge, bundle_info.has_parent) is a bundle of local's base (NULL:
+   unknown), local's base (it may be older than the last state both had:
+   the rules below hold with an older common base too).
+   trees_r->other is NULL if there is nothing readable (logged). */
 void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
+		      const struct splitmerge_local *local,
 		      struct splitmerge_trees *trees_r);
 void splitmerge_trees_free(struct splitmerge_trees *trees);
 

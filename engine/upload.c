@@ -486,6 +486,27 @@ static int new_info(struct bundle_info *info, uint64_t taken)
 	return bundle_id_generate(info->id);
 }
 
+/* the parent of root's next base (bundle_info.has_parent): the other
+   writer's bundle a merge took in, else the root's own base (its first
+   key), if any */
+static void base_parent(const struct upload_root *root,
+			struct bundle_info *info)
+{
+	struct bundle_name name;
+	const char *slash, *error;
+
+	if (root->has_merge_parent) {
+		bundle_info_set_parent(info, &root->merge_parent);
+		return;
+	}
+	if (root->key_count == 0 ||
+	    (slash = strrchr(root->keys[0], '/')) == NULL ||
+	    bundle_name_parse(slash + 1, &name, &error) < 0)
+		return;
+	name.is_diff = false;	/* its base: what another writer knows */
+	bundle_info_set_parent(info, &name);
+}
+
 /* store tree as a new base of root; takes tree */
 static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 		       struct upload_root *root, struct bundle_tree *tree,
@@ -501,7 +522,8 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	root_prefix(user, root->guid, prefix, sizeof(prefix));
 	if (new_info(&info, taken) < 0)
 		error = strerror(errno);
-	else if (bundle_encode_base(tree, &info, &data, &size, &error) == 0) {
+	else if ((base_parent(root, &info),
+		  bundle_encode_base(tree, &info, &data, &size, &error)) == 0) {
 		bundle_pack(&data, &size);
 		error = NULL;
 	}
@@ -514,6 +536,7 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	bundle_name_from_info(&tree->base_info, &name);
 	if (put_bundle(ctx, prefix, &name, data, size, &tree, key) < 0)
 		return -1;
+	root->has_merge_parent = false;
 	/* everything this root had before is superseded */
 	for (size_t i = 0; i < root->key_count; i++)
 		objgc_condemn(ctx->gc, root->keys[i]);

@@ -48,7 +48,7 @@ struct hcase {
 	unsigned int patch_width;
 	uint64_t patch_val;
 	unsigned int garbage;
-	/* header version (0: 1) and, for 2, the mail watermark */
+	/* header version (0: 1) and, from 2, the mail watermark */
 	uint16_t version;
 	uint32_t mark_secs, mark_usecs;
 	/* "": must decode; else a substring of the error */
@@ -221,8 +221,20 @@ ParameterizedTestParameters(bundle_hostile, table)
 		  .size = 100, .old_size = 50, .ranges = 0x7fffffff,
 		  .patch = R0_1 "a", .patch_len = 13 }), .nrecs = 1,
 		  .expect = "patch range count" },
-		{ "version 3", BASE(DIR_AB), .nrecs = 1, PATCH(8, 2, 3),
+		{ "version 4", BASE(DIR_AB), .nrecs = 1, PATCH(8, 2, 4),
 		  .expect = "version" },
+		{ "v3 base with a parent", BASE(DIR_AB), .nrecs = 1,
+		  .version = 3, PATCH(40, 8, 0x1122334455667788) },
+		{ "v2 base with a parent", BASE(DIR_AB), .nrecs = 1,
+		  .version = 2, PATCH(40, 8, 0x1122334455667788),
+		  .expect = "diff header" },
+		{ "v3 parent diff id without its base", BASE(DIR_AB),
+		  .nrecs = 1, .version = 3, PATCH(64, 8, 1),
+		  .expect = "diff header" },
+		{ "v3 base digest's second half", BASE(DIR_AB), .nrecs = 1,
+		  .version = 3, PATCH(80, 1, 1), .expect = "diff header" },
+		{ "v3 parent usecs", BASE(DIR_AB), .nrecs = 1, .version = 3,
+		  PATCH(60, 4, 1000000), .expect = "usecs" },
 		{ "version 0", BASE(DIR_AB), .nrecs = 1, PATCH(8, 2, 0),
 		  .expect = "version" },
 		{ "v2 with watermark", BASE(DIR_AB), .nrecs = 1,

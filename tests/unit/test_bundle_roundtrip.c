@@ -271,3 +271,46 @@ Test(bundle_roundtrip, tree_add_and_check_refuse_bad_trees)
 	cr_assert_eq(bundle_tree_add(tree, &orphan, &error), -1);
 	bundle_tree_free(&tree);
 }
+
+Test(bundle_roundtrip, a_base_names_its_parent)
+{
+	struct bundle_info info = { .secs = 0x53f74dc2, .usecs = 0x0fbcf };
+	struct bundle_name parent = { .is_diff = true, .secs = 0x53f70000,
+				      .usecs = 999999 }, got;
+	struct bundle_tree *tree = bundle_tree_new();
+	struct bundle_entry dir = { .path = "d", .type = BUNDLE_ENTRY_DIR,
+				    .mode = 0700 };
+	struct bundle *bundle;
+	unsigned char *data;
+	const char *error;
+	size_t size;
+
+	memset(parent.base_id, 0xab, BUNDLE_ID_SIZE);
+	memset(parent.diff_id, 0xcd, BUNDLE_ID_SIZE);
+	cr_assert_eq(bundle_tree_add(tree, &dir, &error), 0);
+	cr_assert_eq(bundle_id_generate(info.id), 0);
+	bundle_info_set_parent(&info, &parent);
+	cr_assert_eq(bundle_encode_base(tree, &info, &data, &size, &error), 0,
+		     "%s", error);
+	cr_assert_eq(bundle_decode(data, size, size, &bundle, &error), 0,
+		     "decode: %s", error);
+	cr_assert(bundle_name_parent(&bundle->info, &got));
+	cr_assert_eq(bundle_name_cmp(&got, &parent), 0);
+	cr_assert(got.is_diff);
+	cr_assert_eq(memcmp(got.diff_id, parent.diff_id, BUNDLE_ID_SIZE), 0);
+	/* the base's own name is not touched by it */
+	bundle_name_from_info(&bundle->info, &got);
+	cr_assert_eq(memcmp(got.base_id, info.id, BUNDLE_ID_SIZE), 0);
+	cr_assert_not(got.is_diff);
+	bundle_free(&bundle);
+	free(data);
+
+	/* without one: none */
+	info.has_parent = false;
+	cr_assert_eq(bundle_encode_base(tree, &info, &data, &size, &error), 0);
+	cr_assert_eq(bundle_decode(data, size, size, &bundle, &error), 0);
+	cr_assert_not(bundle_name_parent(&bundle->info, &got));
+	bundle_free(&bundle);
+	free(data);
+	bundle_tree_free(&tree);
+}

@@ -309,18 +309,13 @@ Test(engine_split_brain_merge, mail_changed_here_stays_though_expunged_there)
 	obox_deinit(&x);
 }
 
-Test(engine_split_brain_merge, no_expunge_without_a_common_base)
+/* a base that is not worth a diff: big incompressible index content */
+static void write_big_index(struct obox *obox)
 {
-	struct obox *x, *y;
 	char *big = malloc(256 * 1024 + 1);
-
-	eng_delete_grace = 3600;
-	two_writers(&x, &y);
-	/* X expunges and stores a base of its own (a diff that big is not
-	   worth it): Y cannot tell an expunge there from a mail it never
-	   had */
-	cr_assert_not_null(big);
 	uint64_t r = 88172645463325252ULL;	/* xorshift: incompressible */
+
+	cr_assert_not_null(big);
 	for (size_t i = 0; i < 256 * 1024; i++) {
 		r ^= r << 13;
 		r ^= r >> 7;
@@ -328,12 +323,47 @@ Test(engine_split_brain_merge, no_expunge_without_a_common_base)
 		big[i] = (char)('a' + r % 26);
 	}
 	big[256 * 1024] = '\0';
-	eng_unlink(x, DIR_NEW, NAME1);
-	eng_write_file(x, MAILDIR "/dovecot.index.cache", big);
+	eng_write_file(obox, MAILDIR "/dovecot.index.cache", big);
 	free(big);
+}
+
+Test(engine_split_brain_merge, expunge_is_merged_after_a_rebase_there)
+{
+	struct obox *x, *y;
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	/* X expunges and stores a base of its own, which names the base
+	   both loaded as its parent (bundle_info.has_parent): Y knows that
+	   base, the common one */
+	eng_unlink(x, DIR_NEW, NAME1);
+	write_big_index(x);
 	cr_assert_eq(obox_upload_now(x), 0);
 	cr_assert_eq(eng_stat(x, "index_bases_stored"), 2 + 1,
 		     "X stored no base of its own");
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME2, DIR_CUR, NAME2 ":2,S"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(y, "index_split_mails_expunged"), 1);
+	cr_assert_not(exists(y, DIR_NEW "/" NAME1));
+	eng_assert_mail_stub(y, DIR_CUR "/" NAME2 ":2,S");
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
+
+Test(engine_split_brain_merge, no_expunge_without_a_common_base)
+{
+	struct obox *x, *y;
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	/* both store a base of their own since the split: neither knows
+	   the other's parent's tree, so Y cannot tell an expunge there from
+	   a mail it never had */
+	eng_unlink(x, DIR_NEW, NAME1);
+	write_big_index(x);
+	cr_assert_eq(obox_upload_now(x), 0);
+	write_big_index(y);
 	cr_assert_eq(eng_rename(y, DIR_NEW, NAME2, DIR_CUR, NAME2 ":2,S"), 0);
 	cr_assert_eq(obox_upload_now(y), 0);
 	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);
