@@ -10,11 +10,12 @@
  *  - the folder's line-based files (Dovecot's subscriptions, kept in the
  *    INBOX folder of a maildir user): the union of both sides' lines.
  *  - expunges, three-way: when the other writer built on a base this
- *    machine knows (the common base), a mail that base lists, that the
- *    other writer expunged (its current tree lacks it) and that is still
- *    here under the base's name (untouched here) is expunged here too; a
- *    mail changed here since (renamed: flags) stays.  Without a known
- *    common base (the other writer stored a base of its own) nothing is
+ *    machine knows (the common base: the base of its diffs, or this
+ *    machine's base when the other writer's base names it as parent), a
+ *    mail that base lists, that the other writer expunged (its current
+ *    tree lacks it) and that is still here under the base's name
+ *    (untouched here) is expunged here too; a mail changed here since
+ *    (renamed: flags) stays.  Without a known common base nothing is
  *    expunged: no mail is lost. */
 #ifndef OBOXFS_SPLITMERGE_H
 #define OBOXFS_SPLITMERGE_H

@@ -9,7 +9,9 @@ does too.  No mail may be lost.  Flags set on both sides to one mail (and
 keywords, whose letters differ between the two machines' dovecot-keywords)
 are merged: both sides' flags and keywords by name, as IMAP shows them on
 A, on B and on the third mount; so are folder subscriptions made on
-either side (LSUB).
+either side (LSUB), folders created on either side, a folder renamed on
+A that B appended a mail to under its old name (the mail is in the
+renamed folder) and an empty folder deleted on A (gone).
 Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 42 .. + 47."""
 import os
 import re
@@ -104,6 +106,45 @@ def expect_subscriptions(dc, where, user):
     log(f'{where}: both sides\' subscriptions')
 
 
+# folders: made on A before the split ("Old" with a mail: a folder
+# GUID; "Gone" empty), then during it: A renames Old to New and deletes
+# Gone, B appends a mail to Old, each creates an empty folder of its own
+FOLDER_MAIL_OLD, FOLDER_MAIL_B = 0, 1
+
+
+def append(dc, user, folder, mail):
+    with Imap(dc.imap_port, user) as c:
+        c.ok('append', folder, None, None, mail.data)
+
+
+def folder_ops(dca, dcb, user):
+    with Imap(dca.imap_port, user) as c:
+        c.ok('rename', 'Old', 'New')
+        c.ok('delete', 'Gone')
+        c.ok('create', 'MadeOnA')
+    with Imap(dcb.imap_port, user) as c:
+        c.ok('create', 'MadeOnB')
+
+
+def expect_folders(dc, where, user, folder_mails):
+    """Both sides' new folders, the rename, the deletion; New has the
+    mail of before the split and the one B appended to Old."""
+    with Imap(dc.imap_port, user) as c:
+        got = set(c.folders())
+        want = {'New', 'MadeOnA', 'MadeOnB'}
+        gone = {'Old', 'Gone'}
+        if not want <= got or got & gone:
+            fail(f'{where}: folders {sorted(got)}: want {sorted(want)}, '
+                 f'not {sorted(gone)}')
+        c.select('New')
+        have = {message_id(b) for b in c.fetch_bodies().values()}
+    want_ids = {m.msgid for m in folder_mails}
+    if have != want_ids:
+        fail(f'{where}: New has {sorted(have)}, want {sorted(want_ids)}')
+    log(f'{where}: both sides\' folders, the rename with the mail '
+        f'appended to the old name, the deletion')
+
+
 def upload(mnt, what):
     s = mnt.upload_now()
     log(f'{what}: uploaded; split brains noticed so far '
@@ -122,6 +163,7 @@ def run(name):
     first = make_mails([user], 6, seed=21, tag=name + '-a1')
     on_b = make_mails([user], 4, seed=22, tag=name + '-b')
     on_a = make_mails([user], 3, seed=23, tag=name + '-a2')
+    folder_mails = make_mails([user], 2, seed=24, tag=name + '-f')
     sent = {m.msgid: m for m in first + on_b + on_a}
     with OboxfsMount(env, url, env.path('mnt-a'), env.path('cache-a'),
                      OPTS) as a, \
@@ -131,8 +173,9 @@ def run(name):
         # the folders both sides subscribe to later (Dovecot refuses
         # subscribing to a folder that does not exist)
         with Imap(dca.imap_port, user) as c:
-            for n in sorted(set(SUBS_A) | set(SUBS_B)):
+            for n in sorted(set(SUBS_A) | set(SUBS_B)) + ['Old', 'Gone']:
                 c.ok('create', n)
+        append(dca, user, 'Old', folder_mails[FOLDER_MAIL_OLD])
         upload(a, 'A')
         # B takes the user over while A still serves it
         with OboxfsMount(env_b, url, env.path('mnt-b'), env.path('cache-b'),
@@ -149,6 +192,8 @@ def run(name):
             set_flags(dcb, user, first, FLAGS_B)
             subscribe(dca, user, SUBS_A)
             subscribe(dcb, user, SUBS_B)
+            folder_ops(dca, dcb, user)
+            append(dcb, user, 'Old', folder_mails[FOLDER_MAIL_B])
             # each machine checks a root at most once a second
             upload(b, 'B')
             time.sleep(1.1)
@@ -169,6 +214,8 @@ def run(name):
             expect_flags(dcb, 'B after the merge', user, first)
             expect_subscriptions(dca, 'A after the merge', user)
             expect_subscriptions(dcb, 'B after the merge', user)
+            expect_folders(dca, 'A after the merge', user, folder_mails)
+            expect_folders(dcb, 'B after the merge', user, folder_mails)
             dcb.stop()
             dcb.check_log()
         dca.stop()
@@ -181,6 +228,7 @@ def run(name):
         expect(dcc, 'C with an empty cache', user, sent)
         expect_flags(dcc, 'C with an empty cache', user, first)
         expect_subscriptions(dcc, 'C with an empty cache', user)
+        expect_folders(dcc, 'C with an empty cache', user, folder_mails)
 
 
 if __name__ == '__main__':
