@@ -61,7 +61,7 @@ enum mailpath_dir mailpath_mail_dir(const char *name)
 		return MAILPATH_DIR_CUR;
 	if (strcmp(name, "new") == 0)
 		return MAILPATH_DIR_NEW;
-	if (strcmp(name, "dbox-Mails") == 0)
+	if (strcmp(name, MAILPATH_DBOX_MAILS) == 0)
 		return MAILPATH_DIR_DBOX_MAILS;
 	if (strcmp(name, "tmp") == 0)
 		return MAILPATH_DIR_TMP;

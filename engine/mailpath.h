@@ -60,6 +60,9 @@ int mailpath_classify(const char *dir, const char *name,
 /* True if name is "u.<digits>" (an sdbox mail file name). */
 bool mailpath_is_sdbox_mail_name(const char *name);
 
+/* the name of an sdbox folder's mail directory */
+#define MAILPATH_DBOX_MAILS "dbox-Mails"
+
 /* Which mail directory a directory named name is */
 enum mailpath_dir {
 	MAILPATH_DIR_OTHER = 0,

@@ -4,7 +4,9 @@
 #include "log.h"
 #include "stub.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -163,8 +165,41 @@ static int stub_create(int dir_fd, const char *name, const struct stub *stub,
 	return 1;
 }
 
+/* u.<the highest u.<digits> in dir_fd + 1> into name_r; -1 with errno */
+static int sdbox_next_name(int dir_fd, char name_r[MAILPATH_NAME_MAX + 1])
+{
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	unsigned long long max = 0;
+	struct dirent *de;
+	DIR *dir;
+
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		unsigned long long uid;
+
+		if (!mailpath_is_sdbox_mail_name(de->d_name) ||
+		    strlen(de->d_name) > 2 + 10)
+			continue;
+		uid = strtoull(de->d_name + 2, NULL, 10);
+		if (uid > max)
+			max = uid;
+	}
+	closedir(dir);
+	if (max >= UINT32_MAX - 1) {
+		errno = EOVERFLOW;	/* no UID left above */
+		return -1;
+	}
+	snprintf(name_r, MAILPATH_NAME_MAX + 1, "u.%llu", max + 1);
+	return 0;
+}
+
 int putback_create(int folder_fd, const struct putback_mail *mail,
-		   const char *key, enum putback_stage *stage_r)
+		   const char *key, enum putback_stage *stage_r,
+		   char *renamed_r)
 {
 	struct stub stub;
 	int dir_fd, ret, saved;
@@ -180,9 +215,75 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
 	if ((dir_fd = mail_dir_open(folder_fd, mail)) < 0)
 		return -1;
 	*stage_r = PUTBACK_STAGE_STUB;
+	renamed_r[0] = '\0';
 	ret = stub_create(dir_fd, mail->name, &stub, mail->mtime);
+	while (ret == 0 && mail->dir == MAILPATH_DIR_DBOX_MAILS) {
+		/* the UID is another mail's: the next free one (a create
+		   racing this one takes it: the next after it) */
+		if (sdbox_next_name(dir_fd, renamed_r) < 0) {
+			ret = -1;
+			break;
+		}
+		ret = stub_create(dir_fd, renamed_r, &stub, mail->mtime);
+	}
 	saved = errno;
 	close(dir_fd);
 	errno = saved;
 	return ret;
+}
+
+/* A dovecot.index.log record that sets MAIL_INDEX_HDR_FLAG_FSCKD (0x4) in
+   the index header's flags (offset 20): a header update, 16 bytes, as
+   Dovecot 2.3 writes it (size as mail_index_uint32_to_offset(16), type
+   MAIL_TRANSACTION_EXTERNAL | MAIL_TRANSACTION_HEADER_UPDATE, then
+   offset 20, size 4, value 4, little-endian).  sdbox rebuilds an index
+   with that flag from its u.N files, keeping UIDs, UIDVALIDITY, flags and
+   keywords of the mails the index knows. */
+static const unsigned char fsckd_record[16] = {
+	0x80, 0x80, 0x80, 0x84, 0x20, 0x00, 0x00, 0x10,
+	0x14, 0x00, 0x04, 0x00, 0x04, 0x00, 0x00, 0x00,
+};
+#define INDEX_HDR_FLAGS_OFFSET 20
+#define INDEX_HDR_FLAG_FSCKD 0x4
+
+int putback_sdbox_force_rebuild(int dbox_mails_dir_fd)
+{
+	unsigned char flags[4];
+	int fd;
+
+	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
+		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t ret = write(fd, fsckd_record, sizeof(fsckd_record));
+		int saved = errno;
+
+		close(fd);
+		if (ret != (ssize_t)sizeof(fsckd_record)) {
+			errno = ret < 0 ? saved : ENOSPC;
+			return -1;
+		}
+		return 1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	/* no log (rotated away): the flag goes into the index itself */
+	fd = openat(dbox_mails_dir_fd, "dovecot.index",
+		    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (pread(fd, flags, sizeof(flags), INDEX_HDR_FLAGS_OFFSET) !=
+	    (ssize_t)sizeof(flags)) {
+		close(fd);
+		return 0;	/* too short to be an index: nothing to mark */
+	}
+	flags[0] |= INDEX_HDR_FLAG_FSCKD;
+	if (pwrite(fd, flags, 1, INDEX_HDR_FLAGS_OFFSET) != 1) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	return 1;
 }

@@ -64,10 +64,23 @@ enum putback_stage {
 
 /* Create the stub of mail (object key) in folder_fd's mail directory
    (mail->dir_name, created if missing; a maildir folder gets all of cur,
-   new and tmp).  Returns 1 if created; 0 if the name exists (nothing
-   changed); -1 with errno and *stage_r saying what failed (nothing of the
-   stub left behind). */
+   new and tmp).  An sdbox mail whose u.N name is taken by another mail
+   (two writers gave one UID to different mails: a split brain) gets the
+   name above every u.<digits> of its directory, u.<max + 1>, into
+   renamed_r (MAILPATH_NAME_MAX + 1 bytes; "" when its own name was
+   free): Dovecot's rebuild gives it that UID.  Returns 1 if created; 0 if
+   the name exists (a maildir name; nothing changed); -1 with errno and
+   *stage_r saying what failed (nothing of the stub left behind). */
 int putback_create(int folder_fd, const struct putback_mail *mail,
-		   const char *key, enum putback_stage *stage_r);
+		   const char *key, enum putback_stage *stage_r,
+		   char *renamed_r);
+
+/* Make Dovecot rebuild an sdbox folder's index from its u.N files (after
+   mails were put back), keeping UIDs, UIDVALIDITY, flags and keywords:
+   append an FSCKD header update to dovecot.index.log, or (no log) set the
+   FSCKD flag in dovecot.index.  Returns 1 if marked, 0 if there is no
+   index at all (Dovecot then finds the mails at its next save into the
+   folder), -1 with errno. */
+int putback_sdbox_force_rebuild(int dbox_mails_dir_fd);
 
 #endif

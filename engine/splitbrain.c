@@ -15,9 +15,10 @@
  * deleted (it expunged the mail; objgc.h keeps them a grace period and
  * never deletes one another writer's bundle lists) are removed, so the
  * merged base never points at a deleted object.  Folders created,
- * renamed or deleted by the other writer: splitfolders.h.  The mails of
- * sdbox folders are left to the next load's rescan (their u.N names
- * could collide while Dovecot runs).
+ * renamed or deleted by the other writer: splitfolders.h.  sdbox mails
+ * come back as u.N stubs (a name another mail has here: the next free
+ * one, putback.h) and the folder's index is marked for Dovecot to
+ * rebuild it from its files (their flags are not merged).
  */
 #include "lazydir.h"
 #include "monotime.h"
@@ -77,12 +78,14 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 	return 0;
 }
 
-/* the stubs below the folder's subdirs[first .. end) of cur, new, tmp:
-   keys[i] is at paths[i] ("cur/<name>") */
+/* the stubs below the folder's subdirs[first .. end) of cur, new, tmp,
+   dbox-Mails: keys[i] is at paths[i] ("cur/<name>") */
 static void local_stubs(int folder_fd, unsigned int first, unsigned int end,
 			struct keylist *keys, struct keylist *paths)
 {
-	static const char *const subdirs[] = { "cur", "new", "tmp" };
+	static const char *const subdirs[] = {
+		"cur", "new", "tmp", MAILPATH_DBOX_MAILS
+	};
 
 	for (unsigned int i = first; i < end; i++) {
 		struct bundle_tree *tree;
@@ -162,11 +165,12 @@ static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
 	return dropped;
 }
 
-/* put the mail key back into folder_fd (putback.h); maildir mails only:
-   returns the subdir put into (static) or NULL */
+/* put the mail key back into folder_fd (putback.h): returns its mail
+   directory (static: "cur", "new", "dbox-Mails") or NULL */
 static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 			    const char *key)
 {
+	char renamed[MAILPATH_NAME_MAX + 1];
 	struct putback_mail mail;
 	enum putback_stage stage;
 	const char *ret = NULL;
@@ -179,20 +183,47 @@ static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 	case 0:
 		return NULL;	/* logged */
 	}
-	if (mail.dir == MAILPATH_DIR_DBOX_MAILS)
-		goto out;	/* sdbox: the next load's rescan */
-	switch (putback_create(folder_fd, &mail, key, &stage)) {
+	switch (putback_create(folder_fd, &mail, key, &stage, renamed)) {
 	case -1:
 		obox_log(OBOX_LOG_ERR, "split brain: putting back %s failed: "
 			 "%s\n", key, strerror(errno));
 		break;
 	case 1:
-		ret = mail.dir == MAILPATH_DIR_CUR ? "cur" : "new";
+		ret = mail.dir == MAILPATH_DIR_CUR ? "cur" :
+			mail.dir == MAILPATH_DIR_NEW ? "new" :
+			MAILPATH_DBOX_MAILS;
+		if (renamed[0] != '\0')
+			obox_log(OBOX_LOG_WARNING, "split brain: mail %s put "
+				 "back as %s/%s: %s is another mail's\n", key,
+				 ret, renamed, mail.name);
 		break;
 	}
-out:
 	putback_mail_free(&mail);
 	return ret;
+}
+
+/* sdbox mails were put back into the folder's dbox-Mails: Dovecot
+   rebuilds its index from the u.N files (putback.h) */
+static void sdbox_rebuild(int folder_fd, const char *path,
+			  struct keylist *changed_dirs)
+{
+	int fd = openat(folder_fd, MAILPATH_DBOX_MAILS, O_RDONLY |
+			O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ret = fd < 0 ? -1 : putback_sdbox_force_rebuild(fd);
+
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0) {
+		obox_log(OBOX_LOG_ERR, "split brain: marking the index of "
+			 "%s/%s for a rebuild failed: %s: Dovecot finds the "
+			 "mails put back at its next rebuild\n", path,
+			 MAILPATH_DBOX_MAILS, strerror(errno));
+		return;
+	}
+	(void)keylist_add(changed_dirs, MAILPATH_DBOX_MAILS
+			  "/dovecot.index.log");
+	(void)keylist_add(changed_dirs, MAILPATH_DBOX_MAILS
+			  "/dovecot.index");
 }
 
 /* the mails of the folder at path no local stub knows: back as stubs;
@@ -239,6 +270,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	struct keylist changed_dirs = { 0 };
 	unsigned int merged = 0, dropped = 0, expunged = 0, flagged = 0;
 	bool changed[SPLITMERGE_CHANGED_COUNT] = { false };
+	bool sdbox_put_back = false;
 	int user_fd, folder_fd;
 
 	users_snapshot_lock(user);
@@ -264,8 +296,9 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		/* stubs stored at their fsync in tmp/ and not renamed yet
 		   (store_on_fsync) are mails of this folder too: put back,
 		   they would be duplicated by their rename (and released by
-		   it: the put-back stub would be the rename's victim) */
-		local_stubs(folder_fd, 2, 3, &tmp, &tmp_paths);
+		   it: the put-back stub would be the rename's victim); so
+		   are sdbox mails (not merged otherwise) */
+		local_stubs(folder_fd, 2, 4, &tmp, &tmp_paths);
 		for (size_t i = 0; i < tmp.count; i++)
 			(void)keylist_add(&local_sorted, tmp.keys[i]);
 		keylist_sort(&local_sorted);
@@ -279,12 +312,20 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		    objgc_is_garbage(ctx->gc, key))
 			continue;
 		sub = put_back(ctx, folder_fd, key);
-		if (sub != NULL) {
-			merged++;
+		if (sub == NULL)
+			continue;
+		merged++;
+		if (strcmp(sub, MAILPATH_DBOX_MAILS) == 0) {
+			sdbox_put_back = true;
+			if (!keylist_has(&changed_dirs, sub))
+				(void)keylist_add(&changed_dirs, sub);
+		} else {
 			changed[sub[0] == 'c' ? SPLITMERGE_CUR :
 				SPLITMERGE_NEW] = true;
 		}
 	}
+	if (sdbox_put_back)
+		sdbox_rebuild(folder_fd, path, &changed_dirs);
 	if (folder_fd >= 0) {
 		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
 				    listed, changed);

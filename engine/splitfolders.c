@@ -5,6 +5,7 @@
 #include "ids.h"
 #include "keys.h"
 #include "log.h"
+#include "mailpath.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "pathopen.h"
@@ -65,7 +66,7 @@ static bool is_folder(const struct bundle_tree *tree,
 {
 	return e->type == BUNDLE_ENTRY_DIR &&
 		(e->guid[0] != '\0' || has_dir(tree, e->path, "cur") ||
-		 has_dir(tree, e->path, "dbox-Mails"));
+		 has_dir(tree, e->path, MAILPATH_DBOX_MAILS));
 }
 
 /* the directory with guid in tree, or NULL */

@@ -111,7 +111,7 @@ int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
 	const char *key = root->mail_keys[m], *slash;
 	struct putback_mail mail;
 	enum putback_stage stage;
-	char *folder, *dest;
+	char *folder, *dest, renamed[MAILPATH_NAME_MAX + 1] = "";
 	int folder_fd, ret;
 
 	if (ctx->skip != NULL && ctx->skip(key, ctx->skip_context)) {
@@ -147,7 +147,7 @@ int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
 		root->path = ul_xstrdup(folder);
 	stage = PUTBACK_STAGE_DIR;
 	ret = folder_fd < 0 ? -1 :
-		putback_create(folder_fd, &mail, key, &stage);
+		putback_create(folder_fd, &mail, key, &stage, renamed);
 	if (ret < 0 && stage == PUTBACK_STAGE_DIR &&
 	    ul_local_error_is_path(errno)) {
 		obox_log(OBOX_LOG_ERR, "userload(%s): mail %s not put back: "
@@ -167,6 +167,10 @@ int ul_put_back(struct ul_ctx *ctx, size_t idx, size_t m,
 			 mail.name);
 		ctx->stats.mails_skipped++;
 	} else {
+		if (renamed[0] != '\0')
+			obox_log(OBOX_LOG_WARNING, "userload(%s): mail %s put "
+				 "back as %s/%s: %s is another mail's\n",
+				 ctx->user, key, dest, renamed, mail.name);
 		ctx->stats.mails_put_back++;
 		/* an empty stub: its directory entry (bundle.h's estimate) */
 		ctx->stats.disk_bytes += (8 + strlen(mail.name) + 3) & ~3UL;
@@ -287,62 +291,6 @@ int ul_fix_top_owner(struct ul_ctx *ctx, const char **error_r)
 	return 0;
 }
 
-/* A dovecot.index.log record that sets MAIL_INDEX_HDR_FLAG_FSCKD (0x4) in
-   the index header's flags (offset 20): a header update, 16 bytes, as
-   Dovecot 2.3 writes it (size as mail_index_uint32_to_offset(16), type
-   MAIL_TRANSACTION_EXTERNAL | MAIL_TRANSACTION_HEADER_UPDATE, then
-   offset 20, size 4, value 4, little-endian).  sdbox rebuilds an index
-   with that flag from its u.N files, keeping UIDs, UIDVALIDITY, flags and
-   keywords of the mails the index knows. */
-static const unsigned char fsckd_record[16] = {
-	0x80, 0x80, 0x80, 0x84, 0x20, 0x00, 0x00, 0x10,
-	0x14, 0x00, 0x04, 0x00, 0x04, 0x00, 0x00, 0x00,
-};
-#define INDEX_HDR_FLAGS_OFFSET 20
-#define INDEX_HDR_FLAG_FSCKD 0x4
-
-int userload_sdbox_force_rebuild(int dbox_mails_dir_fd)
-{
-	unsigned char flags[4];
-	int fd;
-
-	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
-		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t ret = write(fd, fsckd_record, sizeof(fsckd_record));
-		int saved = errno;
-
-		close(fd);
-		if (ret != (ssize_t)sizeof(fsckd_record)) {
-			errno = ret < 0 ? saved : ENOSPC;
-			return -1;
-		}
-		return 1;
-	}
-	if (errno != ENOENT)
-		return -1;
-	/* no log (rotated away): the flag goes into the index itself */
-	fd = openat(dbox_mails_dir_fd, "dovecot.index",
-		    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (pread(fd, flags, sizeof(flags), INDEX_HDR_FLAGS_OFFSET) !=
-	    (ssize_t)sizeof(flags)) {
-		close(fd);
-		return 0;	/* too short to be an index: nothing to mark */
-	}
-	flags[0] |= INDEX_HDR_FLAG_FSCKD;
-	if (pwrite(fd, flags, 1, INDEX_HDR_FLAGS_OFFSET) != 1) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	close(fd);
-	return 1;
-}
-
 int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
 {
 	for (size_t i = 0; i < ctx->rebuild_count; i++) {
@@ -351,7 +299,7 @@ int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
 		int ret = 0;
 
 		if (fd >= 0) {
-			ret = userload_sdbox_force_rebuild(fd);
+			ret = putback_sdbox_force_rebuild(fd);
 			if (ret == 0) {
 				obox_log(OBOX_LOG_WARNING, "userload(%s): %s "
 					 "has no index to mark for a rebuild: "

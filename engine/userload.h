@@ -135,12 +135,5 @@ int userload_load_lazy(struct objstore *store, const char *user, int dir_fd,
 		       struct lazydir *lazy, struct userload_stats *stats_r,
 		       struct userload_roots **roots_r, const char **error_r);
 
-/* Make Dovecot rebuild an sdbox folder's index from its u.N files (after
-   mails were put back), keeping UIDs, UIDVALIDITY, flags and keywords:
-   append an FSCKD header update to dovecot.index.log, or (no log) set the
-   FSCKD flag in dovecot.index.  Returns 1 if marked, 0 if there is no
-   index at all (Dovecot then finds the mails at its next save into the
-   folder), -1 with errno. */
-int userload_sdbox_force_rebuild(int dbox_mails_dir_fd);
 
 #endif

@@ -440,6 +440,7 @@ class OboxfsMount:
         passes = self.stats()['index_upload_passes']
         self.proc.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + timeout
+        signalled = passes
         while True:
             s = self.stats()
             if s['index_upload_passes'] > passes and \
@@ -447,6 +448,12 @@ class OboxfsMount:
                     s['index_uploads_queued'] == 0 and \
                     s['objects_condemned'] == 0:
                 return s
+            if s['index_upload_passes'] > signalled and \
+                    s['index_dirty_users'] > 0:
+                # a change came after the pass's snapshot (Dovecot
+                # writing its index after its reply): another pass
+                signalled = s['index_upload_passes']
+                self.proc.send_signal(signal.SIGUSR1)
             if time.monotonic() > deadline:
                 fail(f'SIGUSR1: the index upload did not finish within '
                      f'{timeout} s: {_upload_stats(s)}; passes before '

@@ -238,6 +238,7 @@ static void pb_assert_stub(const char *dir, const char *name,
 Test(engine_putback, maildir_mail)
 {
 	char key[OBJSTORE_KEY_MAX + 1];
+	char renamed[MAILPATH_NAME_MAX + 1];
 	struct putback_mail mail;
 	enum putback_stage stage;
 	struct stat st;
@@ -246,14 +247,14 @@ Test(engine_putback, maildir_mail)
 	cr_assert_eq(putback_head(pb_store, key, "test", &mail), 1);
 	cr_assert_eq(mail.dir, MAILPATH_DIR_CUR);
 	cr_assert_str_eq(mail.dir_name, "cur");
-	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage), 1);
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage, renamed), 1);
 	/* the folder's bits for the directories, without x for the stub */
 	pb_assert_stub("cur", "1.M1:2,S", key, 1500000001, 0750, 0640);
 	/* a maildir folder gets all three */
 	cr_assert_eq(fstatat(pb_folder_fd, "new", &st, 0), 0);
 	cr_assert_eq(fstatat(pb_folder_fd, "tmp", &st, 0), 0);
 	/* the name taken: nothing changes */
-	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage), 0);
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage, renamed), 0);
 	pb_assert_stub("cur", "1.M1:2,S", key, 1500000001, 0750, 0640);
 	putback_mail_free(&mail);
 }
@@ -263,6 +264,7 @@ Test(engine_putback, maildir_mail)
 Test(engine_putback, maildir_tmp_mail_goes_to_new)
 {
 	char key[OBJSTORE_KEY_MAX + 1];
+	char renamed[MAILPATH_NAME_MAX + 1];
 	struct putback_mail mail;
 	enum putback_stage stage;
 	struct stat st;
@@ -271,7 +273,7 @@ Test(engine_putback, maildir_tmp_mail_goes_to_new)
 	cr_assert_eq(putback_head(pb_store, key, "test", &mail), 1);
 	cr_assert_eq(mail.dir, MAILPATH_DIR_NEW);
 	cr_assert_str_eq(mail.dir_name, "new");
-	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage), 1);
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage, renamed), 1);
 	pb_assert_stub("new", "1.M7P7.host", key, 1500000004, 0750, 0640);
 	/* nothing in tmp/ */
 	cr_assert_neq(fstatat(pb_folder_fd, "tmp/1.M7P7.host", &st,
@@ -282,6 +284,7 @@ Test(engine_putback, maildir_tmp_mail_goes_to_new)
 Test(engine_putback, sdbox_mail_in_an_existing_dir)
 {
 	char key[OBJSTORE_KEY_MAX + 1];
+	char renamed[MAILPATH_NAME_MAX + 1];
 	struct putback_mail mail;
 	enum putback_stage stage;
 	struct stat st;
@@ -292,16 +295,49 @@ Test(engine_putback, sdbox_mail_in_an_existing_dir)
 	pb_put(key, "sdbox/mailboxes/INBOX/dbox-Mails", "u.12", "1500000002");
 	cr_assert_eq(putback_head(pb_store, key, "test", &mail), 1);
 	cr_assert_eq(mail.dir, MAILPATH_DIR_DBOX_MAILS);
-	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage), 1);
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage, renamed), 1);
 	pb_assert_stub("dbox-Mails", "u.12", key, 1500000002, 0770, 0660);
+	cr_assert_str_eq(renamed, "");
 	/* no maildir directories for an sdbox mail */
 	cr_assert_neq(fstatat(pb_folder_fd, "cur", &st, 0), 0);
+	putback_mail_free(&mail);
+}
+
+/* two writers gave UID 12 to different mails (a split brain): the second
+   gets the UID above every one of the folder's */
+Test(engine_putback, sdbox_mail_whose_uid_is_taken_gets_the_next_free_one)
+{
+	char key[OBJSTORE_KEY_MAX + 1], key2[OBJSTORE_KEY_MAX + 1];
+	char renamed[MAILPATH_NAME_MAX + 1];
+	struct putback_mail mail;
+	enum putback_stage stage;
+	int fd;
+
+	cr_assert_eq(mkdirat(pb_folder_fd, "dbox-Mails", 0700), 0);
+	fd = openat(pb_folder_fd, "dbox-Mails/u.30", O_CREAT | O_WRONLY,
+		    0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	pb_put(key, "sdbox/mailboxes/INBOX/dbox-Mails", "u.12", "1500000002");
+	cr_assert_eq(putback_head(pb_store, key, "test", &mail), 1);
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage,
+				    renamed), 1);
+	putback_mail_free(&mail);
+	pb_put(key2, "sdbox/mailboxes/INBOX/dbox-Mails", "u.12",
+	       "1500000003");
+	cr_assert_eq(putback_head(pb_store, key2, "test", &mail), 1);
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key2, &stage,
+				    renamed), 1);
+	cr_assert_str_eq(renamed, "u.31");
+	pb_assert_stub("dbox-Mails", "u.12", key, 1500000002, 0700, 0600);
+	pb_assert_stub("dbox-Mails", "u.31", key2, 1500000003, 0700, 0600);
 	putback_mail_free(&mail);
 }
 
 Test(engine_putback, created_dirs_take_the_parents_owner)
 {
 	char key[OBJSTORE_KEY_MAX + 1];
+	char renamed[MAILPATH_NAME_MAX + 1];
 	struct putback_mail mail;
 	enum putback_stage stage;
 	struct stat st;
@@ -312,7 +348,7 @@ Test(engine_putback, created_dirs_take_the_parents_owner)
 	cr_assert_eq(fchown(pb_folder_fd, 12345, 23456), 0);
 	pb_put(key, "Maildir/new", "2.M2", "1500000003");
 	cr_assert_eq(putback_head(pb_store, key, "test", &mail), 1);
-	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage), 1);
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage, renamed), 1);
 	cr_assert_eq(fstatat(pb_folder_fd, "new", &st, 0), 0);
 	cr_assert_eq(st.st_uid, 12345);
 	cr_assert_eq(st.st_gid, 23456);

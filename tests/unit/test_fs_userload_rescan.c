@@ -4,6 +4,7 @@
  * rebuild), with the right xattrs, size, mtime and owner; referenced mails
  * cost no HEAD. */
 #include "test_fs_userload.h"
+#include "putback.h"
 
 #include <time.h>
 
@@ -213,10 +214,10 @@ Test(fs_userload_rescan, sdbox_force_rebuild_without_logs)
 	int fd = objtest_mkdir_open(ul_tmp, "dbox");
 
 	/* nothing there: fine */
-	cr_assert_eq(userload_sdbox_force_rebuild(fd), 0);
+	cr_assert_eq(putback_sdbox_force_rebuild(fd), 0);
 	cr_assert_eq(mkdirat(fd, "dovecot.index.log", 0700), 0);
 	/* a directory where the log should be: the error is reported */
-	cr_assert_eq(userload_sdbox_force_rebuild(fd), -1);
+	cr_assert_eq(putback_sdbox_force_rebuild(fd), -1);
 	cr_assert_eq(errno, EISDIR);
 	close(fd);
 }
@@ -234,7 +235,7 @@ Test(fs_userload_rescan, sdbox_force_rebuild_index_only)
 	cr_assert_geq(ifd, 0);
 	cr_assert_eq(write(ifd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
 	close(ifd);
-	cr_assert_eq(userload_sdbox_force_rebuild(fd), 1);
+	cr_assert_eq(putback_sdbox_force_rebuild(fd), 1);
 	ifd = openat(fd, "dovecot.index", O_RDONLY);
 	cr_assert_eq(read(ifd, back, sizeof(back)), (ssize_t)sizeof(back));
 	close(ifd);
@@ -245,6 +246,6 @@ Test(fs_userload_rescan, sdbox_force_rebuild_index_only)
 	ifd = openat(fd, "dovecot.index", O_WRONLY);
 	cr_assert_eq(ftruncate(ifd, 10), 0);
 	close(ifd);
-	cr_assert_eq(userload_sdbox_force_rebuild(fd), 0);
+	cr_assert_eq(putback_sdbox_force_rebuild(fd), 0);
 	close(fd);
 }
