@@ -118,12 +118,14 @@ static void local_stubs(int folder_fd, unsigned int first, unsigned int end,
    at a deleted object (CONTRACT section 5), so it goes, as the expunge
    does on that side.  A stub made after the listing has its object
    stored already (a mail is stored before it gets its name): the HEAD
-   finds it.  Returns the count removed; sets changed[] for cur/new. */
+   finds it.  Returns the count removed; sets changed[] for cur/new and
+   adds the names removed to names_r. */
 static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
 			      const struct keylist *keys,
 			      const struct keylist *paths,
 			      const struct keylist *listed,
-			      bool changed[SPLITMERGE_CHANGED_COUNT])
+			      bool changed[SPLITMERGE_CHANGED_COUNT],
+			      struct keylist *names_r)
 {
 	unsigned int dropped = 0;
 
@@ -154,19 +156,22 @@ static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
 			 "here too\n", paths->keys[i], keys->keys[i]);
 		changed[paths->keys[i][0] == 'c' ? SPLITMERGE_CUR :
 			SPLITMERGE_NEW] = true;
+		(void)keylist_add(names_r, paths->keys[i]);
 		dropped++;
 	}
 	return dropped;
 }
 
 /* put the mail key back into folder_fd (putback.h); maildir mails only:
-   returns the subdir put into (static) or NULL */
+   returns the subdir put into (static) or NULL; the name made is added to
+   names_r ("<subdir>/<name>") */
 static const char *put_back(struct upload_ctx *ctx, int folder_fd,
-			    const char *key)
+			    const char *key, struct keylist *names_r)
 {
 	struct putback_mail mail;
 	enum putback_stage stage;
 	const char *ret = NULL;
+	char made[PATH_MAX];
 
 	switch (putback_head(ctx->store, key, "split brain", &mail)) {
 	case -1:
@@ -185,6 +190,9 @@ static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 		break;
 	case 1:
 		ret = mail.dir == MAILPATH_DIR_CUR ? "cur" : "new";
+		if (snprintf(made, sizeof(made), "%s/%s", ret, mail.name) <
+		    (int)sizeof(made))
+			(void)keylist_add(names_r, made);
 		break;
 	}
 out:
@@ -210,6 +218,43 @@ static void lazy_expand_mail_dirs(struct upload_ctx *ctx, int folder_fd)
 	}
 }
 
+/* Tell the front end of the names the merge of the folder at path
+   changed (names: "cur/<name>", "new/<name>"), and of the files of
+   changed[] it may have created (a name the kernel was told is missing
+   must not stay missing).  The front end only queues: called under the
+   snapshot lock, before any change of Dovecot's can follow the merge. */
+static void names_changed(struct upload_ctx *ctx, struct ouser *user,
+			  const char *path, const struct keylist *names,
+			  const bool changed[SPLITMERGE_CHANGED_COUNT])
+{
+	static const enum splitmerge_changed files[] = {
+		SPLITMERGE_KEYWORDS, SPLITMERGE_SUBSCRIPTIONS,
+	};
+	const char *sep = path[0] == '\0' ? "" : "/";
+	char dir[PATH_MAX];
+
+	if (ctx->name_changed == NULL)
+		return;
+	for (size_t i = 0; i < names->count; i++) {
+		const char *slash = strchr(names->keys[i], '/');
+
+		if (slash == NULL ||
+		    snprintf(dir, sizeof(dir), "%s%s%.*s", path, sep,
+			     (int)(slash - names->keys[i]), names->keys[i]) >=
+		    (int)sizeof(dir))
+			continue;
+		ctx->name_changed(user, dir, slash + 1,
+				  ctx->dir_changed_context);
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (changed[files[i]]) {
+			ctx->name_changed(user, path,
+					  splitmerge_changed_names[files[i]],
+					  ctx->dir_changed_context);
+		}
+	}
+}
+
 static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			const char *path, const struct keylist *listed,
 			const struct splitmerge_trees *trees,
@@ -217,6 +262,9 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			unsigned int *expunged_r, unsigned int *flagged_r)
 {
 	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
+	/* the names changed ("cur/<name>", "new/<name>"): the kernel's
+	   entries of them go */
+	struct keylist names = { 0 };
 	unsigned int merged = 0, dropped = 0, expunged = 0, flagged = 0;
 	bool changed[SPLITMERGE_CHANGED_COUNT] = { false };
 	int user_fd, folder_fd;
@@ -252,7 +300,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		if (keylist_sorted_has(&local_sorted, key) ||
 		    objgc_is_garbage(ctx->gc, key))
 			continue;
-		sub = put_back(ctx, folder_fd, key);
+		sub = put_back(ctx, folder_fd, key, &names);
 		if (sub != NULL) {
 			merged++;
 			changed[sub[0] == 'c' ? SPLITMERGE_CUR :
@@ -261,17 +309,20 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	}
 	if (folder_fd >= 0) {
 		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
-				    listed, changed);
+				    listed, changed, &names);
 		/* after drop_gone(), in this order: each removes or renames
 		   stubs by these paths */
 		expunged = splitmerge_expunges(folder_fd, ctx->gc, &local,
-					       &local_paths, trees, changed);
+					       &local_paths, trees, changed,
+					       &names);
 		flagged = splitmerge_flags(folder_fd, &local, &local_paths,
-					   trees->other, changed);
+					   trees->other, changed, &names);
 		(void)splitmerge_lines(folder_fd, trees->other, changed);
 	}
 	if (merged > 0 || dropped > 0 || expunged > 0 || flagged > 0)
 		users_changed_behind(user);
+	names_changed(ctx, user, path, &names, changed);
+	keylist_clear(&names);
 	if (folder_fd >= 0)
 		close(folder_fd);
 	if (user_fd >= 0)
