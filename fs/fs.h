@@ -9,7 +9,9 @@
  *
  * Locks: the engine's lock order (engine/obox-private.h) covers the
  * front end too: inode_lock and a handle's lock are taken only around
- * engine calls that take leaf locks, or inside an inode lock.
+ * engine calls that take leaf locks, or inside an inode lock.  kinval.c's
+ * queue lock is a leaf: held around the queue only (inode_lock is taken
+ * before or after it, never inside).
  */
 #ifndef OBOXFS_FS_H
 #define OBOXFS_FS_H
