@@ -9,9 +9,10 @@
  *    file) is stored again for its new folder (mailstore_relocate()).  The
  *    new name then gets a stub of its own: in place when the inode has no
  *    other name (rename), else a new stub file made in CACHE_DIR/staging and
- *    renamed into place.  (The FUSE front end gives stub entries to the
- *    kernel with an entry timeout of 0, so a name that now refers to a new
- *    stub file is looked up again.)
+ *    renamed into place.  (The FUSE front end gives a stub with several
+ *    names to the kernel with an entry timeout of 0, and has the kernel
+ *    drop its entry of a renamed name that now refers to a new stub file:
+ *    fs/kinval.c.)
  * The name is classified once (mailstore_place()) and that result is
  * carried through the store or relocation.
  * Names removed by the operation release their stub's object when they

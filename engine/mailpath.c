@@ -175,7 +175,8 @@ static bool is_system_flag(char c)
 int mailpath_maildir_flags_union(const char *a, const char *b, char *out,
 				 size_t size)
 {
-	const char *fa, *fb;
+	/* set by maildir_split() (gcc -O2 cannot tell) */
+	const char *fa = "", *fb = "";
 	ssize_t la = maildir_split(a, &fa), lb = maildir_split(b, &fb);
 	bool have[128] = { false }, adds = false;
 	size_t len;

@@ -41,7 +41,11 @@
  * inside it.  The front end's own locks (fs/: the inode table lock, a
  * handle's lock) are taken around engine calls that take only leaf locks
  * (users.lock, the cachedir locks), or after an inode lock (a write
- * handle's lock inside obox_write_begin()/obox_write_end()).
+ * handle's lock inside obox_write_begin()/obox_write_end()).  The
+ * name_changed callback (a split-brain merge, holding a tree lock
+ * exclusive) takes the front end's inode table lock and its
+ * invalidation queue's lock (fs/kinval.c), each a leaf, and never waits
+ * for the kernel.
  */
 #ifndef OBOXFS_OBOX_PRIVATE_H
 #define OBOXFS_OBOX_PRIVATE_H

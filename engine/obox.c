@@ -236,6 +236,20 @@ static void dir_changed(struct ouser *user, const char *path, void *context)
 	obox->set.dir_changed(full, obox->set.context);
 }
 
+/* the uploader changed a name of user's tree (a split-brain merge) */
+static void name_changed(struct ouser *user, const char *path,
+			 const char *name, void *context)
+{
+	struct obox *obox = context;
+	char full[PATH_MAX];
+
+	if (obox->set.name_changed == NULL)
+		return;
+	snprintf(full, sizeof(full), "%s%s%s", user->name,
+		 path[0] == '\0' ? "" : "/", path);
+	obox->set.name_changed(full, name, obox->set.context);
+}
+
 /* a lazy table that cannot be read: its user's tree is not trusted */
 static void lazy_discard(const char *user, void *context)
 {
@@ -295,6 +309,7 @@ static int caches_init(struct obox *obox, const char **error_r)
 	obox->upctx.lazy = obox->lazy;
 	obox->upctx.split_check_interval = obox->set.split_check_interval;
 	obox->upctx.dir_changed = dir_changed;
+	obox->upctx.name_changed = name_changed;
 	obox->upctx.dir_changed_context = obox;
 	/* stubs are made in staging/ and renamed into meta/: one disk */
 	obox->upctx.stub_disk_bytes = stub_disk_bytes(obox->staging_fd);

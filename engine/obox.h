@@ -46,6 +46,13 @@ typedef void obox_user_evicted_cb(const char *user, void *context);
    file path new contents (a folder's dovecot-keywords), behind the front
    end's back (a split-brain merge): drop what is cached of it */
 typedef void obox_dir_changed_cb(const char *path, void *context);
+/* the name name in the directory dir_path (relative to the tree root)
+   was removed, added, or came to name another file behind the front
+   end's back (a split-brain merge): drop what is cached of that name.
+   It may be called with engine locks held: it may not wait for a
+   front-end request. */
+typedef void obox_name_changed_cb(const char *dir_path, const char *name,
+				  void *context);
 
 /* what opening a mail whose object the store does not have does
    (mailmissing.h) */
@@ -79,6 +86,7 @@ struct obox_settings {
 
 	obox_user_evicted_cb *user_evicted;
 	obox_dir_changed_cb *dir_changed;
+	obox_name_changed_cb *name_changed;
 	void *context;
 };
 

@@ -124,12 +124,14 @@ static void local_stubs(int folder_fd, unsigned int first, unsigned int end,
    at a deleted object (CONTRACT section 5), so it goes, as the expunge
    does on that side.  A stub made after the listing has its object
    stored already (a mail is stored before it gets its name): the HEAD
-   finds it.  Returns the count removed; sets changed[] for cur/new. */
+   finds it.  Returns the count removed; sets changed[] for cur/new and
+   adds the names removed to names_r. */
 static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
 			      const struct keylist *keys,
 			      const struct keylist *paths,
 			      const struct keylist *listed,
-			      bool changed[SPLITMERGE_CHANGED_COUNT])
+			      bool changed[SPLITMERGE_CHANGED_COUNT],
+			      struct keylist *names_r)
 {
 	unsigned int dropped = 0;
 
@@ -160,20 +162,23 @@ static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
 			 "here too\n", paths->keys[i], keys->keys[i]);
 		changed[paths->keys[i][0] == 'c' ? SPLITMERGE_CUR :
 			SPLITMERGE_NEW] = true;
+		(void)keylist_add(names_r, paths->keys[i]);
 		dropped++;
 	}
 	return dropped;
 }
 
 /* put the mail key back into folder_fd (putback.h): returns its mail
-   directory (static: "cur", "new", "dbox-Mails") or NULL */
+   directory (static: "cur", "new", "dbox-Mails") or NULL; the name made
+   is added to names_r ("<subdir>/<name>") */
 static const char *put_back(struct upload_ctx *ctx, int folder_fd,
-			    const char *key)
+			    const char *key, struct keylist *names_r)
 {
 	char renamed[MAILPATH_NAME_MAX + 1];
 	struct putback_mail mail;
 	enum putback_stage stage;
 	const char *ret = NULL;
+	char made[PATH_MAX];
 
 	switch (putback_head(ctx->store, key, "split brain", &mail)) {
 	case -1:
@@ -196,6 +201,10 @@ static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 			obox_log(OBOX_LOG_WARNING, "split brain: mail %s put "
 				 "back as %s/%s: %s is another mail's\n", key,
 				 ret, renamed, mail.name);
+		if (snprintf(made, sizeof(made), "%s/%s", ret,
+			     renamed[0] != '\0' ? renamed : mail.name) <
+		    (int)sizeof(made))
+			(void)keylist_add(names_r, made);
 		break;
 	}
 	putback_mail_free(&mail);
@@ -258,6 +267,48 @@ static void tell_changed(struct upload_ctx *ctx, struct ouser *user,
 	ctx->dir_changed(user, full, ctx->dir_changed_context);
 }
 
+/* Tell the front end of the names the merge of the folder at path
+   changed (names: relative to it, e.g. "cur/<name>", ".Folder"), and of
+   the files of changed[] it may have created (a name the kernel was told
+   is missing must not stay missing).  The front end only queues: called
+   under the snapshot lock, before any change of Dovecot's can follow the
+   merge. */
+static void names_changed(struct upload_ctx *ctx, struct ouser *user,
+			  const char *path, const struct keylist *names,
+			  const bool changed[SPLITMERGE_CHANGED_COUNT])
+{
+	static const enum splitmerge_changed files[] = {
+		SPLITMERGE_KEYWORDS, SPLITMERGE_SUBSCRIPTIONS,
+	};
+	const char *sep = path[0] == '\0' ? "" : "/";
+	char dir[PATH_MAX];
+
+	if (ctx->name_changed == NULL)
+		return;
+	for (size_t i = 0; i < names->count; i++) {
+		const char *slash = strrchr(names->keys[i], '/');
+
+		if (slash == NULL) {
+			ctx->name_changed(user, path, names->keys[i],
+					  ctx->dir_changed_context);
+			continue;
+		}
+		if (snprintf(dir, sizeof(dir), "%s%s%.*s", path, sep,
+			     (int)(slash - names->keys[i]), names->keys[i]) >=
+		    (int)sizeof(dir))
+			continue;
+		ctx->name_changed(user, dir, slash + 1,
+				  ctx->dir_changed_context);
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (changed[files[i]]) {
+			ctx->name_changed(user, path,
+					  splitmerge_changed_names[files[i]],
+					  ctx->dir_changed_context);
+		}
+	}
+}
+
 static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			const char *path, const struct keylist *listed,
 			const struct splitmerge_trees *trees,
@@ -268,6 +319,9 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 {
 	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
 	struct keylist changed_dirs = { 0 };
+	/* the names changed (relative to the folder: "cur/<name>", a
+	   folder's ".Name"): the kernel's entries of them go */
+	struct keylist names = { 0 };
 	unsigned int merged = 0, dropped = 0, expunged = 0, flagged = 0;
 	bool changed[SPLITMERGE_CHANGED_COUNT] = { false };
 	bool sdbox_put_back = false;
@@ -281,7 +335,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	if (folder_fd >= 0 && folders != NULL) {
 		/* the folders below this root first: nothing of cur/ and
 		   new/ below */
-		splitfolders_apply(folders, folder_fd, &changed_dirs,
+		splitfolders_apply(folders, folder_fd, &changed_dirs, &names,
 				   folder_counts);
 	}
 	if (folder_fd >= 0) {
@@ -311,7 +365,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		if (keylist_sorted_has(&local_sorted, key) ||
 		    objgc_is_garbage(ctx->gc, key))
 			continue;
-		sub = put_back(ctx, folder_fd, key);
+		sub = put_back(ctx, folder_fd, key, &names);
 		if (sub == NULL)
 			continue;
 		merged++;
@@ -328,18 +382,21 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		sdbox_rebuild(folder_fd, path, &changed_dirs);
 	if (folder_fd >= 0) {
 		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
-				    listed, changed);
+				    listed, changed, &names);
 		/* after drop_gone(), in this order: each removes or renames
 		   stubs by these paths */
 		expunged = splitmerge_expunges(folder_fd, ctx->gc, &local,
-					       &local_paths, trees, changed);
+					       &local_paths, trees, changed,
+					       &names);
 		flagged = splitmerge_flags(folder_fd, &local, &local_paths,
-					   trees->other, changed);
+					   trees->other, changed, &names);
 		(void)splitmerge_lines(folder_fd, trees->other, changed);
 	}
 	if (merged > 0 || dropped > 0 || expunged > 0 || flagged > 0 ||
 	    changed_dirs.count > 0)
 		users_changed_behind(user);
+	names_changed(ctx, user, path, &names, changed);
+	keylist_clear(&names);
 	if (folder_fd >= 0)
 		close(folder_fd);
 	if (user_fd >= 0)

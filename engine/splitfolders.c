@@ -504,7 +504,7 @@ static int apply_remove(const struct folder_change *c, int root_fd,
 }
 
 void splitfolders_apply(const struct splitfolders_plan *plan, int root_fd,
-			struct keylist *changed_dirs,
+			struct keylist *changed_dirs, struct keylist *names,
 			struct splitfolders_counts *counts)
 {
 	static const char *const what[] = {
@@ -544,12 +544,14 @@ void splitfolders_apply(const struct splitfolders_plan *plan, int root_fd,
 			 c->from == NULL ? "" : c->from,
 			 c->from == NULL ? "" : ")", what[c->op]);
 		changed_add(changed_dirs, c->path);
+		(void)keylist_add(names, c->path);
 		switch (c->op) {
 		case FOLDER_CREATE:
 			counts->created++;
 			break;
 		case FOLDER_RENAME:
 			changed_add(changed_dirs, c->from);
+			(void)keylist_add(names, c->from);
 			counts->renamed++;
 			break;
 		case FOLDER_CLAIM:

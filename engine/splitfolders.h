@@ -63,9 +63,10 @@ splitfolders_plan(struct objstore *store, struct objgc *gc,
 /* Under the user's snapshot lock: carry the plan out below root_fd (the
    root's directory), checking the disk before each change.  The
    directories whose entries changed (relative to the root, "" for the
-   root itself) are added to changed_dirs. */
+   root itself) are added to changed_dirs, the folder names created,
+   removed or renamed (both) to names (for the kernel's entries). */
 void splitfolders_apply(const struct splitfolders_plan *plan, int root_fd,
-			struct keylist *changed_dirs,
+			struct keylist *changed_dirs, struct keylist *names,
 			struct splitfolders_counts *counts);
 void splitfolders_plan_free(struct splitfolders_plan **plan);
 

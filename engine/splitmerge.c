@@ -245,7 +245,8 @@ unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 				 const struct keylist *keys,
 				 const struct keylist *paths,
 				 const struct splitmerge_trees *trees,
-				 bool changed[SPLITMERGE_CHANGED_COUNT])
+				 bool changed[SPLITMERGE_CHANGED_COUNT],
+				 struct keylist *names_r)
 {
 	struct key_name *other = NULL, *common = NULL;
 	size_t n_other, n_common;
@@ -276,6 +277,7 @@ unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 		obox_log(OBOX_LOG_INFO, "split brain: %s was expunged by the "
 			 "other writer: expunged here too\n", local);
 		(void)objgc_release(gc, keys->keys[i]);
+		(void)keylist_add(names_r, local);
 		changed[local[0] == 'c' ? SPLITMERGE_CUR : SPLITMERGE_NEW] =
 			true;
 		expunged++;
@@ -339,7 +341,8 @@ static void other_keywords(const struct bundle_tree *other,
 unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 			      const struct keylist *paths,
 			      const struct bundle_tree *other,
-			      bool changed[SPLITMERGE_CHANGED_COUNT])
+			      bool changed[SPLITMERGE_CHANGED_COUNT],
+			      struct keylist *names_r)
 {
 	struct maildirkw local_kw = { 0 }, other_kw;
 	struct key_name *index;
@@ -406,6 +409,8 @@ unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 		changed[local[0] == 'c' ? SPLITMERGE_CUR : SPLITMERGE_NEW] =
 			true;
 		changed[SPLITMERGE_CUR] = true;
+		(void)keylist_add(names_r, local);
+		(void)keylist_add(names_r, target);
 		renamed++;
 	}
 	free(index);

@@ -73,7 +73,9 @@ enum splitmerge_changed {
 extern const char *const splitmerge_changed_names[SPLITMERGE_CHANGED_COUNT];
 
 /* The local stubs keys[i] at paths[i] ("cur/<name>" or "new/<name>",
-   relative to folder_fd; changed[] set for what was changed).  Expunges
+   relative to folder_fd; changed[] set for what was changed, and every
+   name removed or added, as such a path, added to names_r: the kernel's
+   entries of them are dropped).  Expunges
    first: stubs removed, their objects released to gc; returns the count.
    Then flags: the keywords the other writer's names carry that this
    folder's dovecot-keywords lacks are added to it (before any name uses
@@ -83,11 +85,13 @@ unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 				 const struct keylist *keys,
 				 const struct keylist *paths,
 				 const struct splitmerge_trees *trees,
-				 bool changed[SPLITMERGE_CHANGED_COUNT]);
+				 bool changed[SPLITMERGE_CHANGED_COUNT],
+				 struct keylist *names_r);
 unsigned int splitmerge_flags(int folder_fd, const struct keylist *keys,
 			      const struct keylist *paths,
 			      const struct bundle_tree *other,
-			      bool changed[SPLITMERGE_CHANGED_COUNT]);
+			      bool changed[SPLITMERGE_CHANGED_COUNT],
+			      struct keylist *names_r);
 /* The folder's subscriptions: this machine's lines in their order, then
    the other writer's lines it lacks (a file only the other writer has is
    taken whole).  Returns the lines added. */

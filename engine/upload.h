@@ -63,6 +63,12 @@ struct upload_stats {
 typedef void upload_dir_changed_cb(struct ouser *user, const char *path,
 				   void *context);
 
+/* the name name in the directory path of user's tree (relative to the
+   user dir) was removed, added or now names another file, behind the
+   kernel's back: it must drop its entry */
+typedef void upload_name_changed_cb(struct ouser *user, const char *path,
+				    const char *name, void *context);
+
 struct upload_ctx {
 	struct objstore *store;
 	struct objgc *gc;
@@ -71,6 +77,8 @@ struct upload_ctx {
 	/* seconds between split-brain checks of a root (0: never) */
 	unsigned int split_check_interval;
 	upload_dir_changed_cb *dir_changed;
+	upload_name_changed_cb *name_changed;
+	/* the context of both */
 	void *dir_changed_context;
 	/* what a stub takes on the cache's disk (stub_disk_bytes()), for
 	   the trees' sizes (set after init, then read-only) */

@@ -9,7 +9,9 @@
  *
  * Locks: the engine's lock order (engine/obox-private.h) covers the
  * front end too: inode_lock and a handle's lock are taken only around
- * engine calls that take leaf locks, or inside an inode lock.
+ * engine calls that take leaf locks, or inside an inode lock.  kinval.c's
+ * queue lock is a leaf: held around the queue only (inode_lock is taken
+ * before or after it, never inside).
  */
 #ifndef OBOXFS_FS_H
 #define OBOXFS_FS_H
@@ -100,6 +102,11 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 /* The inode the kernel knows for (dev, ino), or NULL.  Not referenced:
    only its address (the node id) may be used. */
 struct oinode *inode_find(struct oboxfs *fs, dev_t dev, ino_t ino);
+/* inode_find() that pins the inode found (it stays until
+   inode_name_unpin()), for a use after the caller's request. */
+struct oinode *inode_find_pinned(struct oboxfs *fs, dev_t dev, ino_t ino);
+/* Pin inode (it stays until inode_name_unpin()). */
+void inode_pin(struct oboxfs *fs, struct oinode *inode);
 void inode_unref(struct oboxfs *fs, struct oinode *inode, uint64_t n);
 /* A name operation moved the file st (its fstatat() before) to name in
    parent (a directory inode): an inode of it is reached by that name from
@@ -151,6 +158,19 @@ int kernel_fd_open(struct oboxfs *fs, struct oinode *inode);
 void kernel_size_grown(struct oboxfs *fs, ino_t ino, int kfd, off_t end);
 /* End every growth and stop the waiter thread (before obox_deinit()). */
 void kernel_size_stop(void);
+
+/* kinval.c: invalidations of the kernel's entries, sent by a thread of
+   their own: never from a request on the directory (the kernel holds its
+   lock until the reply: a deadlock) */
+/* The name name in parent changed behind the kernel's back (removed,
+   added, or now another file): the kernel drops its entry of it (a
+   negative one too) soon.  parent is pinned until then.  Never blocks on
+   the kernel. */
+void kinval_entry(struct oboxfs *fs, struct oinode *parent, const char *name);
+/* Start the thread (fs->se set).  Returns 0 or -1 with errno. */
+int kinval_start(struct oboxfs *fs);
+/* Send what is queued, then stop the thread; later calls are dropped. */
+void kinval_stop(struct oboxfs *fs);
 
 /* fsops-dir.c */
 void fsop_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -251,10 +251,13 @@ static int rename_tracked(struct oboxfs *fs, struct oinode *dir,
 		inode_renamed(fs, &src, newdir, newname);
 	else {
 		/* a relocated stub got a new file at the new name (told
-		   to the engine); the old name is gone from the old one */
+		   to the engine); the old name is gone from the old one.
+		   The kernel moves its entry of the source there: it must
+		   look the name up (after this request: kinval.c) */
 		if (now.st_ino != 0)
 			obox_touched(newdir->user, now.st_ino);
 		inode_name_gone(fs, &src, dir, name);
+		kinval_entry(fs, newdir, newname);
 	}
 	return 0;
 }

@@ -98,8 +98,9 @@ static int handle_setup(struct oboxfs *fs, struct ofile *h, int flags)
 /* handle_setup() said ENODATA: the stub's object is not in the store and
    missing_mails=drop: the engine removes the name (a change of the
    user's, as an unlink); ENOENT when it did (the open fails as for a mail
-   expunged meanwhile: Dovecot resyncs), else an errno.  A stub's entry
-   has no kernel timeout: the next lookup finds the name gone. */
+   expunged meanwhile: Dovecot resyncs), else an errno.  The kernel's
+   entry of the name is dropped (after this request: kinval.c), so the
+   next lookup finds the name gone. */
 static int drop_missing(struct oboxfs *fs, struct oinode *inode, int fd)
 {
 	char name[NAME_MAX + 1];
@@ -114,8 +115,10 @@ static int drop_missing(struct oboxfs *fs, struct oinode *inode, int fd)
 	obox_touched(inode->user, st.st_ino);
 	err = obox_mail_drop(fs->obox, parent->fd, name, fd);
 	obox_change_end(inode->user);
-	if (err == ENOENT)
+	if (err == ENOENT) {
 		inode_name_gone(fs, &st, parent, name);
+		kinval_entry(fs, parent, name);
+	}
 	inode_name_unpin(fs, parent);
 	return err;
 }

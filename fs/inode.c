@@ -455,10 +455,15 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 	if (is_stub > 0) {
 		e->attr.st_size = (off_t)stub_size;
 		e->attr.st_blocks = (blkcnt_t)((stub_size + 511) / 512);
-		/* a stub's name may come to refer to another stub file
-		   (engine/mailnames.c): have the kernel look it up every
-		   time */
-		e->entry_timeout = 0;
+		/* a stub with other names may be renamed into another
+		   folder, which gives the new name a stub file of its own
+		   (engine/mailnames.c) while the kernel moves this entry
+		   there: have the kernel look it up every time.  A stub
+		   of one name keeps its inode through a rename; a name
+		   the engine changes behind the kernel is invalidated
+		   (kinval.c) */
+		if (e->attr.st_nlink > 1)
+			e->entry_timeout = 0;
 	}
 	is_dir = S_ISDIR(e->attr.st_mode);
 	handle = handle_at(fd, "", AT_EMPTY_PATH);
@@ -625,6 +630,25 @@ int inode_dir_name(struct oboxfs *fs, struct oinode *inode, char *dir,
 	*slash = '\0';
 	*name_r = slash + 1;
 	return 0;
+}
+
+void inode_pin(struct oboxfs *fs, struct oinode *inode)
+{
+	pthread_mutex_lock(&fs->inode_lock);
+	inode->refs++;
+	pthread_mutex_unlock(&fs->inode_lock);
+}
+
+struct oinode *inode_find_pinned(struct oboxfs *fs, dev_t dev, ino_t ino)
+{
+	struct oinode *found;
+
+	pthread_mutex_lock(&fs->inode_lock);
+	found = find_locked(fs, dev, ino);
+	if (found != NULL)
+		found->refs++;
+	pthread_mutex_unlock(&fs->inode_lock);
+	return found;
 }
 
 struct oinode *inode_find(struct oboxfs *fs, dev_t dev, ino_t ino)

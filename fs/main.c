@@ -199,6 +199,27 @@ static void dir_changed(const char *path, void *context)
 	}
 }
 
+/* the engine changed the name name in the directory dir_path behind the
+   kernel (a split-brain merge): the kernel drops its entry, from
+   kinval.c's thread (the engine may hold locks a request waits for) */
+static void name_changed(const char *dir_path, const char *name,
+			 void *context)
+{
+	struct oboxfs *fs = context;
+	struct oinode *dir;
+	struct stat st;
+
+	if (fs->se == NULL ||
+	    fstatat(fs->meta_fd, dir_path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	/* a directory the kernel does not know has no entries in it */
+	dir = inode_find_pinned(fs, st.st_dev, st.st_ino);
+	if (dir != NULL) {
+		kinval_entry(fs, dir, name);
+		inode_name_unpin(fs, dir);
+	}
+}
+
 static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 {
 	struct obox_settings set = {
@@ -222,6 +243,7 @@ static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)
 		.store_on_fsync = opts->store_on_fsync,
 		.user_evicted = evicted_user,
 		.dir_changed = dir_changed,
+		.name_changed = name_changed,
 		.context = fs,
 	};
 	const char *error;
@@ -370,6 +392,11 @@ int main(int argc, char *argv[])
 	}
 	/* threads start after fuse_daemonize(): a fork keeps only the
 	   calling thread */
+	if (kinval_start(&fs) < 0) {
+		fuse_log(FUSE_LOG_ERR, "starting a thread failed: %s\n",
+			 strerror(errno));
+		goto out;
+	}
 	if (obox_start(fs.obox, &error) < 0) {
 		fuse_log(FUSE_LOG_ERR, "%s\n", error);
 		goto out;
@@ -396,6 +423,8 @@ int main(int argc, char *argv[])
 	fuse_log(FUSE_LOG_INFO, "%s unmounting from %s\n", opts.store_url,
 		 cmd.mountpoint);
 out:
+	/* before the unmount closes the session's fd */
+	kinval_stop(&fs);
 	if (mounted)
 		fuse_session_unmount(se);
 	/* the last upload runs after the unmount: the process exits when
