@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +57,20 @@ static int load_locked(struct obox *obox, struct ouser *user)
 	dir_fd = openat(obox->load_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir_fd < 0) {
 		ret = errno;
+		(void)unlinkat(obox->load_fd, tmp, AT_REMOVEDIR);
+		return ret;
+	}
+	/* the mount root's owner until the tree says otherwise (the load
+	   gives the user dir the owner of most of its entries): directories
+	   made from mails alone (no bundle was stored before a crash) take
+	   their parent's, so Dovecot, running as the mail user the root
+	   belongs to, can enter them */
+	struct stat root_st;
+
+	if (geteuid() == 0 && fstat(obox->meta_fd, &root_st) == 0 &&
+	    fchown(dir_fd, root_st.st_uid, root_st.st_gid) < 0) {
+		ret = errno;
+		close(dir_fd);
 		(void)unlinkat(obox->load_fd, tmp, AT_REMOVEDIR);
 		return ret;
 	}

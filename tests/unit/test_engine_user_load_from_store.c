@@ -2,8 +2,9 @@
  * user uploaded by one engine is loaded by another engine on an empty
  * cache directory (obox_user_load()): its tree comes back with the mail's
  * stub under its name, which reads as the mail from the store; a mail
- * stored but never in an uploaded bundle is put back under its name; a
- * user the store does not have is ENOENT. */
+ * stored but never in an uploaded bundle is put back under its name, its
+ * directories owned by the tree root's owner; a user the store does not
+ * have is ENOENT. */
 #include "test_engine.h"
 
 TestSuite(engine_user_load, .init = eng_init, .fini = eng_fini);
@@ -63,6 +64,41 @@ Test(engine_user_load, mail_without_bundle_is_put_back)
 	cr_assert_eq(obox_user_load(b, ENG_USER), 0);
 	cr_assert_eq(eng_stat(b, "index_mails_put_back"), 1);
 	eng_assert_mail_stub(b, ENG_USER "/Maildir/new/" ENG_MAIL_NAME);
+	obox_deinit(&b);
+}
+
+/* no bundle says who owns the user's directories (the daemon was killed
+   before the user's first upload, the cache lost): they take the tree
+   root's owner, the mail user Dovecot runs as, not root */
+Test(engine_user_load, mail_without_bundle_gets_the_roots_owner)
+{
+	static const char *const dirs[] = {
+		ENG_USER, ENG_USER "/Maildir", ENG_USER "/Maildir/new",
+	};
+	struct obox *a = eng_open("cache-a"), *b;
+	struct stat st;
+
+	eng_make_user(a);
+	eng_deliver(a, ENG_USER "/Maildir", ENG_MAIL_NAME, ENG_MAIL);
+	obox_deinit(&a);
+
+	b = eng_open("cache-b");
+	cr_assert_eq(fchownat(obox_meta_fd(b), "", 1234, 1235,
+			      AT_EMPTY_PATH), 0, "%s", strerror(errno));
+	cr_assert_eq(obox_user_load(b, ENG_USER), 0);
+	eng_assert_mail_stub(b, ENG_USER "/Maildir/new/" ENG_MAIL_NAME);
+	for (unsigned int i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		cr_assert_eq(fstatat(obox_meta_fd(b), dirs[i], &st,
+				     AT_SYMLINK_NOFOLLOW), 0);
+		cr_assert_eq(st.st_uid, 1234, "%s: uid %u", dirs[i],
+			     (unsigned int)st.st_uid);
+		cr_assert_eq(st.st_gid, 1235, "%s: gid %u", dirs[i],
+			     (unsigned int)st.st_gid);
+	}
+	cr_assert_eq(fstatat(obox_meta_fd(b),
+			     ENG_USER "/Maildir/new/" ENG_MAIL_NAME, &st,
+			     AT_SYMLINK_NOFOLLOW), 0);
+	cr_assert_eq(st.st_uid, 1234);
 	obox_deinit(&b);
 }
 
