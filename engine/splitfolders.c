@@ -60,11 +60,34 @@ static bool has_dir(const struct bundle_tree *tree, const char *path,
 	return e != NULL && e->type == BUNDLE_ENTRY_DIR;
 }
 
+/* path has a mail directory (cur, new, tmp, dbox-Mails) among its
+   segments: no folder is below one (a tree read from the store that says
+   otherwise is not followed) */
+static bool below_mail_dir(const char *path)
+{
+	char seg[BUNDLE_NAME_MAX + 1];
+
+	while (*path != '\0') {
+		size_t len = strcspn(path, "/");
+
+		if (len <= BUNDLE_NAME_MAX) {
+			memcpy(seg, path, len);
+			seg[len] = '\0';
+			if (mailpath_mail_dir(seg) != MAILPATH_DIR_OTHER)
+				return true;
+		}
+		path += len;
+		if (*path == '/')
+			path++;
+	}
+	return false;
+}
+
 /* e (of tree) is a folder directory (splitfolders.h) */
 static bool is_folder(const struct bundle_tree *tree,
 		      const struct bundle_entry *e)
 {
-	return e->type == BUNDLE_ENTRY_DIR &&
+	return e->type == BUNDLE_ENTRY_DIR && !below_mail_dir(e->path) &&
 		(e->guid[0] != '\0' || has_dir(tree, e->path, "cur") ||
 		 has_dir(tree, e->path, MAILPATH_DBOX_MAILS));
 }

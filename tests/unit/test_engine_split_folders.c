@@ -203,3 +203,24 @@ Test(engine_split_folders, folder_deleted_here_and_untouched_there_stays_gone)
 	obox_deinit(&y);
 	obox_deinit(&x);
 }
+
+/* a "folder" below a mail directory (cur/, new/, tmp/, dbox-Mails/) in
+   the other writer's tree is no folder: not made here */
+Test(engine_split_folders, no_folder_below_a_mail_directory)
+{
+	struct obox *x, *y;
+
+	two_writers(&x, &y);
+	eng_mkdir(x, MAILDIR "/cur/.odd");
+	eng_mkdir(x, MAILDIR "/cur/.odd/cur");
+	eng_make_folder(x, ".Fine");
+	cr_assert_eq(obox_upload_now(x), 0);
+	eng_deliver(y, MAILDIR, NAME2, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_eq(eng_stat(y, "index_split_folders_merged"), 1);
+	cr_assert(exists(y, MAILDIR "/.Fine/cur"));
+	cr_assert_not(exists(y, MAILDIR "/cur/.odd"));
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
