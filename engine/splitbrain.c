@@ -380,6 +380,16 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	}
 	if (sdbox_put_back)
 		sdbox_rebuild(folder_fd, path, &changed_dirs);
+	if (merged > 0) {
+		/* a put-back may have made the mail directories (putback.h):
+		   a missing one the kernel knows of must not stay missing */
+		static const char *const mail_dirs[] = {
+			"cur", "new", "tmp", MAILPATH_DBOX_MAILS
+		};
+
+		for (unsigned int i = 0; i < 4; i++)
+			(void)keylist_add(&names, mail_dirs[i]);
+	}
 	if (folder_fd >= 0) {
 		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
 				    listed, changed, &names);
