@@ -250,6 +250,26 @@ static void name_changed(struct ouser *user, const char *path,
 	obox->set.name_changed(full, name, obox->set.context);
 }
 
+/* the uploader appends to a file of user's tree through the front end
+   (an sdbox index's rebuild mark after a split-brain merge) */
+static int file_append(struct ouser *user, const char *path,
+		       const void *data, size_t len, void *context)
+{
+	struct obox *obox = context;
+	char full[PATH_MAX];
+
+	if (obox->set.file_append == NULL) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", user->name, path) >=
+	    sizeof(full)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return obox->set.file_append(full, data, len, obox->set.context);
+}
+
 /* a lazy table that cannot be read: its user's tree is not trusted */
 static void lazy_discard(const char *user, void *context)
 {
@@ -310,6 +330,7 @@ static int caches_init(struct obox *obox, const char **error_r)
 	obox->upctx.split_check_interval = obox->set.split_check_interval;
 	obox->upctx.dir_changed = dir_changed;
 	obox->upctx.name_changed = name_changed;
+	obox->upctx.file_append = file_append;
 	obox->upctx.dir_changed_context = obox;
 	/* stubs are made in staging/ and renamed into meta/: one disk */
 	obox->upctx.stub_disk_bytes = stub_disk_bytes(obox->staging_fd);

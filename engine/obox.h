@@ -53,6 +53,15 @@ typedef void obox_dir_changed_cb(const char *path, void *context);
    front-end request. */
 typedef void obox_name_changed_cb(const char *dir_path, const char *name,
 				  void *context);
+/* append len bytes to the file path (relative to the tree root) as a
+   process on the mount would: under the file's POSIX write lock (the one
+   Dovecot takes before appending to its dovecot.index.log), at the end
+   of the file as the front end's users see it.  Called with no engine
+   lock but the user's upload lock: the front end may serve requests of
+   its own meanwhile.  Returns 0, or -1 with errno (ENOLCK: the lock was
+   not had in time). */
+typedef int obox_file_append_cb(const char *path, const void *data,
+				size_t len, void *context);
 
 /* what opening a mail whose object the store does not have does
    (mailmissing.h) */
@@ -87,6 +96,7 @@ struct obox_settings {
 	obox_user_evicted_cb *user_evicted;
 	obox_dir_changed_cb *dir_changed;
 	obox_name_changed_cb *name_changed;
+	obox_file_append_cb *file_append;
 	void *context;
 };
 

@@ -239,7 +239,7 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
    offset 20, size 4, value 4, little-endian).  sdbox rebuilds an index
    with that flag from its u.N files, keeping UIDs, UIDVALIDITY, flags and
    keywords of the mails the index knows. */
-static const unsigned char fsckd_record[16] = {
+const unsigned char putback_sdbox_fsckd[PUTBACK_SDBOX_FSCKD_SIZE] = {
 	0x80, 0x80, 0x80, 0x84, 0x20, 0x00, 0x00, 0x10,
 	0x14, 0x00, 0x04, 0x00, 0x04, 0x00, 0x00, 0x00,
 };
@@ -254,11 +254,12 @@ int putback_sdbox_force_rebuild(int dbox_mails_dir_fd)
 	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
 		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
-		ssize_t ret = write(fd, fsckd_record, sizeof(fsckd_record));
+		ssize_t ret = write(fd, putback_sdbox_fsckd,
+				    sizeof(putback_sdbox_fsckd));
 		int saved = errno;
 
 		close(fd);
-		if (ret != (ssize_t)sizeof(fsckd_record)) {
+		if (ret != (ssize_t)sizeof(putback_sdbox_fsckd)) {
 			errno = ret < 0 ? saved : ENOSPC;
 			return -1;
 		}

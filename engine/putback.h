@@ -82,5 +82,10 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
    index at all (Dovecot then finds the mails at its next save into the
    folder), -1 with errno. */
 int putback_sdbox_force_rebuild(int dbox_mails_dir_fd);
+/* the dovecot.index.log record it appends (a header update setting
+   the index's FSCKD flag), for a front end appending it as Dovecot's
+   processes do, under the log's lock (splitbrain.c) */
+#define PUTBACK_SDBOX_FSCKD_SIZE 16
+extern const unsigned char putback_sdbox_fsckd[PUTBACK_SDBOX_FSCKD_SIZE];
 
 #endif

@@ -211,28 +211,68 @@ static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 	return ret;
 }
 
-/* sdbox mails were put back into the folder's dbox-Mails: Dovecot
-   rebuilds its index from the u.N files (putback.h) */
-static void sdbox_rebuild(int folder_fd, const char *path,
-			  struct keylist *changed_dirs)
+/* sdbox mails were put back into the dbox-Mails of the folder at path:
+   Dovecot rebuilds its index from the u.N files (putback.h).  Called
+   without the snapshot lock: the mark is appended to dovecot.index.log
+   through the front end, as Dovecot's own processes append to it (under
+   its lock, at the end of the file they see: a Dovecot appending at the
+   same moment neither overwrites it nor is moved by it); only without a
+   front end, or without a log, is the file written here. */
+static void sdbox_rebuild(struct upload_ctx *ctx, struct ouser *user,
+			  const char *path)
 {
-	int fd = openat(folder_fd, MAILPATH_DBOX_MAILS, O_RDONLY |
-			O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int ret = fd < 0 ? -1 : putback_sdbox_force_rebuild(fd);
+	char log_path[PATH_MAX];
+	int user_fd, fd, ret = -1;
 
-	if (fd >= 0)
+	snprintf(log_path, sizeof(log_path), "%s%s%s/dovecot.index.log", path,
+		 path[0] == '\0' ? "" : "/", MAILPATH_DBOX_MAILS);
+	if (ctx->file_append != NULL &&
+	    ctx->file_append(user, log_path, putback_sdbox_fsckd,
+			     sizeof(putback_sdbox_fsckd),
+			     ctx->dir_changed_context) == 0)
+		return;
+	if (ctx->file_append != NULL && errno != ENOENT &&
+	    errno != ENOTSUP) {
+		obox_log(OBOX_LOG_ERR, "split brain: appending to %s failed: "
+			 "%s: Dovecot finds the mails put back at its next "
+			 "rebuild of the folder's index\n", log_path,
+			 strerror(errno));
+		return;
+	}
+	/* no log (or no front end): marked here, under the snapshot lock */
+	users_snapshot_lock(user);
+	user_fd = openat(ctx->meta_fd, user->name, O_RDONLY | O_DIRECTORY |
+			 O_NOFOLLOW | O_CLOEXEC);
+	fd = user_fd < 0 ? -1 : pathopen(user_fd, path[0] == '\0' ?
+					  MAILPATH_DBOX_MAILS : path,
+					  O_RDONLY | O_DIRECTORY);
+	if (fd >= 0 && path[0] != '\0') {
+		int dfd = openat(fd, MAILPATH_DBOX_MAILS, O_RDONLY |
+				 O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
 		close(fd);
-	if (ret < 0) {
+		fd = dfd;
+	}
+	if (fd >= 0)
+		ret = putback_sdbox_force_rebuild(fd);
+	if (ret < 0)
 		obox_log(OBOX_LOG_ERR, "split brain: marking the index of "
 			 "%s/%s for a rebuild failed: %s: Dovecot finds the "
 			 "mails put back at its next rebuild\n", path,
 			 MAILPATH_DBOX_MAILS, strerror(errno));
-		return;
+	if (fd >= 0)
+		close(fd);
+	if (user_fd >= 0)
+		close(user_fd);
+	users_snapshot_unlock(user);
+	if (ret > 0 && ctx->dir_changed != NULL) {
+		char file[PATH_MAX];
+
+		snprintf(file, sizeof(file), "%s%s%s/dovecot.index", path,
+			 path[0] == '\0' ? "" : "/", MAILPATH_DBOX_MAILS);
+		ctx->dir_changed(user, log_path, ctx->dir_changed_context);
+		ctx->dir_changed(user, file, ctx->dir_changed_context);
 	}
-	(void)keylist_add(changed_dirs, MAILPATH_DBOX_MAILS
-			  "/dovecot.index.log");
-	(void)keylist_add(changed_dirs, MAILPATH_DBOX_MAILS
-			  "/dovecot.index");
 }
 
 /* the mails of the folder at path no local stub knows: back as stubs;
@@ -378,8 +418,6 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 				SPLITMERGE_NEW] = true;
 		}
 	}
-	if (sdbox_put_back)
-		sdbox_rebuild(folder_fd, path, &changed_dirs);
 	if (merged > 0) {
 		/* a put-back may have made the mail directories (putback.h):
 		   a missing one the kernel knows of must not stay missing */
@@ -423,6 +461,8 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	for (size_t i = 0; i < changed_dirs.count; i++)
 		tell_changed(ctx, user, path, changed_dirs.keys[i]);
 	keylist_clear(&changed_dirs);
+	if (sdbox_put_back)
+		sdbox_rebuild(ctx, user, path);
 	*merged_r = merged;
 	*dropped_r = dropped;
 	*expunged_r = expunged;

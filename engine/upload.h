@@ -69,6 +69,13 @@ typedef void upload_dir_changed_cb(struct ouser *user, const char *path,
 typedef void upload_name_changed_cb(struct ouser *user, const char *path,
 				    const char *name, void *context);
 
+/* append data to the file path of user's tree (relative to the user
+   dir) as the front end's processes do (obox_file_append_cb); -1 with
+   errno if it cannot */
+typedef int upload_file_append_cb(struct ouser *user, const char *path,
+				  const void *data, size_t len,
+				  void *context);
+
 struct upload_ctx {
 	struct objstore *store;
 	struct objgc *gc;
@@ -78,7 +85,8 @@ struct upload_ctx {
 	unsigned int split_check_interval;
 	upload_dir_changed_cb *dir_changed;
 	upload_name_changed_cb *name_changed;
-	/* the context of both */
+	upload_file_append_cb *file_append;	/* or NULL */
+	/* the context of all three */
 	void *dir_changed_context;
 	/* what a stub takes on the cache's disk (stub_disk_bytes()), for
 	   the trees' sizes (set after init, then read-only) */
