@@ -59,7 +59,7 @@ BASE_FOLDERS = ('Archive', 'Lists', 'Projects')
 # during a split")
 OPTS = ['split_check_interval=1', 'upload_interval=604800',
         'upload_deliveries=1000000', 'delete_grace=301']
-MAX_ROUNDS = 8
+MAX_ROUNDS = 6
 
 
 # ---------------------------------------------------------------- the model
@@ -133,6 +133,49 @@ def expected_state(base, a, b):
                     folder[mid] = fl
         out[name] = folder
     return out
+
+
+def case_of(base, a, b, mid, folder):
+    """Which rule decides a mail (or a folder when mid is None): a short
+    tag for the summary, e.g. 'expunged-A/changed-B', 'folder-deleted-B/
+    changed-A'."""
+    sides = (('A', a), ('B', b))
+    fid = None
+    if mid is not None:
+        for v in (base, a, b):
+            if mid in v.mails:
+                fid = v.mails[mid][0]
+                break
+    else:
+        for v in (base, a, b):
+            if folder in v.folders:
+                fid = v.folders[folder]
+                break
+    if fid is None:
+        return 'unknown'
+    if fid not in base.folders.values():
+        return f'folder-created-{fid.split(":")[0]}'
+    bname = base.name_of(fid)
+    for n, v in sides:
+        o = b if v is a else a
+        if v.name_of(fid) is None:
+            return (f'folder-deleted-{n}/' +
+                    ('changed' if o.content(fid) != base.content(fid)
+                     else 'untouched') + f'-{"B" if n == "A" else "A"}')
+        if v.name_of(fid) != bname:
+            return f'folder-renamed-{n}'
+    if mid is None:
+        return 'folder'
+    if mid not in base.mails:
+        return 'new-' + ('A' if mid in a.mails else 'B' if mid in b.mails
+                         else 'AB')
+    tags = []
+    for n, v in sides:
+        if mid not in v.mails:
+            tags.append(f'expunged-{n}')
+        elif v.mails[mid][1] != base.mails[mid][1]:
+            tags.append(f'changed-{n}')
+    return '/'.join(tags) or 'untouched'
 
 
 # ---------------------------------------------------------------- the ops
@@ -338,6 +381,22 @@ def read_state(dc, user):
     return out, subs
 
 
+def light_state(dc, user):
+    """{folder: {mid: flags}} over IMAP (no bodies)."""
+    out = {}
+    with Imap(dc.imap_port, user) as c:
+        for folder in c.folders(selectable=True):
+            c.select(folder, readonly=True)
+            flags = c.fetch_flags()
+            st = out.setdefault(folder, {})
+            for item in c.uid('FETCH', '1:*', '(UID BODY.PEEK[HEADER.FIELDS '
+                              '(MESSAGE-ID)])'):
+                if isinstance(item, tuple):
+                    uid = int(re.search(rb'\bUID (\d+)', item[0]).group(1))
+                    st[message_id(item[1])] = clean_flags(flags.get(uid, ()))
+    return out
+
+
 def compare(expected, got, sent, where):
     """Mismatches [(kind, folder, mid, expected, got)] and the counts of
     mails and flags compared."""
@@ -391,17 +450,33 @@ def compare(expected, got, sent, where):
 
 def upload(mnt, timeout=120):
     """SIGUSR1 and wait until the pass is done (condemned objects may wait
-    delete_grace: not waited for, unlike OboxfsMount.upload_now)."""
-    passes = mnt.stats()['index_upload_passes']
+    delete_grace: not waited for, unlike OboxfsMount.upload_now).  A user
+    changed again while the pass ran (still dirty after it) gets another
+    pass: at most 5."""
+    s0 = mnt.stats()
+    passes = s0['index_upload_passes']
     mnt.proc.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + timeout
+    asked = 1
     while True:
         s = mnt.stats()
-        if s['index_upload_passes'] > passes and \
-                s['index_dirty_users'] == 0 and s['index_uploads_queued'] == 0:
-            return s
+        if s['index_upload_passes'] >= passes + asked and \
+                s['index_uploads_queued'] == 0:
+            if s['index_dirty_users'] == 0:
+                return s
+            if asked < 5:
+                log(f'{mnt.mountpoint}: {s["index_dirty_users"]} user(s) '
+                    f'still dirty after upload pass {passes + asked}: '
+                    'another SIGUSR1')
+                asked += 1
+                mnt.proc.send_signal(signal.SIGUSR1)
         if time.monotonic() > deadline:
-            fail(f'{mnt.mountpoint}: upload not done within {timeout} s')
+            fail(f'{mnt.mountpoint}: SIGUSR1 x{asked}: upload not done '
+                 f'within {timeout} s: passes {passes} -> '
+                 f'{s["index_upload_passes"]}, dirty users '
+                 f'{s["index_dirty_users"]}, queued '
+                 f'{s["index_uploads_queued"]}, failures '
+                 f'{s["index_upload_failures"]}')
         time.sleep(0.05)
 
 
@@ -455,6 +530,7 @@ def run_seed(seed, fmt, kind, kinds):
         plan.append((folder, m, fl))
     problems = []
     ops, oplog, nmails, nflags = [], '', 0, 0
+    gen = None
     summary = {'seed': seed, 'format': fmt, 'store': kind,
                'ops_kinds': list(kinds)}
     a = OboxfsMount(env, url, env.path('mnt-a'), env.path('cache-a'), opts)
@@ -538,13 +614,18 @@ def run_seed(seed, fmt, kind, kinds):
             problems += [(f'local-{side}-' + p[0],) + p[1:] for p in bad]
         expected = expected_state(base, gen.sides['A'], gen.sides['B'])
 
-        # the merge: A, B, A, B, ... until both noticed and nothing is stored
+        # the merge: A, B, A, B, ... until both noticed and neither side's
+        # mails and flags changed over a round (each pass still notices
+        # the base the other just stored: bundles_per_round says how many
+        # bundles a round keeps storing then)
         reqs = {}
         first = None
         last = None
         rounds = 0
         for rounds in range(1, MAX_ROUNDS + 1):
-            for side, mnt, dc, s0 in (('A', a, dca, sa), ('B', b, dcb, sb)):
+            round_stored = 0
+            round_start = (a.stats(), b.stats())
+            for side, mnt, dc in (('A', a, dca), ('B', b, dcb)):
                 use(dc, user)
                 before = mnt.stats()
                 s = upload(mnt)
@@ -554,23 +635,37 @@ def run_seed(seed, fmt, kind, kinds):
                         problems.append(('first-pass-split', None, None,
                                          'A notices nothing at first',
                                          'A noticed a split'))
-                log(f'round {rounds} {side}: split brains '
-                    f'{s["index_split_brains"]}, mails merged '
-                    f'{s["index_split_mails_merged"]}, flags merged '
-                    f'{s["index_split_flags_merged"]}, expunged '
-                    f'{s["index_split_mails_expunged"]}, bundles stored '
+                d = {k: s[k] - before[k] for k in s
+                     if k.startswith('index_split_')}
+                round_stored += stored(s) - stored(before)
+                log(f'round {rounds} {side}: split brains noticed '
+                    f'{d["index_split_brains"]}, mails put back '
+                    f'{d["index_split_mails_merged"]}, dropped '
+                    f'{d["index_split_mails_dropped"]}, flags merged '
+                    f'{d["index_split_flags_merged"]}, expunged '
+                    f'{d["index_split_mails_expunged"]}, bundles stored '
                     f'{stored(s) - stored(before)}')
                 time.sleep(1.1)
             now = (a.stats(), b.stats())
-            key = tuple((stored(s), s['index_split_brains']) for s in now)
+            round_reqs = {}
+            for s0, s1 in zip(round_start, now):
+                add_requests(round_reqs, request_counts(s0, s1))
+            views = (light_state(dca, user), light_state(dcb, user))
             if all(s['index_split_brains'] >= 1 for s in now) and \
-                    key == last:
+                    views == last:
                 break
-            last = key
+            last = views
         else:
             problems.append(('merge-unsettled', None, None,
-                             'both noticed, then nothing stored',
-                             f'after {MAX_ROUNDS} rounds: {last}'))
+                             'both noticed, then A and B unchanged over a '
+                             'round', f'still changing after {MAX_ROUNDS} '
+                             'rounds'))
+        summary['bundles_per_round'] = round_stored
+        summary['requests_last_round'] = round_reqs
+        if round_stored:
+            log(f'note: the last round still stored {round_stored} bundles '
+                '(each side merges the base the other just stored), '
+                f'requests {round_reqs}')
         sa1, sb1 = a.stats(), b.stats()
         add_requests(reqs, request_counts(sa, sa1))
         add_requests(reqs, request_counts(sb, sb1))
@@ -587,7 +682,7 @@ def run_seed(seed, fmt, kind, kinds):
             got, _ = read_state(dc, user)
             bad, _, _ = compare(expected, got, sent, f'{side} after the merge')
             log(f'info: {side} after the merge: {len(bad)} differences '
-                f'from the model' + (f', first {bad[0]}' if bad else ''))
+                'from the model' + ''.join(f'\n    {p}' for p in bad))
             summary[f'info_{side}_differences'] = len(bad)
         for dc in (dcb, dca):
             dc.stop()
@@ -620,9 +715,13 @@ def run_seed(seed, fmt, kind, kinds):
             r.close()
         for x in (dcb, dca, b, a):
             x.stop()
-    kinds_n = {}
+    kinds_n, cases = {}, {}
     for p in problems:
         kinds_n[p[0]] = kinds_n.get(p[0], 0) + 1
+        if gen is not None and (p[1] or p[2]):
+            k = f'{p[0]} ({case_of(base, gen.sides["A"], gen.sides["B"], p[2], p[1])})'
+            cases[k] = cases.get(k, 0) + 1
+    summary['mismatch_cases'] = cases
     summary.update(mails_compared=nmails, flags_compared=nflags,
                    mismatches=kinds_n, seconds=round(time.monotonic() - t0, 1),
                    examples=[list(map(str, p)) for p in problems[:20]])
@@ -633,7 +732,19 @@ def run_seed(seed, fmt, kind, kinds):
         lines = [f'seed {seed} ({fmt}, {kind}): {len(problems)} mismatches '
                  f'{kinds_n}; ops:\n    {oplog}']
         for k, folder, mid, exp, got in problems:
-            ops_of = [describe(o) for o in ops if mid and o.get('mid') == mid]
+            if gen is not None and (folder or mid):
+                k = f'{k} ({case_of(base, gen.sides["A"], gen.sides["B"], mid, folder)})'
+            ops_of = [describe(o) for o in ops if
+                      (o.get('mid') == mid if mid else
+                       folder in (o.get('folder'), o.get('new')) and
+                       o['kind'] not in ('flags', 'expunge'))]
+            if mid:
+                sides = '; '.join(
+                    f'{n}: ' + (f'{sorted(v.mails[mid][1])} in '
+                                f'{v.name_of(v.mails[mid][0])}'
+                                if mid in v.mails else 'gone')
+                    for n, v in sorted(gen.sides.items()))
+                ops_of.append(f'final on {sides}')
             lines.append(f'  {k}: folder {folder} mail {mid}: expected '
                          f'{exp}, got {got}' +
                          (f'\n      ops on it: {"; ".join(ops_of)}'
