@@ -158,8 +158,10 @@ def case_of(base, a, b, mid, folder):
             if folder in v.folders:
                 fid = v.folders[folder]
                 break
-    if fid is None:
-        return 'unknown'
+    if fid is None:  # delivered in the split and gone on that side
+        m = re.search(r'-([AB])\d+[.]', mid or '') or \
+            re.match(r'([AB])(?:new|ren)\d+$', folder or '')
+        return f'new-{m.group(1)}-gone' if m else 'unknown'
     if fid not in base.folders.values():
         return f'folder-created-{fid.split(":")[0]}'
     bname = base.name_of(fid)
