@@ -751,7 +751,7 @@ def run_seed(seed, fmt, kind, kinds):
                 k = f'{k} ({case_of(base, gen.sides["A"], gen.sides["B"], mid, folder)})'
             ops_of = [describe(o) for o in ops if
                       (o.get('mid') == mid if mid else
-                       folder in (o.get('folder'), o.get('new')) and
+                       folder and folder in (o.get('folder'), o.get('new')) and
                        o['kind'] not in ('flags', 'expunge'))]
             if mid:
                 sides = '; '.join(
