@@ -495,6 +495,22 @@ def upload(mnt, timeout=120):
         time.sleep(0.05)
 
 
+def start_dovecot(dc):
+    """dc.start(); its ports lie in the kernel's ephemeral range, where a
+    client socket of another process (seen with the Swift of --store s3)
+    may hold one for a while: retried for 20 s on EADDRINUSE."""
+    for attempt in range(10):
+        try:
+            dc.start()
+            return
+        except TestFailure as e:
+            dc.stop()
+            if 'Address already in use' not in str(e) or attempt == 9:
+                raise
+            log(f'{dc.rundir}: a Dovecot port is in use; again in 2 s')
+            time.sleep(2)
+
+
 def use(dc, user):
     """The user is being used (a split check runs for users in use)."""
     with Imap(dc.imap_port, user) as c:
@@ -555,7 +571,7 @@ def run_seed(seed, fmt, kind, kinds):
     runners = {}
     try:
         a.start()
-        dca.start()
+        start_dovecot(dca)
         # the base: mails in INBOX (LMTP) and the base folders (APPEND),
         # moved to cur/ (a read-write SELECT) and flagged, then uploaded
         with Imap(dca.imap_port, user) as c:
@@ -585,7 +601,7 @@ def run_seed(seed, fmt, kind, kinds):
             fail(f'seed {seed}: the base on A is not what was made: {bad[:5]}')
         # B loads the base from the store alone
         b.start()
-        dcb.start()
+        start_dovecot(dcb)
         got, _ = read_state(dcb, user)
         bad, _, _ = compare(base.state(), got, sent, 'B after its load')
         if bad:
@@ -712,7 +728,7 @@ def run_seed(seed, fmt, kind, kinds):
         dcc = Dovecot(env, c.mountpoint, fmt, rundir=env.path('dovecot-c'))
         try:
             c.start()
-            dcc.start()
+            start_dovecot(dcc)
             got, csubs = read_state(dcc, user)
             bad, nmails, nflags = compare(expected, got, sent, 'C')
             problems += bad
