@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* written: 3 (adds a base's parent); read: 1, 2 (adds the mail
-   watermark) and 3 */
+/* written: 3 for a base with a parent, else 2; read: 1, 2 (adds the
+   mail watermark) and 3 (adds a base's parent) */
 #define BUNDLE_FORMAT_VERSION 3
 #define BUNDLE_ID_SIZE 16
 #define BUNDLE_DIGEST_SIZE 32

@@ -41,7 +41,10 @@ void bundle_encode_header(struct bundle_buf *buf, const struct bundle_info *info
 	unsigned char *h = bundle_buf_append_space(buf, BUNDLE_HEADER_SIZE);
 
 	memcpy(h + HDR_MAGIC, BUNDLE_MAGIC, BUNDLE_MAGIC_SIZE);
-	put_le16(h + HDR_VERSION, BUNDLE_FORMAT_VERSION);
+	/* version 2 unless the version 3 field is used: readers of 2
+	   still read what needs nothing new */
+	put_le16(h + HDR_VERSION, info->kind == BUNDLE_KIND_BASE &&
+		 info->has_parent ? BUNDLE_FORMAT_VERSION : 2);
 	h[HDR_KIND] = (unsigned char)info->kind;
 	put_le32(h + HDR_SEQ, info->seq);
 	put_le32(h + HDR_SECS, info->secs);
@@ -68,9 +71,24 @@ void bundle_encode_header(struct bundle_buf *buf, const struct bundle_info *info
 	put_le32(h + HDR_MAILS_USECS, info->mails_usecs);
 }
 
+static bool all_zero_id(const unsigned char id[BUNDLE_ID_SIZE])
+{
+	for (size_t i = 0; i < BUNDLE_ID_SIZE; i++) {
+		if (id[i] != 0)
+			return false;
+	}
+	return true;
+}
+
 int bundle_info_times_check(const struct bundle_info *info,
 			    const char **error_r)
 {
+	if (info->has_parent &&
+	    (all_zero_id(info->parent_base_id) ||
+	     (info->parent_is_diff && all_zero_id(info->parent_diff_id)))) {
+		*error_r = bundle_error("a parent with a zero id");
+		return -1;
+	}
 	if (info->usecs >= 1000000 || info->mails_usecs >= 1000000 ||
 	    (info->has_parent && info->parent_usecs >= 1000000)) {
 		*error_r = bundle_error("invalid usecs");

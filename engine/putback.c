@@ -165,6 +165,23 @@ static int stub_create(int dir_fd, const char *name, const struct stub *stub,
 	return 1;
 }
 
+/* dir_fd/name is a stub of key */
+static bool stub_has_key(int dir_fd, const char *name, const char *key)
+{
+	int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stub stub;
+	struct stat st;
+	bool same;
+
+	if (fd < 0)
+		return false;
+	same = fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 &&
+		S_ISREG(st.st_mode) && stub_read(fd, &st, &stub) > 0 &&
+		strcmp(stub.key, key) == 0;
+	close(fd);
+	return same;
+}
+
 /* u.<the highest u.<digits> in dir_fd + 1> into name_r; -1 with errno */
 static int sdbox_next_name(int dir_fd, char name_r[MAILPATH_NAME_MAX + 1])
 {
@@ -190,7 +207,9 @@ static int sdbox_next_name(int dir_fd, char name_r[MAILPATH_NAME_MAX + 1])
 	}
 	closedir(dir);
 	if (max >= UINT32_MAX - 1) {
-		errno = EOVERFLOW;	/* no UID left above */
+		obox_log(OBOX_LOG_ERR, "putback: no sdbox UID is left above "
+			 "u.%llu\n", max);
+		errno = EOVERFLOW;
 		return -1;
 	}
 	snprintf(name_r, MAILPATH_NAME_MAX + 1, "u.%llu", max + 1);
@@ -217,7 +236,10 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
 	*stage_r = PUTBACK_STAGE_STUB;
 	renamed_r[0] = '\0';
 	ret = stub_create(dir_fd, mail->name, &stub, mail->mtime);
-	while (ret == 0 && mail->dir == MAILPATH_DIR_DBOX_MAILS) {
+	if (ret == 0 && mail->dir == MAILPATH_DIR_DBOX_MAILS &&
+	    stub_has_key(dir_fd, mail->name, key))
+		ret = 0;	/* this very mail: nothing to do */
+	else while (ret == 0 && mail->dir == MAILPATH_DIR_DBOX_MAILS) {
 		/* the UID is another mail's: the next free one (a create
 		   racing this one takes it: the next after it) */
 		if (sdbox_next_name(dir_fd, renamed_r) < 0) {

@@ -69,8 +69,9 @@ enum putback_stage {
    name above every u.<digits> of its directory, u.<max + 1>, into
    renamed_r (MAILPATH_NAME_MAX + 1 bytes; "" when its own name was
    free): Dovecot's rebuild gives it that UID.  Returns 1 if created; 0 if
-   the name exists (a maildir name; nothing changed); -1 with errno and
-   *stage_r saying what failed (nothing of the stub left behind). */
+   the name exists (a maildir name, or an sdbox name that is a stub of
+   this very key: nothing changed); -1 with errno and *stage_r saying
+   what failed (nothing of the stub left behind). */
 int putback_create(int folder_fd, const struct putback_mail *mail,
 		   const char *key, enum putback_stage *stage_r,
 		   char *renamed_r);

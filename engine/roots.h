@@ -22,6 +22,10 @@ struct upload_root {
 	struct bundle_tree *base;	/* the stored base (is_base) */
 	size_t base_size;
 	struct bundle_name base_name;
+	/* base_name names a base this machine stored or took over at a
+	   load (kept when base is dropped for a merge): the parent of its
+	   next base */
+	bool base_named;
 	struct bundle_tree *last;	/* last stored diff's tree, or NULL */
 	/* last ?: base is also the root's last scan (a scan equal to it
 	   replaces it), made at the user's change generation scan_gen: the

@@ -172,7 +172,8 @@ static unsigned int drop_gone(struct upload_ctx *ctx, int folder_fd,
    directory (static: "cur", "new", "dbox-Mails") or NULL; the name made
    is added to names_r ("<subdir>/<name>") */
 static const char *put_back(struct upload_ctx *ctx, int folder_fd,
-			    const char *key, struct keylist *names_r)
+			    const char *key, struct keylist *names_r,
+			    bool *failed_r)
 {
 	char renamed[MAILPATH_NAME_MAX + 1];
 	struct putback_mail mail;
@@ -184,14 +185,16 @@ static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 	case -1:
 		obox_log(OBOX_LOG_WARNING, "split brain: HEAD %s failed: %s\n",
 			 key, objstore_error());
+		*failed_r = true;
 		return NULL;
 	case 0:
-		return NULL;	/* logged */
+		return NULL;	/* logged: never put back */
 	}
 	switch (putback_create(folder_fd, &mail, key, &stage, renamed)) {
 	case -1:
 		obox_log(OBOX_LOG_ERR, "split brain: putting back %s failed: "
 			 "%s\n", key, strerror(errno));
+		*failed_r = true;
 		break;
 	case 1:
 		ret = mail.dir == MAILPATH_DIR_CUR ? "cur" :
@@ -349,7 +352,11 @@ static void names_changed(struct upload_ctx *ctx, struct ouser *user,
 	}
 }
 
-static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
+/* Returns true if the merge is complete: the folder was there and every
+   mail of the other writer this machine lacks was put back (or can never
+   be); false if it is to be tried again (the other writer's bundles are
+   not taken in: its next base must not claim them as parent). */
+static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			const char *path, const struct keylist *listed,
 			const struct splitmerge_trees *trees,
 			const struct splitfolders_plan *folders,
@@ -357,6 +364,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			unsigned int *merged_r, unsigned int *dropped_r,
 			unsigned int *expunged_r, unsigned int *flagged_r)
 {
+	bool failed = false;
 	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
 	struct keylist changed_dirs = { 0 };
 	/* the names changed (relative to the folder: "cur/<name>", a
@@ -364,7 +372,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	struct keylist names = { 0 };
 	unsigned int merged = 0, dropped = 0, expunged = 0, flagged = 0;
 	bool changed[SPLITMERGE_CHANGED_COUNT] = { false };
-	bool sdbox_put_back = false;
+	bool sdbox_put_back = false, folder_fd_ok;
 	int user_fd, folder_fd;
 
 	users_snapshot_lock(user);
@@ -372,6 +380,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			 O_NOFOLLOW | O_CLOEXEC);
 	folder_fd = user_fd < 0 ? -1 : path[0] == '\0' ? dup(user_fd) :
 		pathopen(user_fd, path, O_RDONLY | O_DIRECTORY);
+	folder_fd_ok = folder_fd >= 0;
 	if (folder_fd >= 0 && folders != NULL) {
 		/* the folders below this root first: nothing of cur/ and
 		   new/ below */
@@ -405,7 +414,7 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		if (keylist_sorted_has(&local_sorted, key) ||
 		    objgc_is_garbage(ctx->gc, key))
 			continue;
-		sub = put_back(ctx, folder_fd, key, &names);
+		sub = put_back(ctx, folder_fd, key, &names, &failed);
 		if (sub == NULL)
 			continue;
 		merged++;
@@ -467,6 +476,16 @@ static void merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	*dropped_r = dropped;
 	*expunged_r = expunged;
 	*flagged_r = flagged;
+	return folder_fd_ok && !failed;
+}
+
+/* a folder GUID some root of user's has (splitfolders.h: not made
+   twice); under the user's upload lock */
+static bool known_guid(const char *guid, void *context)
+{
+	struct ouser *user = context;
+
+	return roots_find(&user->roots, guid) != NULL;
 }
 
 bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
@@ -513,8 +532,6 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 			ours = strcmp(root->keys[k], key) == 0;
 		if (ours || objgc_is_garbage(ctx->gc, key))
 			continue;
-		/* condemned with this root's next base */
-		(void)roots_add_key(root, key);
 		(void)keylist_add(&foreign_keys, key);
 		foreign++;
 	}
@@ -528,24 +545,35 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	local.base_name = &root->base_name;
 	local.base = root->base;
 	splitmerge_fetch(ctx->store, &foreign_keys, &local, &trees);
-	if (trees.other != NULL) {
-		/* the next base names it as its parent */
-		root->merge_parent = trees.other_name;
-		root->has_merge_parent = true;
-	}
 	folders = splitfolders_plan(ctx->store, ctx->gc, user->prefix,
 				    root->last != NULL ? root->last :
-				    root->base, &trees, &folder_counts);
+				    root->base, &trees, known_guid, user,
+				    &folder_counts);
 	gets = trees.gets + folder_counts.gets;
 	keylist_sort(&lctx.mails);
-	merge_mails(ctx, user, path, &lctx.mails, &trees, folders,
-		    &folder_counts, &merged, &dropped, &expunged, &flagged);
+	if (!merge_mails(ctx, user, path, &lctx.mails, &trees, folders,
+			 &folder_counts, &merged, &dropped, &expunged,
+			 &flagged)) {
+		/* its bundles stay foreign: merged again at the next check
+		   (a pass sees the folder where a merge just moved it) */
+		obox_log(OBOX_LOG_WARNING, "split brain: the merge of %s (%s) "
+			 "is not complete: it is tried again at the next "
+			 "check\n", prefix, path);
+	} else {
+		/* condemned with this root's next base, which holds the
+		   merge and names the other writer's newest bundle as its
+		   parent */
+		for (size_t i = 0; i < foreign_keys.count; i++)
+			(void)roots_add_key(root, foreign_keys.keys[i]);
+		if (trees.other != NULL) {
+			root->merge_parent = trees.other_name;
+			root->has_merge_parent = true;
+		}
+		bundle_tree_free(&root->base);
+		bundle_tree_free(&root->last);
+	}
 	splitfolders_plan_free(&folders);
 	splitmerge_trees_free(&trees);
-	/* the next upload writes a base holding the merge, then condemns
-	   the other writer's bundles */
-	bundle_tree_free(&root->base);
-	bundle_tree_free(&root->last);
 	users_changed_behind(user);
 	pthread_mutex_lock(&ctx->stats_lock);
 	ctx->stats.split_brains++;

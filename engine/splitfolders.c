@@ -61,7 +61,7 @@ static bool has_dir(const struct bundle_tree *tree, const char *path,
 }
 
 /* path has a mail directory (cur, new, tmp, dbox-Mails) among its
-   segments: no folder is below one (a tree read from the store that says
+   parents: no folder is below one (a tree read from the store that says
    otherwise is not followed) */
 static bool below_mail_dir(const char *path)
 {
@@ -70,6 +70,8 @@ static bool below_mail_dir(const char *path)
 	while (*path != '\0') {
 		size_t len = strcspn(path, "/");
 
+		if (path[len] == '\0')
+			break;	/* the folder's own name: any */
 		if (len <= BUNDLE_NAME_MAX) {
 			memcpy(seg, path, len);
 			seg[len] = '\0';
@@ -211,12 +213,57 @@ static struct bundle_tree *folder_tree(struct objstore *store,
 	return tree;
 }
 
+/* tree without the stubs of keys this machine condemned (a folder it
+   deleted whose mails the other writer still has: their objects may go
+   once the grace ends) */
+static struct bundle_tree *without_garbage(struct bundle_tree *tree,
+					   struct objgc *gc)
+{
+	struct bundle_tree *out;
+	const char *error;
+
+	if (tree == NULL)
+		return NULL;
+	out = bundle_tree_new();
+	for (size_t i = 0; i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+
+		if (e->type == BUNDLE_ENTRY_STUB &&
+		    objgc_is_garbage(gc, e->key))
+			continue;
+		if (bundle_tree_add(out, e, &error) < 0)
+			obox_log(OBOX_LOG_WARNING, "split brain: %s: %s\n",
+				 e->path, error);
+	}
+	bundle_tree_free(&tree);
+	return out;
+}
+
+/* some directory of tree (or its own entry e) has a GUID the user has */
+static bool has_known_guid(const struct bundle_entry *e,
+			   const struct bundle_tree *tree,
+			   bool (*known_guid)(const char *, void *),
+			   void *known_context)
+{
+	if (e->guid[0] != '\0' && known_guid(e->guid, known_context))
+		return true;
+	for (size_t i = 0; tree != NULL && i < tree->count; i++) {
+		if (tree->entries[i].type == BUNDLE_ENTRY_DIR &&
+		    tree->entries[i].guid[0] != '\0' &&
+		    known_guid(tree->entries[i].guid, known_context))
+			return true;
+	}
+	return false;
+}
+
 /* folders of the other writer's tree missing here */
 static void plan_missing(struct splitfolders_plan *plan,
 			 struct objstore *store, struct objgc *gc,
 			 const char *user_prefix,
 			 const struct bundle_tree *local,
 			 const struct splitmerge_trees *trees,
+			 bool (*known_guid)(const char *, void *),
+			 void *known_context,
 			 struct splitfolders_counts *counts)
 {
 	const struct bundle_tree *other = trees->other, *common = trees->common;
@@ -233,7 +280,8 @@ static void plan_missing(struct splitfolders_plan *plan,
 			/* first mail there, none here yet: claim its GUID */
 			if (here->type == BUNDLE_ENTRY_DIR &&
 			    e->guid[0] != '\0' && here->guid[0] == '\0' &&
-			    find_guid(local, e->guid) == NULL) {
+			    find_guid(local, e->guid) == NULL &&
+			    !known_guid(e->guid, known_context)) {
 				c = plan_add(plan, FOLDER_CLAIM, e->path);
 				memcpy(c->guid, e->guid, sizeof(c->guid));
 			}
@@ -256,13 +304,25 @@ static void plan_missing(struct splitfolders_plan *plan,
 				}
 				continue;
 			}
-			if (was != NULL)
-				continue;	/* deleted here */
+			if (was != NULL ||
+			    has_known_guid(e, NULL, known_guid,
+					   known_context))
+				continue;	/* deleted here, or elsewhere */
+			struct bundle_tree *tree =
+				without_garbage(folder_tree(store, gc,
+							    user_prefix,
+							    e->guid, counts),
+						gc);
+
+			if (has_known_guid(e, tree, known_guid,
+					   known_context)) {
+				bundle_tree_free(&tree);
+				continue;
+			}
 			c = plan_add(plan, FOLDER_CREATE, e->path);
 			memcpy(c->guid, e->guid, sizeof(c->guid));
 			c->attrs = *e;
-			c->tree = folder_tree(store, gc, user_prefix, e->guid,
-					      counts);
+			c->tree = tree;
 			continue;
 		}
 		was = common == NULL ? NULL : bundle_tree_find(common, e->path);
@@ -278,9 +338,16 @@ static void plan_missing(struct splitfolders_plan *plan,
 			if (same)
 				continue;
 		}
+		struct bundle_tree *tree = subtree(other, e->path, false);
+
+		if (has_known_guid(e, tree, known_guid, known_context)) {
+			/* a folder of it is here already, elsewhere */
+			bundle_tree_free(&tree);
+			continue;
+		}
 		c = plan_add(plan, FOLDER_CREATE, e->path);
 		c->attrs = *e;
-		c->tree = subtree(other, e->path, false);
+		c->tree = tree;
 	}
 }
 
@@ -302,9 +369,19 @@ static void plan_deleted(struct splitfolders_plan *plan,
 		    here->type != BUNDLE_ENTRY_DIR || here->guid[0] != '\0' ||
 		    below_planned(plan, e->path))
 			continue;
+		struct bundle_tree *tree = subtree(common, e->path, true);
+		bool guid = false;
+
+		for (size_t k = 0; k < tree->count && !guid; k++)
+			guid = tree->entries[k].guid[0] != '\0';
+		if (guid) {
+			/* holds a folder that has held mails: kept */
+			bundle_tree_free(&tree);
+			continue;
+		}
 		c = plan_add(plan, FOLDER_REMOVE, e->path);
 		c->attrs = *e;
-		c->tree = subtree(common, e->path, true);
+		c->tree = tree;
 	}
 }
 
@@ -312,7 +389,8 @@ struct splitfolders_plan *
 splitfolders_plan(struct objstore *store, struct objgc *gc,
 		  const char *user_prefix, const struct bundle_tree *local,
 		  const struct splitmerge_trees *trees,
-		  struct splitfolders_counts *counts)
+		  bool (*known_guid)(const char *guid, void *context),
+		  void *known_context, struct splitfolders_counts *counts)
 {
 	struct splitfolders_plan *plan;
 
@@ -321,7 +399,8 @@ splitfolders_plan(struct objstore *store, struct objgc *gc,
 	plan = calloc(1, sizeof(*plan));
 	if (plan == NULL)
 		abort();
-	plan_missing(plan, store, gc, user_prefix, local, trees, counts);
+	plan_missing(plan, store, gc, user_prefix, local, trees, known_guid,
+		     known_context, counts);
 	plan_deleted(plan, local, trees);
 	if (plan->count == 0)
 		splitfolders_plan_free(&plan);
@@ -400,15 +479,15 @@ static int apply_create(const struct folder_change *c, int root_fd,
 		*error_r = "its parent is gone here";
 		return -1;
 	}
-	if (fstatat(root_fd, c->path, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	const char *name = strrchr(c->path, '/');
+
+	name = name == NULL ? c->path : name + 1;
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
 	    errno != ENOENT) {
 		*error_r = "the name is taken here";
 		close(pfd);
 		return -1;
 	}
-	const char *name = strrchr(c->path, '/');
-
-	name = name == NULL ? c->path : name + 1;
 	if (mkdirat(pfd, name, 0700) < 0) {
 		*error_r = strerror(errno);
 		close(pfd);
@@ -455,11 +534,31 @@ static int apply_rename(const struct folder_change *c, int root_fd,
 		*error_r = "it is another folder here now";
 		return -1;
 	}
-	if (renameat2(root_fd, c->from, root_fd, c->path, RENAME_NOREPLACE) < 0) {
+	/* by parent fds (pathopen() refuses symlinks): a path of the other
+	   writer's tree is not followed out of the user's */
+	char from_parent[PATH_MAX], to_parent[PATH_MAX];
+	const char *from_name = strrchr(c->from, '/');
+	const char *to_name = strrchr(c->path, '/');
+	int from_fd, to_fd;
+
+	parent_of(c->from, from_parent, sizeof(from_parent));
+	parent_of(c->path, to_parent, sizeof(to_parent));
+	from_name = from_name == NULL ? c->from : from_name + 1;
+	to_name = to_name == NULL ? c->path : to_name + 1;
+	from_fd = from_parent[0] == '\0' ? dup(root_fd) :
+		pathopen(root_fd, from_parent, O_RDONLY | O_DIRECTORY);
+	to_fd = to_parent[0] == '\0' ? dup(root_fd) :
+		pathopen(root_fd, to_parent, O_RDONLY | O_DIRECTORY);
+	ret = from_fd < 0 || to_fd < 0 ? -1 :
+		renameat2(from_fd, from_name, to_fd, to_name,
+			  RENAME_NOREPLACE);
+	if (ret < 0)
 		*error_r = strerror(errno);
-		return -1;
-	}
-	return 0;
+	if (from_fd >= 0)
+		close(from_fd);
+	if (to_fd >= 0)
+		close(to_fd);
+	return ret < 0 ? -1 : 0;
 }
 
 static int apply_claim(const struct folder_change *c, int root_fd,
@@ -507,6 +606,13 @@ static int apply_remove(const struct folder_change *c, int root_fd,
 		return -1;
 	}
 	close(fd);
+	for (size_t k = 0; k < here->count; k++) {
+		if (here->entries[k].guid[0] != '\0') {
+			bundle_tree_free(&here);
+			*error_r = "it holds a folder that has received mail here";
+			return -1;
+		}
+	}
 	same = bundle_tree_equal(here, c->tree, &why);
 	bundle_tree_free(&here);
 	if (!same) {
@@ -556,7 +662,7 @@ void splitfolders_apply(const struct splitfolders_plan *plan, int root_fd,
 			break;
 		}
 		if (ret < 0) {
-			obox_log(OBOX_LOG_INFO, "split brain: folder %s not "
+			obox_log(OBOX_LOG_WARNING, "split brain: folder %s not "
 				 "%s here as the other writer has it: %s\n",
 				 c->path, what[c->op], error);
 			continue;

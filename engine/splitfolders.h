@@ -37,6 +37,8 @@
 
 #include "keylist.h"
 
+#include <stdbool.h>
+
 struct objstore;
 struct objgc;
 struct bundle_tree;
@@ -53,13 +55,17 @@ struct splitfolders_counts {
    splitmerge_fetch()), against local, this root's last scan (NULL: no
    merge).  Folders created there with a GUID get their trees fetched
    here (user_prefix: the user's key prefix; gc: keys this machine
-   condemned are not the other writer's).  Returns NULL if there is
+   condemned are not the other writer's, and no stub of a key it
+   condemned is made).  known_guid(guid) says a folder GUID is one of the
+   user's (any root): a folder, or a tree holding one, with such a GUID is
+   not created again (one GUID, one directory).  Returns NULL if there is
    nothing to do. */
 struct splitfolders_plan *
 splitfolders_plan(struct objstore *store, struct objgc *gc,
 		  const char *user_prefix, const struct bundle_tree *local,
 		  const struct splitmerge_trees *trees,
-		  struct splitfolders_counts *counts);
+		  bool (*known_guid)(const char *guid, void *context),
+		  void *known_context, struct splitfolders_counts *counts);
 /* Under the user's snapshot lock: carry the plan out below root_fd (the
    root's directory), checking the disk before each change.  The
    directories whose entries changed (relative to the root, "" for the

@@ -147,6 +147,7 @@ static int take_chain(struct upload_ctx *ctx, struct upload_root *root,
 	root->last = lr->chain_last;
 	lr->chain_base = lr->chain_last = NULL;
 	bundle_name_from_info(&root->base->base_info, &root->base_name);
+	root->base_named = true;
 	root->base_size = lr->chain_base_size;
 	root->seq = lr->chain_seq;
 	root->disk_bytes_stale = true;
@@ -487,24 +488,15 @@ static int new_info(struct bundle_info *info, uint64_t taken)
 }
 
 /* the parent of root's next base (bundle_info.has_parent): the other
-   writer's bundle a merge took in, else the root's own base (its first
-   key), if any */
+   writer's bundle a merge took in, else the base this machine stored or
+   took over, if any (none after a restart: not known for sure) */
 static void base_parent(const struct upload_root *root,
 			struct bundle_info *info)
 {
-	struct bundle_name name;
-	const char *slash, *error;
-
-	if (root->has_merge_parent) {
+	if (root->has_merge_parent)
 		bundle_info_set_parent(info, &root->merge_parent);
-		return;
-	}
-	if (root->key_count == 0 ||
-	    (slash = strrchr(root->keys[0], '/')) == NULL ||
-	    bundle_name_parse(slash + 1, &name, &error) < 0)
-		return;
-	name.is_diff = false;	/* its base: what another writer knows */
-	bundle_info_set_parent(info, &name);
+	else if (root->base_named)
+		bundle_info_set_parent(info, &root->base_name);
 }
 
 /* store tree as a new base of root; takes tree */
@@ -547,6 +539,7 @@ static int upload_base(struct upload_ctx *ctx, struct ouser *user,
 	root->base = tree;
 	root->base_size = size;
 	root->base_name = name;
+	root->base_named = true;
 	root->seq = 0;
 	pthread_mutex_lock(&ctx->stats_lock);
 	ctx->stats.bases++;

@@ -305,9 +305,18 @@ Test(bundle_roundtrip, a_base_names_its_parent)
 	bundle_free(&bundle);
 	free(data);
 
-	/* without one: none */
+	/* a parent with a zero id is refused (it would not read back) */
+	memset(parent.diff_id, 0, BUNDLE_ID_SIZE);
+	bundle_info_set_parent(&info, &parent);
+	cr_assert_eq(bundle_encode_base(tree, &info, &data, &size, &error),
+		     -1);
+	cr_assert_not_null(strstr(error, "zero id"), "%s", error);
+
+	/* without one: none, and the header is version 2 (what readers of
+	   version 2 read) */
 	info.has_parent = false;
 	cr_assert_eq(bundle_encode_base(tree, &info, &data, &size, &error), 0);
+	cr_assert_eq(data[8] | (data[9] << 8), 2);
 	cr_assert_eq(bundle_decode(data, size, size, &bundle, &error), 0);
 	cr_assert_not(bundle_name_parent(&bundle->info, &got));
 	bundle_free(&bundle);

@@ -62,9 +62,9 @@ static void fini(void)
 
 TestSuite(engine_putback, .init = init, .fini = fini);
 
-/* store a mail with the metadata given ("-" or NULL: none) */
-static void pb_put(char key_r[OBJSTORE_KEY_MAX + 1], const char *path,
-		   const char *name, const char *mtime)
+/* store mail oid with the metadata given ("-" or NULL: none) */
+static void pb_put_oid(char key_r[OBJSTORE_KEY_MAX + 1], const char *oid,
+		       const char *path, const char *name, const char *mtime)
 {
 	struct objstore_meta meta[3];
 	unsigned int n = 0;
@@ -75,10 +75,16 @@ static void pb_put(char key_r[OBJSTORE_KEY_MAX + 1], const char *path,
 		meta[n++] = (struct objstore_meta){ "name", name };
 	if (mtime != NULL && strcmp(mtime, "-") != 0)
 		meta[n++] = (struct objstore_meta){ "mtime", mtime };
-	cr_assert_eq(keys_mail_key(USER, GUID, OID, key_r,
+	cr_assert_eq(keys_mail_key(USER, GUID, oid, key_r,
 				   OBJSTORE_KEY_MAX + 1), 0);
 	cr_assert_eq(objstore_put(pb_store, key_r, "hello", 5, meta, n), 0,
 		     "%s", objstore_error());
+}
+
+static void pb_put(char key_r[OBJSTORE_KEY_MAX + 1], const char *path,
+		   const char *name, const char *mtime)
+{
+	pb_put_oid(key_r, OID, path, name, mtime);
 }
 
 static bool pb_folder_empty(void)
@@ -323,8 +329,14 @@ Test(engine_putback, sdbox_mail_whose_uid_is_taken_gets_the_next_free_one)
 	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage,
 				    renamed), 1);
 	putback_mail_free(&mail);
-	pb_put(key2, "sdbox/mailboxes/INBOX/dbox-Mails", "u.12",
-	       "1500000003");
+	/* the same mail again: nothing */
+	cr_assert_eq(putback_head(pb_store, key, "test", &mail), 1);
+	cr_assert_eq(putback_create(pb_folder_fd, &mail, key, &stage,
+				    renamed), 0);
+	putback_mail_free(&mail);
+	pb_put_oid(key2, "6b166fb420e21c404de86fa495146961",
+		   "sdbox/mailboxes/INBOX/dbox-Mails", "u.12", "1500000003");
+	cr_assert_str_neq(key, key2);
 	cr_assert_eq(putback_head(pb_store, key2, "test", &mail), 1);
 	cr_assert_eq(putback_create(pb_folder_fd, &mail, key2, &stage,
 				    renamed), 1);
