@@ -182,7 +182,7 @@ int mailpath_maildir_flags_union(const char *a, const char *b, char *out,
 	size_t len;
 	int n;
 
-	if (la <= 0 || la != lb || memcmp(a, b, (size_t)la) != 0)
+	if (la <= 0 || lb <= 0)
 		return -1;
 	for (const char *p = fa; *p != '\0'; p++) {
 		if ((unsigned char)*p >= 128 ||

@@ -82,11 +82,13 @@ int mailpath_mail_name_check(enum mailpath_dir dir, const char *name,
 
 /* Maildir names carry a mail's flags: "<base>:2,<flags>" in cur/ (flags
    sorted, one letter each: system flags D F P R S T, keyword letters
-   a-z), "<base>" in new/.  If a and b (untrusted) name the same mail
-   (same base), write into out "<base>:2,<the union of both names' flags>"
-   and return 1 if b has flags a lacks; else copy a into out and return
-   0; -1 if they are not two names of one mail (or carry other letters)
-   or out (size bytes) is too small.  Keyword letters index a folder's
+   a-z), "<base>" in new/.  a and b (untrusted) name one mail (the caller
+   knows: one object key; their bases may differ: Dovecot adds
+   ",S=<size>,W=<vsize>" to a delivery's name, a mail put back has the
+   name it was stored under): write into out "<a's base>:2,<the union of
+   both names' flags>" and return 1 if b has flags a lacks; else copy a
+   into out and return 0; -1 if either is no maildir name (or carries
+   other letters) or out (size bytes) is too small.  Keyword letters index a folder's
    dovecot-keywords, which is each machine's own: b's letters must have
    been mapped to a's file first (maildirkw.h). */
 int mailpath_maildir_flags_union(const char *a, const char *b, char *out,

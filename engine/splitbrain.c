@@ -437,6 +437,13 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		for (unsigned int i = 0; i < 4; i++)
 			(void)keylist_add(&names, mail_dirs[i]);
 	}
+	if (folder_fd >= 0 && merged > 0) {
+		/* the mails put back are the other writer's: its flags for
+		   them are merged below too */
+		keylist_clear(&local);
+		keylist_clear(&local_paths);
+		local_stubs(folder_fd, 0, 2, &local, &local_paths);
+	}
 	if (folder_fd >= 0) {
 		dropped = drop_gone(ctx, folder_fd, &local, &local_paths,
 				    listed, changed, &names);

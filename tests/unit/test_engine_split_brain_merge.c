@@ -372,3 +372,25 @@ Test(engine_split_brain_merge, no_expunge_without_a_common_base)
 	obox_deinit(&y);
 	obox_deinit(&x);
 }
+
+/* a mail the other writer delivered during the split and flagged (its
+   name got Dovecot's ",S=" field too) comes back with its flags */
+Test(engine_split_brain_merge, mail_put_back_gets_the_other_sides_flags)
+{
+	struct obox *x, *y;
+
+	two_writers(&x, &y);
+	eng_deliver(y, MAILDIR, "1700000009.M9P1.host", ENG_MAIL);
+	cr_assert_eq(eng_rename(y, DIR_NEW, "1700000009.M9P1.host", DIR_CUR,
+				"1700000009.M9P1.host,S=5:2,F"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+	usleep(1100000);	/* X checks a root at most once a second */
+	eng_deliver(x, MAILDIR, NAME2 "x", ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+
+	cr_assert_geq(eng_stat(x, "index_split_mails_merged"), 1);
+	eng_assert_mail_stub(x, DIR_CUR "/1700000009.M9P1.host:2,F");
+	cr_assert_not(exists(x, DIR_NEW "/1700000009.M9P1.host"));
+	obox_deinit(&y);
+	obox_deinit(&x);
+}

@@ -127,9 +127,11 @@ ParameterizedTestParameters(fs_mailpath, maildir_flags_union)
 		{ "m:2,S", "m:2,Sc", 1, "m:2,Sc" },
 		{ "m:2,Sac", "m:2,c", 0, "m:2,Sac" },
 		{ "m", "m:2,z", 1, "m:2,z" },
-		/* not one mail, or not maildir flags */
-		{ "m:2,S", "n:2,S", -1, "" },
-		{ "m1:2,S", "m:2,S", -1, "" },
+		/* one mail (one key) under two bases: a's is kept */
+		{ "m:2,S", "n:2,S", 0, "m:2,S" },
+		{ "m1:2,S", "m:2,FS", 1, "m1:2,FS" },
+		{ "1.M1P1.h", "1.M1P1.h,S=5,W=6:2,Sa", 1, "1.M1P1.h:2,Sa" },
+		/* not maildir flags */
 		{ "m:1,S", "m:2,S", -1, "" },
 		{ "m:2,S", "m:2,S:x", -1, "" },
 		{ "m:2,S!", "m:2,R", -1, "" },
