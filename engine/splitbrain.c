@@ -20,6 +20,7 @@
  * one, putback.h) and the folder's index is marked for Dovecot to
  * rebuild it from its files (their flags are not merged).
  */
+#include "ids.h"
 #include "lazydir.h"
 #include "monotime.h"
 #include "upload-private.h"
@@ -214,6 +215,22 @@ static const char *put_back(struct upload_ctx *ctx, int folder_fd,
 	return ret;
 }
 
+/* key is a mail the other writer expunged: its tree (a bundle with a
+   mail watermark) does not reference it though the object was made
+   before that mark (bundle-format.md): its object waits out the other
+   writer's grace, not to be put back here */
+static bool expunged_there(const struct splitmerge_trees *trees,
+			   const struct keylist *other_keys, const char *key)
+{
+	const char *oid = keys_key_oid(key);
+	uint64_t us;
+
+	return trees->other != NULL && trees->other_mark_us != 0 &&
+		oid != NULL && ids_timed_us(oid, &us) &&
+		us < trees->other_mark_us &&
+		!keylist_sorted_has(other_keys, key);
+}
+
 /* sdbox mails were put back into the dbox-Mails of the folder at path:
    Dovecot rebuilds its index from the u.N files (putback.h).  Called
    without the snapshot lock: the mark is appended to dovecot.index.log
@@ -366,7 +383,7 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 {
 	bool failed = false;
 	struct keylist local = { 0 }, local_paths = { 0 }, local_sorted = { 0 };
-	struct keylist changed_dirs = { 0 };
+	struct keylist changed_dirs = { 0 }, other_keys = { 0 };
 	/* the names changed (relative to the folder: "cur/<name>", a
 	   folder's ".Name"): the kernel's entries of them go */
 	struct keylist names = { 0 };
@@ -408,11 +425,19 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		keylist_clear(&tmp);
 		keylist_clear(&tmp_paths);
 	}
+	for (size_t i = 0; trees->other != NULL && i < trees->other->count;
+	     i++) {
+		if (trees->other->entries[i].type == BUNDLE_ENTRY_STUB)
+			(void)keylist_add(&other_keys,
+					  trees->other->entries[i].key);
+	}
+	keylist_sort(&other_keys);
 	for (size_t i = 0; folder_fd >= 0 && i < listed->count; i++) {
 		const char *key = listed->keys[i], *sub;
 
 		if (keylist_sorted_has(&local_sorted, key) ||
-		    objgc_is_garbage(ctx->gc, key))
+		    objgc_is_garbage(ctx->gc, key) ||
+		    expunged_there(trees, &other_keys, key))
 			continue;
 		sub = put_back(ctx, folder_fd, key, &names, &failed);
 		if (sub == NULL)
@@ -469,6 +494,7 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	keylist_clear(&local);
 	keylist_clear(&local_paths);
 	keylist_clear(&local_sorted);
+	keylist_clear(&other_keys);
 	for (unsigned int i = 0; i < SPLITMERGE_CHANGED_COUNT; i++) {
 		if (changed[i])
 			tell_changed(ctx, user, path,

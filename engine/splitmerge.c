@@ -122,6 +122,7 @@ void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
 
 	trees_r->other = trees_r->common = NULL;
 	memset(&trees_r->other_name, 0, sizeof(trees_r->other_name));
+	trees_r->other_mark_us = 0;
 	*gets_r = 0;
 	if (foreign->count == 0)
 		return;
@@ -174,12 +175,18 @@ void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
 		trees_r->common = bundle_tree_copy(local->base);
 	bundle_name_from_info(best != NULL ? &best->info : &base->info,
 			      &trees_r->other_name);
+	const struct bundle_info *oi = best != NULL ? &best->info :
+		&base->info;
+
+	trees_r->other_mark_us = (uint64_t)oi->mails_secs * 1000000 +
+		oi->mails_usecs;
 	if (best != NULL &&
 	    bundle_apply_diff(tree, best->diff, &error) < 0) {
 		obox_log(OBOX_LOG_WARNING, "split brain: the other writer's "
 			 "diff does not apply: %s: its base is used\n", error);
 		/* what it expunged is unknown */
 		bundle_tree_free(&trees_r->common);
+		trees_r->other_mark_us = 0;
 	}
 	trees_r->other = tree;
 	tree = NULL;

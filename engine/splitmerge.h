@@ -36,6 +36,11 @@ struct splitmerge_trees {
 	struct bundle_tree *common;
 	/* the name of the other writer's bundle other is (its newest) */
 	struct bundle_name other_name;
+	/* that bundle's mail watermark (bundle_info; microseconds on the
+	   ids' clock, 0: none): a mail object of the folder made before it
+	   that other does not reference was expunged by the other writer
+	   (released: its object waits to be deleted) */
+	uint64_t other_mark_us;
 	unsigned int gets;	/* bundles fetched for them */
 };
 

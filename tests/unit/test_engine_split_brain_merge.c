@@ -394,3 +394,28 @@ Test(engine_split_brain_merge, mail_put_back_gets_the_other_sides_flags)
 	obox_deinit(&y);
 	obox_deinit(&x);
 }
+
+/* a mail the other writer delivered and expunged during the split (its
+   object waits out the grace) does not come back here */
+Test(engine_split_brain_merge, mail_expunged_there_during_the_split_stays_gone)
+{
+	struct obox *x, *y;
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	eng_deliver(y, MAILDIR, "1700000009.M9P1.host", ENG_MAIL);
+	cr_assert_eq(obox_upload_now(y), 0);
+	eng_unlink(y, DIR_NEW, "1700000009.M9P1.host");
+	cr_assert_eq(obox_upload_now(y), 0);
+	/* the object is still in the store (grace) */
+	cr_assert_eq(eng_mail_keys(NULL, 0), 3);
+	usleep(1100000);	/* X checks a root at most once a second */
+	eng_deliver(x, MAILDIR, NAME2 "x", ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+
+	cr_assert_geq(eng_stat(x, "index_split_brains"), 1);
+	cr_assert_eq(eng_stat(x, "index_split_mails_merged"), 0);
+	cr_assert_not(exists(x, DIR_NEW "/1700000009.M9P1.host"));
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
