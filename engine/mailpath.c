@@ -219,3 +219,24 @@ int mailpath_maildir_flags_union(const char *a, const char *b, char *out,
 	out[len] = '\0';
 	return 1;
 }
+
+bool mailpath_maildir_same_flags(const char *a, const char *b)
+{
+	/* set by maildir_split() (gcc -O2 cannot tell) */
+	const char *fa = "", *fb = "";
+	bool in_a[128] = { false }, in_b[128] = { false };
+
+	if (maildir_split(a, &fa) <= 0 || maildir_split(b, &fb) <= 0)
+		return false;
+	for (const char *p = fa; *p != '\0'; p++) {
+		if ((unsigned char)*p >= 128)
+			return false;
+		in_a[(unsigned char)*p] = true;
+	}
+	for (const char *p = fb; *p != '\0'; p++) {
+		if ((unsigned char)*p >= 128)
+			return false;
+		in_b[(unsigned char)*p] = true;
+	}
+	return memcmp(in_a, in_b, sizeof(in_a)) == 0;
+}

@@ -93,5 +93,11 @@ int mailpath_mail_name_check(enum mailpath_dir dir, const char *name,
    been mapped to a's file first (maildirkw.h). */
 int mailpath_maildir_flags_union(const char *a, const char *b, char *out,
 				 size_t size);
+/* True if the maildir names a and b (untrusted; "<base>" in new/ or
+   "<base>:2,<flags>" in cur/) carry the same set of flag letters (a mail
+   moved from new/ to cur/ without flags, or renamed by Dovecot adding
+   ",S=" fields, is unchanged); false if they differ or either is no
+   maildir name. */
+bool mailpath_maildir_same_flags(const char *a, const char *b);
 
 #endif

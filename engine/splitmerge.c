@@ -269,10 +269,11 @@ unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 		const char *local = paths->keys[i];
 
 		/* in the common base, gone on the other side, and here
-		   under the base's name: untouched here since */
+		   with the base's flags: untouched here since (Dovecot
+		   moving it from new/ to cur/ changes no flag) */
 		if (base == NULL ||
 		    stub_find(other, n_other, keys->keys[i]) != NULL ||
-		    strcmp(base->path, local) != 0)
+		    !mailpath_maildir_same_flags(base->path + 4, local + 4))
 			continue;
 		if (unlinkat(folder_fd, local, 0) < 0) {
 			if (errno != ENOENT)	/* ENOENT: dropped already */

@@ -419,3 +419,22 @@ Test(engine_split_brain_merge, mail_expunged_there_during_the_split_stays_gone)
 	obox_deinit(&y);
 	obox_deinit(&x);
 }
+
+/* Dovecot moving a mail from new/ to cur/ (no flags) is no change: an
+   expunge by the other writer is merged */
+Test(engine_split_brain_merge, expunge_of_a_mail_only_moved_to_cur_here)
+{
+	struct obox *x, *y;
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	eng_unlink(x, DIR_NEW, NAME1);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+
+	cr_assert_eq(eng_stat(y, "index_split_mails_expunged"), 1);
+	cr_assert_not(exists(y, DIR_CUR "/" NAME1 ":2,"));
+	obox_deinit(&y);
+	obox_deinit(&x);
+}

@@ -159,3 +159,14 @@ Test(fs_mailpath, maildir_flags_union_too_small)
 	cr_assert_eq(mailpath_maildir_flags_union("m:2,S", "m:2,FR", out,
 						  sizeof(out)), -1);
 }
+
+Test(fs_mailpath, maildir_same_flags)
+{
+	cr_assert(mailpath_maildir_same_flags("m", "m:2,"));
+	cr_assert(mailpath_maildir_same_flags("m:2,SF", "m,S=5,W=6:2,FS"));
+	cr_assert(mailpath_maildir_same_flags("m:2,Sa", "m:2,aS"));
+	cr_assert_not(mailpath_maildir_same_flags("m:2,S", "m:2,"));
+	cr_assert_not(mailpath_maildir_same_flags("m", "m:2,a"));
+	cr_assert_not(mailpath_maildir_same_flags("m:2,S", "m:1,S"));
+	cr_assert_not(mailpath_maildir_same_flags(":2,S", "m:2,S"));
+}
