@@ -402,6 +402,32 @@ bool objgc_is_garbage(struct objgc *gc, const char *key)
 	return ret;
 }
 
+int objgc_revive(struct objgc *gc, const char *key)
+{
+	int ret = -1;
+
+	pthread_mutex_lock(&gc->lock);
+	for (size_t i = 0; ret < 0 && i < gc->pending.count; i++) {
+		if (strcmp(gc->pending.keys[i], key) == 0) {
+			free(gc->pending.keys[i]);
+			gc->pending.keys[i] =
+				gc->pending.keys[--gc->pending.count];
+			ret = 0;
+		}
+	}
+	for (size_t i = 0; ret < 0 && i < gc->aging.count; i++) {
+		if (strcmp(gc->aging.items[i].key, key) == 0) {
+			free(gc->aging.items[i].key);
+			gc->aging.items[i] = gc->aging.items[--gc->aging.count];
+			/* the garbage file lists what is condemned */
+			garbage_rewrite_locked(gc);
+			ret = 0;
+		}
+	}
+	pthread_mutex_unlock(&gc->lock);
+	return ret;
+}
+
 /* gccheck's question: is the bundle key this machine's (stored and live,
    or condemned)? */
 static bool ours_cb(const char *bundle_key, void *context)

@@ -87,6 +87,12 @@ void objgc_own_bundle(struct objgc *gc, const char *key);
 int objgc_discard(struct objgc *gc, const char *key);
 void objgc_batch_free(struct objgc_batch *batch);
 
+/* The mail key released or condemned here is referenced again (a
+   split-brain merge: the other writer changed a mail this machine
+   expunged; its intent is the newer): no longer garbage.  Returns 0, or
+   -1 if it is not garbage waiting here (being deleted now, taken by an
+   upload pass, or unknown): then it stays as it was. */
+int objgc_revive(struct objgc *gc, const char *key);
 /* True if key was released or condemned and not deleted yet: a load of
    the user must not put it back as a mail (it is garbage, or about to
    be). */

@@ -436,9 +436,12 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		const char *key = listed->keys[i], *sub;
 
 		if (keylist_sorted_has(&local_sorted, key) ||
-		    objgc_is_garbage(ctx->gc, key) ||
 		    expunged_there(trees, &other_keys, key))
 			continue;
+		if (objgc_is_garbage(ctx->gc, key) &&
+		    (!splitmerge_changed_there(trees, key) ||
+		     objgc_revive(ctx->gc, key) < 0))
+			continue;	/* expunged here */
 		sub = put_back(ctx, folder_fd, key, &names, &failed);
 		if (sub == NULL)
 			continue;

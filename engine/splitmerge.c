@@ -248,6 +248,33 @@ static const struct key_name *stub_find(const struct key_name *index,
 	return bsearch(&want, index, n, sizeof(*index), key_name_cmp);
 }
 
+/* the path of the stub of key in tree (a linear walk: called for the few
+   mails expunged here), or NULL */
+static const char *stub_path(const struct bundle_tree *tree, const char *key)
+{
+	for (size_t i = 0; tree != NULL && i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+
+		if (e->type == BUNDLE_ENTRY_STUB && strcmp(e->key, key) == 0 &&
+		    (strncmp(e->path, "cur/", 4) == 0 ||
+		     strncmp(e->path, "new/", 4) == 0))
+			return e->path;
+	}
+	return NULL;
+}
+
+bool splitmerge_changed_there(const struct splitmerge_trees *trees,
+			      const char *key)
+{
+	const char *there, *base;
+
+	if (trees->other == NULL || trees->common == NULL ||
+	    (there = stub_path(trees->other, key)) == NULL ||
+	    (base = stub_path(trees->common, key)) == NULL)
+		return false;
+	return !mailpath_maildir_same_flags(there + 4, base + 4);
+}
+
 unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 				 const struct keylist *keys,
 				 const struct keylist *paths,

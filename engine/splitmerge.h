@@ -86,6 +86,12 @@ extern const char *const splitmerge_changed_names[SPLITMERGE_CHANGED_COUNT];
    folder's dovecot-keywords lacks are added to it (before any name uses
    them), and stubs renamed to cur/<base>:2,<both sides' flags>; returns
    the count of stubs renamed. */
+/* The other writer changed the mail key since the common base: its
+   tree has it with flags other than the common base's (false without a
+   common base, or if it lacks the mail).  A mail expunged here and
+   changed there stays (the rule above, from the other side). */
+bool splitmerge_changed_there(const struct splitmerge_trees *trees,
+			      const char *key);
 unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 				 const struct keylist *keys,
 				 const struct keylist *paths,

@@ -438,3 +438,27 @@ Test(engine_split_brain_merge, expunge_of_a_mail_only_moved_to_cur_here)
 	obox_deinit(&y);
 	obox_deinit(&x);
 }
+
+/* a mail expunged here and flagged by the other writer stays (the newer
+   intent): it comes back here with the other side's flags, and its
+   object is no longer garbage */
+Test(engine_split_brain_merge, mail_expunged_here_and_changed_there_comes_back)
+{
+	struct obox *x, *y;
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	eng_unlink(x, DIR_NEW, NAME1);
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,F"), 0);
+	cr_assert_eq(obox_upload_now(y), 0);
+	usleep(1100000);	/* X checks a root at most once a second */
+	eng_deliver(x, MAILDIR, NAME2 "x", ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+
+	cr_assert_geq(eng_stat(x, "index_split_mails_merged"), 1);
+	eng_assert_mail_stub(x, DIR_CUR "/" NAME1 ":2,F");
+	obox_deinit(&x);
+	cr_assert_eq(eng_mail_keys(NULL, 0), 3);
+	obox_deinit(&y);
+}
