@@ -270,6 +270,9 @@ void obox_size_grow_begin(struct obox *obox, ino_t ino);
 void obox_size_grow_end(struct obox *obox, ino_t ino);
 void obox_size_measure_begin(struct obox *obox, ino_t ino,
 			     unsigned int timeout_ms);
+/* measure_begin() without waiting: false (nothing begun) while a growth
+   of ino is pending */
+bool obox_size_measure_try(struct obox *obox, ino_t ino);
 void obox_size_measure_end(struct obox *obox, ino_t ino);
 /* The regular file fd (any fd) named dir/name: stored as a mail if that
    is a mail location and it is not stored yet (fsync, close after a

@@ -9,6 +9,8 @@
  * up, not necessarily the one that began it (so no rwlock).  Entries are
  * made on demand and freed when idle; one mutex and one condition
  * variable: a measurement is an fstat(), a growth's wait microseconds.
+ * obox_size_measure_try() does not wait: the front end polls the kernel's
+ * size itself while a growth is pending (fs/kernelsize.c).
  */
 #include "obox-private.h"
 #include "log.h"
@@ -158,6 +160,23 @@ void obox_size_measure_begin(struct obox *obox, ino_t ino,
 	l->waiting--;
 	l->measuring++;
 	pthread_mutex_unlock(&t->lock);
+}
+
+bool obox_size_measure_try(struct obox *obox, ino_t ino)
+{
+	struct sizelock_table *t = obox->size_locks;
+	struct sizelock *l;
+	bool free_now;
+
+	pthread_mutex_lock(&t->lock);
+	l = get_locked(t, ino);
+	free_now = l->pending == 0;
+	if (free_now)
+		l->measuring++;
+	else
+		put_locked(t, ino);
+	pthread_mutex_unlock(&t->lock);
+	return free_now;
 }
 
 void obox_size_measure_end(struct obox *obox, ino_t ino)

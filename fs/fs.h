@@ -152,10 +152,21 @@ int inode_dir_name(struct oboxfs *fs, struct oinode *inode, char *dir,
    by now).  Never call it inside a growth of the file (the path walk may
    look the file up, which measures it). */
 int kernel_fd_open(struct oboxfs *fs, struct oinode *inode);
-/* The growth of file ino to end bytes, begun with obox_size_grow_begin(),
-   ends once the kernel's size of kfd (taken over; -1: none, end it now)
-   reaches end, or after KERNEL_SIZE_WAIT_MS. */
-void kernel_size_grown(struct oboxfs *fs, ino_t ino, int kfd, off_t end);
+/* The growth of file ino to end bytes, begun with obox_size_grow_begin()
+   by a write through handle owner (its address: identity only), ends once
+   the kernel's size of kfd (taken over; -1: none, end it now) reaches end,
+   a later growth covers it, owner is released, or after
+   KERNEL_SIZE_WAIT_MS.  Call it before the reply, so that the release of
+   owner comes after it. */
+void kernel_size_grown(struct oboxfs *fs, ino_t ino, const void *owner,
+		       int kfd, off_t end);
+/* The handle owner is released: its growths end (the kernel sends RELEASE
+   only once every write syscall through it has returned, i_size set). */
+void kernel_size_released(const void *owner);
+/* obox_size_measure_begin() of regular file ino: polls the kernel's size of
+   ino's pending growths itself meanwhile (at most KERNEL_SIZE_WAIT_MS);
+   end it with obox_size_measure_end().  ino is never 0. */
+void kernel_size_measure_begin(struct oboxfs *fs, ino_t ino);
 /* End every growth and stop the waiter thread (before obox_deinit()). */
 void kernel_size_stop(void);
 

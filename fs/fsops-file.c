@@ -18,7 +18,9 @@
  *
  * A write or fallocate that grows a file is a growth of it until the
  * kernel has its new size, after the reply (kernelsize.c): no attribute
- * reply may give fstat() a size ahead of the kernel's i_size.
+ * reply may give fstat() a size ahead of the kernel's i_size.  The growth
+ * is registered before the reply and ends at the latest at its handle's
+ * release.
  */
 #include "fs.h"
 #include "reqtime.h"
@@ -456,13 +458,14 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	obox_write_end(fs->obox, real_ino);
 	if (grows && ret > 0)
 		kfd = grown_kfd(h, before, off + (off_t)ret);
+	/* before the reply: h's release comes after it */
+	if (grows)
+		kernel_size_grown(fs, real_ino, h, kfd,
+				  off + (ret > 0 ? ret : 0));
 	if (ret < 0)
 		fuse_reply_err(req, (int)-ret);
 	else
 		fuse_reply_write(req, (size_t)ret);
-	/* nothing of h or the inode from here: both may be gone */
-	if (grows)
-		kernel_size_grown(fs, real_ino, kfd, off + (ret > 0 ? ret : 0));
 }
 
 /* flush: nothing to do (locks are the kernel's; data is in the cache). */
@@ -498,6 +501,7 @@ void fsop_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_log(FUSE_LOG_ERR, "storing a mail at close failed: %s\n",
 			 strerror(errno));
 	}
+	kernel_size_released(h);
 	ofile_free(&h);
 	fuse_reply_err(req, 0);
 }
@@ -559,10 +563,10 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	obox_write_end(fs->obox, real_ino);
 	if (grows && err == 0)
 		kfd = grown_kfd(h, before, offset + length);
-	fuse_reply_err(req, err);
-	/* nothing of h or the inode from here: both may be gone */
+	/* before the reply: h's release comes after it */
 	if (grows)
-		kernel_size_grown(fs, real_ino, kfd, offset + length);
+		kernel_size_grown(fs, real_ino, h, kfd, offset + length);
+	fuse_reply_err(req, err);
 }
 
 /* lseek: SEEK_DATA/SEEK_HOLE on the file holding the bytes. */

@@ -111,8 +111,7 @@ static void fsop_getattr(fuse_req_t req, fuse_ino_t ino,
 	int fd, ret;
 
 	if (measured)
-		obox_size_measure_begin(fs->obox, inode->ino,
-					KERNEL_SIZE_WAIT_MS);
+		kernel_size_measure_begin(fs, inode->ino);
 	if (fi != NULL && !inode->is_stats) {
 		fd = attr_fd(fs, inode, fi);
 		ret = fd < 0 ? -1 : obox_stat(fd, &st);

@@ -391,7 +391,7 @@ static int lookup_stat(struct oboxfs *fs, int fd, struct stat *st_r,
 	if (ret == 0 && S_ISREG(st_r->st_mode)) {
 		ino = st_r->st_ino;
 		locked = true;
-		obox_size_measure_begin(fs->obox, ino, KERNEL_SIZE_WAIT_MS);
+		kernel_size_measure_begin(fs, ino);
 		ret = fstatat(fd, "", st_r, flags);
 	}
 	if (ret == 0) {
