@@ -428,6 +428,41 @@ int objgc_revive(struct objgc *gc, const char *key)
 	return ret;
 }
 
+static bool keylist_has_prefix(const struct keylist *list, const char *prefix,
+			       size_t len)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		if (strncmp(list->keys[i], prefix, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool aging_has_prefix(const struct gc_aging_list *list,
+			     const char *prefix, size_t len)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		if (strncmp(list->items[i].key, prefix, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool objgc_has_garbage_below(struct objgc *gc, const char *prefix)
+{
+	size_t len = strlen(prefix);
+	bool ret;
+
+	pthread_mutex_lock(&gc->lock);
+	ret = keylist_has_prefix(&gc->condemned, prefix, len) ||
+		keylist_has_prefix(&gc->pending, prefix, len) ||
+		keylist_has_prefix(&gc->flushing, prefix, len) ||
+		aging_has_prefix(&gc->aging, prefix, len) ||
+		aging_has_prefix(&gc->flushing_mails, prefix, len);
+	pthread_mutex_unlock(&gc->lock);
+	return ret;
+}
+
 /* gccheck's question: is the bundle key this machine's (stored and live,
    or condemned)? */
 static bool ours_cb(const char *bundle_key, void *context)

@@ -93,6 +93,10 @@ void objgc_batch_free(struct objgc_batch *batch);
    -1 if it is not garbage waiting here (being deleted now, taken by an
    upload pass, or unknown): then it stays as it was. */
 int objgc_revive(struct objgc *gc, const char *key);
+/* True if some key starting with prefix was released or condemned and
+   not deleted yet (a folder this machine deleted: its mails' and
+   bundles' keys). */
+bool objgc_has_garbage_below(struct objgc *gc, const char *prefix);
 /* True if key was released or condemned and not deleted yet: a load of
    the user must not put it back as a mail (it is garbage, or about to
    be). */

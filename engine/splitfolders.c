@@ -256,6 +256,19 @@ static bool has_known_guid(const struct bundle_entry *e,
 	return false;
 }
 
+/* this machine deleted the folder with guid (its mails or bundles are
+   its garbage): it is not made again from the other writer's tree, whose
+   stubs of those mails would then point at objects about to go */
+static bool deleted_here(struct objgc *gc, const char *user_prefix,
+			 const char *guid)
+{
+	char prefix[KEYS_PREFIX_MAX];
+
+	return keys_root_list_prefix(user_prefix, guid, prefix,
+				     sizeof(prefix)) == 0 &&
+		objgc_has_garbage_below(gc, prefix);
+}
+
 /* folders of the other writer's tree missing here */
 static void plan_missing(struct splitfolders_plan *plan,
 			 struct objstore *store, struct objgc *gc,
@@ -306,7 +319,8 @@ static void plan_missing(struct splitfolders_plan *plan,
 			}
 			if (was != NULL ||
 			    has_known_guid(e, NULL, known_guid,
-					   known_context))
+					   known_context) ||
+			    deleted_here(gc, user_prefix, e->guid))
 				continue;	/* deleted here, or elsewhere */
 			struct bundle_tree *tree =
 				without_garbage(folder_tree(store, gc,

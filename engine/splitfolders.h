@@ -22,7 +22,8 @@
  *  - the other writer's folder with a GUID that this root has without
  *    one at the same name (it received its first mail there): the GUID
  *    is set here, so that its own merge brings the other writer's mails;
- *  - deleted here (the common base has it): stays deleted, unless the
+ *  - deleted here (the common base has it, or, without a common base,
+ *    this machine's garbage holds keys of its GUID): stays deleted, unless the
  *    other writer changed a folder without a GUID since (its tree there
  *    differs from the common base's): then it is created again; a
  *    folder with a GUID deleted here comes back, with the other writer's
