@@ -439,9 +439,12 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		    expunged_there(trees, &other_keys, key))
 			continue;
 		if (objgc_is_garbage(ctx->gc, key) &&
-		    (!splitmerge_changed_there(trees, key) ||
+		    (!keylist_sorted_has(&other_keys, key) ||
+		     !splitmerge_changed_there(trees, key) ||
 		     objgc_revive(ctx->gc, key) < 0))
-			continue;	/* expunged here */
+			continue;	/* expunged here (the walk of
+					   changed_there() only for a mail
+					   the other writer has) */
 		sub = put_back(ctx, folder_fd, key, &names, &failed);
 		if (sub == NULL)
 			continue;

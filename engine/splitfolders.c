@@ -446,6 +446,19 @@ static void parent_of(const char *path, char *buf, size_t size)
 		 path);
 }
 
+/* an fd of path's parent below root_fd (pathopen(): no symlink, no
+   ".."), its last segment into *name_r; -1 with errno */
+static int parent_open(int root_fd, const char *path, const char **name_r)
+{
+	char parent[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	*name_r = slash == NULL ? path : slash + 1;
+	parent_of(path, parent, sizeof(parent));
+	return parent[0] == '\0' ? dup(root_fd) :
+		pathopen(root_fd, parent, O_RDONLY | O_DIRECTORY);
+}
+
 static void changed_add(struct keylist *changed_dirs, const char *path)
 {
 	char parent[PATH_MAX];
@@ -482,20 +495,15 @@ static int dir_attrs(int fd, const struct bundle_entry *e)
 static int apply_create(const struct folder_change *c, int root_fd,
 			const char **error_r)
 {
-	char parent[PATH_MAX];
+	const char *name;
 	int pfd, fd, ret = -1;
 	struct stat st;
 
-	parent_of(c->path, parent, sizeof(parent));
-	pfd = parent[0] == '\0' ? dup(root_fd) :
-		pathopen(root_fd, parent, O_RDONLY | O_DIRECTORY);
+	pfd = parent_open(root_fd, c->path, &name);
 	if (pfd < 0) {
 		*error_r = "its parent is gone here";
 		return -1;
 	}
-	const char *name = strrchr(c->path, '/');
-
-	name = name == NULL ? c->path : name + 1;
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
 	    errno != ENOENT) {
 		*error_r = "the name is taken here";
@@ -550,19 +558,10 @@ static int apply_rename(const struct folder_change *c, int root_fd,
 	}
 	/* by parent fds (pathopen() refuses symlinks): a path of the other
 	   writer's tree is not followed out of the user's */
-	char from_parent[PATH_MAX], to_parent[PATH_MAX];
-	const char *from_name = strrchr(c->from, '/');
-	const char *to_name = strrchr(c->path, '/');
-	int from_fd, to_fd;
+	const char *from_name, *to_name;
+	int from_fd = parent_open(root_fd, c->from, &from_name);
+	int to_fd = parent_open(root_fd, c->path, &to_name);
 
-	parent_of(c->from, from_parent, sizeof(from_parent));
-	parent_of(c->path, to_parent, sizeof(to_parent));
-	from_name = from_name == NULL ? c->from : from_name + 1;
-	to_name = to_name == NULL ? c->path : to_name + 1;
-	from_fd = from_parent[0] == '\0' ? dup(root_fd) :
-		pathopen(root_fd, from_parent, O_RDONLY | O_DIRECTORY);
-	to_fd = to_parent[0] == '\0' ? dup(root_fd) :
-		pathopen(root_fd, to_parent, O_RDONLY | O_DIRECTORY);
 	ret = from_fd < 0 || to_fd < 0 ? -1 :
 		renameat2(from_fd, from_name, to_fd, to_name,
 			  RENAME_NOREPLACE);
@@ -598,7 +597,7 @@ static int apply_claim(const struct folder_change *c, int root_fd,
 static int apply_remove(const struct folder_change *c, int root_fd,
 			const char **error_r)
 {
-	char guid[BUNDLE_GUID_HEX_LEN + 1], parent[PATH_MAX];
+	char guid[BUNDLE_GUID_HEX_LEN + 1];
 	struct bundle_tree *here = NULL;
 	const char *why, *name;
 	int fd, pfd;
@@ -633,15 +632,12 @@ static int apply_remove(const struct folder_change *c, int root_fd,
 		*error_r = "it was changed here";
 		return -1;
 	}
-	parent_of(c->path, parent, sizeof(parent));
-	pfd = parent[0] == '\0' ? dup(root_fd) :
-		pathopen(root_fd, parent, O_RDONLY | O_DIRECTORY);
+	pfd = parent_open(root_fd, c->path, &name);
 	if (pfd < 0) {
 		*error_r = strerror(errno);
 		return -1;
 	}
-	name = strrchr(c->path, '/');
-	rmtree_at(pfd, name == NULL ? c->path : name + 1, false);
+	rmtree_at(pfd, name, false);
 	close(pfd);
 	return 0;
 }
@@ -655,27 +651,23 @@ void splitfolders_apply(const struct splitfolders_plan *plan, int root_fd,
 		[FOLDER_CLAIM] = "given its GUID",
 		[FOLDER_REMOVE] = "removed",
 	};
+	static int (*const apply[])(const struct folder_change *, int,
+				    const char **) = {
+		[FOLDER_CREATE] = apply_create, [FOLDER_RENAME] = apply_rename,
+		[FOLDER_CLAIM] = apply_claim, [FOLDER_REMOVE] = apply_remove,
+	};
+	unsigned int *const count[] = {
+		[FOLDER_CREATE] = &counts->created,
+		[FOLDER_RENAME] = &counts->renamed,
+		[FOLDER_CLAIM] = &counts->claimed,
+		[FOLDER_REMOVE] = &counts->removed,
+	};
 
 	for (size_t i = 0; plan != NULL && i < plan->count; i++) {
 		const struct folder_change *c = &plan->changes[i];
 		const char *error = NULL;
-		int ret = -1;
 
-		switch (c->op) {
-		case FOLDER_CREATE:
-			ret = apply_create(c, root_fd, &error);
-			break;
-		case FOLDER_RENAME:
-			ret = apply_rename(c, root_fd, &error);
-			break;
-		case FOLDER_CLAIM:
-			ret = apply_claim(c, root_fd, &error);
-			break;
-		case FOLDER_REMOVE:
-			ret = apply_remove(c, root_fd, &error);
-			break;
-		}
-		if (ret < 0) {
+		if (apply[c->op](c, root_fd, &error) < 0) {
 			obox_log(OBOX_LOG_WARNING, "split brain: folder %s not "
 				 "%s here as the other writer has it: %s\n",
 				 c->path, what[c->op], error);
@@ -688,21 +680,10 @@ void splitfolders_apply(const struct splitfolders_plan *plan, int root_fd,
 			 c->from == NULL ? "" : ")", what[c->op]);
 		changed_add(changed_dirs, c->path);
 		(void)keylist_add(names, c->path);
-		switch (c->op) {
-		case FOLDER_CREATE:
-			counts->created++;
-			break;
-		case FOLDER_RENAME:
+		if (c->from != NULL) {
 			changed_add(changed_dirs, c->from);
 			(void)keylist_add(names, c->from);
-			counts->renamed++;
-			break;
-		case FOLDER_CLAIM:
-			counts->claimed++;
-			break;
-		case FOLDER_REMOVE:
-			counts->removed++;
-			break;
 		}
+		(*count[c->op])++;
 	}
 }

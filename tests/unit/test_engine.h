@@ -145,6 +145,26 @@ static void eng_write_file(struct obox *obox, const char *path,
 	obox_change_end(user);
 }
 
+/* write 256 KiB of incompressible content (xorshift letters) to path:
+   a diff that big is not worth it, the next upload stores a base of its
+   own */
+static void eng_write_big_file(struct obox *obox, const char *path)
+{
+	char *big = malloc(256 * 1024 + 1);
+	uint64_t r = 88172645463325252ULL;
+
+	cr_assert_not_null(big);
+	for (size_t i = 0; i < 256 * 1024; i++) {
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		big[i] = (char)('a' + r % 26);
+	}
+	big[256 * 1024] = '\0';
+	eng_write_file(obox, path, big);
+	free(big);
+}
+
 /* obox_rename(olddir/name, newdir/newname) as a change of user, with the
    directories opened as a front end has them */
 static int eng_rename(struct obox *obox, const char *olddir, const char *name,

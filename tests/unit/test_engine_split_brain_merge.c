@@ -309,24 +309,6 @@ Test(engine_split_brain_merge, mail_changed_here_stays_though_expunged_there)
 	obox_deinit(&x);
 }
 
-/* a base that is not worth a diff: big incompressible index content */
-static void write_big_index(struct obox *obox)
-{
-	char *big = malloc(256 * 1024 + 1);
-	uint64_t r = 88172645463325252ULL;	/* xorshift: incompressible */
-
-	cr_assert_not_null(big);
-	for (size_t i = 0; i < 256 * 1024; i++) {
-		r ^= r << 13;
-		r ^= r >> 7;
-		r ^= r << 17;
-		big[i] = (char)('a' + r % 26);
-	}
-	big[256 * 1024] = '\0';
-	eng_write_file(obox, MAILDIR "/dovecot.index.cache", big);
-	free(big);
-}
-
 Test(engine_split_brain_merge, expunge_is_merged_after_a_rebase_there)
 {
 	struct obox *x, *y;
@@ -337,7 +319,7 @@ Test(engine_split_brain_merge, expunge_is_merged_after_a_rebase_there)
 	   both loaded as its parent (bundle_info.has_parent): Y knows that
 	   base, the common one */
 	eng_unlink(x, DIR_NEW, NAME1);
-	write_big_index(x);
+	eng_write_big_file(x, MAILDIR "/dovecot.index.cache");
 	cr_assert_eq(obox_upload_now(x), 0);
 	cr_assert_eq(eng_stat(x, "index_bases_stored"), 2 + 1,
 		     "X stored no base of its own");
@@ -361,9 +343,9 @@ Test(engine_split_brain_merge, no_expunge_without_a_common_base)
 	   the other's parent's tree, so Y cannot tell an expunge there from
 	   a mail it never had */
 	eng_unlink(x, DIR_NEW, NAME1);
-	write_big_index(x);
+	eng_write_big_file(x, MAILDIR "/dovecot.index.cache");
 	cr_assert_eq(obox_upload_now(x), 0);
-	write_big_index(y);
+	eng_write_big_file(y, MAILDIR "/dovecot.index.cache");
 	cr_assert_eq(eng_rename(y, DIR_NEW, NAME2, DIR_CUR, NAME2 ":2,S"), 0);
 	cr_assert_eq(obox_upload_now(y), 0);
 	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);

@@ -225,26 +225,6 @@ Test(engine_split_folders, no_folder_below_a_mail_directory)
 	obox_deinit(&x);
 }
 
-/* 256 KiB of incompressible index content: a diff that big is not worth
-   it, the writer stores a base of its own */
-static void write_big_index(struct obox *obox, const char *folder)
-{
-	char *big = malloc(256 * 1024 + 1), path[1024];
-	uint64_t r = 88172645463325252ULL;	/* xorshift */
-
-	cr_assert_not_null(big);
-	for (size_t i = 0; i < 256 * 1024; i++) {
-		r ^= r << 13;
-		r ^= r >> 7;
-		r ^= r << 17;
-		big[i] = (char)('a' + r % 26);
-	}
-	big[256 * 1024] = '\0';
-	snprintf(path, sizeof(path), MAILDIR "%s/dovecot.index.cache", folder);
-	eng_write_file(obox, path, big);
-	free(big);
-}
-
 /* a folder deleted here (its mails released) is not made again from the
    other writer's tree when no common base tells (both rebased) */
 Test(engine_split_folders, folder_deleted_here_is_not_made_again)
@@ -256,12 +236,12 @@ Test(engine_split_folders, folder_deleted_here_is_not_made_again)
 	/* Y deletes .Old with its mail, and rebases */
 	eng_unlink(y, MAILDIR "/.Old/new", NAME1);
 	remove_empty_folder(y, ".Old");
-	write_big_index(y, "");
+	eng_write_big_file(y, MAILDIR "/dovecot.index.cache");
 	cr_assert_eq(obox_upload_now(y), 0);
 	/* X changes .Old's mail and rebases too */
 	cr_assert_eq(eng_rename(x, MAILDIR "/.Old/new", NAME1,
 				MAILDIR "/.Old/cur", NAME1 ":2,F"), 0);
-	write_big_index(x, "");
+	eng_write_big_file(x, MAILDIR "/dovecot.index.cache");
 	cr_assert_eq(obox_upload_now(x), 0);
 	usleep(1100000);	/* Y checks a root at most once a second */
 	eng_deliver(y, MAILDIR, NAME2, ENG_MAIL);
