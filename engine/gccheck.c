@@ -136,3 +136,61 @@ int gccheck_referenced(struct objstore *store, const char *const *keys,
 	keylist_clear(&lctx.foreign);
 	return ret;
 }
+
+struct bases_ctx {
+	gccheck_ours_cb_t *ours;
+	void *context;
+	const char *const *keys;
+	size_t count;
+	bool *held;
+};
+
+static int bases_cb(const struct objstore_list_entry *entry, void *context)
+{
+	struct bases_ctx *ctx = context;
+	char base[BUNDLE_KEY_MAX + 1];
+
+	if (entry->is_prefix ||
+	    bundle_key_base_of(entry->key, base, sizeof(base)) < 0 ||
+	    ctx->ours(entry->key, ctx->context))
+		return 0;
+	for (size_t i = 0; i < ctx->count; i++) {
+		if (strcmp(ctx->keys[i], base) == 0)
+			ctx->held[i] = true;
+	}
+	return 0;
+}
+
+int gccheck_bases_built_on(struct objstore *store, const char *const *keys,
+			   size_t count, gccheck_ours_cb_t *ours,
+			   void *context, bool *held_r)
+{
+	struct bases_ctx ctx = {
+		.ours = ours, .context = context, .keys = keys,
+		.count = count, .held = held_r
+	};
+	char prefix[BUNDLE_KEY_MAX + 1];
+	const char *slash;
+
+	memset(held_r, 0, count * sizeof(*held_r));
+	if (count == 0)
+		return 0;
+	slash = strrchr(keys[0], '/');
+	if (slash == NULL || (size_t)(slash - keys[0]) + 2 > sizeof(prefix)) {
+		obox_log(OBOX_LOG_ERR, "before deleting %s: not a bundle key\n",
+			 keys[0]);
+		goto hold_all;
+	}
+	memcpy(prefix, keys[0], slash - keys[0] + 1);
+	prefix[slash - keys[0] + 1] = '\0';
+	if (objstore_list(store, prefix, NULL, bases_cb, &ctx) < 0) {
+		obox_log(OBOX_LOG_WARNING, "before deleting bundles: listing "
+			 "%s failed: %s\n", prefix, objstore_error());
+		goto hold_all;
+	}
+	return 0;
+hold_all:
+	for (size_t i = 0; i < count; i++)
+		held_r[i] = true;
+	return -1;
+}

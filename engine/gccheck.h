@@ -39,4 +39,16 @@ int gccheck_referenced(struct objstore *store, const char *const *keys,
 		       size_t count, gccheck_ours_cb_t *ours, void *context,
 		       bool *referenced_r, struct gccheck_result *result_r);
 
+/* keys: condemned base bundle keys of one root (one "<root>/idx/"
+   directory).  A base another writer's diff applies to (that writer
+   loaded this machine's chain and went on with diffs of it) must wait
+   as a mail does: deleting it would leave that writer's chain, and what
+   it alone has, unreadable.  Lists the directory once (no GETs) and sets
+   held_r[i] for each key a diff this machine neither wrote nor condemned
+   applies to.  Returns 0, or -1 if the listing failed (error logged):
+   then every key is to be held. */
+int gccheck_bases_built_on(struct objstore *store, const char *const *keys,
+			   size_t count, gccheck_ours_cb_t *ours,
+			   void *context, bool *held_r);
+
 #endif

@@ -1,5 +1,6 @@
 /* objgc.c: pending, condemned and deleted objects (see objgc.h). */
 #include "objgc.h"
+#include "bundle.h"
 #include "gccheck.h"
 #include "keylist.h"
 #include "keys.h"
@@ -100,6 +101,16 @@ static bool is_mail_key(const char *key)
 	char prefix[OBJSTORE_KEY_MAX + 1];
 
 	return keys_mail_idx_prefix(key, prefix, sizeof(prefix)) == 0;
+}
+
+/* key is a base bundle's (not a diff's, not a mail's) */
+static bool is_base_key(const char *key)
+{
+	const char *slash = strrchr(key, '/'), *error;
+	struct bundle_name name;
+
+	return slash != NULL && bundle_name_parse(slash + 1, &name, &error) == 0 &&
+		!name.is_diff;
 }
 
 /* with gc->lock held: file a condemned key (taken) in the right list */
@@ -559,6 +570,59 @@ static void take_aged_locked(struct objgc *gc, struct gc_aging_list *out)
 	gc->aging.count = kept;
 }
 
+/* Of the condemned bases, move those no other writer's diff applies to
+   into del (pointers: the caller owns the keys); the others stay in
+   bases (held).  One LIST per root with a condemned base.  Returns 0, or
+   -1 if out of memory. */
+static int check_bases(struct objgc *gc, struct gc_aging_list *bases,
+		       struct keylist *del)
+{
+	size_t kept = 0, start = 0, held_count = 0;
+	int ret = 0;
+
+	if (bases->count > 1)
+		qsort(bases->items, bases->count, sizeof(*bases->items),
+		      aging_cmp);
+	while (start < bases->count) {
+		const char *first = bases->items[start].key;
+		size_t dir = strrchr(first, '/') - first + 1, end = start + 1;
+		const char **keys;
+		bool *held;
+
+		while (end < bases->count &&
+		       strncmp(bases->items[end].key, first, dir) == 0)
+			end++;
+		keys = calloc(end - start, sizeof(*keys));
+		held = calloc(end - start, sizeof(*held));
+		if (keys != NULL && held != NULL) {
+			for (size_t i = start; i < end; i++)
+				keys[i - start] = bases->items[i].key;
+			(void)gccheck_bases_built_on(gc->store, keys,
+						     end - start, ours_cb, gc,
+						     held);
+		}
+		for (size_t i = start; i < end; i++) {
+			struct gc_aging *item = &bases->items[i];
+
+			if (held != NULL && !held[i - start]) {
+				if (keylist_push(del, item->key) == 0)
+					continue;
+				ret = -1;
+			}
+			bases->items[kept++] = *item;
+			held_count++;
+		}
+		free(keys);
+		free(held);
+		start = end;
+	}
+	bases->count = kept;
+	pthread_mutex_lock(&gc->lock);
+	gc->stats.bundles_held += held_count;
+	pthread_mutex_unlock(&gc->lock);
+	return ret;
+}
+
 /* objstore_delete_many() of both lists */
 static int delete_both(struct objgc *gc, const struct keylist *a,
 		       const struct keylist *b)
@@ -626,7 +690,21 @@ int objgc_flush(struct objgc *gc)
 		qsort(mails.items, mails.count, sizeof(*mails.items),
 		      aging_cmp);
 	check_mails(gc, &mails, &del);
-	ret = delete_both(gc, &work, &del);
+	/* the bases another writer's diffs apply to wait (gccheck.h);
+	   bases and todo point at work's keys (work owns them) */
+	struct gc_aging_list bases = { 0 };
+	struct keylist todo = { 0 };
+	bool oom = false;
+
+	for (size_t i = 0; i < work.count && !oom; i++) {
+		oom = is_base_key(work.keys[i]) ?
+			aging_push(&bases, work.keys[i], 0) < 0 :
+			keylist_push(&todo, work.keys[i]) < 0;
+	}
+	if (!oom)
+		oom = check_bases(gc, &bases, &todo) < 0;
+	ret = oom ? -1 : delete_both(gc, &todo, &del);
+	free(todo.keys);
 
 	pthread_mutex_lock(&gc->lock);
 	memset(&gc->flushing, 0, sizeof(gc->flushing));
@@ -647,10 +725,21 @@ int objgc_flush(struct objgc *gc)
 		free(del.keys);
 		gc->stats.delete_failures += 1;
 	} else {
-		gc->stats.deleted += work.count + del.count;
+		gc->stats.deleted += work.count - bases.count + del.count;
+		/* held bases: condemned again, for the next flush */
+		for (size_t i = 0; i < work.count; i++) {
+			for (size_t k = 0; k < bases.count; k++) {
+				if (work.keys[i] == bases.items[k].key) {
+					file_locked(gc, work.keys[i], 0);
+					work.keys[i] = NULL;
+					break;
+				}
+			}
+		}
 		keylist_clear(&work);
 		keylist_clear(&del);
 	}
+	free(bases.items);
 	garbage_rewrite_locked(gc);
 	pthread_mutex_unlock(&gc->lock);
 	pthread_mutex_unlock(&gc->flush_lock);

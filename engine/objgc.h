@@ -47,6 +47,9 @@ struct objgc_stats {
 	/* mail keys kept at a flush because another writer's bundle
 	   references them (or its bundles could not be read) */
 	uint64_t kept_referenced;
+	/* condemned bases kept at a flush because another writer's diff
+	   applies to them (gccheck_bases_built_on()) */
+	uint64_t bundles_held;
 };
 
 /* garbage_path: the garbage file (NULL: keep condemned keys in memory

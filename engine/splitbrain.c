@@ -527,6 +527,31 @@ static bool known_guid(const char *guid, void *context)
 	return roots_find(&user->roots, guid) != NULL;
 }
 
+/* The base this machine's chain of root builds on is not in listed (the
+   root's bundles): another machine deleted it (it stored that base, this
+   one loaded it, and it condemned it at a rebase or a folder delete
+   before it knew).  Diffs of it cannot be read by anyone: the root's next
+   upload is a new base (whose parent is that base: a merge still finds
+   the common base by it). */
+static void base_gone_check(struct ouser *user, struct upload_root *root,
+			    const struct keylist *listed, const char *prefix)
+{
+	const char *slash, *error;
+	struct bundle_name name;
+
+	if (root->base == NULL || root->key_count == 0 ||
+	    keylist_has(listed, root->keys[0]) ||
+	    (slash = strrchr(root->keys[0], '/')) == NULL ||
+	    bundle_name_parse(slash + 1, &name, &error) < 0 || name.is_diff)
+		return;
+	obox_log(OBOX_LOG_WARNING, "split brain: the base %s this machine's "
+		 "bundles of %s build on is gone (another machine deleted "
+		 "it): storing a new base\n", root->keys[0], prefix);
+	bundle_tree_free(&root->base);
+	bundle_tree_free(&root->last);
+	users_changed_behind(user);
+}
+
 bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		      const char *guid, const char *path)
 {
@@ -574,8 +599,11 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		(void)keylist_add(&foreign_keys, key);
 		foreign++;
 	}
-	if (foreign == 0)
+	if (foreign == 0) {
+		/* (with foreign bundles, the merge stores a new base) */
+		base_gone_check(user, root, &lctx.bundles, prefix);
 		goto out;
+	}
 	obox_log(OBOX_LOG_WARNING, "split brain: another machine wrote %u "
 		 "bundles of %s (user %s, %s): merging its mails, folders, "
 		 "maildir flags and expunges\n", foreign, prefix, user->name,
@@ -616,7 +644,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	users_changed_behind(user);
 	pthread_mutex_lock(&ctx->stats_lock);
 	ctx->stats.split_brains++;
-	ctx->stats.split_mails_merged += merged;
+	ctx->stats.split_mails_merged += merged + folder_counts.revived;
 	ctx->stats.split_mails_dropped += dropped;
 	ctx->stats.split_flags_merged += flagged;
 	ctx->stats.split_mails_expunged += expunged;

@@ -183,11 +183,12 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 }
 
 /* the other writer's tree of the folder with guid, from its bundles, or
-   NULL (logged) */
+   NULL (logged); *changed_r (if not NULL): it differs from the base both
+   built on, or that base is unknown */
 static struct bundle_tree *folder_tree(struct objstore *store,
 				       struct objgc *gc,
 				       const char *user_prefix,
-				       const char *guid,
+				       const char *guid, bool *changed_r,
 				       struct splitfolders_counts *counts)
 {
 	struct list_ctx lctx = { .user_prefix = user_prefix, .guid = guid,
@@ -208,9 +209,50 @@ static struct bundle_tree *folder_tree(struct objstore *store,
 	keylist_clear(&lctx.keys);
 	counts->gets += trees.gets;
 	tree = trees.other;
+	if (changed_r != NULL) {
+		const char *why;
+
+		*changed_r = tree != NULL && (trees.common == NULL ||
+			!bundle_tree_equal(tree, trees.common, &why));
+	}
 	trees.other = NULL;
 	splitmerge_trees_free(&trees);
 	return tree;
+}
+
+/* tree (the other writer's tree of a folder this machine deleted, which
+   that writer changed: it comes back) with the mails it lists that are
+   garbage here taken out of the garbage (objgc_revive()); a stub whose
+   key cannot be (being deleted now) is left out */
+static struct bundle_tree *revive_garbage(struct bundle_tree *tree,
+					  struct objgc *gc,
+					  unsigned int *revived_r)
+{
+	struct bundle_tree *out;
+	const char *error;
+
+	if (tree == NULL)
+		return NULL;
+	out = bundle_tree_new();
+	for (size_t i = 0; i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+
+		if (e->type == BUNDLE_ENTRY_STUB &&
+		    objgc_is_garbage(gc, e->key)) {
+			if (objgc_revive(gc, e->key) < 0) {
+				obox_log(OBOX_LOG_WARNING, "split brain: %s: "
+					 "mail %s is being deleted: left "
+					 "out\n", e->path, e->key);
+				continue;
+			}
+			(*revived_r)++;
+		}
+		if (bundle_tree_add(out, e, &error) < 0)
+			obox_log(OBOX_LOG_WARNING, "split brain: %s: %s\n",
+				 e->path, error);
+	}
+	bundle_tree_free(&tree);
+	return out;
 }
 
 /* tree without the stubs of keys this machine condemned (a folder it
@@ -317,16 +359,34 @@ static void plan_missing(struct splitfolders_plan *plan,
 				}
 				continue;
 			}
-			if (was != NULL ||
-			    has_known_guid(e, NULL, known_guid,
+			bool gone_here = deleted_here(gc, user_prefix,
+						      e->guid);
+			bool changed = false;
+			struct bundle_tree *tree;
+
+			if (has_known_guid(e, NULL, known_guid,
 					   known_context) ||
-			    deleted_here(gc, user_prefix, e->guid))
+			    (was == NULL && gone_here) ||
+			    (was != NULL && !gone_here))
 				continue;	/* deleted here, or elsewhere */
-			struct bundle_tree *tree =
-				without_garbage(folder_tree(store, gc,
-							    user_prefix,
-							    e->guid, counts),
-						gc);
+			if (was == NULL) {
+				/* made there during the split */
+				tree = without_garbage(
+					folder_tree(store, gc, user_prefix,
+						    e->guid, NULL, counts),
+					gc);
+			} else {
+				/* deleted here: again with the other
+				   writer's mails if it changed the folder */
+				tree = folder_tree(store, gc, user_prefix,
+						   e->guid, &changed, counts);
+				if (!changed) {
+					bundle_tree_free(&tree);
+					continue;
+				}
+				tree = revive_garbage(tree, gc,
+						      &counts->revived);
+			}
 
 			if (has_known_guid(e, tree, known_guid,
 					   known_context)) {

@@ -50,6 +50,9 @@ struct splitfolders_counts {
 	unsigned int created, renamed, claimed, removed;
 	/* bundles fetched for created folders */
 	unsigned int gets;
+	/* mails of a folder deleted here that come back with it (the other
+	   writer changed it), taken out of this machine's garbage */
+	unsigned int revived;
 };
 
 /* What the other writer did to the folders of one root (trees, from
@@ -59,8 +62,12 @@ struct splitfolders_counts {
    condemned are not the other writer's, and no stub of a key it
    condemned is made).  known_guid(guid) says a folder GUID is one of the
    user's (any root): a folder, or a tree holding one, with such a GUID is
-   not created again (one GUID, one directory).  Returns NULL if there is
-   nothing to do. */
+   not created again (one GUID, one directory).  A folder of the common
+   base deleted here (its keys are this machine's garbage) is made again
+   only if the other writer changed it since that base (CONTRACT section
+   6: no mail lost), with every mail of its tree: those condemned here
+   are revived at once (if the change then cannot be made, they leak:
+   never a loss).  Returns NULL if there is nothing to do. */
 struct splitfolders_plan *
 splitfolders_plan(struct objstore *store, struct objgc *gc,
 		  const char *user_prefix, const struct bundle_tree *local,

@@ -86,6 +86,7 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "objects_deleted", gcs.deleted },
 		{ "objects_delete_checks", gcs.delete_checks },
 		{ "objects_kept_referenced", gcs.kept_referenced },
+		{ "index_bases_held", gcs.bundles_held },
 		{ "index_users", users_count(obox->users) },
 		{ "index_dirty_users", uls.dirty_users },
 		{ "index_upload_passes", uls.full_passes },

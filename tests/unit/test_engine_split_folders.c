@@ -7,6 +7,9 @@
  * untouched here, and a third machine loading the merged state sees the
  * same. */
 #include "test_engine.h"
+#include "stub.h"
+
+#include <fcntl.h>
 
 #include <unistd.h>
 
@@ -251,4 +254,109 @@ Test(engine_split_folders, folder_deleted_here_is_not_made_again)
 	cr_assert_not(exists(y, MAILDIR "/.Old"));
 	obox_deinit(&y);
 	obox_deinit(&x);
+}
+
+/* the number of .Old's bundles in the store (folder_guid: its GUID) */
+static unsigned int folder_bundles(const char *folder_guid)
+{
+	char pattern[256], keys[16][1024];
+
+	snprintf(pattern, sizeof(pattern), "/mailboxes/%s/idx/bundle\\.",
+		 folder_guid);
+	return eng_store_keys(pattern, keys, 16);
+}
+
+/* .Old's GUID: its mail's key, from its stub on obox */
+static void old_guid(struct obox *obox, char guid[33])
+{
+	struct stub stub;
+	struct stat st;
+	int fd = openat(obox_meta_fd(obox), MAILDIR "/.Old/new/" NAME1,
+			O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0, "%s", strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(stub_read(fd, &st, &stub), 1);
+	close(fd);
+	eng_key_guid(stub.key, guid);
+}
+
+/* .Old on X and on a third machine, after Y's change of it merged: its
+   mail from the base (which X had released) and Y's new one */
+static void assert_old_came_back(struct obox *x, struct obox *y)
+{
+	cr_assert(exists(x, MAILDIR "/.Old/cur"));
+	eng_assert_mail_stub(x, MAILDIR "/.Old/new/" NAME1);
+	eng_assert_mail_stub(x, MAILDIR "/.Old/new/" NAME2);
+	cr_assert_geq(eng_stat(x, "index_split_folders_merged"), 1);
+	obox_deinit(&y);
+	obox_deinit(&x);
+	eng_delete_grace = 0;
+	struct obox *z = eng_open("cache-z");
+
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	eng_assert_mail_stub(z, MAILDIR "/.Old/new/" NAME1);
+	eng_assert_mail_stub(z, MAILDIR "/.Old/new/" NAME2);
+	obox_deinit(&z);
+}
+
+/* X deletes .Old after Y went on with diffs of X's base of it: X's flush
+   keeps that base (Y's chain applies to it), and X's merge brings .Old
+   back with both mails, the one it released revived */
+Test(engine_split_folders, folder_deleted_here_after_a_change_there_comes_back)
+{
+	struct obox *x, *y;
+	char guid[33];
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	old_guid(x, guid);
+	/* Y delivers to .Old: a diff of X's base (and, as Dovecot does,
+	   updates its mailbox list index in the parent root) */
+	eng_deliver(y, MAILDIR "/.Old", NAME2, ENG_MAIL);
+	eng_write_file(y, MAILDIR "/dovecot.list.index", "Y's list");
+	cr_assert_eq(obox_upload_now(y), 0);
+	/* X deletes .Old with its mail */
+	eng_unlink(x, MAILDIR "/.Old/new", NAME1);
+	remove_empty_folder(x, ".Old");
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert_geq(eng_stat(x, "index_bases_held"), 1);
+	cr_assert_eq(folder_bundles(guid), 2, "X's base and Y's diff of it");
+	usleep(1100000);	/* X checks a root at most once a second */
+	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	assert_old_came_back(x, y);
+}
+
+/* X deletes .Old and deletes its bundles before Y stores anything: Y's
+   diffs of that base cannot be read, so Y's next upload stores a new
+   base of .Old; X's merge then brings .Old back from it */
+Test(engine_split_folders, folder_deleted_here_before_a_change_there_comes_back)
+{
+	struct obox *x, *y;
+	char guid[33];
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	old_guid(x, guid);
+	eng_unlink(x, MAILDIR "/.Old/new", NAME1);
+	remove_empty_folder(x, ".Old");
+	cr_assert_eq(obox_upload_now(x), 0);
+	cr_assert_eq(folder_bundles(guid), 0);
+	/* Y delivers to .Old: a diff of the gone base, then a new base */
+	eng_deliver(y, MAILDIR "/.Old", NAME2, ENG_MAIL);
+	eng_write_file(y, MAILDIR "/dovecot.list.index", "Y's list");
+	cr_assert_eq(obox_upload_now(y), 0);
+	usleep(1100000);
+	cr_assert_eq(obox_upload_now(y), 0);
+	char keys[4][1024], pattern[256];
+
+	snprintf(pattern, sizeof(pattern), "/mailboxes/%s/idx/bundle\\.[^-]+$",
+		 guid);
+	cr_assert_geq(eng_store_keys(pattern, keys, 4), 1,
+		      "Y stored a new base of .Old");
+	usleep(1100000);
+	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	assert_old_came_back(x, y);
 }
