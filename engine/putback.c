@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* the longest "mtime" taken: 18 digits cannot overflow 64 bits */
@@ -268,11 +270,74 @@ const unsigned char putback_sdbox_fsckd[PUTBACK_SDBOX_FSCKD_SIZE] = {
 #define INDEX_HDR_FLAGS_OFFSET 20
 #define INDEX_HDR_FLAG_FSCKD 0x4
 
+/* The header of a new dovecot.index.log as Dovecot 2.3 writes it
+   (struct mail_transaction_log_header, 40 bytes, host byte order):
+   version 1.3, header size, index id and creation time (now), file
+   sequence 1, no previous file, initial modseq 1, compat flags (1: little
+   endian). */
+static void sdbox_log_header(unsigned char hdr[PUTBACK_SDBOX_LOG_HDR_SIZE])
+{
+	uint32_t now = (uint32_t)time(NULL), one = 1;
+	uint16_t size = PUTBACK_SDBOX_LOG_HDR_SIZE;
+	uint64_t modseq = 1;
+	union { uint16_t u; unsigned char c[2]; } endian = { .u = 1 };
+
+	memset(hdr, 0, PUTBACK_SDBOX_LOG_HDR_SIZE);
+	hdr[0] = 1;			/* major version */
+	hdr[1] = 3;			/* minor version */
+	memcpy(hdr + 2, &size, 2);	/* hdr_size */
+	memcpy(hdr + 4, &now, 4);	/* indexid */
+	memcpy(hdr + 8, &one, 4);	/* file_seq */
+	memcpy(hdr + 20, &now, 4);	/* create_stamp */
+	memcpy(hdr + 24, &modseq, 8);	/* initial_modseq */
+	hdr[32] = endian.c[0] == 1 ? 1 : 0;	/* compat_flags */
+}
+
+/* A folder without any index (its files loaded from their objects alone):
+   a new dovecot.index.log holding only the FSCKD record, so that Dovecot's
+   first open rebuilds the index from the u.N files (with a fresh index and
+   no log it would show the folder empty until its next save).  Made with
+   O_EXCL, owned as the directory: 1, 0 if a log appeared meanwhile (the
+   caller appends), -1 with errno. */
+static int sdbox_new_log(int dbox_mails_dir_fd)
+{
+	unsigned char data[PUTBACK_SDBOX_LOG_HDR_SIZE + PUTBACK_SDBOX_FSCKD_SIZE];
+	struct stat st;
+	ssize_t ret;
+	int fd, saved;
+
+	if (fstat(dbox_mails_dir_fd, &st) < 0)
+		return -1;
+	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -1;
+	sdbox_log_header(data);
+	memcpy(data + PUTBACK_SDBOX_LOG_HDR_SIZE, putback_sdbox_fsckd,
+	       PUTBACK_SDBOX_FSCKD_SIZE);
+	ret = write(fd, data, sizeof(data));
+	saved = errno;
+	if (ret == (ssize_t)sizeof(data) && geteuid() == 0 &&
+	    fchown(fd, st.st_uid, st.st_gid) < 0) {
+		saved = errno;
+		ret = -1;
+	}
+	close(fd);
+	if (ret != (ssize_t)sizeof(data)) {
+		/* no half log for Dovecot to find */
+		(void)unlinkat(dbox_mails_dir_fd, "dovecot.index.log", 0);
+		errno = ret < 0 ? saved : ENOSPC;
+		return -1;
+	}
+	return 1;
+}
+
 int putback_sdbox_force_rebuild(int dbox_mails_dir_fd)
 {
 	unsigned char flags[4];
 	int fd;
 
+again:
 	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
 		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
@@ -292,8 +357,16 @@ int putback_sdbox_force_rebuild(int dbox_mails_dir_fd)
 	/* no log (rotated away): the flag goes into the index itself */
 	fd = openat(dbox_mails_dir_fd, "dovecot.index",
 		    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* no index at all */
+		int ret = sdbox_new_log(dbox_mails_dir_fd);
+
+		if (ret == 0)
+			goto again;	/* Dovecot made one meanwhile */
+		return ret;
+	}
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
+		return -1;
 	if (pread(fd, flags, sizeof(flags), INDEX_HDR_FLAGS_OFFSET) !=
 	    (ssize_t)sizeof(flags)) {
 		close(fd);

@@ -79,10 +79,13 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
 /* Make Dovecot rebuild an sdbox folder's index from its u.N files (after
    mails were put back), keeping UIDs, UIDVALIDITY, flags and keywords:
    append an FSCKD header update to dovecot.index.log, or (no log) set the
-   FSCKD flag in dovecot.index.  Returns 1 if marked, 0 if there is no
-   index at all (Dovecot then finds the mails at its next save into the
-   folder), -1 with errno. */
+   FSCKD flag in dovecot.index, or (no index at all: a folder loaded from
+   its mails alone) make a dovecot.index.log of that record alone, owned
+   as the directory.  Returns 1 if marked, 0 if dovecot.index is too
+   short to be an index (nothing marked), -1 with errno. */
 int putback_sdbox_force_rebuild(int dbox_mails_dir_fd);
+/* the header of a dovecot.index.log Dovecot 2.3 reads */
+#define PUTBACK_SDBOX_LOG_HDR_SIZE 40
 /* the dovecot.index.log record it appends (a header update setting
    the index's FSCKD flag), for a front end appending it as Dovecot's
    processes do, under the log's lock (splitbrain.c) */

@@ -302,9 +302,10 @@ int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
 			ret = putback_sdbox_force_rebuild(fd);
 			if (ret == 0) {
 				obox_log(OBOX_LOG_WARNING, "userload(%s): %s "
-					 "has no index to mark for a rebuild: "
-					 "Dovecot finds its mails at its next "
-					 "save there\n", ctx->user, path);
+					 "has a dovecot.index too short to "
+					 "mark for a rebuild: Dovecot finds "
+					 "its mails at its next save there\n",
+					 ctx->user, path);
 			}
 		}
 		if (fd < 0 || ret < 0) {

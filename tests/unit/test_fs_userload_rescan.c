@@ -209,12 +209,48 @@ Test(fs_userload_rescan, sdbox_put_back_and_index_rebuild)
 	cr_assert_eq(stats.mails_put_back, 1);
 }
 
+/* no index at all (a folder loaded from its mails alone): a new
+   dovecot.index.log of a 2.3 header and the FSCKD record, so that
+   Dovecot's first open rebuilds the index from the u.N files (checked
+   with a real Dovecot by test_dovecot_sdbox_folder_from_mails) */
+Test(fs_userload_rescan, sdbox_force_rebuild_without_any_index)
+{
+	int fd = objtest_mkdir_open(ul_tmp, "dbox");
+	unsigned char log[PUTBACK_SDBOX_LOG_HDR_SIZE +
+			  PUTBACK_SDBOX_FSCKD_SIZE + 1];
+	uint32_t u32;
+	uint16_t u16;
+	int lfd;
+
+	cr_assert_eq(putback_sdbox_force_rebuild(fd), 1);
+	lfd = openat(fd, "dovecot.index.log", O_RDONLY);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(read(lfd, log, sizeof(log)), (ssize_t)sizeof(log) - 1);
+	close(lfd);
+	cr_assert_eq(log[0], 1);	/* major */
+	cr_assert_eq(log[1], 3);	/* minor */
+	memcpy(&u16, log + 2, 2);
+	cr_assert_eq(u16, PUTBACK_SDBOX_LOG_HDR_SIZE);
+	memcpy(&u32, log + 4, 4);
+	cr_assert_neq(u32, 0, "an index id");
+	memcpy(&u32, log + 8, 4);
+	cr_assert_eq(u32, 1, "file_seq");
+	cr_assert_eq(memcmp(log + PUTBACK_SDBOX_LOG_HDR_SIZE,
+			    putback_sdbox_fsckd, PUTBACK_SDBOX_FSCKD_SIZE), 0);
+	/* a second mark appends to it */
+	cr_assert_eq(putback_sdbox_force_rebuild(fd), 1);
+	struct stat st;
+
+	cr_assert_eq(fstatat(fd, "dovecot.index.log", &st, 0), 0);
+	cr_assert_eq(st.st_size, PUTBACK_SDBOX_LOG_HDR_SIZE +
+		     2 * PUTBACK_SDBOX_FSCKD_SIZE);
+	close(fd);
+}
+
 Test(fs_userload_rescan, sdbox_force_rebuild_without_logs)
 {
 	int fd = objtest_mkdir_open(ul_tmp, "dbox");
 
-	/* nothing there: fine */
-	cr_assert_eq(putback_sdbox_force_rebuild(fd), 0);
 	cr_assert_eq(mkdirat(fd, "dovecot.index.log", 0700), 0);
 	/* a directory where the log should be: the error is reported */
 	cr_assert_eq(putback_sdbox_force_rebuild(fd), -1);
