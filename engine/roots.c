@@ -37,6 +37,37 @@ void roots_forget(struct user_roots *roots)
 	}
 	roots->list = NULL;
 	roots->read = false;
+	while (roots->gone != NULL)
+		roots_remove_gone(roots, roots->gone);
+}
+
+void roots_add_gone(struct user_roots *roots, const struct upload_root *root)
+{
+	struct gone_root *gone;
+
+	if (root->guid[0] == '\0' || root->path == NULL)
+		return;
+	gone = calloc(1, sizeof(*gone));
+	if (gone == NULL || (gone->path = strdup(root->path)) == NULL) {
+		free(gone);
+		return;	/* out of memory: only not checked */
+	}
+	memcpy(gone->guid, root->guid, sizeof(gone->guid));
+	gone->next = roots->gone;
+	roots->gone = gone;
+}
+
+void roots_remove_gone(struct user_roots *roots, struct gone_root *gone)
+{
+	for (struct gone_root **p = &roots->gone; *p != NULL;
+	     p = &(*p)->next) {
+		if (*p == gone) {
+			*p = gone->next;
+			free(gone->path);
+			free(gone);
+			return;
+		}
+	}
 }
 
 void roots_remove(struct user_roots *roots, struct upload_root *root)
@@ -66,6 +97,12 @@ struct upload_root *roots_get(struct user_roots *roots, const char *guid)
 
 	if (root != NULL)
 		return root;
+	for (struct gone_root *g = roots->gone; g != NULL; g = g->next) {
+		if (strcmp(g->guid, guid) == 0) {
+			roots_remove_gone(roots, g);	/* here again */
+			break;
+		}
+	}
 	root = calloc(1, sizeof(*root));
 	if (root == NULL)
 		return NULL;

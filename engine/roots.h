@@ -51,10 +51,23 @@ struct upload_root {
 	char *path;
 };
 
+/* A folder root a full pass no longer saw (deleted here), kept while its
+   keys are this machine's garbage: another writer that changed that
+   folder meanwhile has it made again (splitbrain_check_gone()). */
+struct gone_root {
+	struct gone_root *next;
+	char guid[IDS_HEX_LEN + 1];
+	char *path;		/* where it was, relative to the user dir */
+	int64_t checked;	/* monotonic seconds of the last check */
+};
+
 struct user_roots {
 	struct upload_root *list;
 	/* list has been filled from the state file or a load */
 	bool read;
+	/* deleted folder roots (in memory only: after a restart such a
+	   folder comes back at the next load, if its mails are kept) */
+	struct gone_root *gone;
 };
 
 /* The root with guid ("" user root), created if missing (NULL: out of
@@ -64,6 +77,11 @@ struct upload_root *roots_get(struct user_roots *roots, const char *guid);
 struct upload_root *roots_find(struct user_roots *roots, const char *guid);
 int roots_add_key(struct upload_root *root, const char *key);
 void roots_free_keys(struct upload_root *root);
+/* Note root's folder (its guid and path) as gone; a root made again with
+   that guid (roots_get()) takes it off the list. */
+void roots_add_gone(struct user_roots *roots, const struct upload_root *root);
+/* Unlink and free gone. */
+void roots_remove_gone(struct user_roots *roots, struct gone_root *gone);
 /* Unlink and free root. */
 void roots_remove(struct user_roots *roots, struct upload_root *root);
 /* Free every root; read is false again (eviction, deinit). */

@@ -659,3 +659,93 @@ out:
 	keylist_clear(&foreign_keys);
 	return foreign > 0;
 }
+
+/* the folder at path (relative to the user dir) is there */
+static bool folder_there(struct upload_ctx *ctx, struct ouser *user,
+			 const char *path)
+{
+	int user_fd = openat(ctx->meta_fd, user->name, O_RDONLY | O_DIRECTORY |
+			     O_NOFOLLOW | O_CLOEXEC);
+	int fd = user_fd < 0 ? -1 : pathopen(user_fd, path,
+					     O_RDONLY | O_DIRECTORY);
+
+	if (fd >= 0)
+		close(fd);
+	if (user_fd >= 0)
+		close(user_fd);
+	return fd >= 0;
+}
+
+bool splitbrain_check_gone(struct upload_ctx *ctx, struct ouser *user)
+{
+	int64_t now = monotime_secs();
+	struct gone_root *g, *next;
+	bool made = false;
+
+	if (ctx->split_check_interval == 0)
+		return false;
+	for (g = user->roots.gone; g != NULL; g = next) {
+		bool changed[SPLITMERGE_CHANGED_COUNT] = { false };
+		struct keylist changed_dirs = { 0 }, names = { 0 };
+		struct splitfolders_counts counts = { 0 };
+		struct splitfolders_plan *plan;
+		char prefix[KEYS_PREFIX_MAX];
+		bool readable;
+		int user_fd;
+
+		next = g->next;
+		if (g->checked != 0 &&
+		    now - g->checked < (int64_t)ctx->split_check_interval)
+			continue;
+		g->checked = now;
+		if (keys_root_list_prefix(user->prefix, g->guid, prefix,
+					  sizeof(prefix)) < 0 ||
+		    !objgc_has_garbage_below(ctx->gc, prefix) ||
+		    folder_there(ctx, user, g->path)) {
+			/* its objects are deleted (nothing left for another
+			   writer to build on), or it is here again */
+			roots_remove_gone(&user->roots, g);
+			continue;
+		}
+		pthread_mutex_lock(&ctx->stats_lock);
+		ctx->stats.split_checks++;
+		pthread_mutex_unlock(&ctx->stats_lock);
+		plan = splitfolders_plan_gone(ctx->store, ctx->gc, user->prefix,
+					      g->guid, g->path, &readable,
+					      &counts);
+		if (plan == NULL)
+			continue;
+		obox_log(OBOX_LOG_WARNING, "split brain: another machine "
+			 "changed folder %s (user %s, %s), which this machine "
+			 "deleted: made again with its mails\n", prefix,
+			 user->name, g->path);
+		users_snapshot_lock(user);
+		user_fd = openat(ctx->meta_fd, user->name, O_RDONLY |
+				 O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (user_fd >= 0) {
+			splitfolders_apply(plan, user_fd, &changed_dirs, &names,
+					   &counts);
+			close(user_fd);
+		}
+		if (counts.created > 0)
+			users_changed_behind(user);
+		names_changed(ctx, user, "", &names, changed);
+		users_snapshot_unlock(user);
+		for (size_t i = 0; i < changed_dirs.count; i++)
+			tell_changed(ctx, user, "", changed_dirs.keys[i]);
+		keylist_clear(&changed_dirs);
+		keylist_clear(&names);
+		splitfolders_plan_free(&plan);
+		pthread_mutex_lock(&ctx->stats_lock);
+		ctx->stats.split_brains++;
+		ctx->stats.split_folders_merged += counts.created;
+		ctx->stats.split_mails_merged += counts.revived;
+		ctx->stats.split_bundles_read += counts.gets;
+		pthread_mutex_unlock(&ctx->stats_lock);
+		if (counts.created > 0) {
+			roots_remove_gone(&user->roots, g);
+			made = true;
+		}
+	}
+	return made;
+}

@@ -42,6 +42,8 @@ struct folder_change {
 	   below it */
 	struct bundle_tree *tree;
 	struct bundle_entry attrs;
+	/* CREATE: mode and owner from the parent directory (attrs unknown) */
+	bool parent_attrs;
 };
 
 struct splitfolders_plan {
@@ -481,6 +483,33 @@ splitfolders_plan(struct objstore *store, struct objgc *gc,
 	return plan;
 }
 
+struct splitfolders_plan *
+splitfolders_plan_gone(struct objstore *store, struct objgc *gc,
+		       const char *user_prefix, const char *guid,
+		       const char *path, bool *readable_r,
+		       struct splitfolders_counts *counts)
+{
+	struct splitfolders_plan *plan;
+	struct folder_change *c;
+	struct bundle_tree *tree;
+	bool changed = false;
+
+	tree = folder_tree(store, gc, user_prefix, guid, &changed, counts);
+	*readable_r = tree != NULL;
+	if (tree == NULL || !changed || below_mail_dir(path)) {
+		bundle_tree_free(&tree);
+		return NULL;
+	}
+	plan = calloc(1, sizeof(*plan));
+	if (plan == NULL)
+		abort();
+	c = plan_add(plan, FOLDER_CREATE, path);
+	memcpy(c->guid, guid, sizeof(c->guid));
+	c->parent_attrs = true;
+	c->tree = revive_garbage(tree, gc, &counts->revived);
+	return plan;
+}
+
 void splitfolders_plan_free(struct splitfolders_plan **_plan)
 {
 	struct splitfolders_plan *plan = *_plan;
@@ -552,6 +581,16 @@ static int dir_attrs(int fd, const struct bundle_entry *e)
 	return futimens(fd, ts);
 }
 
+/* fd gets the mode bits and owner of its parent pfd */
+static int parent_attrs(int pfd, int fd)
+{
+	struct stat st;
+
+	if (fstat(pfd, &st) < 0 || fchmod(fd, st.st_mode & 07777) < 0)
+		return -1;
+	return geteuid() == 0 ? fchown(fd, st.st_uid, st.st_gid) : 0;
+}
+
 static int apply_create(const struct folder_change *c, int root_fd,
 			const char **error_r)
 {
@@ -586,7 +625,9 @@ static int apply_create(const struct folder_change *c, int root_fd,
 	} else if (c->tree != NULL &&
 		   bundle_tree_write(c->tree, fd, error_r) < 0) {
 		/* error_r set */
-	} else if (dir_attrs(fd, &c->attrs) < 0) {
+	} else if (c->parent_attrs && parent_attrs(pfd, fd) < 0) {
+		*error_r = strerror(errno);
+	} else if (!c->parent_attrs && dir_attrs(fd, &c->attrs) < 0) {
 		*error_r = strerror(errno);
 	} else {
 		ret = 0;

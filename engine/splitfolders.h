@@ -74,6 +74,18 @@ splitfolders_plan(struct objstore *store, struct objgc *gc,
 		  const struct splitmerge_trees *trees,
 		  bool (*known_guid)(const char *guid, void *context),
 		  void *known_context, struct splitfolders_counts *counts);
+/* A folder this machine deleted (guid, which was at path relative to the
+   user dir) whose keys are still its garbage: if the other writer stored
+   bundles of it that differ from the base both built on (or that base is
+   unknown), a plan to make it again at path from them, its mails
+   condemned here revived (the rules above), with its parent's mode and
+   owner; else NULL.  *readable_r: another writer's bundles of it were
+   found and read. */
+struct splitfolders_plan *
+splitfolders_plan_gone(struct objstore *store, struct objgc *gc,
+		       const char *user_prefix, const char *guid,
+		       const char *path, bool *readable_r,
+		       struct splitfolders_counts *counts);
 /* Under the user's snapshot lock: carry the plan out below root_fd (the
    root's directory), checking the disk before each change.  The
    directories whose entries changed (relative to the root, "" for the

@@ -16,5 +16,12 @@
    another writer was found (the root needs uploading again). */
 bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		      const char *guid, const char *path);
+/* splitbrain.c: the folders this machine deleted whose keys are still its
+   garbage (user->roots.gone), each at most every split_check_interval:
+   one LIST of its bundles; a folder another writer changed meanwhile is
+   made again here with that writer's tree (splitfolders_plan_gone()).
+   Call with user->upload_lock held.  Returns true if one was made (the
+   user needs uploading again). */
+bool splitbrain_check_gone(struct upload_ctx *ctx, struct ouser *user);
 
 #endif

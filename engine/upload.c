@@ -704,6 +704,7 @@ static void forget_unseen_roots(struct upload_ctx *ctx, struct ouser *user)
 			continue;
 		for (size_t i = 0; i < root->key_count; i++)
 			objgc_condemn(ctx->gc, root->keys[i]);
+		roots_add_gone(&user->roots, root);
 		roots_remove(&user->roots, root);
 	}
 }
@@ -782,6 +783,8 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		objgc_condemn_batch(ctx->gc, &pending);
 		if (folder_path == NULL) {
 			forget_unseen_roots(ctx, user);
+			if (splitbrain_check_gone(ctx, user))
+				merged = true;
 			prune_touched(user);
 			note_tree_bytes(ctx, user, snap_gen);
 			atomic_store(&user->uploaded_gen, snap_gen);
@@ -812,6 +815,8 @@ void upload_split_check_user(struct upload_ctx *ctx, struct ouser *user)
 		    splitbrain_check(ctx, user, r->guid, r->path))
 			merged = true;
 	}
+	if (splitbrain_check_gone(ctx, user))
+		merged = true;
 	pthread_mutex_unlock(&user->upload_lock);
 	if (merged)
 		(void)upload_user(ctx, user, NULL);

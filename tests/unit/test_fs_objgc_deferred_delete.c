@@ -494,3 +494,72 @@ Test(fs_objgc_deferred_delete, undeletable_key_does_not_block_others)
 	cr_assert_not(object_exists(good), "still in the store after %u "
 		      "flushes: one undeletable key blocks all deletes", i);
 }
+
+/* the key of a bundle of user's folder guid: a base of id n, or (diff
+   not 0) that base's diff d */
+static void bundle_key(const char *guid, unsigned int n, unsigned int d,
+		       char *buf, size_t size)
+{
+	char prefix[KEYS_PREFIX_MAX], user_prefix[KEYS_PREFIX_MAX];
+	int len;
+
+	cr_assert_eq(keys_user_prefix(USER1, user_prefix,
+				      sizeof(user_prefix)), 0);
+	cr_assert_eq(keys_idx_prefix(user_prefix, guid, prefix,
+				     sizeof(prefix)), 0);
+	len = snprintf(buf, size, "%sbundle.6b168c01.e77a4.%032x", prefix, n);
+	if (d != 0)
+		snprintf(buf + len, size - len, "-%032x", d);
+}
+
+/* a condemned base another writer's diff applies to (it loaded this
+   machine's chain and went on with it) waits: its chain stays readable;
+   once that diff is gone, the next flush deletes the base.  A base
+   whose diff this machine condemned too goes at once. */
+Test(fs_objgc_deferred_delete, a_base_another_writer_builds_on_waits)
+{
+	char held[512], theirs[512], lone[512], mine[512], mine_diff[512];
+	char other_folder[512];
+	struct objgc_stats st;
+
+	bundle_key(GUID1, 1, 0, held, sizeof(held));
+	bundle_key(GUID1, 1, 7, theirs, sizeof(theirs));
+	bundle_key(GUID1, 2, 0, lone, sizeof(lone));
+	bundle_key(GUID1, 3, 0, mine, sizeof(mine));
+	bundle_key(GUID1, 3, 8, mine_diff, sizeof(mine_diff));
+	/* a diff of another folder's base 1 holds nothing here */
+	bundle_key(GUID2, 2, 9, other_folder, sizeof(other_folder));
+	put_object(held);
+	put_object(theirs);
+	put_object(lone);
+	put_object(mine);
+	put_object(mine_diff);
+	put_object(other_folder);
+	objgc_condemn(gc, held);
+	objgc_condemn(gc, lone);
+	objgc_condemn(gc, mine);
+	objgc_condemn(gc, mine_diff);
+	cr_assert_eq(objgc_flush(gc), 0);
+	cr_assert(object_exists(held), "a base another writer builds on");
+	cr_assert(objgc_is_garbage(gc, held), "still condemned");
+	cr_assert_not(object_exists(lone));
+	cr_assert_not(object_exists(mine));
+	cr_assert_not(object_exists(mine_diff));
+	cr_assert(object_exists(theirs));
+	objgc_get_stats(gc, &st);
+	cr_assert_eq(st.bundles_held, 1);
+	cr_assert_eq(st.deleted, 3);
+
+	/* held across a restart (the garbage file) */
+	objgc_deinit(&gc);
+	gc = objgc_init(store, mc, garbage_path);
+	cr_assert_not_null(gc);
+	cr_assert_eq(objgc_flush(gc), 0);
+	cr_assert(object_exists(held));
+
+	/* the other writer rebased: its diff is gone, so is the base */
+	cr_assert_eq(objstore_delete(store, theirs), 0);
+	cr_assert_eq(objgc_flush(gc), 0);
+	cr_assert_not(object_exists(held));
+	cr_assert_not(objgc_is_garbage(gc, held));
+}
