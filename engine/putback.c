@@ -308,8 +308,10 @@ static int sdbox_new_log(int dbox_mails_dir_fd)
 
 	if (fstat(dbox_mails_dir_fd, &st) < 0)
 		return -1;
+	/* Dovecot makes its index files with the folder's mode, without x */
 	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    st.st_mode & 0666);
 	if (fd < 0)
 		return errno == EEXIST ? 0 : -1;
 	sdbox_log_header(data);
@@ -337,7 +339,6 @@ int putback_sdbox_force_rebuild(int dbox_mails_dir_fd)
 	unsigned char flags[4];
 	int fd;
 
-again:
 	fd = openat(dbox_mails_dir_fd, "dovecot.index.log",
 		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
@@ -358,12 +359,10 @@ again:
 	fd = openat(dbox_mails_dir_fd, "dovecot.index",
 		    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		/* no index at all */
-		int ret = sdbox_new_log(dbox_mails_dir_fd);
-
-		if (ret == 0)
-			goto again;	/* Dovecot made one meanwhile */
-		return ret;
+		/* no index at all; 0 if Dovecot made a log meanwhile: it
+		   is not appended to here, behind its lock (the caller's
+		   file_append() path is for that) */
+		return sdbox_new_log(dbox_mails_dir_fd);
 	}
 	if (fd < 0)
 		return -1;

@@ -81,8 +81,9 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
    append an FSCKD header update to dovecot.index.log, or (no log) set the
    FSCKD flag in dovecot.index, or (no index at all: a folder loaded from
    its mails alone) make a dovecot.index.log of that record alone, owned
-   as the directory.  Returns 1 if marked, 0 if dovecot.index is too
-   short to be an index (nothing marked), -1 with errno. */
+   as the directory, with its mode bits less x.  Returns 1 if marked, 0
+   if dovecot.index is too short to be an index or a log appeared while
+   this ran (nothing marked), -1 with errno. */
 int putback_sdbox_force_rebuild(int dbox_mails_dir_fd);
 /* the header of a dovecot.index.log Dovecot 2.3 reads */
 #define PUTBACK_SDBOX_LOG_HDR_SIZE 40

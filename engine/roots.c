@@ -41,18 +41,24 @@ void roots_forget(struct user_roots *roots)
 		roots_remove_gone(roots, roots->gone);
 }
 
-void roots_add_gone(struct user_roots *roots, const struct upload_root *root)
+void roots_add_gone(struct user_roots *roots, const struct upload_root *root,
+		    uint64_t *mail_hashes, size_t mail_count)
 {
 	struct gone_root *gone;
 
-	if (root->guid[0] == '\0' || root->path == NULL)
+	if (root->guid[0] == '\0' || root->path == NULL) {
+		free(mail_hashes);
 		return;
+	}
 	gone = calloc(1, sizeof(*gone));
 	if (gone == NULL || (gone->path = strdup(root->path)) == NULL) {
 		free(gone);
+		free(mail_hashes);
 		return;	/* out of memory: only not checked */
 	}
 	memcpy(gone->guid, root->guid, sizeof(gone->guid));
+	gone->mail_hashes = mail_hashes;
+	gone->mail_count = mail_count;
 	gone->next = roots->gone;
 	roots->gone = gone;
 }
@@ -64,6 +70,7 @@ void roots_remove_gone(struct user_roots *roots, struct gone_root *gone)
 		if (*p == gone) {
 			*p = gone->next;
 			free(gone->path);
+			free(gone->mail_hashes);
 			free(gone);
 			return;
 		}

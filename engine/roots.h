@@ -58,6 +58,9 @@ struct gone_root {
 	struct gone_root *next;
 	char guid[IDS_HEX_LEN + 1];
 	char *path;		/* where it was, relative to the user dir */
+	/* its mails when it went (splitfolders_mail_digest()'s hashes) */
+	uint64_t *mail_hashes;
+	size_t mail_count;
 	int64_t checked;	/* monotonic seconds of the last check */
 };
 
@@ -77,9 +80,11 @@ struct upload_root *roots_get(struct user_roots *roots, const char *guid);
 struct upload_root *roots_find(struct user_roots *roots, const char *guid);
 int roots_add_key(struct upload_root *root, const char *key);
 void roots_free_keys(struct upload_root *root);
-/* Note root's folder (its guid and path) as gone; a root made again with
-   that guid (roots_get()) takes it off the list. */
-void roots_add_gone(struct user_roots *roots, const struct upload_root *root);
+/* Note root's folder (its guid and path, and mail_hashes, taken) as
+   gone; a root made again with that guid (roots_get()) takes it off the
+   list. */
+void roots_add_gone(struct user_roots *roots, const struct upload_root *root,
+		    uint64_t *mail_hashes, size_t mail_count);
 /* Unlink and free gone. */
 void roots_remove_gone(struct user_roots *roots, struct gone_root *gone);
 /* Unlink and free root. */

@@ -690,7 +690,6 @@ bool splitbrain_check_gone(struct upload_ctx *ctx, struct ouser *user)
 		struct splitfolders_counts counts = { 0 };
 		struct splitfolders_plan *plan;
 		char prefix[KEYS_PREFIX_MAX];
-		bool readable;
 		int user_fd;
 
 		next = g->next;
@@ -701,18 +700,23 @@ bool splitbrain_check_gone(struct upload_ctx *ctx, struct ouser *user)
 		if (keys_root_list_prefix(user->prefix, g->guid, prefix,
 					  sizeof(prefix)) < 0 ||
 		    !objgc_has_garbage_below(ctx->gc, prefix) ||
+		    roots_find(&user->roots, g->guid) != NULL ||
 		    folder_there(ctx, user, g->path)) {
 			/* its objects are deleted (nothing left for another
-			   writer to build on), or it is here again */
+			   writer to build on), or it is here again (one GUID,
+			   one folder), or its name is taken */
 			roots_remove_gone(&user->roots, g);
 			continue;
 		}
 		pthread_mutex_lock(&ctx->stats_lock);
 		ctx->stats.split_checks++;
 		pthread_mutex_unlock(&ctx->stats_lock);
+		struct splitfolders_digest had = {
+			.hashes = g->mail_hashes, .count = g->mail_count
+		};
+
 		plan = splitfolders_plan_gone(ctx->store, ctx->gc, user->prefix,
-					      g->guid, g->path, &readable,
-					      &counts);
+					      g->guid, g->path, &had, &counts);
 		if (plan == NULL)
 			continue;
 		obox_log(OBOX_LOG_WARNING, "split brain: another machine "
@@ -737,7 +741,7 @@ bool splitbrain_check_gone(struct upload_ctx *ctx, struct ouser *user)
 		keylist_clear(&names);
 		splitfolders_plan_free(&plan);
 		pthread_mutex_lock(&ctx->stats_lock);
-		ctx->stats.split_brains++;
+		ctx->stats.split_brains += counts.created > 0 ? 1 : 0;
 		ctx->stats.split_folders_merged += counts.created;
 		ctx->stats.split_mails_merged += counts.revived;
 		ctx->stats.split_bundles_read += counts.gets;

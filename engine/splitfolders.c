@@ -185,12 +185,11 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 }
 
 /* the other writer's tree of the folder with guid, from its bundles, or
-   NULL (logged); *changed_r (if not NULL): it differs from the base both
-   built on, or that base is unknown */
+   NULL (logged) */
 static struct bundle_tree *folder_tree(struct objstore *store,
 				       struct objgc *gc,
 				       const char *user_prefix,
-				       const char *guid, bool *changed_r,
+				       const char *guid,
 				       struct splitfolders_counts *counts)
 {
 	struct list_ctx lctx = { .user_prefix = user_prefix, .guid = guid,
@@ -211,12 +210,6 @@ static struct bundle_tree *folder_tree(struct objstore *store,
 	keylist_clear(&lctx.keys);
 	counts->gets += trees.gets;
 	tree = trees.other;
-	if (changed_r != NULL) {
-		const char *why;
-
-		*changed_r = tree != NULL && (trees.common == NULL ||
-			!bundle_tree_equal(tree, trees.common, &why));
-	}
 	trees.other = NULL;
 	splitmerge_trees_free(&trees);
 	return tree;
@@ -224,37 +217,40 @@ static struct bundle_tree *folder_tree(struct objstore *store,
 
 /* tree (the other writer's tree of a folder this machine deleted, which
    that writer changed: it comes back) with the mails it lists that are
-   garbage here taken out of the garbage (objgc_revive()); a stub whose
-   key cannot be (being deleted now) is left out */
+   garbage here taken out of the garbage (objgc_revive()).  If one cannot
+   be (a flush is deciding on it now), those revived are condemned again
+   and NULL is returned: tried again at the next check (a folder made
+   without that mail would look like an expunge to the other writer). */
 static struct bundle_tree *revive_garbage(struct bundle_tree *tree,
 					  struct objgc *gc,
 					  unsigned int *revived_r)
 {
-	struct bundle_tree *out;
-	const char *error;
+	struct keylist revived = { 0 };
+	bool failed = false;
 
-	if (tree == NULL)
-		return NULL;
-	out = bundle_tree_new();
-	for (size_t i = 0; i < tree->count; i++) {
+	for (size_t i = 0; i < tree->count && !failed; i++) {
 		const struct bundle_entry *e = &tree->entries[i];
 
-		if (e->type == BUNDLE_ENTRY_STUB &&
-		    objgc_is_garbage(gc, e->key)) {
-			if (objgc_revive(gc, e->key) < 0) {
-				obox_log(OBOX_LOG_WARNING, "split brain: %s: "
-					 "mail %s is being deleted: left "
-					 "out\n", e->path, e->key);
-				continue;
-			}
-			(*revived_r)++;
+		if (e->type != BUNDLE_ENTRY_STUB ||
+		    !objgc_is_garbage(gc, e->key))
+			continue;
+		if (objgc_revive(gc, e->key) < 0 ||
+		    keylist_add(&revived, e->key) < 0) {
+			obox_log(OBOX_LOG_WARNING, "split brain: mail %s is "
+				 "being deleted here: its folder comes back "
+				 "at the next check\n", e->key);
+			failed = true;
 		}
-		if (bundle_tree_add(out, e, &error) < 0)
-			obox_log(OBOX_LOG_WARNING, "split brain: %s: %s\n",
-				 e->path, error);
 	}
-	bundle_tree_free(&tree);
-	return out;
+	if (failed) {
+		for (size_t i = 0; i < revived.count; i++)
+			objgc_condemn(gc, revived.keys[i]);
+		bundle_tree_free(&tree);
+	} else {
+		*revived_r += revived.count;
+	}
+	keylist_clear(&revived);
+	return tree;
 }
 
 /* tree without the stubs of keys this machine condemned (a folder it
@@ -361,34 +357,17 @@ static void plan_missing(struct splitfolders_plan *plan,
 				}
 				continue;
 			}
-			bool gone_here = deleted_here(gc, user_prefix,
-						      e->guid);
-			bool changed = false;
-			struct bundle_tree *tree;
-
-			if (has_known_guid(e, NULL, known_guid,
+			if (was != NULL ||
+			    has_known_guid(e, NULL, known_guid,
 					   known_context) ||
-			    (was == NULL && gone_here) ||
-			    (was != NULL && !gone_here))
-				continue;	/* deleted here, or elsewhere */
-			if (was == NULL) {
-				/* made there during the split */
-				tree = without_garbage(
-					folder_tree(store, gc, user_prefix,
-						    e->guid, NULL, counts),
-					gc);
-			} else {
-				/* deleted here: again with the other
-				   writer's mails if it changed the folder */
-				tree = folder_tree(store, gc, user_prefix,
-						   e->guid, &changed, counts);
-				if (!changed) {
-					bundle_tree_free(&tree);
-					continue;
-				}
-				tree = revive_garbage(tree, gc,
-						      &counts->revived);
-			}
+			    deleted_here(gc, user_prefix, e->guid))
+				continue;	/* deleted here (a gone root of
+						   splitbrain.c), or elsewhere */
+			struct bundle_tree *tree =
+				without_garbage(folder_tree(store, gc,
+							    user_prefix,
+							    e->guid, counts),
+						gc);
 
 			if (has_known_guid(e, tree, known_guid,
 					   known_context)) {
@@ -483,20 +462,87 @@ splitfolders_plan(struct objstore *store, struct objgc *gc,
 	return plan;
 }
 
+/* the flags part of a stub's name ("<base>:2,<flags>" of maildir; ""
+   without: new/, sdbox's u.N) */
+static const char *name_flags(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *info = strstr(slash == NULL ? path : slash + 1, ":2,");
+
+	return info == NULL ? "" : info + 3;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return (h ^ 0xff) * 0x100000001b3ULL;	/* the end of s */
+}
+
+static int u64_cmp(const void *p1, const void *p2)
+{
+	uint64_t a = *(const uint64_t *)p1, b = *(const uint64_t *)p2;
+
+	return a < b ? -1 : a > b ? 1 : 0;
+}
+
+int splitfolders_mail_digest(const struct bundle_tree *tree,
+			     struct splitfolders_digest *digest_r)
+{
+	size_t n = 0;
+
+	memset(digest_r, 0, sizeof(*digest_r));
+	for (size_t i = 0; i < tree->count; i++)
+		n += tree->entries[i].type == BUNDLE_ENTRY_STUB ? 1 : 0;
+	digest_r->hashes = calloc(n + 1, sizeof(uint64_t));
+	if (digest_r->hashes == NULL)
+		return -1;
+	for (size_t i = 0; i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+
+		if (e->type == BUNDLE_ENTRY_STUB)
+			digest_r->hashes[digest_r->count++] =
+				fnv1a(fnv1a(0xcbf29ce484222325ULL, e->key),
+				      name_flags(e->path));
+	}
+	qsort(digest_r->hashes, digest_r->count, sizeof(uint64_t), u64_cmp);
+	return 0;
+}
+
+void splitfolders_digest_free(struct splitfolders_digest *digest)
+{
+	free(digest->hashes);
+	memset(digest, 0, sizeof(*digest));
+}
+
 struct splitfolders_plan *
 splitfolders_plan_gone(struct objstore *store, struct objgc *gc,
 		       const char *user_prefix, const char *guid,
-		       const char *path, bool *readable_r,
+		       const char *path,
+		       const struct splitfolders_digest *had,
 		       struct splitfolders_counts *counts)
 {
+	struct splitfolders_digest there;
 	struct splitfolders_plan *plan;
 	struct folder_change *c;
 	struct bundle_tree *tree;
-	bool changed = false;
+	bool changed;
 
-	tree = folder_tree(store, gc, user_prefix, guid, &changed, counts);
-	*readable_r = tree != NULL;
-	if (tree == NULL || !changed || below_mail_dir(path)) {
+	if (below_mail_dir(path))
+		return NULL;
+	tree = folder_tree(store, gc, user_prefix, guid, counts);
+	if (tree == NULL || splitfolders_mail_digest(tree, &there) < 0) {
+		bundle_tree_free(&tree);
+		return NULL;
+	}
+	/* its mails and their flags, not its index files (a SELECT there
+	   rewrites those) */
+	changed = there.count != had->count ||
+		memcmp(there.hashes, had->hashes,
+		       there.count * sizeof(uint64_t)) != 0;
+	splitfolders_digest_free(&there);
+	if (!changed ||
+	    (tree = revive_garbage(tree, gc, &counts->revived)) == NULL) {
 		bundle_tree_free(&tree);
 		return NULL;
 	}
@@ -506,7 +552,7 @@ splitfolders_plan_gone(struct objstore *store, struct objgc *gc,
 	c = plan_add(plan, FOLDER_CREATE, path);
 	memcpy(c->guid, guid, sizeof(c->guid));
 	c->parent_attrs = true;
-	c->tree = revive_garbage(tree, gc, &counts->revived);
+	c->tree = tree;
 	return plan;
 }
 

@@ -39,6 +39,8 @@
 #include "keylist.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct objstore;
 struct objgc;
@@ -62,29 +64,38 @@ struct splitfolders_counts {
    condemned are not the other writer's, and no stub of a key it
    condemned is made).  known_guid(guid) says a folder GUID is one of the
    user's (any root): a folder, or a tree holding one, with such a GUID is
-   not created again (one GUID, one directory).  A folder of the common
-   base deleted here (its keys are this machine's garbage) is made again
-   only if the other writer changed it since that base (CONTRACT section
-   6: no mail lost), with every mail of its tree: those condemned here
-   are revived at once (if the change then cannot be made, they leak:
-   never a loss).  Returns NULL if there is nothing to do. */
+   not created again (one GUID, one directory), nor is one this machine
+   deleted (its keys are its garbage: splitfolders_plan_gone() decides).
+   Returns NULL if there is nothing to do. */
 struct splitfolders_plan *
 splitfolders_plan(struct objstore *store, struct objgc *gc,
 		  const char *user_prefix, const struct bundle_tree *local,
 		  const struct splitmerge_trees *trees,
 		  bool (*known_guid)(const char *guid, void *context),
 		  void *known_context, struct splitfolders_counts *counts);
+/* What a folder's tree says of its mails: one hash of each stub's key
+   and flags (the flags of a maildir name; sdbox flags are in its index),
+   sorted.  Index files are left out: a SELECT rewrites them. */
+struct splitfolders_digest {
+	uint64_t *hashes;
+	size_t count;
+};
+int splitfolders_mail_digest(const struct bundle_tree *tree,
+			     struct splitfolders_digest *digest_r);
+void splitfolders_digest_free(struct splitfolders_digest *digest);
+
 /* A folder this machine deleted (guid, which was at path relative to the
-   user dir) whose keys are still its garbage: if the other writer stored
-   bundles of it that differ from the base both built on (or that base is
-   unknown), a plan to make it again at path from them, its mails
-   condemned here revived (the rules above), with its parent's mode and
-   owner; else NULL.  *readable_r: another writer's bundles of it were
-   found and read. */
+   user dir; had: its mails when it went) whose keys are still its
+   garbage: if the other writer stored bundles of it whose mails or flags
+   differ from had (it delivered, flagged or expunged there since), a
+   plan to make it again at path from them, with its parent's mode and
+   owner, the mails condemned here revived (none if one cannot be: then
+   NULL, tried again at the next check); else NULL. */
 struct splitfolders_plan *
 splitfolders_plan_gone(struct objstore *store, struct objgc *gc,
 		       const char *user_prefix, const char *guid,
-		       const char *path, bool *readable_r,
+		       const char *path,
+		       const struct splitfolders_digest *had,
 		       struct splitfolders_counts *counts);
 /* Under the user's snapshot lock: carry the plan out below root_fd (the
    root's directory), checking the disk before each change.  The

@@ -10,6 +10,7 @@
 #include "mailpath.h"
 #include "objgc.h"
 #include "objstore.h"
+#include "splitfolders.h"
 #include "stub.h"
 #include "userload.h"
 #include "touched.h"
@@ -146,6 +147,8 @@ static int take_chain(struct upload_ctx *ctx, struct upload_root *root,
 	root->base = lr->chain_base;
 	root->last = lr->chain_last;
 	lr->chain_base = lr->chain_last = NULL;
+	if (root->path == NULL && lr->path != NULL)
+		root->path = strdup(lr->path);	/* NULL: known at upload */
 	bundle_name_from_info(&root->base->base_info, &root->base_name);
 	root->base_named = true;
 	root->base_size = lr->chain_base_size;
@@ -693,6 +696,20 @@ static void note_tree_bytes(struct upload_ctx *ctx, struct ouser *user,
 	users_set_tree_bytes(user, true, bytes, gen);
 }
 
+/* root's folder is gone (deleted here): noted with its mails, so that a
+   change of it by another writer brings it back (splitbrain_check_gone());
+   not without a tree of it (loaded, never uploaded since): what it had is
+   unknown */
+static void gone_note(struct ouser *user, struct upload_root *root)
+{
+	const struct bundle_tree *tree =
+		root->last != NULL ? root->last : root->base;
+	struct splitfolders_digest had;
+
+	if (tree != NULL && splitfolders_mail_digest(tree, &had) == 0)
+		roots_add_gone(&user->roots, root, had.hashes, had.count);
+}
+
 /* after a complete pass: roots that are gone (a deleted folder) */
 static void forget_unseen_roots(struct upload_ctx *ctx, struct ouser *user)
 {
@@ -704,7 +721,7 @@ static void forget_unseen_roots(struct upload_ctx *ctx, struct ouser *user)
 			continue;
 		for (size_t i = 0; i < root->key_count; i++)
 			objgc_condemn(ctx->gc, root->keys[i]);
-		roots_add_gone(&user->roots, root);
+		gone_note(user, root);
 		roots_remove(&user->roots, root);
 	}
 }

@@ -196,6 +196,22 @@ int ul_place_from_mails(struct ul_ctx *ctx, size_t idx,
 	char *folder;
 	int fd, ret;
 
+	for (size_t m = 0; ctx->skip != NULL &&
+	     m < ctx->roots[idx].mail_count; m++) {
+		if (!ctx->skip(ctx->roots[idx].mail_keys[m],
+			       ctx->skip_context))
+			continue;
+		/* this machine deleted it (its mails are garbage here): its
+		   bundles (another writer's chain of it, split brain) would
+		   name objects about to go; the mails not deleted here come
+		   back by the rescan */
+		obox_log(OBOX_LOG_WARNING, "userload(%s): folder %s is in no "
+			 "tree and this machine deleted mails of it: its "
+			 "bundles are not loaded, its other mails are put "
+			 "back\n", ctx->user, ctx->roots[idx].guid);
+		return 0;
+	}
+
 	for (size_t m = 0; m < ctx->roots[idx].mail_count &&
 	     m < PLACE_HEAD_TRIES; m++) {
 		ret = mail_head(ctx, ctx->roots[idx].mail_keys[m], &mail,
@@ -302,9 +318,10 @@ int ul_rebuild_sdbox_indexes(struct ul_ctx *ctx, const char **error_r)
 			ret = putback_sdbox_force_rebuild(fd);
 			if (ret == 0) {
 				obox_log(OBOX_LOG_WARNING, "userload(%s): %s "
-					 "has a dovecot.index too short to "
-					 "mark for a rebuild: Dovecot finds "
-					 "its mails at its next save there\n",
+					 "has no index to mark for a rebuild "
+					 "(one too short, or made meanwhile): "
+					 "Dovecot finds its mails at its next "
+					 "save there\n",
 					 ctx->user, path);
 			}
 		}

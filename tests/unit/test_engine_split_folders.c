@@ -228,9 +228,10 @@ Test(engine_split_folders, no_folder_below_a_mail_directory)
 	obox_deinit(&x);
 }
 
-/* a folder deleted here (its mails released) is not made again from the
-   other writer's tree when no common base tells (both rebased) */
-Test(engine_split_folders, folder_deleted_here_is_not_made_again)
+/* a folder deleted here is made again when the other writer changed a
+   mail of it (a flag), even once both rebased their user roots: what
+   this machine had when it deleted it tells */
+Test(engine_split_folders, folder_deleted_here_and_flagged_there_comes_back)
 {
 	struct obox *x, *y;
 
@@ -241,17 +242,50 @@ Test(engine_split_folders, folder_deleted_here_is_not_made_again)
 	remove_empty_folder(y, ".Old");
 	eng_write_big_file(y, MAILDIR "/dovecot.index.cache");
 	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_not(exists(y, MAILDIR "/.Old"));
 	/* X changes .Old's mail and rebases too */
 	cr_assert_eq(eng_rename(x, MAILDIR "/.Old/new", NAME1,
 				MAILDIR "/.Old/cur", NAME1 ":2,F"), 0);
 	eng_write_big_file(x, MAILDIR "/dovecot.index.cache");
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y deleted the base X's diff of .Old applies to (no diff of X was
+	   there yet): X's check finds its base gone and stores a new one */
+	usleep(1100000);
+	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
 	cr_assert_eq(obox_upload_now(x), 0);
 	usleep(1100000);	/* Y checks a root at most once a second */
 	eng_deliver(y, MAILDIR, NAME2, ENG_MAIL);
 	cr_assert_eq(obox_upload_now(y), 0);
 
 	cr_assert_geq(eng_stat(y, "index_split_brains"), 1);
-	cr_assert_not(exists(y, MAILDIR "/.Old"));
+	eng_assert_mail_stub(y, MAILDIR "/.Old/cur/" NAME1 ":2,F");
+	obox_deinit(&y);
+	obox_deinit(&x);
+}
+
+/* a folder deleted here stays gone when the other writer only rewrote
+   its index files (a SELECT there), even with a base of its own */
+Test(engine_split_folders, folder_deleted_here_and_reindexed_there_stays_gone)
+{
+	struct obox *x, *y;
+
+	eng_delete_grace = 3600;
+	two_writers(&x, &y);
+	eng_unlink(x, MAILDIR "/.Old/new", NAME1);
+	remove_empty_folder(x, ".Old");
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* Y rewrites .Old's index: a diff of X's gone base, then a base */
+	eng_write_big_file(y, MAILDIR "/.Old/dovecot.index.cache");
+	cr_assert_eq(obox_upload_now(y), 0);
+	usleep(1100000);
+	cr_assert_eq(obox_upload_now(y), 0);
+	for (unsigned int round = 0; round < 2; round++) {
+		usleep(1100000);
+		eng_deliver(x, MAILDIR, round == 0 ? NAME2 : NAME3, ENG_MAIL);
+		cr_assert_eq(obox_upload_now(x), 0);
+		cr_assert_not(exists(x, MAILDIR "/.Old"),
+			      "a folder only reindexed there came back");
+	}
 	obox_deinit(&y);
 	obox_deinit(&x);
 }

@@ -285,3 +285,47 @@ Test(fs_userload_rescan, sdbox_force_rebuild_index_only)
 	cr_assert_eq(putback_sdbox_force_rebuild(fd), 0);
 	close(fd);
 }
+
+/* the caller's garbage: mail OID(5) */
+static bool skip_oid5(const char *key, void *context)
+{
+	(void)context;
+	return strstr(key, OID(5)) != NULL;
+}
+
+/* a folder no tree names, with bundles (another writer's chain of it,
+   split brain), whose mails this machine deleted (garbage here): its
+   bundles are not loaded (their stubs would name objects about to go);
+   its mails that are not garbage come back by the rescan */
+Test(fs_userload_rescan, folder_in_no_tree_with_garbage_here)
+{
+	struct userload_stats stats;
+	const char *error = "";
+
+	make_inbox();
+	/* .Gone: made after the bundles above, so in no tree of them */
+	ul_mkdir(ul_src_fd, "Maildir/.Gone", GUID_GONE);
+	ul_mkdir(ul_src_fd, "Maildir/.Gone/cur", NULL);
+	ul_stub(ul_src_fd, "Maildir/.Gone/cur/5.M5:2,", GUID_GONE, OID(5),
+		"mail5", T0);
+	ul_stub(ul_src_fd, "Maildir/.Gone/cur/6.M6:2,S", GUID_GONE, OID(6),
+		"mail66", T0);
+	ul_bundle_root("Maildir/.Gone", GUID_GONE);
+	ul_put_mail(GUID_GONE, OID(5), "mail5", "Maildir/.Gone/cur", "5.M5:2,",
+		    "1500000005");
+	ul_put_mail(GUID_GONE, OID(6), "mail66", "Maildir/.Gone/cur",
+		    "6.M6:2,", "1500000006");
+	ul_setup_store(NULL);
+
+	cr_assert_eq(userload_load_filtered(ul_store, UL_USER, ul_dst_fd,
+					    skip_oid5, NULL, &stats, NULL,
+					    &error), 1, "%s", error);
+	cr_assert_not(ul_exists("Maildir/.Gone/cur/5.M5:2,"),
+		      "a stub of a mail deleted here");
+	/* by its metadata's name, not the bundle's (not loaded) */
+	ul_assert_stub("Maildir/.Gone/cur/6.M6:2,", GUID_GONE, OID(6), 6,
+		       1500000006);
+	cr_assert_not(ul_exists("Maildir/.Gone/cur/6.M6:2,S"));
+	cr_assert_eq(stats.mails_skipped, 1);
+	ul_assert_log("this machine deleted mails of it");
+}
