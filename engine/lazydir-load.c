@@ -38,20 +38,22 @@ static bool is_mail_dir(const struct bundle_entry *e)
 		(strcmp(name, "cur") == 0 || strcmp(name, "new") == 0);
 }
 
-void lazydir_split(struct bundle_tree *tree, size_t threshold,
-		   struct lazydir_split **splits_r, size_t *count_r)
+void lazydir_split(const struct bundle_tree *tree, size_t threshold,
+		   struct lazydir_split **splits_r, size_t *count_r,
+		   struct bundle_tree **rest_r)
 {
 	struct lazydir_split *splits = NULL;
-	size_t count = 0, out = 0;
-	bool *moved = NULL;
+	size_t count = 0;
+	bool *split = NULL;
 	bool is_root = geteuid() == 0;
 
+	*rest_r = NULL;
 	for (size_t i = 0; i < tree->count; i++) {
 		const struct bundle_entry *d = &tree->entries[i];
 		size_t plen, n = 0, j;
 
-		/* (entries moved to a split have no path any more) */
-		if (d->path == NULL || !is_mail_dir(d))
+		/* (a split directory's children are not mail dirs) */
+		if ((split != NULL && split[i]) || !is_mail_dir(d))
 			continue;
 		plen = strlen(d->path);
 		/* its children follow it (sorted by path); deeper paths
@@ -68,10 +70,10 @@ void lazydir_split(struct bundle_tree *tree, size_t threshold,
 		}
 		if (n <= threshold)
 			continue;
-		if (moved == NULL)
-			moved = calloc(tree->count, sizeof(*moved));
+		if (split == NULL)
+			split = calloc(tree->count, sizeof(*split));
 		splits = realloc(splits, (count + 1) * sizeof(*splits));
-		if (moved == NULL || splits == NULL)
+		if (split == NULL || splits == NULL)
 			abort();
 		struct lazydir_split *s = &splits[count++];
 		s->path = strdup(d->path);
@@ -83,7 +85,7 @@ void lazydir_split(struct bundle_tree *tree, size_t threshold,
 			abort();
 		s->tree->alloc = n;
 		for (size_t k = i + 1; k < j; k++) {
-			struct bundle_entry *e = &tree->entries[k];
+			const struct bundle_entry *e = &tree->entries[k];
 			struct bundle_entry *t;
 
 			if (strchr(e->path + plen + 1, '/') != NULL ||
@@ -92,29 +94,44 @@ void lazydir_split(struct bundle_tree *tree, size_t threshold,
 			t = &s->tree->entries[s->tree->count++];
 			*t = *e;
 			t->path = strdup(e->path + plen + 1);
-			if (t->path == NULL)
+			t->key = strdup(e->key);
+			if (t->path == NULL || t->key == NULL)
 				abort();
-			free(e->path);
-			e->path = NULL;
 			if (!is_root) {
 				t->uid = (uint32_t)geteuid();
 				t->gid = (uint32_t)getegid();
 			}
-			moved[k] = true;
+			split[k] = true;
 		}
 	}
 	if (count > 0) {
+		/* the rest: the entries themselves, not copies */
+		struct bundle_tree *rest = bundle_tree_new();
+
+		rest->entries = calloc(tree->count, sizeof(*rest->entries));
+		if (rest->entries == NULL)
+			abort();
+		rest->alloc = tree->count;
 		for (size_t i = 0; i < tree->count; i++) {
-			if (!moved[i])
-				tree->entries[out++] = tree->entries[i];
+			if (!split[i])
+				rest->entries[rest->count++] = tree->entries[i];
 		}
-		tree->count = out;
-		tree->is_base = false;
-		tree->checked = false;
+		*rest_r = rest;
 	}
-	free(moved);
+	free(split);
 	*splits_r = splits;
 	*count_r = count;
+}
+
+void lazydir_split_rest_free(struct bundle_tree **_rest)
+{
+	struct bundle_tree *rest = *_rest;
+
+	*_rest = NULL;
+	if (rest == NULL)
+		return;
+	free(rest->entries);
+	free(rest);
 }
 
 void lazydir_splits_free(struct lazydir_split **_splits, size_t count)

@@ -71,13 +71,19 @@ struct lazydir_split {
 	struct bundle_tree *tree;	/* its stubs, named by their names */
 };
 
-/* Move the stubs (not hard-linked ones) of every cur/ or new/ of tree
-   with more than threshold of them out of tree into *splits_r (count in
-   *count_r; free them with lazydir_splits_free()).  The entries keep
-   their metadata; without root privileges their owner becomes the one a
-   create gives (the load cannot chown). */
-void lazydir_split(struct bundle_tree *tree, size_t threshold,
-		   struct lazydir_split **splits_r, size_t *count_r);
+/* Copy the stubs (not hard-linked ones) of every cur/ or new/ of tree
+   with more than threshold of them into *splits_r (count in *count_r;
+   free them with lazydir_splits_free()).  The entries keep their
+   metadata; without root privileges their owner becomes the one a
+   create gives (the load cannot chown).  tree is not changed (a load
+   keeps it whole for the uploader: no copy of 20,000 stubs); *rest_r is
+   NULL if nothing was split, else a tree of tree's other entries, the
+   entries themselves (their strings are tree's: free it with
+   lazydir_split_rest_free() before tree goes). */
+void lazydir_split(const struct bundle_tree *tree, size_t threshold,
+		   struct lazydir_split **splits_r, size_t *count_r,
+		   struct bundle_tree **rest_r);
+void lazydir_split_rest_free(struct bundle_tree **rest);
 void lazydir_splits_free(struct lazydir_split **splits, size_t count);
 /* Does the split of directory path have name? */
 bool lazydir_split_has(const struct lazydir_split *splits, size_t count,

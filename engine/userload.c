@@ -191,7 +191,9 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	struct stat st;
 	int64_t write_start;
 	struct lazydir_split *splits = NULL;
-	struct bundle_tree *chain_tree = NULL;
+	/* what is written: tree, or the rest of it once stubs are split
+	   off to tables */
+	struct bundle_tree *rest = NULL, *written;
 	size_t split_count = 0;
 	uint64_t disk_bytes = 0;
 	int fd, ret;
@@ -238,13 +240,13 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 	if (ctx->lazy != NULL) {
 		/* the size estimate and the stub count are the whole tree's */
 		disk_bytes = bundle_tree_disk_bytes(tree, 0);
-		/* the chain kept for the uploader is the whole tree: a split
-		   moves stubs out of it */
-		if (root->chain_ok && tree->count > LAZYDIR_THRESHOLD)
-			chain_tree = bundle_tree_copy(tree);
-		lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &split_count);
+		/* the split copies the stubs and leaves tree whole: it is
+		   the chain kept for the uploader */
+		lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &split_count,
+			      &rest);
 	}
-	ret = bundle_tree_write(tree, fd, &error);
+	written = rest != NULL ? rest : tree;
+	ret = bundle_tree_write(written, fd, &error);
 	ctx->stats.write_usecs += (uint64_t)(monotime_us() - write_start);
 	if (ret < 0) {
 		int err = errno;
@@ -259,7 +261,8 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 			 "be written (%s): its bundle is not loaded\n",
 			 ctx->user, what, error);
 		ctx->stats.bundles_rejected++;
-		if (tree_unwrite(fd, tree) < 0 || ul_dir_is_empty(fd) <= 0) {
+		if (tree_unwrite(fd, written) < 0 ||
+		    ul_dir_is_empty(fd) <= 0) {
 			ret = ul_fail(error_r, errno, "cleaning up %s failed: "
 				      "%s", what, strerror(errno));
 			goto out;
@@ -269,26 +272,22 @@ static int load_root(struct ul_ctx *ctx, size_t idx, const char **error_r)
 		ctx->stats.roots_loaded++;
 		ctx->stats.disk_bytes += ctx->lazy != NULL ? disk_bytes :
 			bundle_tree_disk_bytes(tree, 0);
-		for (size_t i = 0; i < tree->count; i++) {
-			if (tree->entries[i].type == BUNDLE_ENTRY_STUB)
+		for (size_t i = 0; i < written->count; i++) {
+			if (written->entries[i].type == BUNDLE_ENTRY_STUB)
 				ctx->stats.stubs++;
 		}
-		tree_written(ctx, root->path, tree);
+		tree_written(ctx, root->path, written);
 		lazy_splits_keep(ctx, root->path, &splits, split_count);
-		/* one writer's chain: the tree written (whole, before the
-		   split) is its base (no diff applied) or its newest diff's
-		   tree */
+		/* one writer's chain: the tree loaded (whole: the split
+		   left it so) is its base (no diff applied) or its newest
+		   diff's tree */
 		if (root->chain_ok) {
-			struct bundle_tree *whole = chain_tree != NULL ?
-				chain_tree : tree;
-
 			if (root->chain_base == NULL)
-				root->chain_base = whole;
+				root->chain_base = tree;
 			else
-				root->chain_last = whole;
-			if (whole == tree)
-				tree = NULL;
-			chain_tree = NULL;
+				root->chain_last = tree;
+			lazydir_split_rest_free(&rest);
+			tree = NULL;
 		}
 	}
 	/* the folder directory's own mtime is its parent tree's */
@@ -303,7 +302,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	lazydir_splits_free(&splits, split_count);
-	bundle_tree_free(&chain_tree);
+	lazydir_split_rest_free(&rest);	/* before tree: its strings */
 	bundle_tree_free(&tree);
 	return ret;
 }

@@ -2,7 +2,9 @@
  * filtered (no symlinks, special files or the temporary directory) and
  * sorted with "/" appended to directory names, so that a depth-first walk
  * yields keys in the same byte order as S3.  With the delimiter, a
- * subdirectory is reported as a prefix only if it holds an object. */
+ * subdirectory is reported as a prefix only if it holds an object.  An
+ * object is stat()ed (size, mtime) only when it is given to the callback:
+ * the type comes from readdir(). */
 #include "posix-list.h"
 #include "posix-tmp.h"
 
@@ -18,6 +20,9 @@
 struct list_entry {
 	char *sort_name;	/* name, plus "/" for a directory */
 	bool is_dir;
+	/* size and mtime known (a stat was needed to tell the type); else
+	   the entry is stat()ed only when it is given to the callback */
+	bool stat_done;
 	uint64_t size;
 	time_t mtime;
 };
@@ -75,12 +80,32 @@ static bool dir_has_object(int dfd, unsigned int depth)
 	return found;
 }
 
-/* read, filter and sort the entries of dfd */
-static int list_read_dir(int dfd, const char *name_prefix, bool top,
+/* Is ctx->key (a file's key, or a directory's with its '/') wholly at
+   or before start_after?  A directory is, unless start_after is below it,
+   if its key sorts before start_after: so do all keys below it. */
+static bool before_start(const struct list_ctx *ctx, bool is_dir)
+{
+	size_t len = strlen(ctx->key);
+
+	if (is_dir && strncmp(ctx->key, ctx->start_after, len) == 0)
+		return false;
+	return strcmp(ctx->key, ctx->start_after) <= 0;
+}
+
+/* read, filter and sort the entries of dfd (whose key, ending with '/' or
+   "", is ctx->key).  The type comes from readdir() where it tells it (a
+   stat only where it does not): a listing that stops early or starts
+   after a key does not stat every object of a big directory (a cold
+   load lists a 20,000-mail folder twice, to give 1,000 keys and then
+   those after a watermark).  Entries wholly at or before start_after are
+   left out here. */
+static int list_read_dir(struct list_ctx *ctx, int dfd,
+			 const char *name_prefix, bool top,
 			 struct list_entry **entries_r, size_t *count_r)
 {
 	struct list_entry *entries = NULL, *tmp;
 	size_t count = 0, alloc = 0, plen = strlen(name_prefix);
+	size_t key_len = strlen(ctx->key);
 	struct dirent *d;
 	struct stat st;
 	DIR *dir;
@@ -94,14 +119,43 @@ static int list_read_dir(int dfd, const char *name_prefix, bool top,
 	}
 	while ((d = readdir(dir)) != NULL) {
 		const char *name = d->d_name;
+		bool is_dir, stat_done = false;
 
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
 		    strncmp(name, name_prefix, plen) != 0 ||
 		    (top && strcmp(name, POSIX_TMP_DIR_NAME) == 0))
 			continue;
-		if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
-			continue;	/* vanished, symlink or special file */
+		switch (d->d_type) {
+		case DT_REG:
+			is_dir = false;
+			break;
+		case DT_DIR:
+			is_dir = true;
+			break;
+		case DT_UNKNOWN:
+			if (fstatat(dirfd(dir), name, &st,
+				    AT_SYMLINK_NOFOLLOW) < 0 ||
+			    (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
+				continue;	/* vanished, symlink, special */
+			is_dir = S_ISDIR(st.st_mode);
+			stat_done = true;
+			break;
+		default:
+			continue;	/* symlink or special file */
+		}
+		size_t nlen = strlen(name);
+
+		if (ctx->start_after != NULL &&
+		    key_len + nlen + 1 <= OBJSTORE_KEY_MAX) {
+			memcpy(ctx->key + key_len, name, nlen);
+			memcpy(ctx->key + key_len + nlen, is_dir ? "/" : "",
+			       is_dir ? 2 : 1);
+			bool skip = before_start(ctx, is_dir);
+
+			ctx->key[key_len] = '\0';
+			if (skip)
+				continue;
+		}
 		if (count == alloc) {
 			alloc = alloc == 0 ? 64 : alloc * 2;
 			tmp = realloc(entries, alloc * sizeof(*entries));
@@ -111,9 +165,10 @@ static int list_read_dir(int dfd, const char *name_prefix, bool top,
 		}
 		struct list_entry *e = &entries[count];
 
-		e->is_dir = S_ISDIR(st.st_mode);
-		e->size = (uint64_t)st.st_size;
-		e->mtime = st.st_mtim.tv_sec;
+		e->is_dir = is_dir;
+		e->stat_done = stat_done;
+		e->size = stat_done ? (uint64_t)st.st_size : 0;
+		e->mtime = stat_done ? st.st_mtim.tv_sec : 0;
 		if (asprintf(&e->sort_name, "%s%s", name,
 			     e->is_dir ? "/" : "") < 0)
 			goto fail;
@@ -142,18 +197,6 @@ static void close_keep_errno(int fd)
 	errno = saved;
 }
 
-/* Is ctx->key (a file's key, or a directory's with its '/') wholly at
-   or before start_after?  A directory is, unless start_after is below it,
-   if its key sorts before start_after: so do all keys below it. */
-static bool before_start(const struct list_ctx *ctx, bool is_dir)
-{
-	size_t len = strlen(ctx->key);
-
-	if (is_dir && strncmp(ctx->key, ctx->start_after, len) == 0)
-		return false;
-	return strcmp(ctx->key, ctx->start_after) <= 0;
-}
-
 static int list_dir(struct list_ctx *ctx, int dfd, const char *name_prefix,
 		    bool top)
 {
@@ -162,7 +205,7 @@ static int list_dir(struct list_ctx *ctx, int dfd, const char *name_prefix,
 	const char *reason;
 	int ret = 0;
 
-	if (list_read_dir(dfd, name_prefix, top, &entries, &count) < 0)
+	if (list_read_dir(ctx, dfd, name_prefix, top, &entries, &count) < 0)
 		return errno == ENOENT ? 0 : -1; /* ENOENT: removed meanwhile */
 	for (size_t i = 0; i < count && ret == 0 && !ctx->stopped; i++) {
 		struct list_entry *e = &entries[i];
@@ -177,6 +220,16 @@ static int list_dir(struct list_ctx *ctx, int dfd, const char *name_prefix,
 		if (!e->is_dir) {
 			if (objstore_key_check(ctx->key, &reason) < 0)
 				continue;	/* not a name we could write */
+			if (!e->stat_done) {
+				struct stat st;
+
+				if (fstatat(dfd, ctx->key + key_len, &st,
+					    AT_SYMLINK_NOFOLLOW) < 0 ||
+				    !S_ISREG(st.st_mode))
+					continue;	/* vanished meanwhile */
+				e->size = (uint64_t)st.st_size;
+				e->mtime = st.st_mtim.tv_sec;
+			}
 			le.size = e->size;
 			le.mtime = e->mtime;
 			if (ctx->callback(&le, ctx->context) != 0)

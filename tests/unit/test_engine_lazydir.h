@@ -99,6 +99,7 @@ static size_t lz_load(unsigned int stubs)
 {
 	struct bundle_tree *tree = lz_tree(stubs);
 	struct lazydir_split *splits;
+	struct bundle_tree *rest;
 	size_t count;
 	const char *error;
 
@@ -106,9 +107,9 @@ static size_t lz_load(unsigned int stubs)
 	cr_assert_eq(mkdirat(lz_meta_fd, LZ_USER, 0700), 0);
 	lz_user_fd = openat(lz_meta_fd, LZ_USER, O_RDONLY | O_DIRECTORY);
 	cr_assert_geq(lz_user_fd, 0);
-	lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &count);
-	cr_assert_eq(bundle_tree_write(tree, lz_user_fd, &error), 0, "%s",
-		     error);
+	lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &count, &rest);
+	cr_assert_eq(bundle_tree_write(rest != NULL ? rest : tree, lz_user_fd,
+				       &error), 0, "%s", error);
 	for (size_t i = 0; i < count; i++) {
 		int fd = openat(lz_user_fd, splits[i].path,
 				O_RDONLY | O_DIRECTORY);
@@ -119,6 +120,7 @@ static size_t lz_load(unsigned int stubs)
 		close(fd);
 	}
 	lazydir_splits_free(&splits, count);
+	lazydir_split_rest_free(&rest);
 	bundle_tree_free(&tree);
 	return count;
 }

@@ -32,21 +32,24 @@ Test(engine_lazydir_table, big_cur_is_lazy_small_new_is_not)
 
 Test(engine_lazydir_table, threshold)
 {
-	struct bundle_tree *tree = lz_tree(LAZYDIR_THRESHOLD);
+	struct bundle_tree *tree = lz_tree(LAZYDIR_THRESHOLD), *rest;
 	struct lazydir_split *splits;
 	size_t count;
 
-	lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &count);
+	lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &count, &rest);
 	cr_assert_eq(count, 0);
+	cr_assert_null(rest);
 	cr_assert_eq(tree->count, 4 + LAZYDIR_THRESHOLD + LZ_NEW);
 	bundle_tree_free(&tree);
 	tree = lz_tree(LAZYDIR_THRESHOLD + 1);
-	lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &count);
+	lazydir_split(tree, LAZYDIR_THRESHOLD, &splits, &count, &rest);
 	cr_assert_eq(count, 1);
 	cr_assert_str_eq(splits[0].path, "Maildir/cur");
 	cr_assert_eq(splits[0].tree->count, LAZYDIR_THRESHOLD + 1);
-	cr_assert_eq(tree->count, 4 + LZ_NEW);
+	cr_assert_eq(rest->count, 4 + LZ_NEW);
+	cr_assert_eq(tree->count, 4 + LAZYDIR_THRESHOLD + 1 + LZ_NEW);
 	lazydir_splits_free(&splits, count);
+	lazydir_split_rest_free(&rest);
 	bundle_tree_free(&tree);
 }
 
