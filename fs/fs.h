@@ -149,9 +149,11 @@ int inode_dir_name(struct oboxfs *fs, struct oinode *inode, char *dir,
 /* how long a growth may stop attribute replies of its file at most */
 #define KERNEL_SIZE_WAIT_MS 1000
 /* An O_PATH fd of inode's file on the mount, or -1 (no name, another file
-   by now).  Never call it inside a growth of the file (the path walk may
-   look the file up, which measures it). */
-int kernel_fd_open(struct oboxfs *fs, struct oinode *inode);
+   by now): the writer's own fd of it (pid: the requesting thread; no
+   request to this daemon), else by its path on the mount.  Never call it
+   inside a growth of the file (the path walk may look the file up, which
+   measures it). */
+int kernel_fd_open(struct oboxfs *fs, struct oinode *inode, pid_t pid);
 /* The growth of file ino to end bytes, begun with obox_size_grow_begin()
    by a write through handle owner (its address: identity only), ends once
    the kernel's size of kfd (taken over; -1: none, end it now) reaches end,

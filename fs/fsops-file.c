@@ -349,7 +349,7 @@ void fsop_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
    write).  Writes to one file come one at a time (the kernel holds its
    inode lock), so the answer holds until the write. */
 static bool may_grow(struct oboxfs *fs, struct ofile *h, struct oinode *inode,
-		     off_t end)
+		     off_t end, pid_t writer)
 {
 	struct stat st;
 	bool need;
@@ -360,7 +360,7 @@ static bool may_grow(struct oboxfs *fs, struct ofile *h, struct oinode *inode,
 	need = h->kfd < 0;
 	pthread_mutex_unlock(&h->lock);
 	if (need) {
-		int kfd = kernel_fd_open(fs, inode);
+		int kfd = kernel_fd_open(fs, inode, writer);
 
 		pthread_mutex_lock(&h->lock);
 		if (h->kfd < 0) {
@@ -434,7 +434,8 @@ void fsop_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		return;
 	}
 	grows = may_grow(fs, h, inode_get(req, ino),
-			 off + (off_t)fuse_buf_size(bufv));
+			 off + (off_t)fuse_buf_size(bufv),
+			 fuse_req_ctx(req)->pid);
 	if (make_writable(fs, h, &real_ino) < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -547,7 +548,8 @@ void fsop_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		return;
 	}
 	grows = (mode & FALLOC_FL_KEEP_SIZE) == 0 &&
-		may_grow(fs, h, inode_get(req, ino), offset + length);
+		may_grow(fs, h, inode_get(req, ino), offset + length,
+			 fuse_req_ctx(req)->pid);
 	if (make_writable(fs, h, &real_ino) < 0) {
 		fuse_reply_err(req, errno);
 		return;

@@ -35,16 +35,22 @@
  * every 50 us after yielding: ~15 % of the daemon's CPU under 8 LMTP
  * sessions on 2 cores, and attribute replies waited ~0.4 ms for it to be
  * scheduled, 3 times per delivery.)
- * kernel_fd_open() walks the file's path on the mount from a FUSE worker:
- * the writer has just opened the file, so the walk finds its dentries
- * cached (a day's entry timeout) and sends no request; one it may send
- * (after an invalidation) is served by another worker.  One waiter per
+ * kernel_fd_open() takes the fd of the file on the mount from the writing
+ * process's own (/proc/PID/fd: no path walk, no request).  It used to walk
+ * the file's path on the mount from the FUSE worker: a request that walk
+ * sends (a directory's attributes after Dovecot changed it) is served by
+ * another worker, but a daemon SIGKILLed meanwhile could not die: that
+ * worker waited in the kernel for its own request, the device stayed open,
+ * so the connection was never aborted and the mount hung, Dovecot's
+ * processes with it (a CI run of test_dovecot_crash_stream).  The walk is
+ * only the fallback now.  One waiter per
  * daemon (state of this file), started by the first growth, after
  * daemonizing.
  */
 #include "fs.h"
 #include "monotime.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_log.h>
@@ -53,6 +59,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,14 +107,68 @@ static off_t kernel_size(int kfd, ino_t *ino_r)
 	return (off_t)stx.stx_size;
 }
 
-int kernel_fd_open(struct oboxfs *fs, struct oinode *inode)
+/* An O_PATH fd of inode's file on the mount from the writer's own fd of
+   it (pid: the requesting thread): /proc/PID/fd/N are followed without a
+   path walk and an O_PATH open sends no request, so no FUSE request of
+   this daemon's own is made.  -1 if none is found. */
+static int writer_fd_open(struct oboxfs *fs, struct oinode *inode, pid_t pid)
+{
+	char dir[64], link[PATH_MAX + 32], target[PATH_MAX];
+	size_t mlen = strlen(fs->mountpoint);
+	struct dirent *d;
+	int dfd, fd = -1;
+	DIR *fds;
+	ino_t ino;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || (fds = fdopendir(dfd)) == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	while (fd < 0 && (d = readdir(fds)) != NULL) {
+		ssize_t len;
+
+		if (d->d_name[0] == '.')
+			continue;
+		len = readlinkat(dfd, d->d_name, target, sizeof(target) - 1);
+		/* only a file below the mountpoint (procfs says where) */
+		if (len <= (ssize_t)mlen ||
+		    strncmp(target, fs->mountpoint, mlen) != 0 ||
+		    target[mlen] != '/')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+		fd = open(link, O_PATH | O_CLOEXEC);
+		if (fd >= 0 && (kernel_size(fd, &ino) < 0 ||
+				ino != inode->ino)) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	closedir(fds);
+	return fd;
+}
+
+int kernel_fd_open(struct oboxfs *fs, struct oinode *inode, pid_t pid)
 {
 	char rel[PATH_MAX], path[PATH_MAX];
 	ino_t ino;
 	int fd;
 
-	if (fs->mountpoint == NULL ||
-	    inode_path(fs, inode, rel, sizeof(rel)) < 0 ||
+	if (fs->mountpoint == NULL)
+		return -1;
+	fd = writer_fd_open(fs, inode, pid);
+	if (fd >= 0)
+		return fd;
+	/* not found (a writer in a pid namespace this daemon cannot see, a
+	   write-back): the path on the mount; a request it sends is served
+	   by another worker, but a daemon killed meanwhile keeps this thread
+	   waiting for it (the mount hangs until its connection is aborted:
+	   mount.oboxfs(8)) */
+	if (inode_path(fs, inode, rel, sizeof(rel)) < 0 ||
 	    snprintf(path, sizeof(path), "%s/%s", fs->mountpoint, rel) >=
 	    (int)sizeof(path))
 		return -1;

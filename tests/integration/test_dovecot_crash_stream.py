@@ -85,7 +85,7 @@ def run(name, port_offset):
 
         def on_ack(_mail, n):
             if n == KILL_AT:
-                a.proc.kill()
+                a.sigkill()
                 log(f'SIGKILLed oboxfs (pid {pid}) after {n} acknowledged '
                     'deliveries')
         acked, unacked = deliver_until_failure(dca.lmtp_port, mails,
