@@ -717,8 +717,12 @@ bool splitbrain_check_gone(struct upload_ctx *ctx, struct ouser *user)
 
 		plan = splitfolders_plan_gone(ctx->store, ctx->gc, user->prefix,
 					      g->guid, g->path, &had, &counts);
-		if (plan == NULL)
+		if (plan == NULL) {
+			pthread_mutex_lock(&ctx->stats_lock);
+			ctx->stats.split_bundles_read += counts.gets;
+			pthread_mutex_unlock(&ctx->stats_lock);
 			continue;
+		}
 		obox_log(OBOX_LOG_WARNING, "split brain: another machine "
 			 "changed folder %s (user %s, %s), which this machine "
 			 "deleted: made again with its mails\n", prefix,

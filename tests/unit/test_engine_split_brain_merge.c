@@ -290,17 +290,26 @@ Test(engine_split_brain_merge, expunge_of_a_mail_untouched_here_is_merged)
 	obox_deinit(&z);
 }
 
+/* X and Y from two_writers() (a long delete grace): X expunges mail 1
+   and uploads, then Y, not knowing, renames it to cur/cur_name and
+   uploads (its merge runs) */
+static void expunged_there_renamed_here(struct obox **x_r, struct obox **y_r,
+					const char *cur_name)
+{
+	eng_delete_grace = 3600;
+	two_writers(x_r, y_r);
+	eng_unlink(*x_r, DIR_NEW, NAME1);
+	cr_assert_eq(obox_upload_now(*x_r), 0);
+	cr_assert_eq(eng_rename(*y_r, DIR_NEW, NAME1, DIR_CUR, cur_name), 0);
+	cr_assert_eq(obox_upload_now(*y_r), 0);
+}
+
 Test(engine_split_brain_merge, mail_changed_here_stays_though_expunged_there)
 {
 	struct obox *x, *y;
 
-	eng_delete_grace = 3600;
-	two_writers(&x, &y);
-	eng_unlink(x, DIR_NEW, NAME1);
-	cr_assert_eq(obox_upload_now(x), 0);
 	/* Y changed mail 1's flags: the newer intent here, it stays */
-	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,F"), 0);
-	cr_assert_eq(obox_upload_now(y), 0);
+	expunged_there_renamed_here(&x, &y, NAME1 ":2,F");
 	cr_assert_eq(eng_stat(y, "index_split_brains"), 1);
 	cr_assert_eq(eng_stat(y, "index_split_mails_expunged"), 0);
 	eng_assert_mail_stub(y, DIR_CUR "/" NAME1 ":2,F");
@@ -408,12 +417,7 @@ Test(engine_split_brain_merge, expunge_of_a_mail_only_moved_to_cur_here)
 {
 	struct obox *x, *y;
 
-	eng_delete_grace = 3600;
-	two_writers(&x, &y);
-	eng_unlink(x, DIR_NEW, NAME1);
-	cr_assert_eq(obox_upload_now(x), 0);
-	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,"), 0);
-	cr_assert_eq(obox_upload_now(y), 0);
+	expunged_there_renamed_here(&x, &y, NAME1 ":2,");
 
 	cr_assert_eq(eng_stat(y, "index_split_mails_expunged"), 1);
 	cr_assert_not(exists(y, DIR_CUR "/" NAME1 ":2,"));
@@ -428,12 +432,7 @@ Test(engine_split_brain_merge, mail_expunged_here_and_changed_there_comes_back)
 {
 	struct obox *x, *y;
 
-	eng_delete_grace = 3600;
-	two_writers(&x, &y);
-	eng_unlink(x, DIR_NEW, NAME1);
-	cr_assert_eq(obox_upload_now(x), 0);
-	cr_assert_eq(eng_rename(y, DIR_NEW, NAME1, DIR_CUR, NAME1 ":2,F"), 0);
-	cr_assert_eq(obox_upload_now(y), 0);
+	expunged_there_renamed_here(&x, &y, NAME1 ":2,F");
 	usleep(1100000);	/* X checks a root at most once a second */
 	eng_deliver(x, MAILDIR, NAME2 "x", ENG_MAIL);
 	cr_assert_eq(obox_upload_now(x), 0);

@@ -44,6 +44,13 @@ static void remove_empty_folder(struct obox *obox, const char *folder)
 	obox_change_end(user);
 }
 
+/* Dovecot's DELETE of .Old: its one mail expunged, the folder removed */
+static void delete_old(struct obox *obox)
+{
+	eng_unlink(obox, MAILDIR "/.Old/new", NAME1);
+	remove_empty_folder(obox, ".Old");
+}
+
 /* X and Y, both loaded from one base of: INBOX with a mail, ".Old" with
    a mail (a folder GUID), ".Empty" without mails (none) */
 static void two_writers(struct obox **x_r, struct obox **y_r)
@@ -238,8 +245,7 @@ Test(engine_split_folders, folder_deleted_here_and_flagged_there_comes_back)
 	eng_delete_grace = 3600;
 	two_writers(&x, &y);
 	/* Y deletes .Old with its mail, and rebases */
-	eng_unlink(y, MAILDIR "/.Old/new", NAME1);
-	remove_empty_folder(y, ".Old");
+	delete_old(y);
 	eng_write_big_file(y, MAILDIR "/dovecot.index.cache");
 	cr_assert_eq(obox_upload_now(y), 0);
 	cr_assert_not(exists(y, MAILDIR "/.Old"));
@@ -271,8 +277,7 @@ Test(engine_split_folders, folder_deleted_here_and_reindexed_there_stays_gone)
 
 	eng_delete_grace = 3600;
 	two_writers(&x, &y);
-	eng_unlink(x, MAILDIR "/.Old/new", NAME1);
-	remove_empty_folder(x, ".Old");
+	delete_old(x);
 	cr_assert_eq(obox_upload_now(x), 0);
 	/* Y rewrites .Old's index: a diff of X's gone base, then a base */
 	eng_write_big_file(y, MAILDIR "/.Old/dovecot.index.cache");
@@ -351,8 +356,7 @@ Test(engine_split_folders, folder_deleted_here_after_a_change_there_comes_back)
 	eng_deliver(y, MAILDIR "/.Old", NAME2, ENG_MAIL);
 	cr_assert_eq(obox_upload_now(y), 0);
 	/* X deletes .Old with its mail */
-	eng_unlink(x, MAILDIR "/.Old/new", NAME1);
-	remove_empty_folder(x, ".Old");
+	delete_old(x);
 	cr_assert_eq(obox_upload_now(x), 0);
 	cr_assert_geq(folder_bundles(guid), 1);
 	assert_old_came_back(x, y);
@@ -369,8 +373,7 @@ Test(engine_split_folders, folder_deleted_here_before_a_change_there_comes_back)
 	eng_delete_grace = 3600;
 	two_writers(&x, &y);
 	old_guid(x, guid);
-	eng_unlink(x, MAILDIR "/.Old/new", NAME1);
-	remove_empty_folder(x, ".Old");
+	delete_old(x);
 	cr_assert_eq(obox_upload_now(x), 0);
 	cr_assert_eq(folder_bundles(guid), 0);
 	/* Y delivers to .Old: a diff of the gone base, then a new base;
