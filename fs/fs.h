@@ -150,10 +150,16 @@ int inode_dir_name(struct oboxfs *fs, struct oinode *inode, char *dir,
 #define KERNEL_SIZE_WAIT_MS 1000
 /* An O_PATH fd of inode's file on the mount, or -1 (no name, another file
    by now): the writer's own fd of it (pid: the requesting thread; no
-   request to this daemon), else by its path on the mount.  Never call it
-   inside a growth of the file (the path walk may look the file up, which
-   measures it). */
+   request to this daemon), else by its path on the mount as far as the
+   kernel's dentry cache has it (no request either). */
 int kernel_fd_open(struct oboxfs *fs, struct oinode *inode, pid_t pid);
+/* Append len bytes of data to the file at path (relative to the mount)
+   through the mount, under the file's POSIX write lock (waited for up to
+   5 s: ENOLCK), from a child process that holds none of the daemon's
+   descriptors (mountappend.c).  0, or -1 with errno (ENOTSUP: not
+   mounted). */
+int mount_append(struct oboxfs *fs, const char *path, const void *data,
+		 size_t len);
 /* The growth of file ino to end bytes, begun with obox_size_grow_begin()
    by a write through handle owner (its address: identity only), ends once
    the kernel's size of kfd (taken over; -1: none, end it now) reaches end,

@@ -43,7 +43,8 @@
  * worker waited in the kernel for its own request, the device stayed open,
  * so the connection was never aborted and the mount hung, Dovecot's
  * processes with it (a CI run of test_dovecot_crash_stream).  The walk is
- * only the fallback now.  One waiter per
+ * only the fallback now, and it walks the kernel's dentry cache alone
+ * (RESOLVE_CACHED: it fails rather than send a request).  One waiter per
  * daemon (state of this file), started by the first growth, after
  * daemonizing.
  */
@@ -55,12 +56,14 @@
 #include <fcntl.h>
 #include <fuse_log.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,6 +157,10 @@ static int writer_fd_open(struct oboxfs *fs, struct oinode *inode, pid_t pid)
 
 int kernel_fd_open(struct oboxfs *fs, struct oinode *inode, pid_t pid)
 {
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_CACHED | RESOLVE_NO_SYMLINKS,
+	};
 	char rel[PATH_MAX], path[PATH_MAX];
 	ino_t ino;
 	int fd;
@@ -163,16 +170,19 @@ int kernel_fd_open(struct oboxfs *fs, struct oinode *inode, pid_t pid)
 	fd = writer_fd_open(fs, inode, pid);
 	if (fd >= 0)
 		return fd;
-	/* not found (a writer in a pid namespace this daemon cannot see, a
-	   write-back): the path on the mount; a request it sends is served
-	   by another worker, but a daemon killed meanwhile keeps this thread
-	   waiting for it (the mount hangs until its connection is aborted:
-	   mount.oboxfs(8)) */
+	/* not found (a writer in a pid namespace this daemon cannot see):
+	   the path on the mount, from the kernel's dentry cache only
+	   (RESOLVE_CACHED: a walk that would send a request, to look a name
+	   up again or to refresh a directory's attributes, fails with
+	   EAGAIN instead).  A request of this worker's own would keep it
+	   waiting in the kernel, and a daemon SIGKILLed meanwhile could not
+	   exit: its connection would never be aborted and the mount would
+	   hang (mount.oboxfs(8)) */
 	if (inode_path(fs, inode, rel, sizeof(rel)) < 0 ||
 	    snprintf(path, sizeof(path), "%s/%s", fs->mountpoint, rel) >=
 	    (int)sizeof(path))
 		return -1;
-	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
 	if (fd < 0)
 		return -1;
 	/* the name may have come to name another file meanwhile */

@@ -220,54 +220,11 @@ static void name_changed(const char *dir_path, const char *name,
 	}
 }
 
-/* how long file_append() waits for the file's lock (Dovecot holds its
-   log's lock for one transaction's append) */
-#define FILE_APPEND_LOCK_MS 5000
-
-/* the engine appends to a file of the tree as a process on the mount
-   does: through the mount (the kernel's size and pages stay right), under
-   the file's POSIX write lock (the kernel's: Dovecot's lock on
-   dovecot.index.log), at the end of the file the kernel knows */
+/* obox_file_append_cb: mountappend.c */
 static int file_append(const char *path, const void *data, size_t len,
 		       void *context)
 {
-	struct oboxfs *fs = context;
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	char full[PATH_MAX];
-	int fd, saved;
-	ssize_t ret;
-
-	if (fs->se == NULL || fs->mountpoint == NULL) {
-		errno = ENOTSUP;
-		return -1;
-	}
-	if ((size_t)snprintf(full, sizeof(full), "%s/%s", fs->mountpoint,
-			     path) >= sizeof(full)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = open(full, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	for (unsigned int waited = 0; fcntl(fd, F_SETLK, &fl) < 0; waited++) {
-		if ((errno != EAGAIN && errno != EACCES) ||
-		    waited >= FILE_APPEND_LOCK_MS) {
-			saved = errno == EAGAIN || errno == EACCES ? ENOLCK :
-				errno;
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		usleep(1000);
-	}
-	ret = write(fd, data, len);
-	saved = errno;
-	close(fd);	/* releases the lock */
-	if (ret != (ssize_t)len) {
-		errno = ret < 0 ? saved : EIO;
-		return -1;
-	}
-	return 0;
+	return mount_append(context, path, data, len);
 }
 
 static int fs_init(struct oboxfs *fs, const struct oboxfs_options *opts)

@@ -13,9 +13,12 @@ either side (LSUB), folders created on either side, a folder renamed on
 A that B appended a mail to under its old name (the mail is in the
 renamed folder) and an empty folder deleted on A (gone).
 Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 42 .. + 47."""
+import fcntl
+import glob
 import os
 import re
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -153,6 +156,72 @@ def upload(mnt, what):
     return s
 
 
+def mount_fds(pid, mountpoint):
+    """The descriptors of process pid on files below mountpoint."""
+    fds = []
+    for fd in glob.glob(f'/proc/{pid}/fd/*'):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(mountpoint + '/'):
+            fds.append(target)
+    return fds
+
+
+def children(pid):
+    """The pids of pid's children (every thread's)."""
+    kids = []
+    for f in glob.glob(f'/proc/{pid}/task/*/children'):
+        with open(f) as fh:
+            kids += [int(k) for k in fh.read().split()]
+    return kids
+
+
+def upload_with_logs_locked(mnt, user, what):
+    """sdbox: the merge marks a folder's index for a rebuild by appending
+    to its dovecot.index.log through the mount, under the log's lock.
+    With every log of user locked here (as a Dovecot appending holds it),
+    that append must wait, and it must be made by a child process, not by
+    a thread of the daemon: a daemon thread waiting for a request of the
+    daemon's own cannot be killed, and a daemon SIGKILLed then never
+    exits and hangs its mount (fs/mountappend.c)."""
+    logs = glob.glob(os.path.join(glob.escape(mnt.mountpoint), user, '**',
+                                  'dovecot.index.log'), recursive=True)
+    held = []
+    for path in logs:
+        fd = os.open(path, os.O_RDWR)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.append(fd)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(upload(mnt, what)))
+    t.start()
+    waiter = None
+    try:
+        deadline = time.monotonic() + 30
+        while waiter is None and t.is_alive() and \
+                time.monotonic() < deadline:
+            own = mount_fds(mnt.proc.pid, mnt.mountpoint)
+            if own:
+                fail(f'{what}: the daemon itself has {own} open on its '
+                     f'own mount')
+            for kid in children(mnt.proc.pid):
+                if any(f.endswith('/dovecot.index.log')
+                       for f in mount_fds(kid, mnt.mountpoint)):
+                    waiter = kid
+            time.sleep(0.01)
+    finally:
+        for fd in held:
+            os.close(fd)
+        t.join()
+    if waiter is None:
+        fail(f'{what}: no child of the daemon waited for the lock of '
+             f'{len(logs)} locked dovecot.index.log files')
+    log(f'{what}: the rebuild mark waited for the log\'s lock in child '
+        f'{waiter}, the daemon had nothing of its mount open')
+    return result
+
+
 def run(name, fmt='maildir'):
     """fmt sdbox: mails and folders (sdbox flags and subscriptions are not
     merged: docs/design.md)."""
@@ -201,7 +270,10 @@ def run(name, fmt='maildir'):
             # each machine checks a root at most once a second
             upload(b, 'B')
             time.sleep(1.1)
-            sa = upload(a, 'A')
+            if maildir:
+                sa = upload(a, 'A')
+            else:
+                sa = upload_with_logs_locked(a, user, 'A')
             if sa['index_split_brains'] < 1:
                 fail('A did not notice the bundles B wrote')
             time.sleep(1.1)

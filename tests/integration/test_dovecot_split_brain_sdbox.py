@@ -7,7 +7,10 @@ for Dovecot to rebuild from its files; every mail delivered on either
 side is on A, on B and on a third mount with an empty cache, bytes equal,
 and so are the folder changes (created on both sides, renamed with a mail
 appended to the old name, deleted).  Flags and subscriptions of sdbox are
-not merged (docs/design.md) and not checked.
+not merged (docs/design.md) and not checked.  The merge's rebuild mark
+waits for the log's lock, held by the test as a Dovecot appending would,
+in a child process of the daemon: the daemon itself never has a file of
+its own mount open (fs/mountappend.c).
 Dovecot ports: those of test_dovecot_split_brain (never run beside it:
 tests/CMakeLists.txt)."""
 import os
