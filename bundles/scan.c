@@ -26,8 +26,27 @@ struct ino_map {
 	size_t size;		/* a power of two */
 };
 
+/* an entry of prev taken again under path (in the scan's path arena):
+   copied into the tree by bundle_tree_scan_finish() */
+struct scan_ref {
+	size_t prev_idx;
+	size_t path_off, path_len;
+};
+
+struct bundle_scan {
+	struct bundle_tree *tree;
+	const struct bundle_tree *prev;
+	struct scan_ref *refs;
+	size_t ref_count;
+	char *paths;
+};
+
 struct scan_ctx {
 	struct bundle_tree *tree;
+	struct scan_ref *refs;
+	size_t ref_count, ref_alloc;
+	char *paths;
+	size_t paths_len, paths_alloc;
 	/* the last scan, if incremental (else NULL) */
 	struct bundle_scan_prev *prev;
 	struct ino_map map;
@@ -291,6 +310,50 @@ static int scan_one(struct scan_ctx *ctx, int dirfd, const char *name,
 	return ret < 0 ? -1 : 0;
 }
 
+/* a copy of prev's entry old under path (no link id) */
+static struct bundle_entry entry_copy_as(const struct bundle_entry *old,
+					 const char *path, size_t path_len)
+{
+	struct bundle_entry e = *old;
+
+	e.path = bundle_xstrndup(path, path_len);
+	e.key = old->key == NULL ? NULL :
+		bundle_xstrndup(old->key, strlen(old->key));
+	e.data = NULL;
+	if (old->type == BUNDLE_ENTRY_FILE && old->size > 0) {
+		e.data = bundle_xmalloc(old->size);
+		memcpy(e.data, old->data, old->size);
+	}
+	e.link_id = 0;
+	return e;
+}
+
+/* prev's entry old is taken again under path: noted now, copied by
+   bundle_tree_scan_finish() (no allocation per entry during the walk) */
+static void scan_defer(struct scan_ctx *ctx, const struct bundle_entry *old,
+		       const char *path)
+{
+	size_t len = strlen(path);
+	struct scan_ref *ref;
+
+	if (ctx->ref_count == ctx->ref_alloc) {
+		ctx->ref_alloc = ctx->ref_alloc == 0 ? 256 : ctx->ref_alloc * 2;
+		ctx->refs = bundle_xrealloc(ctx->refs, ctx->ref_alloc *
+					    sizeof(*ctx->refs));
+	}
+	while (ctx->paths_len + len + 1 > ctx->paths_alloc) {
+		ctx->paths_alloc = ctx->paths_alloc == 0 ? 16384 :
+			ctx->paths_alloc * 2;
+		ctx->paths = bundle_xrealloc(ctx->paths, ctx->paths_alloc);
+	}
+	ref = &ctx->refs[ctx->ref_count++];
+	ref->prev_idx = (size_t)(old - ctx->prev->tree->entries);
+	ref->path_off = ctx->paths_len;
+	ref->path_len = len;
+	memcpy(ctx->paths + ctx->paths_len, path, len + 1);
+	ctx->paths_len += len + 1;
+}
+
 /* The regular file d (at path) as prev had it, if it did not change.
    Returns true if it was taken (or filtered out). */
 static bool scan_reuse(struct scan_ctx *ctx, const struct dirent *d,
@@ -309,24 +372,17 @@ static bool scan_reuse(struct scan_ctx *ctx, const struct dirent *d,
 	if (ctx->filter != NULL &&
 	    ctx->filter(path, false, ctx->context) == BUNDLE_SCAN_SKIP)
 		return true;
-	/* a copy under the current path (not the old path's copy) */
-	e = *old;
-	e.path = bundle_xstrndup(path, strlen(path));
-	e.key = old->key == NULL ? NULL :
-		bundle_xstrndup(old->key, strlen(old->key));
-	e.data = NULL;
-	if (old->type == BUNDLE_ENTRY_FILE && old->size > 0) {
-		e.data = bundle_xmalloc(old->size);
-		memcpy(e.data, old->data, old->size);
-	}
-	e.link_id = 0;
-	if (e.nlink > 1) {
-		st.st_dev = ctx->dev;
-		st.st_ino = (ino_t)e.ino;
-		e.link_id = link_id_get(ctx, &st);
-	}
-	bundle_tree_push(ctx->tree, &e);
 	ctx->reused++;
+	if (old->nlink <= 1) {
+		scan_defer(ctx, old, path);
+		return true;
+	}
+	/* a hard link: copied now (its link id comes from the inode) */
+	e = entry_copy_as(old, path, strlen(path));
+	st.st_dev = ctx->dev;
+	st.st_ino = (ino_t)e.ino;
+	e.link_id = link_id_get(ctx, &st);
+	bundle_tree_push(ctx->tree, &e);
 	return true;
 }
 
@@ -388,7 +444,7 @@ static int lazy_push(struct scan_ctx *ctx, struct lazy_stash *stash,
 						  prefix, e->path);
 			return -1;
 		}
-		if (ctx->tree->count >= BUNDLE_MAX_ENTRIES) {
+		if (ctx->tree->count + ctx->ref_count >= BUNDLE_MAX_ENTRIES) {
 			ctx->error = bundle_error("too many entries");
 			return -1;
 		}
@@ -461,7 +517,7 @@ static int scan_dir(struct scan_ctx *ctx, int dirfd, const char *prefix)
 			ctx->error = bundle_error("%s/%s: path too long",
 						  prefix, d->d_name);
 			ret = -1;
-		} else if (ctx->tree->count >= BUNDLE_MAX_ENTRIES) {
+		} else if (ctx->tree->count + ctx->ref_count >= BUNDLE_MAX_ENTRIES) {
 			ctx->error = bundle_error("too many entries");
 			ret = -1;
 		} else if (!scan_reuse(ctx, d, path)) {
@@ -504,10 +560,23 @@ int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
 				 struct bundle_tree **tree_r,
 				 const char **error_r)
 {
+	struct bundle_scan *scan;
+
+	if (bundle_tree_scan_begin(dirfd, filter, context, prev, &scan,
+				   error_r) < 0)
+		return -1;
+	return bundle_tree_scan_finish(&scan, tree_r, error_r);
+}
+
+int bundle_tree_scan_begin(int dirfd, bundle_scan_filter_t *filter,
+			   void *context, struct bundle_scan_prev *prev,
+			   struct bundle_scan **scan_r, const char **error_r)
+{
 	struct scan_ctx ctx = {
 		.tree = bundle_tree_new(), .filter = filter,
 		.context = context, .prev = prev,
 	};
+	struct bundle_scan *scan;
 	struct stat st;
 	int ret;
 
@@ -530,32 +599,80 @@ int bundle_tree_scan_incremental(int dirfd, bundle_scan_filter_t *filter,
 	ret = scan_dir(&ctx, dirfd, "");
 	free(ctx.map.inos);
 	free(ctx.map.idx);
+	free(ctx.links);
 	if (prev != NULL) {
 		prev->reused = ctx.reused;
 		prev->read = ctx.read;
 	}
 	if (ret < 0) {
 		*error_r = ctx.error;
-		free(ctx.links);
 		bundle_tree_free(&ctx.tree);
+		free(ctx.refs);
+		free(ctx.paths);
 		return -1;
 	}
-	free(ctx.links);
-	if (ctx.tree->count > 0)
-		qsort(ctx.tree->entries, ctx.tree->count,
-		      sizeof(struct bundle_entry), entry_cmp);
-	/* a link id whose other names are outside the tree is no link */
+	scan = bundle_xcalloc(1, sizeof(*scan));
+	scan->tree = ctx.tree;
+	scan->prev = ctx.prev == NULL ? NULL : ctx.prev->tree;
+	scan->refs = ctx.refs;
+	scan->ref_count = ctx.ref_count;
+	scan->paths = ctx.paths;
+	*scan_r = scan;
+	return 0;
+}
+
+void bundle_scan_free(struct bundle_scan **_scan)
+{
+	struct bundle_scan *scan = *_scan;
+
+	if (scan == NULL)
+		return;
+	*_scan = NULL;
+	bundle_tree_free(&scan->tree);
+	free(scan->refs);
+	free(scan->paths);
+	free(scan);
+}
+
+/* the entries of prev the walk took again, into the tree */
+static void scan_copy_refs(struct bundle_scan *scan)
+{
+	for (size_t i = 0; i < scan->ref_count; i++) {
+		const struct scan_ref *ref = &scan->refs[i];
+		struct bundle_entry e =
+			entry_copy_as(&scan->prev->entries[ref->prev_idx],
+				      scan->paths + ref->path_off,
+				      ref->path_len);
+
+		bundle_tree_push(scan->tree, &e);
+	}
+}
+
+int bundle_tree_scan_finish(struct bundle_scan **scan,
+			    struct bundle_tree **tree_r, const char **error_r)
+{
+	struct bundle_tree *t;
+	uint32_t *ids;
 	bool *first;
-	uint32_t *ids = bundle_link_map(ctx.tree, NULL, &first);
-	for (size_t i = 0; i < ctx.tree->count; i++)
-		ctx.tree->entries[i].link_id = ids[i];
+
+	scan_copy_refs(*scan);
+	t = (*scan)->tree;
+	(*scan)->tree = NULL;
+	bundle_scan_free(scan);
+	if (t->count > 0)
+		qsort(t->entries, t->count, sizeof(struct bundle_entry),
+		      entry_cmp);
+	/* a link id whose other names are outside the tree is no link */
+	ids = bundle_link_map(t, NULL, &first);
+	for (size_t i = 0; i < t->count; i++)
+		t->entries[i].link_id = ids[i];
 	free(ids);
 	free(first);
-	if (bundle_tree_check(ctx.tree, error_r) < 0) {
-		bundle_tree_free(&ctx.tree);
+	if (bundle_tree_check(t, error_r) < 0) {
+		bundle_tree_free(&t);
 		return -1;
 	}
-	ctx.tree->checked = true;
-	*tree_r = ctx.tree;
+	t->checked = true;
+	*tree_r = t;
 	return 0;
 }

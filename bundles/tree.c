@@ -419,11 +419,14 @@ uint64_t bundle_tree_disk_bytes(const struct bundle_tree *tree,
 
 int bundle_tree_check(const struct bundle_tree *tree, const char **error_r)
 {
-	size_t n, i, j;
+	/* the last parent found a directory: siblings follow each other */
+	const char *dir = NULL;
+	size_t dir_len = 0, n, i, j;
 
 	for (i = 0; i < tree->count; i++) {
 		const struct bundle_entry *e = &tree->entries[i];
 		const char *slash;
+		size_t parent_len;
 
 		if (bundle_path_check(e->path, strlen(e->path), error_r) < 0 ||
 		    entry_check(e, error_r) < 0)
@@ -434,19 +437,23 @@ int bundle_tree_check(const struct bundle_tree *tree, const char **error_r)
 			return -1;
 		}
 		slash = strrchr(e->path, '/');
-		if (slash != NULL) {
-			char *parent = bundle_xstrndup(e->path,
-						       (size_t)(slash - e->path));
-			const struct bundle_entry *p =
-				bundle_tree_find(tree, parent);
+		if (slash == NULL)
+			continue;
+		parent_len = (size_t)(slash - e->path);
+		if (dir != NULL && parent_len == dir_len &&
+		    memcmp(e->path, dir, dir_len) == 0)
+			continue;
+		char *parent = bundle_xstrndup(e->path, parent_len);
+		const struct bundle_entry *p = bundle_tree_find(tree, parent);
 
-			free(parent);
-			if (p == NULL || p->type != BUNDLE_ENTRY_DIR) {
-				*error_r = bundle_error("%s: parent is not a "
-							"directory", e->path);
-				return -1;
-			}
+		free(parent);
+		if (p == NULL || p->type != BUNDLE_ENTRY_DIR) {
+			*error_r = bundle_error("%s: parent is not a "
+						"directory", e->path);
+			return -1;
 		}
+		dir = p->path;
+		dir_len = parent_len;
 	}
 	struct link_pair *pairs = link_pairs(tree, NULL, &n);
 	for (i = 0; i < n; i = j) {

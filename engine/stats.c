@@ -96,6 +96,8 @@ char *obox_stats_text(struct obox *obox, size_t *len_r)
 		{ "index_roots_unchanged", ups.unchanged },
 		{ "index_scan_files_read", ups.scan_files_read },
 		{ "index_scan_files_reused", ups.scan_files_reused },
+		{ "index_snapshot_usecs", ups.snapshot_usecs },
+		{ "index_snapshot_max_usecs", ups.snapshot_max_usecs },
 		{ "index_bases_stored", ups.bases },
 		{ "index_diffs_stored", ups.diffs },
 		{ "index_bundle_bytes_stored", ups.bytes },

@@ -8,6 +8,7 @@
 #include "ids.h"
 #include "keys.h"
 #include "mailpath.h"
+#include "monotime.h"
 #include "objgc.h"
 #include "objstore.h"
 #include "splitfolders.h"
@@ -51,6 +52,8 @@
 struct snap_root {
 	char *path;			/* relative to the user dir */
 	char guid[IDS_HEX_LEN + 1];
+	/* the walk under the tree lock, then (snapshot_finish()) its tree */
+	struct bundle_scan *scan;
 	struct bundle_tree *tree;
 };
 
@@ -188,6 +191,7 @@ static void snapshot_free(struct snapshot *snap)
 {
 	for (size_t i = 0; i < snap->count; i++) {
 		free(snap->roots[i].path);
+		bundle_scan_free(&snap->roots[i].scan);
 		bundle_tree_free(&snap->roots[i].tree);
 	}
 	free(snap->roots);
@@ -350,7 +354,7 @@ static int scan_root(struct upload_ctx *ctx, struct ouser *user, int user_fd,
 	};
 	const char *error;
 	char *path = snap->roots[i].path;
-	struct bundle_tree *tree;
+	struct bundle_scan *scan;
 	int fd, ret;
 
 	if (root != NULL) {
@@ -365,8 +369,11 @@ static int scan_root(struct upload_ctx *ctx, struct ouser *user, int user_fd,
 	}
 	fctx.root_fd = fd;
 	fctx.root_path = path;
-	ret = bundle_tree_scan_incremental(fd, scan_filter, &fctx, &prev,
-					   &tree, &error);
+	/* copied, sorted and checked once the tree lock is released
+	   (snapshot_finish()); prev's tree lives until then (the user's
+	   upload_lock) */
+	ret = bundle_tree_scan_begin(fd, scan_filter, &fctx, &prev, &scan,
+				     &error);
 	close(fd);
 	if (ret < 0) {
 		obox_log(OBOX_LOG_ERR, "upload: scanning %s failed: %s\n",
@@ -378,7 +385,7 @@ static int scan_root(struct upload_ctx *ctx, struct ouser *user, int user_fd,
 	ctx->stats.scan_files_reused += prev.reused;
 	pthread_mutex_unlock(&ctx->stats_lock);
 	/* snapshot_add() may have moved the array */
-	snap->roots[i].tree = tree;
+	snap->roots[i].scan = scan;
 	return 0;
 }
 
@@ -419,7 +426,7 @@ static int snapshot_take(struct upload_ctx *ctx, struct ouser *user,
 		/* nested folders are not part of this upload */
 		for (size_t i = 1; i < snap->count; i++) {
 			free(snap->roots[i].path);
-			bundle_tree_free(&snap->roots[i].tree);
+			bundle_scan_free(&snap->roots[i].scan);
 		}
 		snap->count = 1;
 		close(user_fd);
@@ -437,6 +444,25 @@ static int snapshot_take(struct upload_ctx *ctx, struct ouser *user,
 	}
 	close(user_fd);
 	return 1;
+}
+
+/* After the tree lock is released: sort and check the snapshot's trees
+   (bundle_tree_scan_finish()).  0, or -1 if one is not a valid tree. */
+static int snapshot_finish(struct snapshot *snap)
+{
+	const char *error;
+
+	for (size_t i = 0; i < snap->count; i++) {
+		if (snap->roots[i].scan != NULL &&
+		    bundle_tree_scan_finish(&snap->roots[i].scan,
+					    &snap->roots[i].tree,
+					    &error) < 0) {
+			obox_log(OBOX_LOG_ERR, "upload: scanning %s failed: "
+				 "%s\n", snap->roots[i].path, error);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static void root_prefix(struct ouser *user, const char *guid, char *buf,
@@ -737,6 +763,19 @@ bool upload_user_root_stored(struct upload_ctx *ctx, struct ouser *user)
 	return root != NULL && root->key_count > 0;
 }
 
+/* a snapshot that began at began_us (monotime_us()) ends */
+static void note_snapshot_time(struct upload_ctx *ctx, int64_t began_us)
+{
+	int64_t now = monotime_us();
+	uint64_t us = now > began_us ? (uint64_t)(now - began_us) : 0;
+
+	pthread_mutex_lock(&ctx->stats_lock);
+	ctx->stats.snapshot_usecs += us;
+	if (us > ctx->stats.snapshot_max_usecs)
+		ctx->stats.snapshot_max_usecs = us;
+	pthread_mutex_unlock(&ctx->stats_lock);
+}
+
 int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		const char *folder_path)
 {
@@ -745,6 +784,7 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	char prefix[UPLOAD_KEY_MAX];
 	uint64_t snap_gen;
 	uint64_t taken;
+	int64_t locked_us;
 	bool merged = false;
 	int ret = 0;
 
@@ -758,9 +798,11 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 	}
 
 	users_snapshot_lock(user);
+	locked_us = monotime_us();
 	snap_gen = atomic_load(&user->gen);
 	taken = ids_clock_us();
 	ret = snapshot_take(ctx, user, folder_path, &snap);
+	note_snapshot_time(ctx, locked_us);
 	if (snap.tmp_marked && snap.tmp_mark < taken)
 		taken = snap.tmp_mark;
 	if (ret > 0) {
@@ -772,6 +814,10 @@ int upload_user(struct upload_ctx *ctx, struct ouser *user,
 		objgc_take_pending(ctx->gc, prefix, &pending);
 	}
 	users_snapshot_unlock(user);
+	if (ret > 0 && snapshot_finish(&snap) < 0) {
+		objgc_return_pending(ctx->gc, &pending);
+		ret = -1;
+	}
 	if (ret <= 0) {
 		snapshot_free(&snap);
 		pthread_mutex_unlock(&user->upload_lock);

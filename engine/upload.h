@@ -46,6 +46,9 @@ struct upload_stats {
 	/* regular files of the snapshots read from disk / taken from the
 	   root's last scan (unchanged since) */
 	uint64_t scan_files_read, scan_files_reused;
+	/* time snapshots held users' tree locks (blocking every change of
+	   the user's tree meanwhile), in all and the longest */
+	uint64_t snapshot_usecs, snapshot_max_usecs;
 	uint64_t last_base_bytes, last_diff_bytes;
 	uint64_t split_checks;	/* split-brain listings */
 	uint64_t split_brains;	/* roots another machine wrote to */

@@ -3,7 +3,9 @@
  * changed and new ones: a file rewritten in place with the same size and
  * mtime is read again when reported, a renamed file keeps its content under
  * its new path, hard links stay a group, the filter still applies, and the
- * result always equals a full scan of the same tree. */
+ * result always equals a full scan of the same tree; the walk
+ * (bundle_tree_scan_begin()) is all that sees the directory: finish gives
+ * what it walked, whatever changed since. */
 #include "helper-objstore.h"
 #include "bundle.h"
 
@@ -225,4 +227,57 @@ Test(bundle_scan_incremental, the_filter_applies_to_reused_files)
 	cr_assert_eq(prev.read, 0);
 	bundle_tree_free(&first);
 	bundle_tree_free(&second);
+}
+
+/* bundle_tree_scan_begin() is all that must see the directory: what it
+   walked is the tree, whatever changes before bundle_tree_scan_finish()
+   (the upload releases the user's tree lock in between) */
+Test(bundle_scan_incremental, finish_gives_the_tree_the_walk_saw)
+{
+	struct bundle_scan_prev prev = { .changed = changed };
+	struct bundle_tree *first, *second;
+	struct bundle_scan *walk;
+	const char *error;
+	size_t reused, read;
+
+	first = scan(NULL, &reused, &read);
+	prev.tree = first;
+	cr_assert_eq(renameat(fd, "cur/1.M1.host:2,S", fd,
+			      "cur/1.M1.host:2,RS"), 0);
+	cr_assert_eq(bundle_tree_scan_begin(fd, NULL, NULL, &prev, &walk,
+					    &error), 0, "%s", error);
+	cr_assert_eq(prev.reused, 3);
+	/* after the walk: a mail expunged, an index rewritten, a new file */
+	cr_assert_eq(unlinkat(fd, "cur/1.M1.host:2,RS", 0), 0);
+	put("dovecot.index", "index v3, longer");
+	put("dovecot.index.cache", "new");
+	cr_assert_eq(bundle_tree_scan_finish(&walk, &second, &error), 0,
+		     "%s", error);
+	cr_assert_null(walk);
+	cr_assert(second->checked);
+	cr_assert_eq(second->count, 4, "%zu entries", second->count);
+	cr_assert_str_eq(bundle_tree_find(second, "cur/1.M1.host:2,RS")->key,
+			 bundle_tree_find(first, "cur/1.M1.host:2,S")->key);
+	cr_assert_str_eq(content_of(second, "dovecot.index"), "index v1");
+	cr_assert_null(bundle_tree_find(second, "dovecot.index.cache"));
+	bundle_tree_free(&first);
+	bundle_tree_free(&second);
+}
+
+Test(bundle_scan_incremental, a_walk_not_finished_is_freed)
+{
+	struct bundle_scan_prev prev = { .changed = changed };
+	struct bundle_tree *first;
+	struct bundle_scan *walk;
+	const char *error;
+	size_t reused, read;
+
+	first = scan(NULL, &reused, &read);
+	prev.tree = first;
+	cr_assert_eq(bundle_tree_scan_begin(fd, NULL, NULL, &prev, &walk,
+					    &error), 0, "%s", error);
+	bundle_scan_free(&walk);
+	cr_assert_null(walk);
+	bundle_scan_free(&walk);	/* twice: nothing */
+	bundle_tree_free(&first);
 }
