@@ -304,13 +304,14 @@ static int fault_head(struct objstore *store, const char *key,
 
 static int fault_list(struct objstore *store, const char *prefix,
 		      const char *delimiter, const char *start_after,
+		      unsigned int first_page_keys,
 		      objstore_list_cb *callback, void *context)
 {
 	struct objstore *p = store->parent;
 
 	FAULT_CALL(OBJSTORE_OP_LIST, prefix,
 		   p->class->v.list(p, prefix, delimiter, start_after,
-				    callback, context));
+				    first_page_keys, callback, context));
 }
 
 static int fault_delete(struct objstore *store, const char *key)

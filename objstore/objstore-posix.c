@@ -385,6 +385,7 @@ static int posix_head(struct objstore *store, const char *key,
 
 static int posix_list(struct objstore *store, const char *prefix,
 		      const char *delimiter, const char *start_after,
+		      unsigned int first_page_keys,
 		      objstore_list_cb *callback, void *context)
 {
 	struct posix_store *ps = (struct posix_store *)store;
@@ -392,6 +393,7 @@ static int posix_list(struct objstore *store, const char *prefix,
 	char dir_key[OBJSTORE_KEY_MAX + 2] = "";
 	int dfd, ret;
 
+	(void)first_page_keys;	/* no pages: one directory read */
 	objstore_count_request(store, OBJSTORE_OP_LIST);
 	if (slash == NULL) {
 		dfd = dup(ps->root_fd);

@@ -46,9 +46,12 @@ struct objstore_vfuncs {
 		    struct objstore_stat *stat_r);
 	/* delimiter is NULL or "/"; start_after is NULL or a position (a
 	   key or a prefix) below prefix, then delimiter is NULL: only keys
-	   after it */
+	   after it.  first_page_keys: keys to ask for in the first request
+	   of a paged listing (0: the store's page size; a store without
+	   pages ignores it) */
 	int (*list)(struct objstore *store, const char *prefix,
 		    const char *delimiter, const char *start_after,
+		    unsigned int first_page_keys,
 		    objstore_list_cb *callback, void *context);
 	int (*delete_key)(struct objstore *store, const char *key);
 	/* optional: NULL = delete_key() for each */

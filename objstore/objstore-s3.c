@@ -396,10 +396,13 @@ static int list_entry_check(const char *what, const struct s3_store *s3,
 
 static int s3_list(struct objstore *store, const char *prefix,
 		   const char *delimiter, const char *start_after,
+		   unsigned int first_page_keys,
 		   objstore_list_cb *callback, void *context)
 {
 	struct s3_store *s3 = (struct s3_store *)store;
 	char what[OBJSTORE_KEY_MAX + 16], *full_prefix, *token = NULL;
+	char first_keys[12];	/* a %u */
+	const char *page_keys = s3->list_page_keys;
 	char *full_start = NULL;
 	const char *reason;
 	int ret = 0;
@@ -415,6 +418,14 @@ static int s3_list(struct objstore *store, const char *prefix,
 		return objstore_set_error(OBJSTORE_ERR_PERMANENT,
 					  "%s failed: out of memory", what);
 	}
+	/* a small first page for a caller likely to stop early: S3 (and
+	   Swift) take longer the more keys a page has */
+	if (first_page_keys != 0 &&
+	    first_page_keys < strtoul(s3->list_page_keys, NULL, 10)) {
+		snprintf(first_keys, sizeof(first_keys), "%u",
+			 first_page_keys);
+		page_keys = first_keys;
+	}
 	/* s3_request_path() joins with '/': for an empty prefix keep the
 	   store prefix's '/' (or nothing) */
 	do {
@@ -426,8 +437,7 @@ static int s3_list(struct objstore *store, const char *prefix,
 		req.query[req.query_count++] =
 			(struct s3_query_param){ "list-type", "2" };
 		req.query[req.query_count++] =
-			(struct s3_query_param){ "max-keys",
-						 s3->list_page_keys };
+			(struct s3_query_param){ "max-keys", page_keys };
 		if (full_prefix[0] != '\0')
 			req.query[req.query_count++] =
 				(struct s3_query_param){ "prefix",

@@ -559,6 +559,7 @@ int objstore_stat_set_meta(struct objstore_stat *stat,
    the backend (start_after never comes with a delimiter) */
 static int list_run(struct objstore *store, const char *prefix,
 		    const char *delimiter, const char *start_after,
+		    unsigned int first_page_keys,
 		    objstore_list_cb *callback, void *context)
 {
 	const char *reason;
@@ -581,22 +582,32 @@ static int list_run(struct objstore *store, const char *prefix,
 				 "not a key below the prefix", prefix,
 				 start_after));
 	return op_result(store, store->class->v.list(store, prefix, delimiter,
-						     start_after, callback,
-						     context));
+						     start_after,
+						     first_page_keys,
+						     callback, context));
 }
 
 int objstore_list(struct objstore *store, const char *prefix,
 		  const char *delimiter, objstore_list_cb *callback,
 		  void *context)
 {
-	return list_run(store, prefix, delimiter, NULL, callback, context);
+	return list_run(store, prefix, delimiter, NULL, 0, callback, context);
 }
 
 int objstore_list_from(struct objstore *store, const char *prefix,
 		       const char *start_after, objstore_list_cb *callback,
 		       void *context)
 {
-	return list_run(store, prefix, NULL, start_after, callback, context);
+	return list_run(store, prefix, NULL, start_after, 0, callback,
+			context);
+}
+
+int objstore_list_paced(struct objstore *store, const char *prefix,
+			const char *start_after, unsigned int first_page_keys,
+			objstore_list_cb *callback, void *context)
+{
+	return list_run(store, prefix, NULL, start_after, first_page_keys,
+			callback, context);
 }
 
 int objstore_delete(struct objstore *store, const char *key)

@@ -185,6 +185,14 @@ int objstore_list(struct objstore *store, const char *prefix,
 int objstore_list_from(struct objstore *store, const char *prefix,
 		       const char *start_after, objstore_list_cb *callback,
 		       void *context);
+/* objstore_list_from() whose first request asks for first_page_keys keys
+   (the later ones for the store's page size; 0: the store's page size
+   throughout): for a caller likely to stop early, as a LIST page takes
+   longer the more keys it has (1,000 keys on the local Swift: ~85 ms more
+   than 100).  A store without pages lists as objstore_list_from(). */
+int objstore_list_paced(struct objstore *store, const char *prefix,
+			const char *start_after, unsigned int first_page_keys,
+			objstore_list_cb *callback, void *context);
 
 /* Delete a key.  Deleting a missing key succeeds. */
 int objstore_delete(struct objstore *store, const char *key);

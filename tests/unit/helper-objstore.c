@@ -192,6 +192,14 @@ int objtest_list(struct objstore *store, const char *prefix,
 	return objstore_list(store, prefix, delimiter, list_cb, list);
 }
 
+int objtest_list_paced(struct objstore *store, const char *prefix,
+		       unsigned int first_page_keys,
+		       struct objtest_list *list)
+{
+	return objstore_list_paced(store, prefix, list->start_after,
+				   first_page_keys, list_cb, list);
+}
+
 void objtest_list_free(struct objtest_list *list)
 {
 	for (size_t i = 0; i < list->count; i++)

@@ -50,6 +50,10 @@ struct objtest_list {
    start_after optional) */
 int objtest_list(struct objstore *store, const char *prefix,
 		 const char *delimiter, struct objtest_list *list);
+/* objstore_list_paced() into list (its start_after, if any) */
+int objtest_list_paced(struct objstore *store, const char *prefix,
+		       unsigned int first_page_keys,
+		       struct objtest_list *list);
 void objtest_list_free(struct objtest_list *list);
 
 #endif

@@ -5,6 +5,8 @@
  *   #define CONF_EXACT_COUNTS 1    (1: one request per operation, no retries)
  *   #define CONF_LIST_MANY 210     (optional, default 2100: keys a listing
  *                                   test makes, enough for 2+ LIST pages)
+ *   #define CONF_PAGE_KEYS 50      (optional, default 0: a store without
+ *                                   pages; else the keys of a LIST page)
  *   static struct objstore *conf_open(void);   a fresh, empty store
  *   static void conf_close(struct objstore **store);  clean up and deinit
  */
@@ -25,6 +27,9 @@
 
 #ifndef CONF_LIST_MANY
 #define CONF_LIST_MANY 2100
+#endif
+#ifndef CONF_PAGE_KEYS
+#define CONF_PAGE_KEYS 0
 #endif
 #if CONF_LIST_MANY < 200 || CONF_LIST_MANY > 99999
 #error "CONF_LIST_MANY: 200..99999 (the keys are <prefix>%05u)"
@@ -418,6 +423,59 @@ Test(CONF_SUITE, list_start_after)
 	/* refused: a start_after outside the prefix */
 	cr_assert_eq(objstore_list_from(store, "p/", "o/x", NULL, NULL), -1);
 	cr_assert_eq(objstore_errcode(), OBJSTORE_ERR_INVALID);
+}
+
+/* objstore_list_paced(): every key in order, whatever the first page's
+   size, also from a start_after and when the callback stops inside the
+   first page; a paged store asks for that many keys first (so the whole
+   listing takes a request more than pages of its size alone would) */
+Test(CONF_SUITE, list_paced)
+{
+	const unsigned int many = CONF_LIST_MANY, first = 7;
+	struct objtest_list list = { 0 };
+	struct objstore_stats s0, s1;
+	uint64_t lists;
+	char key[64];
+
+	cr_assert_eq(objtest_put_many(store, "pc/k", many, 8), 0);
+	objstore_get_stats(store, &s0);
+	cr_assert_eq(objtest_list_paced(store, "pc/", first, &list), 0, "%s",
+		     objstore_error());
+	objstore_get_stats(store, &s1);
+	cr_assert_eq(list.count, many, "listed %zu", list.count);
+	for (unsigned int i = 0; i < many; i++) {
+		objtest_many_key(key, sizeof(key), "pc/k", i);
+		cr_assert_str_eq(list.keys[i], key);
+	}
+	objtest_list_free(&list);
+	lists = s1.requests[OBJSTORE_OP_LIST] - s0.requests[OBJSTORE_OP_LIST];
+#if CONF_PAGE_KEYS == 0
+	cr_assert_eq(lists, 1, "%llu LISTs", (unsigned long long)lists);
+#else
+	/* a first page of CONF_PAGE_KEYS would need one less (retries only
+	   add) */
+	const uint64_t want = 1 + (many - first + CONF_PAGE_KEYS - 1) /
+		CONF_PAGE_KEYS;
+
+	cr_assert_geq(lists, want, "%llu LISTs, want %llu",
+		      (unsigned long long)lists, (unsigned long long)want);
+#endif
+	/* stopped inside the first page */
+	list.stop_after = 3;
+	cr_assert_eq(objtest_list_paced(store, "pc/", first, &list), 0);
+	cr_assert_eq(list.count, 3);
+	objtest_list_free(&list);
+	/* from a start_after, with a first page of 1 */
+	list.stop_after = 0;
+	objtest_many_key(key, sizeof(key), "pc/k", many / 2);
+	list.start_after = key;
+	cr_assert_eq(objtest_list_paced(store, "pc/", 1, &list), 0, "%s",
+		     objstore_error());
+	cr_assert_eq(list.count, many - many / 2 - 1, "listed %zu",
+		     list.count);
+	objtest_many_key(key, sizeof(key), "pc/k", many / 2 + 1);
+	cr_assert_str_eq(list.keys[0], key);
+	objtest_list_free(&list);
 }
 
 Test(CONF_SUITE, list_delimiter_order)

@@ -69,6 +69,7 @@ static void close_s3(struct objstore **_store)
 #define CONF_SUITE objstore_api_on_s3
 #define CONF_EXACT_COUNTS 0
 #define CONF_LIST_MANY 210
+#define CONF_PAGE_KEYS 50	/* list_page_keys above */
 #define conf_open open_s3
 #define conf_close close_s3
 #include "objstore-conformance.h"
