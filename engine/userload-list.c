@@ -9,8 +9,9 @@
  * the tree's mail watermark (bundle.h): the mails made before it are
  * either in the tree or released, so they are not listed.  A 20,000-mail
  * folder then costs no more requests than a 1,000-mail one, not 19 more
- * pages.  Every listing asks for UL_SKIP_MAILS keys in its first page
- * (objstore_list_paced()), the store's page size after that.  Without a usable watermark (no bundle, an old bundle, two
+ * pages.  The first listing asks for UL_FIRST_PAGE_KEYS keys in its first
+ * page (objstore_list_paced()), and a first folder with that many mails
+ * is skipped at once.  Without a usable watermark (no bundle, an old bundle, two
  * writers) the listing goes on where it stopped, as if it had not.
  */
 #include "userload-private.h"
@@ -24,12 +25,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* mail keys of one folder after which the listing skips to its
-   watermark, and the keys its first page asks for: a LIST page takes
-   longer the more keys it has (1,000 keys on the local Swift: ~85 ms more
-   than 100), so a folder of 1,000 mails costs a page of 100 keys and a
-   listing of its idx/, not a page of 1,000 keys */
-#define UL_SKIP_MAILS 100
+/* about one S3 listing page: mail keys of one folder after which the
+   listing skips to the folder's watermark */
+#define UL_SKIP_MAILS 1000
+/* the keys the first page of a load's listing asks for, and the mail keys
+   after which it skips a folder whose mails are all it has given so far:
+   a LIST page takes longer the more keys it has (1,000 keys on the local
+   Swift: ~85 ms more than 100), so a user whose first folder has 1,000
+   mails costs a page of 100 keys and a listing of that folder's idx/, not
+   a page of 1,000 keys.  Only the first folder: a skip costs two small
+   requests, which many folders of a few hundred mails would pay each. */
+#define UL_FIRST_PAGE_KEYS 100
 
 static void root_add_bundle(struct ul_root *root, const char *key,
 			    const struct bundle_name *name)
@@ -93,8 +99,10 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 		root_add_mail(&ctx->roots[idx], entry->key);
 		ctx->found = true;
 		ctx->stats.mails_listed++;
-		if (ctx->roots[idx].mail_count >= UL_SKIP_MAILS &&
-		    !ctx->roots[idx].skip_tried) {
+		if (!ctx->roots[idx].skip_tried &&
+		    (ctx->roots[idx].mail_count >= UL_SKIP_MAILS ||
+		     (ctx->roots[idx].mail_count >= UL_FIRST_PAGE_KEYS &&
+		      ctx->stats.mails_listed == ctx->roots[idx].mail_count))) {
 			/* keys are at most OBJSTORE_KEY_MAX (keys_parse()) */
 			ctx->roots[idx].skip_tried = true;
 			ctx->skip_requested = true;
@@ -188,8 +196,10 @@ int ul_list(struct ul_ctx *ctx, const char **error_r)
 		int ret;
 
 		ctx->skip_requested = false;
+		/* a resumed listing goes on with full pages */
 		ret = objstore_list_paced(ctx->store, list_prefix, start,
-					  UL_SKIP_MAILS, list_cb, ctx);
+					  start == NULL ? UL_FIRST_PAGE_KEYS :
+					  0, list_cb, ctx);
 		if (ret < 0)
 			return ul_fail(error_r, EIO, "%s", objstore_error());
 		if (!ctx->skip_requested)

@@ -24,24 +24,34 @@ TestSuite(engine_user_load_new_mails, .init = eng_init, .fini = eng_fini,
 
 static char guid[33];
 
-/* a mail object of the INBOX made at time secs, as if delivered to new/
-   under name */
-static void put_mail_object(uint32_t secs, unsigned int n, const char *name,
+/* a mail object of folder folder_guid made at time secs, as if delivered
+   to dir (relative to the user) under name */
+static void put_folder_mail(const char *folder_guid, const char *dir,
+			    uint32_t secs, unsigned int n, const char *name,
 			    char *key_r)
 {
 	char oid[IDS_HEX_LEN + 1], prefix[IDS_TIME_HEX_LEN + 1];
 	const struct objstore_meta meta[] = {
-		{ .name = "path", .value = "Maildir/new" },
+		{ .name = "path", .value = dir },
 		{ .name = "name", .value = name },
 		{ .name = "mtime", .value = "1600000000" },
 	};
 
 	ids_time_prefix(secs, n % 1000000, prefix);
 	snprintf(oid, sizeof(oid), "%s%019u", prefix, n);
-	cr_assert_eq(keys_mail_key(ENG_USER, guid, oid, key_r, 1024), 0);
+	cr_assert_eq(keys_mail_key(ENG_USER, folder_guid, oid, key_r, 1024),
+		     0);
 	cr_assert_eq(objstore_put(eng_store, key_r, ENG_MAIL,
 				  strlen(ENG_MAIL), meta, 3), 0, "%s",
 		     objstore_error());
+}
+
+/* a mail object of the INBOX made at time secs, as if delivered to new/
+   under name */
+static void put_mail_object(uint32_t secs, unsigned int n, const char *name,
+			    char *key_r)
+{
+	put_folder_mail(guid, "Maildir/new", secs, n, name, key_r);
 }
 
 static bool present(struct obox *obox, const char *name)
@@ -196,5 +206,38 @@ Test(engine_user_load_new_mails, two_bases_list_the_whole_folder)
 	cr_assert(present(c, "released"));
 	cr_assert(present(c, "new0"));
 	cr_assert(present(c, "old1099"));
+	obox_deinit(&c);
+}
+
+/* Only a first folder is skipped after the first page's 100 keys: a
+   later folder of a few hundred mails is listed whole, as a skip (a LIST
+   of its idx/ and a new listing) would cost more than the rest of its
+   keys; the INBOX, first, is skipped. */
+Test(engine_user_load_new_mails, a_later_folder_of_a_few_hundred_is_listed)
+{
+	static const char later[] = "ffffffffffffffffffffffffffffffff";
+	char released[1024], key[1024], name[64];
+	struct timeval now;
+	struct obox *c;
+
+	fill_store(released);
+	cr_assert_lt(strcmp(guid, later), 0);
+	gettimeofday(&now, NULL);
+	for (unsigned int i = 0; i < 150; i++) {
+		snprintf(name, sizeof(name), "later%03u", i);
+		put_folder_mail(later, "Maildir/.Later/new",
+				(uint32_t)now.tv_sec - 365 * 86400, i, name,
+				key);
+	}
+	c = eng_open("cache-c");
+	cr_assert_eq(obox_user_load(c, ENG_USER), 0);
+	cr_assert_eq(eng_stat(c, "index_load_folders_list_skipped"), 1);
+	cr_assert_eq(eng_stat(c, "index_load_mails_listed"),
+		     100 + NEW_MAILS + 150, "listed %" PRIu64,
+		     eng_stat(c, "index_load_mails_listed"));
+	/* the user's listing, the INBOX's idx/, the rest from its mark:
+	   no listing of the later folder's idx/, no listing after it */
+	cr_assert_eq(eng_stat(c, "requests_list"), 3, "%" PRIu64 " LISTs",
+		     eng_stat(c, "requests_list"));
 	obox_deinit(&c);
 }
