@@ -34,7 +34,9 @@
  *                            mailstore.stats_lock, upload_ctx.stats_lock,
  *                            uploader.lock, metacache.lock, the cachedir
  *                            locks (cachedir/), the inode table's own
- *                            mutex (inolock.c)
+ *                            mutex (inolock.c), a load's fetcher lock
+ *                            (objstore/objstore-fetch.c: its threads
+ *                            take no other lock)
  *
  * So nothing that holds a tree lock may take an upload_lock: loading a
  * user (obox_user_load()) happens before obox_change_begin(), never
@@ -88,6 +90,7 @@ struct obox {
 	atomic_uint_fast64_t users_loaded, mails_put_back;
 	/* user loads: mail keys listed, folders whose old mails were not */
 	atomic_uint_fast64_t load_mails_listed, load_folders_list_skipped;
+	atomic_uint_fast64_t load_bundles_fetched_ahead;
 	/* time spent loading users / writing their trees (of that) */
 	atomic_uint_fast64_t load_usecs, load_write_usecs;
 	/* unreferenced mails older than their tree's watermark: not put

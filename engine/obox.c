@@ -357,6 +357,7 @@ int obox_init(const struct obox_settings *set, struct obox **obox_r,
 	atomic_init(&obox->load_write_usecs, 0);
 	atomic_init(&obox->load_mails_before_mark, 0);
 	atomic_init(&obox->load_folders_list_skipped, 0);
+	atomic_init(&obox->load_bundles_fetched_ahead, 0);
 	obox->cache_dir = strdup(set->cache_dir);
 	/* the strings of set are not kept */
 	obox->set.store_url = NULL;

@@ -51,6 +51,8 @@ struct list_ctx {
 	const char *user_prefix;
 	const char *guid;	/* the root listed ("" = the user root) */
 	struct keylist bundles, mails;
+	unsigned int keys;	/* keys the listings gave */
+	bool mails_listing;	/* the listing of a folder's mails */
 };
 
 static int list_cb(const struct objstore_list_entry *entry, void *context)
@@ -62,9 +64,13 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 
 	if (entry->is_prefix)
 		return 0;
+	ctx->keys++;
 	switch (keys_parse(ctx->user_prefix, entry->key, &parsed)) {
 	case KEYS_ROOT_BUNDLE:
 	case KEYS_FOLDER_BUNDLE:
+		/* a folder's mails and bundles are listed apart */
+		if (ctx->mails_listing)
+			break;
 		if (strcmp(parsed.guid, ctx->guid) == 0 &&
 		    bundle_name_parse(parsed.name, &name, &error) == 0)
 			(void)keylist_add(&ctx->bundles, entry->key);
@@ -572,11 +578,9 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	     now - root->split_checked < (int64_t)ctx->split_check_interval))
 		return false;
 	root->split_checked = now;
-	/* the user root: its bundles only; a folder: its mails too */
-	if ((guid[0] == '\0' ?
-	     keys_idx_prefix(user->prefix, "", list, sizeof(list)) :
-	     keys_root_list_prefix(user->prefix, guid, list,
-				   sizeof(list))) < 0 ||
+	/* the root's bundles: a listing of its idx/, whatever the size
+	   of the folder; its mails only once another writer is seen */
+	if (keys_idx_prefix(user->prefix, guid, list, sizeof(list)) < 0 ||
 	    keys_root_list_prefix(user->prefix, guid, prefix,
 				  sizeof(prefix)) < 0)
 		return false;	/* not of a valid user: cannot be */
@@ -608,6 +612,20 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		 "bundles of %s (user %s, %s): merging its mails, folders, "
 		 "maildir flags and expunges\n", foreign, prefix, user->name,
 		 path[0] == '\0' ? "the user directory" : path);
+	/* a folder's mail objects: the merge puts back those the other
+	   machine stored (the user root has none) */
+	lctx.mails_listing = true;
+	if (guid[0] != '\0' &&
+	    objstore_list(ctx->store, prefix, NULL, list_cb, &lctx) < 0) {
+		/* checked again at the user's next pass (not at once: the
+		   store may be down) */
+		obox_log(OBOX_LOG_WARNING, "split brain: listing the mails of "
+			 "%s failed: %s: the merge is tried again at the next "
+			 "upload\n", prefix, objstore_error());
+		root->split_checked = 0;
+		foreign = 0;
+		goto out;
+	}
 	/* fetched before the tree is locked: GETs take time */
 	local.base_name = &root->base_name;
 	local.base = root->base;
@@ -643,6 +661,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	splitmerge_trees_free(&trees);
 	users_changed_behind(user);
 	pthread_mutex_lock(&ctx->stats_lock);
+	ctx->stats.split_check_keys += lctx.keys;
 	ctx->stats.split_brains++;
 	ctx->stats.split_mails_merged += merged + folder_counts.revived;
 	ctx->stats.split_mails_dropped += dropped;
@@ -654,6 +673,11 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		folder_counts.removed;
 	pthread_mutex_unlock(&ctx->stats_lock);
 out:
+	if (foreign == 0) {
+		pthread_mutex_lock(&ctx->stats_lock);
+		ctx->stats.split_check_keys += lctx.keys;
+		pthread_mutex_unlock(&ctx->stats_lock);
+	}
 	keylist_clear(&lctx.bundles);
 	keylist_clear(&lctx.mails);
 	keylist_clear(&foreign_keys);

@@ -51,6 +51,9 @@ struct upload_stats {
 	uint64_t snapshot_usecs, snapshot_max_usecs;
 	uint64_t last_base_bytes, last_diff_bytes;
 	uint64_t split_checks;	/* split-brain listings */
+	/* keys those listings gave: a folder's bundles, its mails only
+	   when another writer is found */
+	uint64_t split_check_keys;
 	uint64_t split_brains;	/* roots another machine wrote to */
 	uint64_t split_mails_merged;	/* mails put back from it */
 	/* local stubs whose objects the other writer deleted: removed */

@@ -111,6 +111,8 @@ static int load_locked(struct obox *obox, struct ouser *user)
 	atomic_fetch_add(&obox->load_mails_listed, stats.mails_listed);
 	atomic_fetch_add(&obox->load_folders_list_skipped,
 			 stats.folders_list_skipped);
+	atomic_fetch_add(&obox->load_bundles_fetched_ahead,
+			 stats.bundles_fetched_ahead);
 	atomic_fetch_add(&obox->load_mails_before_mark,
 			 stats.mails_before_mark);
 	userload_roots_free(&result);
@@ -121,11 +123,13 @@ static int load_locked(struct obox *obox, struct ouser *user)
 		 " ms (%" PRIu64 " ms writing %" PRIu64 " stubs, %" PRIu64
 		 " of them in %" PRIu64 " lazy directories): %u bundle "
 		 "roots, %u mails listed (%u folders listed from their "
-		 "watermark), %u mails put back\n", user->name, usecs / 1000,
+		 "watermark), %u bundles fetched (%u ahead, at most %u at "
+		 "once), %u mails put back\n", user->name, usecs / 1000,
 		 stats.write_usecs / 1000, stats.stubs, stats.lazy_stubs,
 		 stats.lazy_dirs, stats.roots_loaded,
 		 stats.mails_listed, stats.folders_list_skipped,
-		 stats.mails_put_back);
+		 stats.bundles_fetched, stats.bundles_fetched_ahead,
+		 stats.bundles_fetched_parallel_max, stats.mails_put_back);
 	return 0;
 }
 

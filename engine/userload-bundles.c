@@ -6,6 +6,7 @@
 #include "keys.h"
 #include "log.h"
 #include "objstore.h"
+#include "objstore-fetch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -40,6 +41,20 @@ static void mark_from_info(struct ul_ctx *ctx, struct ul_mark *mark,
 	ids_clock_raise(us);
 }
 
+/* the bytes of bundle key: fetched ahead (ul_prefetch_root()) or now */
+static int get_bundle_data(struct ul_ctx *ctx, const char *key,
+			   void **data_r, size_t *size_r)
+{
+	int ret;
+
+	if (ctx->fetcher != NULL &&
+	    objstore_fetcher_take(ctx->fetcher, key, &ret, data_r,
+				  size_r) > 0)
+		return ret;
+	return objstore_get(ctx->store, key, 0, OBJSTORE_TO_END,
+			    USERLOAD_BUNDLE_MAX, data_r, size_r);
+}
+
 /* GET and decode key, expected to be named name.  Returns 1 with
    *bundle_r (and its stored bytes in *size_r), 0 if it is bad or gone
    (logged), -1 on a store error. */
@@ -54,8 +69,7 @@ static int fetch_bundle(struct ul_ctx *ctx, const char *key,
 	void *data;
 	int ret;
 
-	if (objstore_get(ctx->store, key, 0, OBJSTORE_TO_END,
-			 USERLOAD_BUNDLE_MAX, &data, &size) < 0) {
+	if (get_bundle_data(ctx, key, &data, &size) < 0) {
 		if (ul_store_error_is_fatal())
 			return ul_fail(error_r, EIO, "%s", objstore_error());
 		obox_log(OBOX_LOG_ERR, "userload(%s): bundle %s: %s\n",
@@ -191,6 +205,33 @@ static bool tree_drop_foreign_stubs(struct ul_ctx *ctx,
 	return true;
 }
 
+void ul_prefetch_root(struct ul_ctx *ctx, size_t idx)
+{
+	struct ul_root *root = &ctx->roots[idx];
+	size_t *diff_idx, diff_count;
+	long base_idx;
+
+	if (root->prefetched || root->bundle_count == 0)
+		return;
+	root->prefetched = true;
+	diff_idx = ul_xrealloc(NULL, root->bundle_count * sizeof(*diff_idx));
+	bundle_names_select(root->names, root->bundle_count, &base_idx,
+			    diff_idx, &diff_count);
+	if (base_idx >= 0) {
+		if (ctx->fetcher == NULL)
+			ctx->fetcher = objstore_fetcher_init(ctx->store,
+				UL_FETCH_THREADS, UL_FETCH_HELD);
+		objstore_fetcher_add(ctx->fetcher,
+				     root->bundle_keys[base_idx],
+				     USERLOAD_BUNDLE_MAX);
+		for (size_t i = 0; i < diff_count; i++)
+			objstore_fetcher_add(ctx->fetcher,
+					     root->bundle_keys[diff_idx[i]],
+					     USERLOAD_BUNDLE_MAX);
+	}
+	free(diff_idx);
+}
+
 int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 		 struct bundle_tree **tree_r, struct ul_mark *mark_r,
 		 const char **error_r)
@@ -204,6 +245,8 @@ int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	memset(mark_r, 0, sizeof(*mark_r));
 	if (root->bundle_count == 0)
 		return 0;
+	/* the base and its diffs in parallel */
+	ul_prefetch_root(ctx, (size_t)(root - ctx->roots));
 	for (size_t i = 0; i < root->bundle_count; i++)
 		bases += root->names[i].is_diff ? 0 : 1;
 	/* two bases: an old one not deleted yet, or another writer's */

@@ -10,8 +10,9 @@
  * either in the tree or released, so they are not listed.  A 20,000-mail
  * folder then costs no more requests than a 1,000-mail one, not 19 more
  * pages.  The first listing asks for UL_FIRST_PAGE_KEYS keys in its first
- * page (objstore_list_paced()), and a first folder with that many mails
- * is skipped at once.  Without a usable watermark (no bundle, an old bundle, two
+ * page (objstore_list_paced()), and a first folder whose mails fill that
+ * page (after the user root's few bundle keys) is skipped at once, before
+ * a second page is asked for.  Without a usable watermark (no bundle, an old bundle, two
  * writers) the listing goes on where it stopped, as if it had not.
  */
 #include "userload-private.h"
@@ -82,12 +83,24 @@ static void add_bundle_key(struct ul_ctx *ctx, const char *guid,
 	ctx->found = true;
 }
 
+/* The first page is full and root idx's mails are all the mails in it
+   (the user root's bundles sort before them): the first folder, skipped
+   before a second page is asked for.  Half a page of its mails at least:
+   a skip costs two small requests. */
+static bool first_page_filled_by(const struct ul_ctx *ctx, size_t idx)
+{
+	return ctx->keys_listed == UL_FIRST_PAGE_KEYS &&
+		ctx->stats.mails_listed == ctx->roots[idx].mail_count &&
+		ctx->roots[idx].mail_count >= UL_FIRST_PAGE_KEYS / 2;
+}
+
 static int list_cb(const struct objstore_list_entry *entry, void *context)
 {
 	struct ul_ctx *ctx = context;
 	struct keys_parsed parsed;
 	size_t idx;
 
+	ctx->keys_listed++;
 	switch (entry->is_prefix ? KEYS_OTHER :
 		keys_parse(ctx->prefix, entry->key, &parsed)) {
 	case KEYS_ROOT_BUNDLE:
@@ -101,8 +114,7 @@ static int list_cb(const struct objstore_list_entry *entry, void *context)
 		ctx->stats.mails_listed++;
 		if (!ctx->roots[idx].skip_tried &&
 		    (ctx->roots[idx].mail_count >= UL_SKIP_MAILS ||
-		     (ctx->roots[idx].mail_count >= UL_FIRST_PAGE_KEYS &&
-		      ctx->stats.mails_listed == ctx->roots[idx].mail_count))) {
+		     first_page_filled_by(ctx, idx))) {
 			/* keys are at most OBJSTORE_KEY_MAX (keys_parse()) */
 			ctx->roots[idx].skip_tried = true;
 			ctx->skip_requested = true;
@@ -159,6 +171,12 @@ static int skip_old_mails(struct ul_ctx *ctx, size_t idx,
 	struct ul_mark mark;
 
 	memcpy(start_buf, ctx->last_key, OBJSTORE_KEY_MAX + 1);
+	/* the bundles of the roots listed whole so far (the user root's
+	   sort first) are fetched while this folder's idx/ is listed */
+	for (size_t i = 0; i < ctx->count; i++) {
+		if (i != idx)
+			ul_prefetch_root(ctx, i);
+	}
 	if (keys_idx_prefix(ctx->prefix, root->guid, idx_prefix,
 			    sizeof(idx_prefix)) < 0)
 		return 0;

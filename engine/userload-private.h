@@ -10,10 +10,16 @@
 #include "ids.h"
 #include "keys.h"
 #include "objstore.h"
+#include "objstore-fetch.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+/* bundle GETs a load runs at once (ul_prefetch_root()), and fetched
+   bundles held before they are used */
+#define UL_FETCH_THREADS 4
+#define UL_FETCH_HELD 32
 
 /* a folder placed from its mails' metadata: HEADs tried at most */
 #define PLACE_HEAD_TRIES 3
@@ -46,6 +52,8 @@ struct ul_root {
 	bool bundles_listed;
 	/* the listing stopped once at it to look at its bundles */
 	bool skip_tried;
+	/* its bundles were queued on ctx->fetcher (ul_prefetch_root()) */
+	bool prefetched;
 	/* the watermark of its tree (ul_load_tree()) */
 	struct ul_mark mark;
 	/* ul_load_tree() loaded one writer's chain whole (userload.h
@@ -76,7 +84,12 @@ struct ul_ctx {
 	bool skip_requested;
 	size_t skip_root;
 	char last_key[OBJSTORE_KEY_MAX + 1];
+	/* entries the listings gave (userload-list.c) */
+	size_t keys_listed;
 	struct userload_stats stats;
+	/* GETs of bundles run ahead (objstore-fetch.h); NULL until the
+	   first ul_prefetch_root() */
+	struct objstore_fetcher *fetcher;
 	userload_skip_cb *skip;
 	void *skip_context;
 	/* lazy tables (NULL: none) and the directories whose tables are
@@ -108,6 +121,10 @@ void ul_place_root(struct ul_ctx *ctx, size_t idx, const char *path);
 int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 		 struct bundle_tree **tree_r, struct ul_mark *mark_r,
 		 const char **error_r);
+/* Queue the bundles ul_load_tree() will GET for root idx (its newest base
+   and that base's diffs) on ctx->fetcher, so that they are fetched while
+   the load does other work: once per root, nothing without bundles. */
+void ul_prefetch_root(struct ul_ctx *ctx, size_t idx);
 /* forget root's chain (chain_ok and the trees kept) */
 void ul_chain_reset(struct ul_root *root);
 /* userload-list.c: list the user's objects into ctx (bundle keys and mail

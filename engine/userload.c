@@ -350,6 +350,10 @@ static int load_all(struct ul_ctx *ctx, const char **error_r)
 		if (root->referenced == NULL)
 			abort();
 	}
+	/* every root's bundles are fetched ahead, the user root's first:
+	   the loads below take them in about that order */
+	for (i = 0; i < ctx->count; i++)
+		ul_prefetch_root(ctx, i);
 	ul_place_root(ctx, 0, "");
 	if (ul_process_queue(ctx, error_r) < 0)
 		return -1;
@@ -464,6 +468,7 @@ static void ctx_free(struct ul_ctx *ctx)
 		free(ctx->rebuild_dirs[i]);
 	free(ctx->rebuild_dirs);
 	lazydir_splits_free(&ctx->lazy_splits, ctx->lazy_count);
+	objstore_fetcher_deinit(&ctx->fetcher);
 	free(ctx->roots);
 	free(ctx->queue);
 }
@@ -521,6 +526,13 @@ int userload_load_lazy(struct objstore *store, const char *user, int dir_fd,
 
 		obox_log(OBOX_LOG_ERR, "userload(%s): %s\n", user, *error_r);
 		errno = saved;
+	}
+	if (ctx.fetcher != NULL) {
+		struct objstore_fetcher_stats fstats;
+
+		objstore_fetcher_get_stats(ctx.fetcher, &fstats);
+		ctx.stats.bundles_fetched_ahead = fstats.taken;
+		ctx.stats.bundles_fetched_parallel_max = fstats.max_running;
 	}
 	if (stats_r != NULL)
 		*stats_r = ctx.stats;

@@ -52,6 +52,9 @@ struct userload_stats {
 	/* bundles fetched (GET) / refused (corrupt, gone since the listing,
 	   misnamed, not applying, unwritable) */
 	unsigned int bundles_fetched, bundles_rejected;
+	/* of bundles_fetched: GETs run ahead, in parallel (objstore-fetch.h)
+	   and the most of them in flight at once */
+	unsigned int bundles_fetched_ahead, bundles_fetched_parallel_max;
 	/* mails put back as stubs / skipped (bad metadata, gone, name taken) */
 	unsigned int mails_put_back, mails_skipped;
 	/* distinct folder GUIDs seen in the listing or in the trees */

@@ -1,6 +1,6 @@
 /* test_engine.h: shared fixture of the test_engine_*.c tests, which drive
  * the engine through obox.h only, as a front end would, without a mount:
- * a file:// store, engines (obox_init()) on cache directories below the
+ * a file:// store (or the test S3 server's: eng_init_s3()), engines (obox_init()) on cache directories below the
  * test's temporary directory, a Dovecot-like maildir tree made below
  * obox_meta_fd() with every change between obox_change_begin() and
  * obox_change_end(), and helpers to look at the store through the
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ENG_USER "user@example.com"
@@ -35,6 +36,9 @@
 
 static char *eng_dir;		/* the test's temporary directory */
 static char eng_store_url[2100];	/* file://eng_dir/store */
+/* the store is the test S3 server's (eng_init_s3()): its settings */
+static struct objstore_settings eng_s3_set;
+static bool eng_s3;
 /* the test's own handle on the store, to look at what the engines did */
 static struct objstore *eng_store;
 
@@ -49,8 +53,55 @@ static void eng_init(void)
 		 eng_dir);
 }
 
+static const char *eng_env(const char *name)
+{
+	const char *value = getenv(name);
+
+	cr_assert(value != NULL && value[0] != '\0',
+		  "%s not set: run this test through ctest (S3 fixture)", name);
+	return value;
+}
+
+/* eng_init() on a prefix of its own on the test S3 server (a test named
+   *_on_s3: tests/CMakeLists.txt), with S3's own page size */
+static void eng_init_s3(void)
+{
+	struct timespec ts;
+	const char *error;
+
+	eng_dir = objtest_mkdtemp("engine");
+	cr_assert_not_null(eng_dir);
+	memset(&eng_s3_set, 0, sizeof(eng_s3_set));
+	eng_s3_set.endpoint = eng_env("OBOXFS_TEST_S3_ENDPOINT");
+	eng_s3_set.region = eng_env("OBOXFS_TEST_S3_REGION");
+	eng_s3_set.addressing = OBJSTORE_ADDRESSING_PATH;
+	setenv("AWS_ACCESS_KEY_ID", eng_env("OBOXFS_TEST_S3_ACCESS_KEY"), 1);
+	setenv("AWS_SECRET_ACCESS_KEY", eng_env("OBOXFS_TEST_S3_SECRET_KEY"),
+	       1);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(eng_store_url, sizeof(eng_store_url),
+		 "s3://%s/engine-%ld-%ld-%ld", eng_env("OBOXFS_TEST_S3_BUCKET"),
+		 (long)getpid(), (long)ts.tv_sec, ts.tv_nsec);
+	cr_assert_eq(objstore_init(eng_store_url, &eng_s3_set, &eng_store,
+				   &error), 0, "init(%s): %s", eng_store_url,
+		     error);
+	eng_s3 = true;
+}
+
 static void eng_fini(void)
 {
+	if (eng_store != NULL && eng_s3) {
+		struct objtest_list list = { 0 };
+
+		/* remove what the test stored below its prefix */
+		if (objtest_list(eng_store, "", NULL, &list) == 0 &&
+		    list.count > 0 &&
+		    objstore_delete_many(eng_store,
+					 (const char *const *)list.keys,
+					 (unsigned int)list.count) < 0)
+			fprintf(stderr, "cleanup: %s\n", objstore_error());
+		objtest_list_free(&list);
+	}
 	if (eng_store != NULL)
 		objstore_deinit(&eng_store);
 	objtest_rm_rf(eng_dir);
@@ -85,6 +136,10 @@ static struct obox *eng_open(const char *cache_name)
 	const char *error = NULL;
 	struct obox *obox;
 
+	if (eng_s3) {
+		set.store = eng_s3_set;
+		set.store.fault = eng_fault;
+	}
 	snprintf(cache_dir, sizeof(cache_dir), "%s/%s", eng_dir, cache_name);
 	cr_assert_eq(obox_init(&set, &obox, &error), 0,
 		     "obox_init(%s) failed: %s", cache_dir, error);

@@ -443,3 +443,34 @@ Test(engine_split_brain_merge, mail_expunged_here_and_changed_there_comes_back)
 	cr_assert_eq(eng_mail_keys(NULL, 0), 3);
 	obox_deinit(&y);
 }
+
+/* Without another writer, a split-brain check lists the folder's idx/
+   only: its cost does not grow with the folder's mails (it listed every
+   mail of the folder before). */
+Test(engine_split_brain_merge, a_check_lists_bundles_not_mails)
+{
+	uint64_t checks, keys;
+	char name[64];
+	struct obox *x;
+
+	eng_split_check_interval = 1;
+	x = eng_open("cache-x");
+	eng_make_user(x);
+	for (unsigned int i = 0; i < 60; i++) {
+		snprintf(name, sizeof(name), "1700000000.M%uP1.host", i);
+		eng_deliver(x, MAILDIR, name, ENG_MAIL);
+	}
+	cr_assert_eq(obox_upload_now(x), 0);
+	usleep(1100000);
+	checks = eng_stat(x, "index_split_checks");
+	keys = eng_stat(x, "index_split_check_keys");
+	eng_deliver(x, MAILDIR, "1700000100.M1P1.host", ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	/* the user root and the INBOX, each its base and diff at most */
+	cr_assert_geq(eng_stat(x, "index_split_checks") - checks, 2);
+	cr_assert_leq(eng_stat(x, "index_split_check_keys") - keys, 4,
+		      "%" PRIu64 " keys listed",
+		      eng_stat(x, "index_split_check_keys") - keys);
+	cr_assert_eq(eng_stat(x, "index_split_brains"), 0);
+	obox_deinit(&x);
+}

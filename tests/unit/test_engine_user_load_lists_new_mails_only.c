@@ -2,8 +2,9 @@
  * folder does not list the mail objects its bundle already covers: mail
  * oids are time-ordered and the bundle carries a watermark, so after one
  * page of the folder's mails the load lists the folder's bundles, fetches
- * them and goes on from the watermark (engine/userload-list.c): after
- * 100 keys, the size of that first page (objstore_list_paced()).  What
+ * them and goes on from the watermark (engine/userload-list.c): at the
+ * end of the first page of 100 keys (objstore_list_paced()), the user
+ * root's bundle keys and then the folder's mails.  What
  * must still hold: every mail in the bundle or stored after it is there;
  * and with two writers' bundles the whole folder is listed.
  *
@@ -111,6 +112,18 @@ static void fill_store(char released_key[1024])
 			released_key);
 }
 
+/* the INBOX mails in the first page of 100 keys: after the user root's
+   bundle keys */
+static uint64_t first_page_mails(void)
+{
+	char keys[1][1024];
+	unsigned int root_bundles = eng_store_keys(ENG_USER_BUNDLE_RE, keys,
+						   0);
+
+	cr_assert_geq(root_bundles, 1);
+	return 100 - root_bundles;
+}
+
 Test(engine_user_load_new_mails, big_folder_is_listed_from_its_watermark)
 {
 	char released[1024], name[64];
@@ -122,8 +135,8 @@ Test(engine_user_load_new_mails, big_folder_is_listed_from_its_watermark)
 	/* one page of the folder, then only what came after the watermark:
 	   the new mails */
 	cr_assert_eq(eng_stat(c, "index_load_folders_list_skipped"), 1);
-	cr_assert_eq(eng_stat(c, "index_load_mails_listed"), 100 + NEW_MAILS,
-		     "listed %" PRIu64,
+	cr_assert_eq(eng_stat(c, "index_load_mails_listed"),
+		     first_page_mails() + NEW_MAILS, "listed %" PRIu64,
 		     eng_stat(c, "index_load_mails_listed"));
 	/* the user's listing, the folder's idx/, the rest from the mark */
 	cr_assert_eq(eng_stat(c, "requests_list"), 3);
@@ -233,11 +246,58 @@ Test(engine_user_load_new_mails, a_later_folder_of_a_few_hundred_is_listed)
 	cr_assert_eq(obox_user_load(c, ENG_USER), 0);
 	cr_assert_eq(eng_stat(c, "index_load_folders_list_skipped"), 1);
 	cr_assert_eq(eng_stat(c, "index_load_mails_listed"),
-		     100 + NEW_MAILS + 150, "listed %" PRIu64,
+		     first_page_mails() + NEW_MAILS + 150, "listed %" PRIu64,
 		     eng_stat(c, "index_load_mails_listed"));
 	/* the user's listing, the INBOX's idx/, the rest from its mark:
 	   no listing of the later folder's idx/, no listing after it */
 	cr_assert_eq(eng_stat(c, "requests_list"), 3, "%" PRIu64 " LISTs",
 		     eng_stat(c, "requests_list"));
+	obox_deinit(&c);
+}
+
+/* The bundles a load needs are fetched side by side with the listing and
+   with each other (objstore-fetch.h), and no GET more than those
+   bundles: the user root's while the INBOX's idx/ is listed, the INBOX's
+   base and diff together.  Every request here takes 100 ms, so the
+   fetcher's threads are under way before the load asks for the bytes. */
+Test(engine_user_load_new_mails, bundles_are_fetched_ahead_side_by_side)
+{
+	char released[1024], keys[1][1024];
+	unsigned int bundles;
+	uint64_t gets;
+	struct obox *c;
+
+	fill_store(released);
+	/* a diff of the INBOX too: a restarted machine's first pass stores
+	   a new base, its second a diff */
+	c = eng_open("cache-b");
+	eng_deliver(c, ENG_USER "/Maildir", "later", ENG_MAIL);
+	cr_assert_eq(obox_upload_now(c), 0);
+	eng_deliver(c, ENG_USER "/Maildir", "later2", ENG_MAIL);
+	cr_assert_eq(obox_upload_now(c), 0);
+	obox_deinit(&c);
+	bundles = eng_store_keys(ENG_USER_BUNDLE_RE, keys, 0) +
+		eng_store_keys(ENG_FOLDER_BUNDLE_RE, keys, 0);
+	/* the user root's base, the INBOX's base and diff */
+	cr_assert_eq(bundles, 3, "%u bundles", bundles);
+	eng_fault = "ops=get+list;latency_ms=100;rate=0";
+	c = eng_open("cache-c");
+	eng_fault = NULL;
+	gets = eng_stat(c, "requests_get");	/* the root's attributes */
+	cr_assert_eq(obox_user_load(c, ENG_USER), 0);
+	cr_assert_eq(eng_stat(c, "requests_get") - gets, bundles,
+		     "%" PRIu64 " GETs", eng_stat(c, "requests_get") - gets);
+	/* the user root's base (during the INBOX's idx/ LIST) and the
+	   INBOX's diff (during its base's GET) at least: the INBOX base's
+	   thread may not have started when the load takes it, and the load
+	   then GETs it itself */
+	cr_assert_geq(eng_stat(c, "index_load_bundles_fetched_ahead"), 2,
+		      "%" PRIu64 " fetched ahead",
+		      eng_stat(c, "index_load_bundles_fetched_ahead"));
+	cr_assert_eq(eng_stat(c, "requests_list"), 3);
+	cr_assert(present(c, "old0000"));
+	cr_assert(present(c, "new0"));
+	cr_assert(present(c, "later"));
+	cr_assert(present(c, "later2"));
 	obox_deinit(&c);
 }
