@@ -13,8 +13,9 @@
 
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 5000
-/* don't start an attempt with less time than this left */
-#define ATTEMPT_MIN_MS 20
+/* don't start an attempt with less time than this left: one given less
+   seldom gets a reply (a busy store, a loaded machine) */
+#define ATTEMPT_MIN_MS 100
 
 struct outcome {
 	enum objstore_error error;	/* NONE = success */
@@ -312,9 +313,29 @@ build_headers(struct s3_store *s3, const struct s3_request *req,
 	return list;
 }
 
-static int fail(const struct s3_request *req, const struct outcome *out,
-		unsigned int attempts, uint64_t elapsed)
+/* the attempt just made timed out in a timeout shorter than the usual
+   one: what was left of the retry budget */
+static bool ret_is_budget_timeout(const struct s3_request *req,
+				  const struct s3_http_request *hreq,
+				  uint64_t request_timeout_ms)
 {
+	return req->resp.status == 0 &&
+		req->resp.curl_code == CURLE_OPERATION_TIMEDOUT &&
+		(uint64_t)hreq->timeout_ms < request_timeout_ms;
+}
+
+static int fail(const struct s3_request *req, const struct outcome *out,
+		unsigned int attempts, uint64_t elapsed, bool last_cut)
+{
+	if (last_cut) {
+		/* the last attempt timed out in what was left of the budget:
+		   the store's own answer before it says more */
+		return objstore_set_error(out->error, "%s failed: %s (after %u "
+					  "attempts in %.1f s, the last cut "
+					  "short by the retry time budget)",
+					  req->what, out->detail, attempts,
+					  (double)elapsed / 1000.0);
+	}
 	if (attempts <= 1) {
 		return objstore_set_error(out->error, "%s failed: %s (after 1 "
 					  "attempt)", req->what, out->detail);
@@ -339,6 +360,9 @@ int s3_request_run(struct s3_store *s3, struct s3_request *req)
 {
 	struct s3_http_request hreq;
 	struct outcome out = { .error = OBJSTORE_ERR_PERMANENT };
+	/* the last error reply of the store itself (HTTP status) */
+	struct outcome reply_out = { .error = OBJSTORE_ERR_NONE };
+	bool last_cut = false;
 	char *path, *query, *url = NULL;
 	const char *payload_hash = req->payload_hash != NULL ?
 		req->payload_hash : S3_EMPTY_SHA256;
@@ -381,6 +405,7 @@ int s3_request_run(struct s3_store *s3, struct s3_request *req)
 		hreq.timeout_ms = (long)(s3->request_timeout_ms < left ||
 					 attempts == 0 ?
 					 s3->request_timeout_ms : left);
+		last_cut = false;
 		if (attempts > 0)
 			objstore_count_retry(&s3->store);
 		hreq.headers = build_headers(s3, req, path, query,
@@ -404,6 +429,8 @@ int s3_request_run(struct s3_store *s3, struct s3_request *req)
 		memset(&out, 0, sizeof(out));
 		if (ret == 0) {
 			classify_http(req, &out);
+			if (out.error != OBJSTORE_ERR_NONE)
+				reply_out = out;
 		} else if (req->resp.sink_failed) {
 			/* the sink's own error (too big, pwrite) stands */
 			char *msg;
@@ -424,6 +451,11 @@ int s3_request_run(struct s3_store *s3, struct s3_request *req)
 		}
 		ret = -1;
 		now = now_ms();
+		if (ret_is_budget_timeout(req, &hreq, s3->request_timeout_ms) &&
+		    reply_out.error != OBJSTORE_ERR_NONE) {
+			out = reply_out;
+			last_cut = true;
+		}
 		if (!out.retry || now >= deadline)
 			break;
 		backoff = (uint64_t)BACKOFF_BASE_MS << (attempts < 16 ?
@@ -437,7 +469,7 @@ int s3_request_run(struct s3_store *s3, struct s3_request *req)
 			backoff = deadline - now - ATTEMPT_MIN_MS;
 		sleep_ms(backoff);
 	}
-	fail(req, &out, attempts, now_ms() - start);
+	fail(req, &out, attempts, now_ms() - start, last_cut);
 out:
 	if (ret < 0)
 		s3_http_response_free(&req->resp);
