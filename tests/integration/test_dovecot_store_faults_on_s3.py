@@ -27,7 +27,7 @@ remount and no SIGUSR1).  At the end a takeover: mount B on a FRESH cache
 dir, straight on Swift: every acknowledged mail of every kind is there with
 its bytes, and no Dovecot log mentions corruption (or a Panic/Fatal).
 
-Short by default (CI: 10 s of load per kind, store down 13 s with
+Short by default (CI: 6 s of load per kind, store down 13 s with
 retry_timeout=4: the first delivery renames in the queue fail, the last
 ones ride the outage out); OBOXFS_RELIABILITY_LONG=1 (bench/reliability-run):
 60 s per kind, the store down 60 s with the default retry budget (60 s).
@@ -55,7 +55,7 @@ if LONG:
     RETRY_S, REQUEST_S = 60, 60
     UPLOAD_INTERVAL = 30
 else:
-    LOAD_S = 10
+    LOAD_S = 6
     DOWN = (3, 13, 6)
     RETRY_S, REQUEST_S = 4, 4
     S3_OPTS = [f'retry_timeout={RETRY_S}', f'request_timeout={REQUEST_S}']
