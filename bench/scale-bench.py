@@ -18,8 +18,9 @@ run, oboxfs against a plain local directory with the same Dovecot:
    users at least 0.9 x the rate with 8.  The daemon's RSS per loaded user
    and per cached mail entry.
 
-Modes: a (plain dir), c (oboxfs; parts 1-2 on a local Swift S3 started
-here, part 3 on --users-store: file (default) or s3).  Run by hand as root;
+Modes: a (plain dir), c (oboxfs; parts 1-2 on --folder-store: a local
+Swift S3 started here (default) or file, part 3 on --users-store: file
+(default) or s3).  Run by hand as root;
 see bench/README.md.
 """
 import argparse
@@ -55,6 +56,9 @@ def parse_args():
     ap.add_argument('--many-users', type=int, default=2000)
     ap.add_argument('--user-mails', type=int, default=20)
     ap.add_argument('--users-store', choices=('file', 's3'), default='file')
+    ap.add_argument('--folder-store', choices=('s3', 'file'), default='s3',
+                    help='the store of parts 1-2 (file: the folder cost '
+                    'without the S3 round trips)')
     ap.add_argument('--min-size', type=int, default=2048)
     ap.add_argument('--max-size', type=int, default=4096)
     ap.add_argument('--port', type=int, default=19980,
@@ -113,7 +117,13 @@ def part_folders(args, mode, mails):
     env.plain = (mode == 'a')
     env.fresh_dir()
     res = {}
-    url, opts = (None, []) if env.plain else s3_options(env, 'scale')
+    if env.plain:
+        url, opts = None, []
+    elif args.folder_store == 's3':
+        url, opts = s3_options(env, 'scale')
+    else:
+        os.makedirs(env.path('store'))
+        url, opts = f'file://{env.path("store")}', []
     mp = env.path('mnt')
     small_user, big = mails['small_user'], mails['big']
     w = args.window
@@ -213,7 +223,9 @@ def print_table(args, results):
           'deliveries; oboxfs at the default mount options')
     row('', 'plain dir', 'oboxfs', 'target')
     if '1' in args.parts:
-        print('1. folder size (one INBOX; parts 1-2 on the local Swift S3)')
+        print('1. folder size (one INBOX; parts 1-2 on ' +
+              ('the local Swift S3)' if args.folder_store == 's3' else
+               'file://)'))
         row(f'   deliveries/s at {args.small:,} mails', num(a, 'small_rate'),
             num(c, 'small_rate'))
         row(f'   deliveries/s at {args.big:,} mails', num(a, 'big_rate'),
@@ -302,7 +314,8 @@ def main():
     swift = None
     results = {}
     try:
-        if 'c' in args.modes and (set(args.parts) & set('12') or
+        if 'c' in args.modes and ((set(args.parts) & set('12') and
+                                   args.folder_store == 's3') or
                                   args.users_store == 's3'):
             swift = Swift(os.path.join(workdir, 'swift'), args.s3_port)
             swift.start()
