@@ -265,6 +265,10 @@ int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 	ret = fetch_bundle(ctx, root->bundle_keys[base_idx],
 			   &root->names[base_idx], &base, &base_size, error_r);
 	if (ret <= 0) {
+		/* its diffs fetched ahead are not wanted now */
+		for (size_t i = 0; ctx->fetcher != NULL && i < diff_count; i++)
+			objstore_fetcher_drop(ctx->fetcher,
+					      root->bundle_keys[diff_idx[i]]);
 		free(diff_idx);
 		return ret;
 	}

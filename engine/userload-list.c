@@ -83,15 +83,20 @@ static void add_bundle_key(struct ul_ctx *ctx, const char *guid,
 	ctx->found = true;
 }
 
-/* The first page is full and root idx's mails are all the mails in it
-   (the user root's bundles sort before them): the first folder, skipped
-   before a second page is asked for.  Half a page of its mails at least:
-   a skip costs two small requests. */
+/* Root idx's mails are all the mails listed, and they fill the first
+   page (the user root's bundles sort before them: skipped before a
+   second page is asked for; half a page of mails at least, as a skip
+   costs two small requests) or are a page's worth (many keys before
+   them). */
 static bool first_page_filled_by(const struct ul_ctx *ctx, size_t idx)
 {
-	return ctx->keys_listed == UL_FIRST_PAGE_KEYS &&
-		ctx->stats.mails_listed == ctx->roots[idx].mail_count &&
-		ctx->roots[idx].mail_count >= UL_FIRST_PAGE_KEYS / 2;
+	size_t mails = ctx->roots[idx].mail_count;
+
+	if (ctx->stats.mails_listed != mails)
+		return false;
+	return (ctx->keys_listed == UL_FIRST_PAGE_KEYS &&
+		mails >= UL_FIRST_PAGE_KEYS / 2) ||
+		mails >= UL_FIRST_PAGE_KEYS;
 }
 
 static int list_cb(const struct objstore_list_entry *entry, void *context)
@@ -171,12 +176,10 @@ static int skip_old_mails(struct ul_ctx *ctx, size_t idx,
 	struct ul_mark mark;
 
 	memcpy(start_buf, ctx->last_key, OBJSTORE_KEY_MAX + 1);
-	/* the bundles of the roots listed whole so far (the user root's
-	   sort first) are fetched while this folder's idx/ is listed */
-	for (size_t i = 0; i < ctx->count; i++) {
-		if (i != idx)
-			ul_prefetch_root(ctx, i);
-	}
+	/* the user root's bundles (its keys sort first: all listed) are
+	   fetched while this folder's idx/ is listed */
+	if (idx != 0)
+		ul_prefetch_root(ctx, 0);
 	if (keys_idx_prefix(ctx->prefix, root->guid, idx_prefix,
 			    sizeof(idx_prefix)) < 0)
 		return 0;

@@ -19,7 +19,7 @@
 /* bundle GETs a load runs at once (ul_prefetch_root()), and fetched
    bundles held before they are used */
 #define UL_FETCH_THREADS 4
-#define UL_FETCH_HELD 32
+#define UL_FETCH_HELD 8
 
 /* a folder placed from its mails' metadata: HEADs tried at most */
 #define PLACE_HEAD_TRIES 3
@@ -75,6 +75,7 @@ struct ul_ctx {
 	size_t count, alloc;
 	size_t *queue;			/* placed roots still to load */
 	size_t queue_head, queue_count;
+	size_t queue_prefetched;	/* queue[] below it: prefetched */
 	size_t last_ref_root;		/* mark_referenced()'s last hit */
 	char **rebuild_dirs;		/* dbox-Mails dirs that got mails */
 	size_t rebuild_count;
@@ -123,7 +124,9 @@ int ul_load_tree(struct ul_ctx *ctx, struct ul_root *root,
 		 const char **error_r);
 /* Queue the bundles ul_load_tree() will GET for root idx (its newest base
    and that base's diffs) on ctx->fetcher, so that they are fetched while
-   the load does other work: once per root, nothing without bundles. */
+   the load does other work: once per root, nothing without bundles.
+   Only for a root the load will load: the user root, a root placed
+   (ul_process_queue()), the big folder the listing stopped at. */
 void ul_prefetch_root(struct ul_ctx *ctx, size_t idx);
 /* forget root's chain (chain_ok and the trees kept) */
 void ul_chain_reset(struct ul_root *root);

@@ -310,6 +310,12 @@ out:
 int ul_process_queue(struct ul_ctx *ctx, const char **error_r)
 {
 	while (ctx->queue_head < ctx->queue_count) {
+		/* the roots placed are loaded in queue order: their bundles
+		   are fetched ahead, side by side (a root's tree places its
+		   folders: the next turn queues theirs) */
+		for (; ctx->queue_prefetched < ctx->queue_count;
+		     ctx->queue_prefetched++)
+			ul_prefetch_root(ctx, ctx->queue[ctx->queue_prefetched]);
 		if (load_root(ctx, ctx->queue[ctx->queue_head++], error_r) < 0)
 			return -1;
 	}
@@ -350,10 +356,6 @@ static int load_all(struct ul_ctx *ctx, const char **error_r)
 		if (root->referenced == NULL)
 			abort();
 	}
-	/* every root's bundles are fetched ahead, the user root's first:
-	   the loads below take them in about that order */
-	for (i = 0; i < ctx->count; i++)
-		ul_prefetch_root(ctx, i);
 	ul_place_root(ctx, 0, "");
 	if (ul_process_queue(ctx, error_r) < 0)
 		return -1;

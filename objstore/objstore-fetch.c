@@ -17,6 +17,7 @@ enum fetch_state {
 	FETCH_RUNNING,
 	FETCH_DONE,
 	FETCH_TAKEN,	/* given to the caller (or taken before it started) */
+	FETCH_DROPPED,	/* running, its result to be thrown away */
 };
 
 struct fetch {
@@ -41,6 +42,7 @@ struct objstore_fetcher {
 	struct fetch *fetches;
 	size_t count, alloc;
 	size_t next;			/* no QUEUED fetch before it */
+	size_t hint;			/* where the last take found its key */
 	unsigned int held, running;
 	bool stopping;
 	struct objstore_fetcher_stats stats;
@@ -98,6 +100,14 @@ static void *fetcher_thread(void *context)
 
 		pthread_mutex_lock(&f->lock);
 		fe = &f->fetches[idx];	/* the array may have moved */
+		f->running--;
+		f->stats.fetched++;
+		if (fe->state == FETCH_DROPPED) {
+			free(data);
+			fe->state = FETCH_TAKEN;
+			pthread_cond_broadcast(&f->cond);
+			continue;
+		}
 		fe->ret = ret;
 		if (ret < 0) {
 			objstore_error_save(&fe->error, &fe->error_msg);
@@ -106,9 +116,7 @@ static void *fetcher_thread(void *context)
 			fe->size = size;
 		}
 		fe->state = FETCH_DONE;
-		f->running--;
 		f->held++;
-		f->stats.fetched++;
 		pthread_cond_broadcast(&f->cond);
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -132,12 +140,19 @@ struct objstore_fetcher *objstore_fetcher_init(struct objstore *store,
 	return f;
 }
 
+/* the fetch of key not taken or dropped yet, or NULL; the search starts
+   where the last one ended: keys are mostly taken in the order added */
 static struct fetch *fetch_find(struct objstore_fetcher *f, const char *key)
 {
-	for (size_t i = 0; i < f->count; i++) {
+	for (size_t n = 0; n < f->count; n++) {
+		size_t i = (f->hint + n) % f->count;
+
 		if (f->fetches[i].state != FETCH_TAKEN &&
-		    strcmp(f->fetches[i].key, key) == 0)
+		    f->fetches[i].state != FETCH_DROPPED &&
+		    strcmp(f->fetches[i].key, key) == 0) {
+			f->hint = i;
 			return &f->fetches[i];
+		}
 	}
 	return NULL;
 }
@@ -146,10 +161,6 @@ void objstore_fetcher_add(struct objstore_fetcher *f, const char *key,
 			  size_t max_size)
 {
 	pthread_mutex_lock(&f->lock);
-	if (fetch_find(f, key) != NULL) {
-		pthread_mutex_unlock(&f->lock);
-		return;
-	}
 	if (f->count == f->alloc) {
 		f->alloc = f->alloc == 0 ? 8 : f->alloc * 2;
 		f->fetches = xrealloc(f->fetches,
@@ -220,6 +231,37 @@ int objstore_fetcher_take(struct objstore_fetcher *f, const char *key,
 		free(error_msg);
 	}
 	return 1;
+}
+
+void objstore_fetcher_drop(struct objstore_fetcher *f, const char *key)
+{
+	struct fetch *fe;
+
+	pthread_mutex_lock(&f->lock);
+	fe = fetch_find(f, key);
+	if (fe != NULL) {
+		switch (fe->state) {
+		case FETCH_QUEUED:
+			fe->state = FETCH_TAKEN;	/* never sent */
+			break;
+		case FETCH_RUNNING:
+			fe->state = FETCH_DROPPED;
+			break;
+		case FETCH_DONE:
+			free(fe->data);
+			fe->data = NULL;
+			free(fe->error_msg);
+			fe->error_msg = NULL;
+			fe->state = FETCH_TAKEN;
+			f->held--;
+			pthread_cond_broadcast(&f->cond);
+			break;
+		case FETCH_TAKEN:
+		case FETCH_DROPPED:
+			break;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
 }
 
 void objstore_fetcher_get_stats(struct objstore_fetcher *f,

@@ -38,7 +38,8 @@ struct objstore_fetcher *objstore_fetcher_init(struct objstore *store,
 					       unsigned int threads,
 					       unsigned int max_held);
 /* Queue a GET of the whole of key (at most max_size bytes: see
-   objstore_get()).  A key already added is not added again. */
+   objstore_get()).  Add a key once (not checked: a key added twice is
+   fetched twice). */
 void objstore_fetcher_add(struct objstore_fetcher *fetcher, const char *key,
 			  size_t max_size);
 /* 0 if key was never added (or was taken already).  Else 1, and the GET's
@@ -48,6 +49,10 @@ void objstore_fetcher_add(struct objstore_fetcher *fetcher, const char *key,
    done by the caller itself, at once. */
 int objstore_fetcher_take(struct objstore_fetcher *fetcher, const char *key,
 			  int *ret_r, void **data_r, size_t *size_r);
+/* The caller will not take key after all: a GET not started is not sent,
+   a result is freed (its max_held slot with it), a GET running is let
+   finish and its result thrown away.  Nothing if key is not waiting. */
+void objstore_fetcher_drop(struct objstore_fetcher *fetcher, const char *key);
 void objstore_fetcher_get_stats(struct objstore_fetcher *fetcher,
 				struct objstore_fetcher_stats *stats_r);
 /* Stops the threads (GETs in flight are waited for) and frees the results
