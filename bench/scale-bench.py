@@ -111,6 +111,15 @@ def s3_options(env, name):
              f'credentials={cred}'])
 
 
+def store_options(env, kind, name):
+    """the store URL and mount options of a part: kind 's3' (the local
+    Swift) or 'file' (a file:// store in the part's directory)"""
+    if kind == 's3':
+        return s3_options(env, name)
+    os.makedirs(env.path('store'))
+    return f'file://{env.path("store")}', []
+
+
 def part_folders(args, mode, mails):
     """parts 1 and 2 for one mode"""
     env = TestEnv(f'scale-{mode}')
@@ -119,11 +128,8 @@ def part_folders(args, mode, mails):
     res = {}
     if env.plain:
         url, opts = None, []
-    elif args.folder_store == 's3':
-        url, opts = s3_options(env, 'scale')
     else:
-        os.makedirs(env.path('store'))
-        url, opts = f'file://{env.path("store")}', []
+        url, opts = store_options(env, args.folder_store, 'scale')
     mp = env.path('mnt')
     small_user, big = mails['small_user'], mails['big']
     w = args.window
@@ -175,11 +181,8 @@ def part_users(args, mode, mails):
     res = {}
     if env.plain:
         url, opts = None, []
-    elif args.users_store == 's3':
-        url, opts = s3_options(env, 'users')
     else:
-        os.makedirs(env.path('store'))
-        url, opts = f'file://{env.path("store")}', []
+        url, opts = store_options(env, args.users_store, 'users')
     mp = env.path('mnt')
     with OboxfsMount(env, url, mp, env.path('cache'), opts) as mnt:
         with Dovecot(env, mp, 'maildir', rundir=env.path('dc')) as dc:

@@ -661,7 +661,6 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	splitmerge_trees_free(&trees);
 	users_changed_behind(user);
 	pthread_mutex_lock(&ctx->stats_lock);
-	ctx->stats.split_check_keys += lctx.keys;
 	ctx->stats.split_brains++;
 	ctx->stats.split_mails_merged += merged + folder_counts.revived;
 	ctx->stats.split_mails_dropped += dropped;
@@ -673,11 +672,9 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 		folder_counts.removed;
 	pthread_mutex_unlock(&ctx->stats_lock);
 out:
-	if (foreign == 0) {
-		pthread_mutex_lock(&ctx->stats_lock);
-		ctx->stats.split_check_keys += lctx.keys;
-		pthread_mutex_unlock(&ctx->stats_lock);
-	}
+	pthread_mutex_lock(&ctx->stats_lock);
+	ctx->stats.split_check_keys += lctx.keys;
+	pthread_mutex_unlock(&ctx->stats_lock);
 	keylist_clear(&lctx.bundles);
 	keylist_clear(&lctx.mails);
 	keylist_clear(&foreign_keys);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 char *objtest_mkdtemp(const char *name)
@@ -208,4 +209,46 @@ void objtest_list_free(struct objtest_list *list)
 	free(list->is_prefix);
 	free(list->sizes);
 	memset(list, 0, sizeof(*list));
+}
+
+const char *objtest_s3_env(const char *name)
+{
+	char var[128];
+	const char *value;
+
+	snprintf(var, sizeof(var), "OBOXFS_TEST_S3_%s", name);
+	value = getenv(var);
+	cr_assert(value != NULL && value[0] != '\0',
+		  "%s not set: run this test through ctest (S3 fixture)", var);
+	return value;
+}
+
+void objtest_s3_settings(struct objstore_settings *set)
+{
+	set->endpoint = objtest_s3_env("ENDPOINT");
+	set->region = objtest_s3_env("REGION");
+	set->addressing = OBJSTORE_ADDRESSING_PATH;
+	/* no credentials file: the backend takes these */
+	setenv("AWS_ACCESS_KEY_ID", objtest_s3_env("ACCESS_KEY"), 1);
+	setenv("AWS_SECRET_ACCESS_KEY", objtest_s3_env("SECRET_KEY"), 1);
+}
+
+void objtest_s3_url(const char *what, char *buf, size_t size)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(buf, size, "s3://%s/%s-%ld-%ld-%ld", objtest_s3_env("BUCKET"),
+		 what, (long)getpid(), (long)ts.tv_sec, ts.tv_nsec);
+}
+
+void objtest_delete_all(struct objstore *store)
+{
+	struct objtest_list list = { 0 };
+
+	if (objtest_list(store, "", NULL, &list) == 0 && list.count > 0 &&
+	    objstore_delete_many(store, (const char *const *)list.keys,
+				 (unsigned int)list.count) < 0)
+		fprintf(stderr, "cleanup: %s\n", objstore_error());
+	objtest_list_free(&list);
 }

@@ -56,4 +56,16 @@ int objtest_list_paced(struct objstore *store, const char *prefix,
 		       struct objtest_list *list);
 void objtest_list_free(struct objtest_list *list);
 
+/* the test S3 server (ctest's "swift" fixture, tests/CMakeLists.txt):
+   OBOXFS_TEST_S3_<name>, failing the test if it is not set */
+const char *objtest_s3_env(const char *name);
+/* settings that reach it (endpoint, region, path-style requests), its
+   credentials put in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; the
+   caller sets the rest */
+void objtest_s3_settings(struct objstore_settings *set);
+/* "s3://<bucket>/<what>-<pid>-<time>": a prefix no other run uses */
+void objtest_s3_url(const char *what, char *buf, size_t size);
+/* delete every key of store (below its prefix): a test's cleanup */
+void objtest_delete_all(struct objstore *store);
+
 #endif

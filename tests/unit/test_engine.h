@@ -53,35 +53,17 @@ static void eng_init(void)
 		 eng_dir);
 }
 
-static const char *eng_env(const char *name)
-{
-	const char *value = getenv(name);
-
-	cr_assert(value != NULL && value[0] != '\0',
-		  "%s not set: run this test through ctest (S3 fixture)", name);
-	return value;
-}
-
 /* eng_init() on a prefix of its own on the test S3 server (a test named
    *_on_s3: tests/CMakeLists.txt), with S3's own page size */
 static void eng_init_s3(void)
 {
-	struct timespec ts;
 	const char *error;
 
 	eng_dir = objtest_mkdtemp("engine");
 	cr_assert_not_null(eng_dir);
 	memset(&eng_s3_set, 0, sizeof(eng_s3_set));
-	eng_s3_set.endpoint = eng_env("OBOXFS_TEST_S3_ENDPOINT");
-	eng_s3_set.region = eng_env("OBOXFS_TEST_S3_REGION");
-	eng_s3_set.addressing = OBJSTORE_ADDRESSING_PATH;
-	setenv("AWS_ACCESS_KEY_ID", eng_env("OBOXFS_TEST_S3_ACCESS_KEY"), 1);
-	setenv("AWS_SECRET_ACCESS_KEY", eng_env("OBOXFS_TEST_S3_SECRET_KEY"),
-	       1);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(eng_store_url, sizeof(eng_store_url),
-		 "s3://%s/engine-%ld-%ld-%ld", eng_env("OBOXFS_TEST_S3_BUCKET"),
-		 (long)getpid(), (long)ts.tv_sec, ts.tv_nsec);
+	objtest_s3_settings(&eng_s3_set);
+	objtest_s3_url("engine", eng_store_url, sizeof(eng_store_url));
 	cr_assert_eq(objstore_init(eng_store_url, &eng_s3_set, &eng_store,
 				   &error), 0, "init(%s): %s", eng_store_url,
 		     error);
@@ -90,18 +72,8 @@ static void eng_init_s3(void)
 
 static void eng_fini(void)
 {
-	if (eng_store != NULL && eng_s3) {
-		struct objtest_list list = { 0 };
-
-		/* remove what the test stored below its prefix */
-		if (objtest_list(eng_store, "", NULL, &list) == 0 &&
-		    list.count > 0 &&
-		    objstore_delete_many(eng_store,
-					 (const char *const *)list.keys,
-					 (unsigned int)list.count) < 0)
-			fprintf(stderr, "cleanup: %s\n", objstore_error());
-		objtest_list_free(&list);
-	}
+	if (eng_store != NULL && eng_s3)
+		objtest_delete_all(eng_store);	/* below its prefix */
 	if (eng_store != NULL)
 		objstore_deinit(&eng_store);
 	objtest_rm_rf(eng_dir);

@@ -14,37 +14,19 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *env(const char *name)
-{
-	const char *value = getenv(name);
-
-	cr_assert(value != NULL && value[0] != '\0',
-		  "%s not set: run this test through ctest (S3 fixture)", name);
-	return value;
-}
-
 static struct objstore *open_s3(void)
 {
 	struct objstore_settings set = {
-		.addressing = OBJSTORE_ADDRESSING_PATH,
 		.retry_timeout_ms = 20000,
 		/* the listing tests cross pages with CONF_LIST_MANY keys */
 		.list_page_keys = 50,
 	};
 	struct objstore *new_store;
-	struct timespec ts;
 	const char *error;
 	char url[512];
 
-	set.endpoint = env("OBOXFS_TEST_S3_ENDPOINT");
-	set.region = env("OBOXFS_TEST_S3_REGION");
-	/* no credentials file: the backend takes these */
-	setenv("AWS_ACCESS_KEY_ID", env("OBOXFS_TEST_S3_ACCESS_KEY"), 1);
-	setenv("AWS_SECRET_ACCESS_KEY", env("OBOXFS_TEST_S3_SECRET_KEY"), 1);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(url, sizeof(url), "s3://%s/conformance-%ld-%ld-%ld",
-		 env("OBOXFS_TEST_S3_BUCKET"), (long)getpid(),
-		 (long)ts.tv_sec, ts.tv_nsec);
+	objtest_s3_settings(&set);
+	objtest_s3_url("conformance", url, sizeof(url));
 	cr_assert_eq(objstore_init(url, &set, &new_store, &error), 0,
 		     "init(%s): %s", url, error);
 	return new_store;
@@ -53,16 +35,9 @@ static struct objstore *open_s3(void)
 /* remove everything below this run's prefix */
 static void close_s3(struct objstore **_store)
 {
-	struct objtest_list list = { 0 };
-
 	if (*_store == NULL)
 		return;
-	if (objtest_list(*_store, "", NULL, &list) == 0 && list.count > 0) {
-		if (objstore_delete_many(*_store, (const char *const *)list.keys,
-					 (unsigned int)list.count) < 0)
-			fprintf(stderr, "cleanup: %s\n", objstore_error());
-	}
-	objtest_list_free(&list);
+	objtest_delete_all(*_store);
 	objstore_deinit(_store);
 }
 

@@ -68,6 +68,19 @@ static void add_key(struct objstore_fetcher *f, unsigned int i)
 	objstore_fetcher_add(f, key, 1024);
 }
 
+/* keys k/0 .. k/<count - 1> added, or taken in that order */
+static void add_keys(struct objstore_fetcher *f, unsigned int count)
+{
+	for (unsigned int i = 0; i < count; i++)
+		add_key(f, i);
+}
+
+static void take_keys(struct objstore_fetcher *f, unsigned int count)
+{
+	for (unsigned int i = 0; i < count; i++)
+		take_key(f, i);
+}
+
 /* until the fetcher's threads have done n GETs (fails after 10 s) */
 static void wait_fetched(struct objstore_fetcher *f, unsigned int n)
 {
@@ -98,8 +111,7 @@ Test(objstore_fetcher, takes_give_the_bytes_get_gives_in_any_order,
 	open_store(NULL);
 	put_keys(6);
 	f = objstore_fetcher_init(store, 3, 8);
-	for (unsigned int i = 0; i < 6; i++)
-		add_key(f, i);
+	add_keys(f, 6);
 	for (unsigned int i = 6; i > 0; i--)
 		take_key(f, i - 1);
 	objstore_fetcher_get_stats(f, &st);
@@ -185,10 +197,8 @@ Test(objstore_fetcher, gets_run_side_by_side, .fini = teardown)
 	open_store("ops=get;latency_ms=200;rate=0");
 	put_keys(4);
 	f = objstore_fetcher_init(store, 4, 8);
-	for (unsigned int i = 0; i < 4; i++)
-		add_key(f, i);
-	for (unsigned int i = 0; i < 4; i++)
-		take_key(f, i);
+	add_keys(f, 4);
+	take_keys(f, 4);
 	objstore_fetcher_get_stats(f, &st);
 	cr_assert_geq(st.max_running, 2, "at most %u GET at once",
 		      st.max_running);
@@ -205,8 +215,7 @@ Test(objstore_fetcher, threads_wait_while_max_held_results_wait,
 	open_store(NULL);
 	put_keys(5);
 	f = objstore_fetcher_init(store, 4, 1);
-	for (unsigned int i = 0; i < 5; i++)
-		add_key(f, i);
+	add_keys(f, 5);
 	usleep(100 * 1000);
 	objstore_fetcher_get_stats(f, &st);
 	cr_assert_leq(st.fetched, 1, "%u results held, 1 allowed",
@@ -231,8 +240,7 @@ Test(objstore_fetcher, results_not_taken_are_freed, .fini = teardown)
 	open_store(NULL);
 	put_keys(3);
 	f = objstore_fetcher_init(store, 2, 8);
-	for (unsigned int i = 0; i < 3; i++)
-		add_key(f, i);
+	add_keys(f, 3);
 	add_key(f, 99);	/* missing: an error message held */
 	usleep(50 * 1000);
 	objstore_fetcher_deinit(&f);
@@ -254,8 +262,7 @@ Test(objstore_fetcher, keys_added_while_gets_run, .fini = teardown)
 		if (i % 10 == 9)
 			usleep(15 * 1000);
 	}
-	for (unsigned int i = 0; i < 50; i++)
-		take_key(f, i);
+	take_keys(f, 50);
 	objstore_fetcher_get_stats(f, &st);
 	cr_assert_eq(st.taken + st.taken_unstarted, 50);
 	objstore_fetcher_deinit(&f);
@@ -274,8 +281,7 @@ Test(objstore_fetcher, a_dropped_key_frees_its_slot, .fini = teardown)
 	open_store(NULL);
 	put_keys(3);
 	f = objstore_fetcher_init(store, 1, 1);
-	for (unsigned int i = 0; i < 3; i++)
-		add_key(f, i);
+	add_keys(f, 3);
 	wait_fetched(f, 1);	/* k/0 done: its result holds the slot */
 	objstore_fetcher_drop(f, "k/0");
 	objstore_fetcher_drop(f, "k/9");	/* never added: nothing */

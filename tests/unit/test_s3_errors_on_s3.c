@@ -8,20 +8,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "helper-objstore.h"
 #include "objstore.h"
-
-static const char *env(const char *name)
-{
-	const char *value = getenv(name);
-
-	cr_assert_not_null(value, "%s not set (run through ctest)", name);
-	return value;
-}
 
 static void setup(void)
 {
-	setenv("AWS_ACCESS_KEY_ID", env("OBOXFS_TEST_S3_ACCESS_KEY"), 1);
-	setenv("AWS_SECRET_ACCESS_KEY", env("OBOXFS_TEST_S3_SECRET_KEY"), 1);
+	setenv("AWS_ACCESS_KEY_ID", objtest_s3_env("ACCESS_KEY"), 1);
+	setenv("AWS_SECRET_ACCESS_KEY", objtest_s3_env("SECRET_KEY"), 1);
 	unsetenv("AWS_SESSION_TOKEN");
 }
 
@@ -32,7 +25,7 @@ static int try_init(const char *bucket, const char *endpoint,
 {
 	struct objstore_settings set = {
 		.endpoint = endpoint,
-		.region = env("OBOXFS_TEST_S3_REGION"),
+		.region = objtest_s3_env("REGION"),
 		.retry_timeout_ms = 5000,
 	};
 	struct objstore *store = NULL;
@@ -64,8 +57,8 @@ Test(s3_errors_on_s3, good_settings_work)
 {
 	const char *error;
 
-	cr_assert_eq(try_init(env("OBOXFS_TEST_S3_BUCKET"),
-			      env("OBOXFS_TEST_S3_ENDPOINT"), &error), 0,
+	cr_assert_eq(try_init(objtest_s3_env("BUCKET"),
+			      objtest_s3_env("ENDPOINT"), &error), 0,
 		     "%s", error);
 }
 
@@ -74,8 +67,8 @@ Test(s3_errors_on_s3, wrong_secret_is_auth_error)
 	const char *error;
 
 	setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret", 1);
-	cr_assert_eq(try_init(env("OBOXFS_TEST_S3_BUCKET"),
-			      env("OBOXFS_TEST_S3_ENDPOINT"), &error), -1);
+	cr_assert_eq(try_init(objtest_s3_env("BUCKET"),
+			      objtest_s3_env("ENDPOINT"), &error), -1);
 	cr_assert_eq(objstore_errcode(), OBJSTORE_ERR_AUTH, "%s", error);
 	cr_assert(strstr(error, "LIST failed: 403 SignatureDoesNotMatch: "
 			 "The request signature we calculated does not "
@@ -89,8 +82,8 @@ Test(s3_errors_on_s3, unknown_access_key_is_auth_error)
 	const char *error;
 
 	setenv("AWS_ACCESS_KEY_ID", "nobody:nobody", 1);
-	cr_assert_eq(try_init(env("OBOXFS_TEST_S3_BUCKET"),
-			      env("OBOXFS_TEST_S3_ENDPOINT"), &error), -1);
+	cr_assert_eq(try_init(objtest_s3_env("BUCKET"),
+			      objtest_s3_env("ENDPOINT"), &error), -1);
 	cr_assert_eq(objstore_errcode(), OBJSTORE_ERR_AUTH, "%s", error);
 	cr_assert(strstr(error, "403") != NULL, "%s", error);
 }
@@ -100,7 +93,7 @@ Test(s3_errors_on_s3, missing_bucket_is_clear)
 	const char *error;
 
 	cr_assert_eq(try_init("oboxfs-no-such-bucket",
-			      env("OBOXFS_TEST_S3_ENDPOINT"), &error), -1);
+			      objtest_s3_env("ENDPOINT"), &error), -1);
 	cr_assert_eq(objstore_errcode(), OBJSTORE_ERR_PERMANENT, "%s", error);
 	cr_assert(strstr(error, "404 NoSuchBucket") != NULL, "%s", error);
 	cr_assert(strstr(error, "does bucket 'oboxfs-no-such-bucket' "
@@ -113,7 +106,7 @@ Test(s3_errors_on_s3, unreachable_endpoint_fails_fast)
 	double start = now_s();
 
 	/* port 1 on loopback: nothing listens there */
-	cr_assert_eq(try_init(env("OBOXFS_TEST_S3_BUCKET"),
+	cr_assert_eq(try_init(objtest_s3_env("BUCKET"),
 			      "http://127.0.0.1:1", &error), -1);
 	cr_assert_lt(now_s() - start, 2.0, "took %.1f s", now_s() - start);
 	cr_assert_eq(objstore_errcode(), OBJSTORE_ERR_TRANSIENT, "%s", error);

@@ -11,17 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "helper-objstore.h"
 #include "objstore.h"
 
 static struct objstore *store;
-
-static const char *env(const char *name)
-{
-	const char *value = getenv(name);
-
-	cr_assert_not_null(value, "%s not set (run through ctest)", name);
-	return value;
-}
 
 static int delete_cb(const struct objstore_list_entry *entry, void *context)
 {
@@ -34,17 +27,17 @@ static int delete_cb(const struct objstore_list_entry *entry, void *context)
 static void setup(void)
 {
 	struct objstore_settings set = {
-		.endpoint = env("OBOXFS_TEST_S3_ENDPOINT"),
-		.region = env("OBOXFS_TEST_S3_REGION"),
+		.endpoint = objtest_s3_env("ENDPOINT"),
+		.region = objtest_s3_env("REGION"),
 		.retry_timeout_ms = 10000,
 	};
 	const char *error;
 	char url[256];
 
-	setenv("AWS_ACCESS_KEY_ID", env("OBOXFS_TEST_S3_ACCESS_KEY"), 1);
-	setenv("AWS_SECRET_ACCESS_KEY", env("OBOXFS_TEST_S3_SECRET_KEY"), 1);
+	setenv("AWS_ACCESS_KEY_ID", objtest_s3_env("ACCESS_KEY"), 1);
+	setenv("AWS_SECRET_ACCESS_KEY", objtest_s3_env("SECRET_KEY"), 1);
 	snprintf(url, sizeof(url), "s3://%s/keys-meta-%d",
-		 env("OBOXFS_TEST_S3_BUCKET"), (int)getpid());
+		 objtest_s3_env("BUCKET"), (int)getpid());
 	cr_assert_eq(objstore_init(url, &set, &store, &error), 0, "%s", error);
 }
 
