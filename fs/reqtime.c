@@ -1,6 +1,9 @@
 /* reqtime.c: see reqtime.h.  The counters are process-wide atomics (one
  * session per daemon), updated with relaxed ordering: each is a counter
- * or a maximum of its own, read for the statistics file only. */
+ * or a maximum of its own, read for the statistics file only.  A request
+ * is counted when it arrives, before its operation replies: once a
+ * client's system call has returned, its request is in the count (the
+ * time is added after the reply, so it may trail by a moment). */
 #include "reqtime.h"
 #include "monotime.h"
 
@@ -30,6 +33,14 @@ static _Atomic uint64_t op_requests[RT_COUNT];
 static _Atomic uint64_t op_usecs[RT_COUNT];
 static _Atomic uint64_t op_max_usecs[RT_COUNT];
 
+/* a request of op arrives: count it, return its start time */
+static int64_t arrive(enum reqtime_op op)
+{
+	atomic_fetch_add_explicit(&op_requests[op], 1, memory_order_relaxed);
+	return monotime_us();
+}
+
+/* a request of op that arrived at start has replied and returned */
 static void note(enum reqtime_op op, int64_t start)
 {
 	int64_t d = monotime_us() - start;
@@ -37,7 +48,6 @@ static void note(enum reqtime_op op, int64_t start)
 	uint64_t max = atomic_load_explicit(&op_max_usecs[op],
 					    memory_order_relaxed);
 
-	atomic_fetch_add_explicit(&op_requests[op], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&op_usecs[op], usecs, memory_order_relaxed);
 	while (usecs > max &&
 	       !atomic_compare_exchange_weak_explicit(&op_max_usecs[op], &max,
@@ -51,7 +61,7 @@ static void note(enum reqtime_op op, int64_t start)
 #define TIMED(op, params, args) \
 static void timed_##op params \
 { \
-	int64_t start = monotime_us(); \
+	int64_t start = arrive(RT_##op); \
 	oboxfs_ops.op args; \
 	note(RT_##op, start); \
 }

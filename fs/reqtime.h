@@ -4,7 +4,9 @@
  * total and their longest time in the daemon: from the call of the
  * operation to its return (every operation replies before it returns).
  * The time a request waited in the kernel before (a directory's lock, the
- * rename mutex) is not in it.
+ * rename mutex) is not in it.  A request is counted as it arrives, so a
+ * client whose call has returned finds it counted; its time is added once
+ * the operation returns, a moment after its reply.
  */
 #ifndef OBOXFS_REQTIME_H
 #define OBOXFS_REQTIME_H
