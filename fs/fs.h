@@ -110,13 +110,17 @@ void inode_pin(struct oboxfs *fs, struct oinode *inode);
 void inode_unref(struct oboxfs *fs, struct oinode *inode, uint64_t n);
 /* A name operation moved the file st (its fstatat() before) to name in
    parent (a directory inode): an inode of it is reached by that name from
-   now on. */
+   now on.  st may be older than the table (its file gone and its inode
+   number given to another meanwhile): an inode of another type is left
+   as it is, in the table. */
 void inode_renamed(struct oboxfs *fs, const struct stat *st,
 		   struct oinode *parent, const char *name);
 /* The name name in parent no longer refers to the file st (unlinked,
    replaced): an inode reached by it is reached by its handle now.  (A
    stale table entry of the same (dev, ino) may be the one changed: it is
-   harmless, every use checks the file handle: inode_open().) */
+   harmless, every use checks the file handle: inode_open().  st may be
+   older than the table, as for inode_renamed(): a directory that got its
+   inode number stays in the table.) */
 void inode_name_gone(struct oboxfs *fs, const struct stat *st,
 		     struct oinode *parent, const char *name);
 /* Pin inode's parent (it stays while pinned) and copy the name inode is

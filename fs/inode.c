@@ -215,9 +215,10 @@ static struct oinode *find_locked(struct oboxfs *fs, dev_t dev, ino_t ino)
 	return found;
 }
 
-/* The inode of the file (st, handle) if the table has it.  An inode of
-   the same (dev, ino) with another handle or type is of a file that is
-   gone (its
+/* The inode of the file (st, handle) if the table has it, for a lookup
+   that holds a descriptor of that file: its inode number cannot have been
+   given to another file since st was taken.  So an inode of the same
+   (dev, ino) with another handle or type is of a file that is gone (its
    inode number was reused: the table holds no descriptor that would keep
    it): it is taken out of the table, to live on until forgotten. */
 static struct oinode *find_file_locked(struct oboxfs *fs,
@@ -235,13 +236,31 @@ static struct oinode *find_file_locked(struct oboxfs *fs,
 	return found;
 }
 
+/* The non-directory inode of (dev, ino) of st if the table has one, for
+   a caller whose st may be older than the table: taken before an unlink
+   or a rename freed the file's inode number, which a file or directory
+   made meanwhile may have been given.  A mismatch says nothing about
+   which is gone, so nothing is taken out of the table (a directory in it
+   holds its descriptor: it is never the one gone).  A file of the same
+   type that got the number is harmless to name: inode_open() checks its
+   handle. */
+static struct oinode *find_name_holder_locked(struct oboxfs *fs,
+					      const struct stat *st)
+{
+	struct oinode *found = find_locked(fs, st->st_dev, st->st_ino);
+
+	if (found == NULL || found->is_dir || S_ISDIR(st->st_mode))
+		return NULL;
+	return found;
+}
+
 void inode_renamed(struct oboxfs *fs, const struct stat *st,
 		   struct oinode *parent, const char *name)
 {
 	struct oinode *inode;
 
 	pthread_mutex_lock(&fs->inode_lock);
-	inode = find_file_locked(fs, st, NULL);
+	inode = find_name_holder_locked(fs, st);
 	if (inode != NULL)
 		set_name_locked(fs, inode, parent, name);
 	pthread_mutex_unlock(&fs->inode_lock);
@@ -253,7 +272,7 @@ void inode_name_gone(struct oboxfs *fs, const struct stat *st,
 	struct oinode *inode;
 
 	pthread_mutex_lock(&fs->inode_lock);
-	inode = find_file_locked(fs, st, NULL);
+	inode = find_name_holder_locked(fs, st);
 	if (inode != NULL && inode->parent == parent &&
 	    inode->name != NULL && strcmp(inode->name, name) == 0)
 		set_name_locked(fs, inode, NULL, NULL);
@@ -490,11 +509,8 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		close(fd);
 		return ENOMEM;
 	}
-	inode->fd = -1;
-	if (is_dir)
-		inode->fd = fd;
-	else
-		close(fd);
+	/* a file's fd is held until the table has it (find_file_locked()) */
+	inode->fd = is_dir ? fd : -1;
 	inode->is_dir = is_dir;
 	inode->handle = handle;
 	inode->user = parent == &fs->root ? obox_user_get(fs->obox, name) :
@@ -511,6 +527,8 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 		set_name_locked(fs, found, parent, name);
 		pthread_mutex_unlock(&fs->inode_lock);
 		inode_free(inode);
+		if (!is_dir)
+			close(fd);
 		e->ino = (uintptr_t)found;
 		return 0;
 	}
@@ -519,6 +537,8 @@ int inode_lookup(struct oboxfs *fs, struct oinode *parent, const char *name,
 	inode->hashed = true;
 	fs->buckets[bucket] = inode;
 	pthread_mutex_unlock(&fs->inode_lock);
+	if (!is_dir)
+		close(fd);
 	e->ino = (uintptr_t)inode;
 	return 0;
 }
