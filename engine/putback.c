@@ -1,6 +1,7 @@
 /* putback.c: a mail back from the store as a stub (see putback.h). */
 #include "putback-private.h"
 #include "bundle.h"
+#include "dovecotidx.h"
 #include "log.h"
 #include "stub.h"
 
@@ -184,11 +185,13 @@ static bool stub_has_key(int dir_fd, const char *name, const char *key)
 	return same;
 }
 
-/* u.<the highest u.<digits> in dir_fd + 1> into name_r; -1 with errno */
-static int sdbox_next_name(int dir_fd, char name_r[MAILPATH_NAME_MAX + 1])
+/* u.<the highest of every u.<digits> in dir_fd and next_uid - 1, + 1>
+   into name_r; -1 with errno */
+static int sdbox_next_name(int dir_fd, uint32_t next_uid,
+			   char name_r[MAILPATH_NAME_MAX + 1])
 {
 	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	unsigned long long max = 0;
+	unsigned long long max = next_uid > 0 ? next_uid - 1 : 0;
 	struct dirent *de;
 	DIR *dir;
 
@@ -218,11 +221,18 @@ static int sdbox_next_name(int dir_fd, char name_r[MAILPATH_NAME_MAX + 1])
 	return 0;
 }
 
+/* the UID of an sdbox mail name u.N (mailpath_is_sdbox_mail_name()) */
+static unsigned long long sdbox_name_uid(const char *name)
+{
+	return strtoull(name + 2, NULL, 10);
+}
+
 int putback_create(int folder_fd, const struct putback_mail *mail,
 		   const char *key, enum putback_stage *stage_r,
 		   char *renamed_r)
 {
 	struct stub stub;
+	uint32_t next_uid = 0;
 	int dir_fd, ret, saved;
 
 	*stage_r = PUTBACK_STAGE_DIR;
@@ -237,14 +247,31 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
 		return -1;
 	*stage_r = PUTBACK_STAGE_STUB;
 	renamed_r[0] = '\0';
-	ret = stub_create(dir_fd, mail->name, &stub, mail->mtime);
-	if (ret == 0 && mail->dir == MAILPATH_DIR_DBOX_MAILS &&
-	    stub_has_key(dir_fd, mail->name, key))
-		ret = 0;	/* this very mail: nothing to do */
-	else while (ret == 0 && mail->dir == MAILPATH_DIR_DBOX_MAILS) {
-		/* the UID is another mail's: the next free one (a create
-		   racing this one takes it: the next after it) */
-		if (sdbox_next_name(dir_fd, renamed_r) < 0) {
+	if (mail->dir == MAILPATH_DIR_DBOX_MAILS) {
+		if (stub_has_key(dir_fd, mail->name, key)) {
+			close(dir_fd);
+			return 0;	/* this very mail: nothing to do */
+		}
+		/* the UIDs Dovecot gave here: one of them, expunged since,
+		   is not given again */
+		if (dovecotidx_next_uid(dir_fd, &next_uid) < 0) {
+			saved = errno;
+			obox_log(OBOX_LOG_ERR, "putback: reading the sdbox "
+				 "index of %s failed: %s\n", mail->path,
+				 strerror(saved));
+			close(dir_fd);
+			errno = saved;
+			return -1;
+		}
+	}
+	ret = mail->dir == MAILPATH_DIR_DBOX_MAILS &&
+		sdbox_name_uid(mail->name) < next_uid ? 0 :
+		stub_create(dir_fd, mail->name, &stub, mail->mtime);
+	while (ret == 0 && mail->dir == MAILPATH_DIR_DBOX_MAILS) {
+		/* the UID is another mail's, or was given here before: the
+		   next free one (a create racing this one takes it: the
+		   next after it) */
+		if (sdbox_next_name(dir_fd, next_uid, renamed_r) < 0) {
 			ret = -1;
 			break;
 		}

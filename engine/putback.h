@@ -65,9 +65,11 @@ enum putback_stage {
 /* Create the stub of mail (object key) in folder_fd's mail directory
    (mail->dir_name, created if missing; a maildir folder gets all of cur,
    new and tmp).  An sdbox mail whose u.N name is taken by another mail
-   (two writers gave one UID to different mails: a split brain) gets the
-   name above every u.<digits> of its directory, u.<max + 1>, into
-   renamed_r (MAILPATH_NAME_MAX + 1 bytes; "" when its own name was
+   (two writers gave one UID to different mails: a split brain), or whose
+   UID N Dovecot gave here before (below the folder's next UID, from its
+   index files: dovecotidx.h; a client saw that mail expunged), gets the
+   name above every u.<digits> of its directory and every UID given here,
+   into renamed_r (MAILPATH_NAME_MAX + 1 bytes; "" when its own name was
    free): Dovecot's rebuild gives it that UID.  Returns 1 if created; 0 if
    the name exists (a maildir name, or an sdbox name that is a stub of
    this very key: nothing changed); -1 with errno and *stage_r saying

@@ -1,0 +1,179 @@
+/* dovecotidx.c: see dovecotidx.h.  The layouts read (Dovecot 2.3,
+ * src/lib-index): all integers in host byte order (Dovecot refuses an
+ * index of the other order, and so does this: it only reads what a
+ * Dovecot on this machine wrote).
+ *   dovecot.index header: major version 7 at byte 0, next_uid at 28.
+ *   dovecot.index.log header: major version 1 at byte 0, its size (16
+ *   bits, at least 24) at 2; then records, each a size (32 bits, in
+ *   Dovecot's "offset" encoding: the top bit of every byte set, 7 bits
+ *   of value each, in units of 4 bytes: mail_index_uint32_to_offset()),
+ *   a type (32 bits: its low 16 bits say what it is) and data:
+ *     APPEND (0x2): index records of 8 bytes, the UID first;
+ *     HEADER_UPDATE (0x20): {offset 16 bits, size 16 bits, bytes}
+ *       entries, each padded to 4 bytes, writing the index header;
+ *     UID_UPDATE (0x4000): {old uid, new uid} pairs. */
+#include "dovecotidx.h"
+#include "smallfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define INDEX_MAJOR_VERSION 7
+#define INDEX_NEXT_UID_OFFSET 28
+#define LOG_MAJOR_VERSION 1
+#define LOG_HEADER_MIN_SIZE 24
+#define LOG_RECORD_HEADER_SIZE 8
+#define LOG_TYPE_MASK 0x0000ffffU
+#define LOG_APPEND 0x00000002U
+#define LOG_HEADER_UPDATE 0x00000020U
+#define LOG_UID_UPDATE 0x00004000U
+#define LOG_APPEND_RECORD_SIZE 8
+/* Dovecot rotates a log long before this (log_rotate_max_size) */
+#define LOG_MAX_BYTES (64 * 1024 * 1024)
+
+static uint32_t u32_at(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint16_t u16_at(const unsigned char *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static void raise_to(uint32_t *next_uid, uint32_t uid)
+{
+	/* uid + 1, without wrapping past the highest UID */
+	uint32_t next = uid == UINT32_MAX ? UINT32_MAX : uid + 1;
+
+	if (next > *next_uid)
+		*next_uid = next;
+}
+
+/* mail_index_offset_to_uint32(): 0 if not in that encoding */
+static uint32_t record_size(const unsigned char *p)
+{
+	if ((u32_at(p) & 0x80808080U) != 0x80808080U)
+		return 0;
+	return ((uint32_t)(p[3] & 0x7f) << 2) |
+	       ((uint32_t)(p[2] & 0x7f) << 9) |
+	       ((uint32_t)(p[1] & 0x7f) << 16) |
+	       ((uint32_t)(p[0] & 0x7f) << 23);
+}
+
+static void header_updates(const unsigned char *p, size_t size,
+			   uint32_t *next_uid)
+{
+	size_t i = 0;
+
+	while (i + 4 <= size) {
+		size_t off = u16_at(p + i), len = u16_at(p + i + 2);
+		const unsigned char *data = p + i + 4;
+
+		if (len > size - i - 4)
+			return;
+		if (off <= INDEX_NEXT_UID_OFFSET &&
+		    off + len >= INDEX_NEXT_UID_OFFSET + 4) {
+			uint32_t v = u32_at(data + INDEX_NEXT_UID_OFFSET - off);
+
+			/* next_uid itself, not a UID */
+			if (v > *next_uid)
+				*next_uid = v;
+		}
+		i += 4 + len;
+		i = (i + 3) & ~(size_t)3;
+	}
+}
+
+void dovecotidx_log_next_uid(const unsigned char *data, size_t size,
+			     uint32_t *next_uid)
+{
+	size_t pos;
+
+	if (size < LOG_HEADER_MIN_SIZE || data[0] != LOG_MAJOR_VERSION)
+		return;
+	pos = u16_at(data + 2);
+	if (pos < LOG_HEADER_MIN_SIZE)
+		return;
+	while (pos <= size && size - pos >= LOG_RECORD_HEADER_SIZE) {
+		const unsigned char *rec = data + pos;
+		uint32_t rsize = record_size(rec);
+		uint32_t type = u32_at(rec + 4) & LOG_TYPE_MASK;
+		const unsigned char *body = rec + LOG_RECORD_HEADER_SIZE;
+		size_t body_size;
+
+		if (rsize < LOG_RECORD_HEADER_SIZE || rsize > size - pos)
+			return;	/* damaged, or being written */
+		body_size = rsize - LOG_RECORD_HEADER_SIZE;
+		if (type == LOG_APPEND) {
+			for (size_t i = 0; i + LOG_APPEND_RECORD_SIZE <= body_size;
+			     i += LOG_APPEND_RECORD_SIZE)
+				raise_to(next_uid, u32_at(body + i));
+		} else if (type == LOG_UID_UPDATE) {
+			for (size_t i = 0; i + 8 <= body_size; i += 8)
+				raise_to(next_uid, u32_at(body + i + 4));
+		} else if (type == LOG_HEADER_UPDATE) {
+			header_updates(body, body_size, next_uid);
+		}
+		pos += rsize;
+	}
+}
+
+/* the index header's next_uid: 1 and *next_uid raised, 0 if no index */
+static int index_next_uid(int dir_fd, uint32_t *next_uid)
+{
+	unsigned char hdr[INDEX_NEXT_UID_OFFSET + 4];
+	int fd = openat(dir_fd, "dovecot.index",
+			O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	n = pread(fd, hdr, sizeof(hdr), 0);
+	if (n < 0) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	if ((size_t)n == sizeof(hdr) && hdr[0] == INDEX_MAJOR_VERSION &&
+	    u32_at(hdr + INDEX_NEXT_UID_OFFSET) > *next_uid)
+		*next_uid = u32_at(hdr + INDEX_NEXT_UID_OFFSET);
+	return 1;
+}
+
+static int log_next_uid(int dir_fd, const char *name, uint32_t *next_uid)
+{
+	char *data;
+	size_t size;
+	int ret = smallfile_read(dir_fd, name, LOG_MAX_BYTES, &data, &size);
+
+	if (ret <= 0)
+		return ret < 0 && errno != ENOENT ? -1 : 0;
+	dovecotidx_log_next_uid((const unsigned char *)data, size, next_uid);
+	free(data);
+	return 1;
+}
+
+int dovecotidx_next_uid(int dir_fd, uint32_t *next_uid_r)
+{
+	uint32_t next = 0;
+
+	if (index_next_uid(dir_fd, &next) < 0 ||
+	    log_next_uid(dir_fd, "dovecot.index.log.2", &next) < 0 ||
+	    log_next_uid(dir_fd, "dovecot.index.log", &next) < 0)
+		return -1;
+	*next_uid_r = next;
+	return 0;
+}

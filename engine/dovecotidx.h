@@ -1,0 +1,32 @@
+/* dovecotidx.h: what the engine reads of Dovecot's own index files: the
+ * UIDs an sdbox folder has given out, from its dovecot.index header and
+ * its transaction logs (dovecot.index.log and the rotated .log.2), in
+ * Dovecot 2.3's formats.  A mail put back (putback.c) must not take a UID
+ * Dovecot gave before: a client that saw that UID expunged would take the
+ * new mail for the old one.
+ *
+ * The files may be half-written or damaged, or come from a bundle of the
+ * store: they are read as untrusted input, with bounds; what cannot be
+ * parsed is skipped (a record that does not fit ends a log's reading).
+ *
+ * No shared state: every call works on its arguments only.
+ */
+#ifndef OBOXFS_DOVECOTIDX_H
+#define OBOXFS_DOVECOTIDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The lowest UID above every UID dir_fd's index files give or record
+   (the index header's next_uid, the logs' appends, UID changes and
+   next_uid header updates): 0 if there is no index file, or none says
+   anything.  Returns 0 with *next_uid_r, or -1 with errno (a file that
+   exists could not be read). */
+int dovecotidx_next_uid(int dir_fd, uint32_t *next_uid_r);
+
+/* The part of it for one log file's bytes (data, size), for fuzz/:
+   raises *next_uid to what the log records. */
+void dovecotidx_log_next_uid(const unsigned char *data, size_t size,
+			     uint32_t *next_uid);
+
+#endif
