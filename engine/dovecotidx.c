@@ -11,10 +11,14 @@
  *     APPEND (0x2): index records of 8 bytes, the UID first;
  *     HEADER_UPDATE (0x20): {offset 16 bits, size 16 bits, bytes}
  *       entries, each padded to 4 bytes, writing the index header;
- *     UID_UPDATE (0x4000): {old uid, new uid} pairs. */
+ *     UID_UPDATE (0x4000): {old uid, new uid} pairs.
+ *   dovecot-uidlist (maildir): a first line of space-separated fields,
+ *   "3" (the version) then V<uidvalidity>, N<next uid>, G<mailbox guid>
+ *   and others. */
 #include "dovecotidx.h"
 #include "smallfile.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -31,6 +35,8 @@
 #define LOG_HEADER_UPDATE 0x00000020U
 #define LOG_UID_UPDATE 0x00004000U
 #define LOG_APPEND_RECORD_SIZE 8
+#define UIDLIST_HEADER_MAX 1024
+#define MAILBOX_GUID_LEN 32
 /* Dovecot rotates a log long before this (log_rotate_max_size) */
 #define LOG_MAX_BYTES (64 * 1024 * 1024)
 
@@ -176,4 +182,46 @@ int dovecotidx_next_uid(int dir_fd, uint32_t *next_uid_r)
 		return -1;
 	*next_uid_r = next;
 	return 0;
+}
+
+int dovecotidx_maildir_guid(int dir_fd, char guid_r[33])
+{
+	char *text, *p, *end;
+	size_t len;
+	int ret = smallfile_read(dir_fd, "dovecot-uidlist", UIDLIST_HEADER_MAX,
+				 &text, &len);
+
+	if (ret <= 0)
+		return ret < 0 && errno != ENOENT ? -1 : 0;
+	end = memchr(text, '\n', len);
+	if (end == NULL)
+		end = text + len;	/* a first line cut at the bound */
+	*end = '\0';
+	ret = 0;
+	/* version 3 only: the older formats have no GUID */
+	if (text[0] == '3' && text[1] == ' ') {
+		for (p = text + 2; *p != '\0'; ) {
+			size_t n = strcspn(p, " ");
+
+			if (p[0] == 'G' && n == 1 + MAILBOX_GUID_LEN) {
+				size_t i;
+
+				for (i = 1; i < n; i++) {
+					if (!isdigit((unsigned char)p[i]) &&
+					    (p[i] < 'a' || p[i] > 'f'))
+						break;
+				}
+				if (i == n) {
+					memcpy(guid_r, p + 1, MAILBOX_GUID_LEN);
+					guid_r[MAILBOX_GUID_LEN] = '\0';
+					ret = 1;
+				}
+				break;
+			}
+			p += n;
+			p += strspn(p, " ");
+		}
+	}
+	free(text);
+	return ret;
 }

@@ -1,9 +1,16 @@
-/* dovecotidx.h: what the engine reads of Dovecot's own index files: the
- * UIDs an sdbox folder has given out, from its dovecot.index header and
- * its transaction logs (dovecot.index.log and the rotated .log.2), in
- * Dovecot 2.3's formats.  A mail put back (putback.c) must not take a UID
- * Dovecot gave before: a client that saw that UID expunged would take the
- * new mail for the old one.
+/* dovecotidx.h: what the engine reads of Dovecot's own index files, in
+ * Dovecot 2.3's formats:
+ *  - the UIDs an sdbox folder has given out, from its dovecot.index
+ *    header and its transaction logs (dovecot.index.log and the rotated
+ *    .log.2): a mail put back (putback.c) must not take a UID Dovecot gave
+ *    before (a client that saw that UID expunged would take the new mail
+ *    for the old one);
+ *  - a maildir folder's mailbox GUID, from its dovecot-uidlist header
+ *    ("3 V<uidvalidity> N<next uid> G<guid>"): a folder's first mail
+ *    names the folder's objects by it (mailstore.c), so that two writers
+ *    of a split brain, each storing the first mail of a folder that was
+ *    empty when they split, name it alike and their merge finds it one
+ *    folder (splitbrain.c).
  *
  * The files may be half-written or damaged, or come from a bundle of the
  * store: they are read as untrusted input, with bounds; what cannot be
@@ -28,5 +35,10 @@ int dovecotidx_next_uid(int dir_fd, uint32_t *next_uid_r);
    raises *next_uid to what the log records. */
 void dovecotidx_log_next_uid(const unsigned char *data, size_t size,
 			     uint32_t *next_uid);
+
+/* dir_fd's dovecot-uidlist mailbox GUID (32 lowercase hex digits) into
+   guid_r: 1 if there is one, 0 if there is no such file or field (or it
+   is not 32 hex digits), -1 with errno (the file could not be read). */
+int dovecotidx_maildir_guid(int dir_fd, char guid_r[33]);
 
 #endif

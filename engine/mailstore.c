@@ -1,5 +1,6 @@
 /* mailstore.c: uploading mails and keeping them as stubs (see mailstore.h). */
 #include "mailstore.h"
+#include "dovecotidx.h"
 #include "ids.h"
 #include "keys.h"
 #include "inolock.h"
@@ -113,7 +114,14 @@ int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 		pthread_mutex_lock(&ms->guid_lock);
 		ret = read_guid(dir_fd, guid_r);
 		if (ret == 0) {
-			ret = ids_generate(guid_r);
+			/* a maildir folder's Dovecot mailbox GUID, which the
+			   other writer of a split brain has too (dovecotidx.h),
+			   else a new one */
+			ret = dovecotidx_maildir_guid(dir_fd, guid_r);
+			if (ret == 0)
+				ret = ids_generate(guid_r);
+			else if (ret > 0)
+				ret = 0;
 			if (ret == 0)
 				ret = fsetxattr(dir_fd, BUNDLE_XATTR_GUID, guid_r,
 						IDS_HEX_LEN, XATTR_CREATE);

@@ -8,7 +8,10 @@
  * itself into a stub (xattrs set, truncated to 0), so the inode keeps its
  * identity (the kernel's view of it stays valid across the rename that
  * follows).  The folder GUID is kept as BUNDLE_XATTR_GUID on the folder's
- * metacache directory, created with the folder's first mail.
+ * metacache directory, created with the folder's first mail: a maildir
+ * folder's Dovecot mailbox GUID (its dovecot-uidlist's, dovecotidx.h),
+ * which two writers of a split brain that both store a first mail of a
+ * folder empty at the split share, else a new random one.
  *
  * Objects belong to one user and folder: mailstore_relocate() decides
  * when a stub moving to another folder needs a new object.

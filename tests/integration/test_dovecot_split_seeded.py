@@ -57,7 +57,7 @@ NAME = 'test_dovecot_split_seeded'
 CI_SEEDS = [1, 2, 3]
 # the op kinds ctest draws from (no --ops): those whose rules the engine
 # merges today (see the issue "split brain" for the others)
-CI_OPS = 'deliver,flags,subscribe'
+CI_OPS = 'deliver,flags,flagsnew,subscribe'
 # a mail or folder missing on the third mount: what CONTRACT section 6
 # forbids (the other mismatches are limits design.md lists)
 LOSS_KINDS = ('mail-missing', 'folder-missing')
