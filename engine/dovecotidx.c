@@ -1,10 +1,11 @@
 /* dovecotidx.c: see dovecotidx.h.  The layouts read (Dovecot 2.3,
- * src/lib-index): all integers in host byte order (Dovecot refuses an
- * index of the other order, and so does this: it only reads what a
- * Dovecot on this machine wrote).
- *   dovecot.index header: major version 7 at byte 0, next_uid at 28.
+ * src/lib-index): all integers in host byte order, which the files' compat
+ * flags say (bit 1: little endian); a file of the other order is skipped.
+ *   dovecot.index header: major version 7 at byte 0, compat flags at 12,
+ *   next_uid at 28.
  *   dovecot.index.log header: major version 1 at byte 0, its size (16
- *   bits, at least 24) at 2; then records, each a size (32 bits, in
+ *   bits, at least 24) at 2, compat flags at 32 (if the header has
+ *   them); then records, each a size (32 bits, in
  *   Dovecot's "offset" encoding: the top bit of every byte set, 7 bits
  *   of value each, in units of 4 bytes: mail_index_uint32_to_offset()),
  *   a type (32 bits: its low 16 bits say what it is) and data:
@@ -16,16 +17,20 @@
  *   "3" (the version) then V<uidvalidity>, N<next uid>, G<mailbox guid>
  *   and others. */
 #include "dovecotidx.h"
-#include "smallfile.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define INDEX_MAJOR_VERSION 7
+#define INDEX_COMPAT_FLAGS_OFFSET 12
+#define LOG_COMPAT_FLAGS_OFFSET 32
+#define COMPAT_LITTLE_ENDIAN 0x01
 #define INDEX_NEXT_UID_OFFSET 28
 #define LOG_MAJOR_VERSION 1
 #define LOG_HEADER_MIN_SIZE 24
@@ -39,6 +44,64 @@
 #define MAILBOX_GUID_LEN 32
 /* Dovecot rotates a log long before this (log_rotate_max_size) */
 #define LOG_MAX_BYTES (64 * 1024 * 1024)
+
+/* a file's compat flags say it is in this machine's byte order */
+static bool host_order(unsigned char compat_flags)
+{
+	const union { uint16_t u; unsigned char c[2]; } one = { .u = 1 };
+	bool little = one.c[0] == 1;
+
+	return ((compat_flags & COMPAT_LITTLE_ENDIAN) != 0) == little;
+}
+
+/* dir_fd's regular file name (not a symlink, FIFO or device: opened
+   without blocking) into *data_r (malloc()ed, at most max bytes: the
+   first max of a longer one); 1 if read, 0 if there is no such file,
+   -1 with errno */
+static int read_file(int dir_fd, const char *name, size_t max,
+		     unsigned char **data_r, size_t *size_r)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+			O_CLOEXEC);
+	unsigned char *data = NULL;
+	size_t size = 0, want;
+	struct stat st;
+	int saved;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	want = (uint64_t)st.st_size < max ? (size_t)st.st_size : max;
+	if ((data = malloc(want + 1)) == NULL)
+		goto fail;
+	while (size < want) {
+		ssize_t n = pread(fd, data + size, want - size, (off_t)size);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;	/* shorter than it was */
+		size += (size_t)n;
+	}
+	close(fd);
+	data[size] = '\0';
+	*data_r = data;
+	*size_r = size;
+	return 1;
+fail:
+	saved = errno;
+	free(data);
+	close(fd);
+	errno = saved;
+	return -1;
+}
 
 static uint32_t u32_at(const unsigned char *p)
 {
@@ -110,6 +173,9 @@ void dovecotidx_log_next_uid(const unsigned char *data, size_t size,
 	pos = u16_at(data + 2);
 	if (pos < LOG_HEADER_MIN_SIZE)
 		return;
+	if (pos > LOG_COMPAT_FLAGS_OFFSET && pos <= size &&
+	    !host_order(data[LOG_COMPAT_FLAGS_OFFSET]))
+		return;
 	while (pos <= size && size - pos >= LOG_RECORD_HEADER_SIZE) {
 		const unsigned char *rec = data + pos;
 		uint32_t rsize = record_size(rec);
@@ -137,37 +203,30 @@ void dovecotidx_log_next_uid(const unsigned char *data, size_t size,
 /* the index header's next_uid: 1 and *next_uid raised, 0 if no index */
 static int index_next_uid(int dir_fd, uint32_t *next_uid)
 {
-	unsigned char hdr[INDEX_NEXT_UID_OFFSET + 4];
-	int fd = openat(dir_fd, "dovecot.index",
-			O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t n;
+	const size_t hdr_size = INDEX_NEXT_UID_OFFSET + 4;
+	unsigned char *hdr;
+	size_t size;
+	int ret = read_file(dir_fd, "dovecot.index", hdr_size, &hdr, &size);
 
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	n = pread(fd, hdr, sizeof(hdr), 0);
-	if (n < 0) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	close(fd);
-	if ((size_t)n == sizeof(hdr) && hdr[0] == INDEX_MAJOR_VERSION &&
+	if (ret <= 0)
+		return ret;
+	if (size == hdr_size && hdr[0] == INDEX_MAJOR_VERSION &&
+	    host_order(hdr[INDEX_COMPAT_FLAGS_OFFSET]) &&
 	    u32_at(hdr + INDEX_NEXT_UID_OFFSET) > *next_uid)
 		*next_uid = u32_at(hdr + INDEX_NEXT_UID_OFFSET);
+	free(hdr);
 	return 1;
 }
 
 static int log_next_uid(int dir_fd, const char *name, uint32_t *next_uid)
 {
-	char *data;
+	unsigned char *data;
 	size_t size;
-	int ret = smallfile_read(dir_fd, name, LOG_MAX_BYTES, &data, &size);
+	int ret = read_file(dir_fd, name, LOG_MAX_BYTES, &data, &size);
 
 	if (ret <= 0)
-		return ret < 0 && errno != ENOENT ? -1 : 0;
-	dovecotidx_log_next_uid((const unsigned char *)data, size, next_uid);
+		return ret;
+	dovecotidx_log_next_uid(data, size, next_uid);
 	free(data);
 	return 1;
 }
@@ -186,13 +245,15 @@ int dovecotidx_next_uid(int dir_fd, uint32_t *next_uid_r)
 
 int dovecotidx_maildir_guid(int dir_fd, char guid_r[33])
 {
+	unsigned char *data;
 	char *text, *p, *end;
 	size_t len;
-	int ret = smallfile_read(dir_fd, "dovecot-uidlist", UIDLIST_HEADER_MAX,
-				 &text, &len);
+	int ret = read_file(dir_fd, "dovecot-uidlist", UIDLIST_HEADER_MAX,
+			    &data, &len);
 
 	if (ret <= 0)
-		return ret < 0 && errno != ENOENT ? -1 : 0;
+		return ret;
+	text = (char *)data;
 	end = memchr(text, '\n', len);
 	if (end == NULL)
 		end = text + len;	/* a first line cut at the bound */

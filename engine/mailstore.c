@@ -10,6 +10,7 @@
 #include "objstore.h"
 #include "stub.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include "log.h"
@@ -100,6 +101,56 @@ static int read_guid(int dir_fd, char guid_r[33])
 	return 1;
 }
 
+/* guid is the GUID of a folder of the maildir++ tree folder belongs to
+   other than folder: its root (the INBOX) or a ".Name" directory in it.
+   Errors count as taken (a new GUID is always safe). */
+static bool guid_taken(int meta_fd, const char *folder, const char *guid)
+{
+	char root[PATH_MAX], other[33];
+	const char *slash = strrchr(folder, '/');
+	const char *base = slash == NULL ? folder : slash + 1;
+	struct dirent *de;
+	bool taken = false;
+	DIR *dir;
+	int fd;
+
+	/* a ".Name" folder's root is its parent, the INBOX is its own */
+	if (base[0] == '.' && slash != NULL)
+		snprintf(root, sizeof(root), "%.*s", (int)(slash - folder),
+			 folder);
+	else
+		snprintf(root, sizeof(root), "%s", folder);
+	fd = openat(meta_fd, root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	if (strcmp(root, folder) != 0 && read_guid(fd, other) > 0 &&
+	    strcmp(other, guid) == 0)
+		taken = true;
+	if (taken || (dir = fdopendir(fd)) == NULL) {
+		close(fd);
+		return true;
+	}
+	while (!taken && (de = readdir(dir)) != NULL) {
+		int sub;
+
+		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) ||
+		    (strcmp(root, folder) != 0 &&
+		     strcmp(de->d_name, base) == 0))
+			continue;	/* not a folder, or folder itself */
+		sub = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY |
+			     O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			continue;
+		taken = read_guid(sub, other) > 0 && strcmp(other, guid) == 0;
+		close(sub);
+	}
+	closedir(dir);
+	return taken;
+}
+
 int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 			  char guid_r[33])
 {
@@ -116,12 +167,11 @@ int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 		if (ret == 0) {
 			/* a maildir folder's Dovecot mailbox GUID, which the
 			   other writer of a split brain has too (dovecotidx.h),
-			   else a new one */
-			ret = dovecotidx_maildir_guid(dir_fd, guid_r);
-			if (ret == 0)
+			   unless another folder of the user has it (a copy of
+			   the folder's files); else a new one */
+			if (dovecotidx_maildir_guid(dir_fd, guid_r) <= 0 ||
+			    guid_taken(ms->meta_fd, folder, guid_r))
 				ret = ids_generate(guid_r);
-			else if (ret > 0)
-				ret = 0;
 			if (ret == 0)
 				ret = fsetxattr(dir_fd, BUNDLE_XATTR_GUID, guid_r,
 						IDS_HEX_LEN, XATTR_CREATE);

@@ -253,15 +253,22 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
 			return 0;	/* this very mail: nothing to do */
 		}
 		/* the UIDs Dovecot gave here: one of them, expunged since,
-		   is not given again */
+		   is not given again.  Index files that cannot be read, or
+		   a next UID at the end of the range (damaged), leave the
+		   rule of the names alone: a mail is never kept out for
+		   them */
 		if (dovecotidx_next_uid(dir_fd, &next_uid) < 0) {
-			saved = errno;
-			obox_log(OBOX_LOG_ERR, "putback: reading the sdbox "
-				 "index of %s failed: %s\n", mail->path,
-				 strerror(saved));
-			close(dir_fd);
-			errno = saved;
-			return -1;
+			obox_log(OBOX_LOG_WARNING, "putback: reading the "
+				 "sdbox index of %s failed (%s): the UIDs of "
+				 "its files alone decide\n", mail->path,
+				 strerror(errno));
+			next_uid = 0;
+		} else if (next_uid >= UINT32_MAX - 1) {
+			obox_log(OBOX_LOG_WARNING, "putback: the sdbox "
+				 "index of %s gives next UID %u (damaged?): "
+				 "the UIDs of its files alone decide\n",
+				 mail->path, next_uid);
+			next_uid = 0;
 		}
 	}
 	ret = mail->dir == MAILPATH_DIR_DBOX_MAILS &&

@@ -16,8 +16,9 @@
  * never deletes one another writer's bundle lists) are removed, so the
  * merged base never points at a deleted object.  Folders created,
  * renamed or deleted by the other writer: splitfolders.h.  sdbox mails
- * come back as u.N stubs (a name another mail has here: the next free
- * one, putback.h) and the folder's index is marked for Dovecot to
+ * come back as u.N stubs (a name another mail has here, or a UID given
+ * here before: the next free one, putback.h) and the folder's index is
+ * marked for Dovecot to
  * rebuild it from its files (their flags are not merged).
  */
 #include "ids.h"

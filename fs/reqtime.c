@@ -48,13 +48,15 @@ static void note(enum reqtime_op op, int64_t start)
 	uint64_t max = atomic_load_explicit(&op_max_usecs[op],
 					    memory_order_relaxed);
 
-	atomic_fetch_add_explicit(&op_usecs[op], usecs, memory_order_relaxed);
+	/* the maximum first: a reader that sees the time in the total
+	   sees it in the maximum too */
 	while (usecs > max &&
 	       !atomic_compare_exchange_weak_explicit(&op_max_usecs[op], &max,
 						      usecs,
 						      memory_order_relaxed,
 						      memory_order_relaxed))
 		;
+	atomic_fetch_add_explicit(&op_usecs[op], usecs, memory_order_relaxed);
 }
 
 /* timed_OP: oboxfs_ops.OP, timed */
@@ -147,31 +149,31 @@ void reqtime_ops_get(struct fuse_lowlevel_ops *ops_r)
 
 void reqtime_print(FILE *f)
 {
-	uint64_t total = 0, max = 0;
+	uint64_t n[RT_COUNT], usecs[RT_COUNT], max[RT_COUNT];
+	uint64_t total = 0, max_all = 0;
 
+	/* each counter read once: the lines agree with each other */
 	for (unsigned int op = 0; op < RT_COUNT; op++) {
-		uint64_t m = atomic_load_explicit(&op_max_usecs[op],
-						  memory_order_relaxed);
-
-		total += atomic_load_explicit(&op_requests[op],
-					      memory_order_relaxed);
-		if (m > max)
-			max = m;
+		n[op] = atomic_load_explicit(&op_requests[op],
+					     memory_order_relaxed);
+		usecs[op] = atomic_load_explicit(&op_usecs[op],
+						 memory_order_relaxed);
+		max[op] = atomic_load_explicit(&op_max_usecs[op],
+					       memory_order_relaxed);
+		total += n[op];
+		if (max[op] > max_all)
+			max_all = max[op];
 	}
 	fprintf(f, "fuse_requests %" PRIu64 "\n", total);
-	fprintf(f, "fuse_request_max_usecs %" PRIu64 "\n", max);
+	fprintf(f, "fuse_request_max_usecs %" PRIu64 "\n", max_all);
 	for (unsigned int op = 0; op < RT_COUNT; op++) {
-		uint64_t n = atomic_load_explicit(&op_requests[op],
-						  memory_order_relaxed);
-
-		if (n == 0)
+		if (n[op] == 0)
 			continue;
-		fprintf(f, "fuse_%s_requests %" PRIu64 "\n", op_names[op], n);
+		fprintf(f, "fuse_%s_requests %" PRIu64 "\n", op_names[op],
+			n[op]);
 		fprintf(f, "fuse_%s_usecs %" PRIu64 "\n", op_names[op],
-			atomic_load_explicit(&op_usecs[op],
-					     memory_order_relaxed));
+			usecs[op]);
 		fprintf(f, "fuse_%s_max_usecs %" PRIu64 "\n", op_names[op],
-			atomic_load_explicit(&op_max_usecs[op],
-					     memory_order_relaxed));
+			max[op]);
 	}
 }

@@ -12,7 +12,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint32_t start = size > 0 ? data[0] : 0, next = start;
+	/* a start of the input's last byte (the log's first one is its
+	   version) */
+	uint32_t start = size > 0 ? data[size - 1] : 0, next = start;
 
 	dovecotidx_log_next_uid(data, size, &next);
 	if (next < start) {

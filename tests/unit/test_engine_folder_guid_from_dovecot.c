@@ -156,3 +156,38 @@ Test(folder_guid, a_folder_keeps_its_guid)
 	cr_assert_str_eq(again, first);
 	cr_assert_str_neq(again, GUID);
 }
+
+/* another folder of the user has the uidlist's GUID (a copy of the
+   folder's files): the folder gets a new one, never a second directory
+   of one GUID */
+Test(folder_guid, a_guid_another_folder_has_is_not_taken)
+{
+	char first[33];
+	int fd;
+
+	cr_assert_eq(mkdirat(meta_fd, "user@example.com/Maildir/.Copy", 0700),
+		     0);
+	fd = openat(meta_fd, "user@example.com/Maildir/.Copy",
+		    O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fsetxattr(fd, BUNDLE_XATTR_GUID, GUID, 32, 0), 0);
+	close(fd);
+	write_uidlist("3 V1796679108 N1 G" GUID "\n");
+	first_mail_guid(first);
+	cr_assert_str_neq(first, GUID);
+}
+
+/* the INBOX (the maildir root) too: a ".Name" folder with its GUID */
+Test(folder_guid, the_inbox_is_another_folder)
+{
+	char first[33];
+	int fd = openat(meta_fd, "user@example.com/Maildir",
+			O_RDONLY | O_DIRECTORY);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fsetxattr(fd, BUNDLE_XATTR_GUID, GUID, 32, 0), 0);
+	close(fd);
+	write_uidlist("3 V1796679108 N1 G" GUID "\n");
+	first_mail_guid(first);
+	cr_assert_str_neq(first, GUID);
+}

@@ -169,6 +169,7 @@ struct log_case {
 	size_t size;
 	uint32_t next_uid;
 	char what[64];
+	bool foreign;	/* compat flags of the other byte order */
 };
 
 #define LOG_HDR 1, 3, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, \
@@ -180,29 +181,31 @@ struct log_case {
 ParameterizedTestParameters(putback_sdbox_uids, hand_made_logs)
 {
 	static struct log_case cases[] = {
-		{ { LOG_HDR, APPEND(3), APPEND(9) }, 72, 10, "appends" },
+		{ { LOG_HDR, APPEND(3), APPEND(9) }, 72, 10, "appends", false },
 		/* a header update of next_uid (offset 28, 4 bytes): 50 */
 		{ { LOG_HDR, 0x80, 0x80, 0x80, 0x84, 0x20, 0, 0, 0x10,
-		    28, 0, 4, 0, 50, 0, 0, 0 }, 56, 50, "next_uid update" },
+		    28, 0, 4, 0, 50, 0, 0, 0 }, 56, 50, "next_uid update", false },
 		/* a UID update 2 -> 20 */
 		{ { LOG_HDR, 0x80, 0x80, 0x80, 0x84, 0, 0x40, 0, 0,
-		    2, 0, 0, 0, 20, 0, 0, 0 }, 56, 21, "UID update" },
+		    2, 0, 0, 0, 20, 0, 0, 0 }, 56, 21, "UID update", false },
 		/* the second record is cut short: the first counts */
-		{ { LOG_HDR, APPEND(3), APPEND(9) }, 70, 4, "cut short" },
+		{ { LOG_HDR, APPEND(3), APPEND(9) }, 70, 4, "cut short", false },
 		/* a size not in the offset encoding ends the reading */
 		{ { LOG_HDR, 16, 0, 0, 0, 2, 0, 0, 0x10, 9, 0, 0, 0, 0, 0, 0, 0 },
-		  56, 0, "bad size" },
+		  56, 0, "bad size", false },
 		/* a size below a record header's ends it too */
 		{ { LOG_HDR, 0x80, 0x80, 0x80, 0x81, 2, 0, 0, 0x10, 9 }, 56, 0,
-		  "size 4" },
+		  "size 4", false },
 		/* a header update running past its record */
 		{ { LOG_HDR, 0x80, 0x80, 0x80, 0x84, 0x20, 0, 0, 0x10,
-		    28, 0, 200, 0, 50, 0, 0, 0 }, 56, 0, "update too long" },
+		    28, 0, 200, 0, 50, 0, 0, 0 }, 56, 0, "update too long", false },
 		/* not a log */
-		{ { 2, 3, 40, 0, 0, 0, 0, 0, APPEND(9) }, 56, 0, "version 2" },
-		{ { 1, 3, 8, 0, APPEND(9) }, 56, 0, "header too short" },
-		{ { 1, 3, 200, 0 }, 40, 0, "header past the end" },
-		{ { 0 }, 0, 0, "empty" },
+		{ { 2, 3, 40, 0, 0, 0, 0, 0, APPEND(9) }, 56, 0, "version 2", false },
+		{ { 1, 3, 8, 0, APPEND(9) }, 56, 0, "header too short", false },
+		{ { 1, 3, 200, 0 }, 40, 0, "header past the end", false },
+		{ { 0 }, 0, 0, "empty", false },
+		{ { LOG_HDR, APPEND(3), APPEND(9) }, 72, 0, "other order",
+		  true },
 	};
 
 	return cr_make_param_array(struct log_case, cases,
@@ -211,9 +214,75 @@ ParameterizedTestParameters(putback_sdbox_uids, hand_made_logs)
 
 ParameterizedTest(struct log_case *c, putback_sdbox_uids, hand_made_logs)
 {
+	const union { uint16_t u; unsigned char c[2]; } one = { .u = 1 };
+	bool little = one.c[0] == 1;
+	unsigned char bytes[sizeof(c->bytes)];
 	uint32_t next = 0;
 
-	dovecotidx_log_next_uid(c->bytes, c->size, &next);
+	/* a 40-byte header's compat flags (byte 32): this machine's order,
+	   or the other one */
+	memcpy(bytes, c->bytes, sizeof(bytes));
+	if (bytes[0] == 1 && bytes[2] == 40)
+		bytes[32] = little != c->foreign ? 1 : 0;
+	dovecotidx_log_next_uid(bytes, c->size, &next);
 	cr_assert_eq(next, c->next_uid, "%s: %u, not %u", c->what, next,
 		     c->next_uid);
+}
+
+/* dovecot.index's header (64 bytes here: version 7, compat flags, then
+   next_uid at 28), in this machine's byte order */
+static void write_index(uint32_t next_uid)
+{
+	unsigned char hdr[64] = { 7, 3 };
+	const union { uint16_t u; unsigned char c[2]; } one = { .u = 1 };
+	int fd;
+
+	hdr[12] = one.c[0] == 1 ? 1 : 0;	/* little endian? */
+	memcpy(hdr + 28, &next_uid, 4);
+	fd = openat(mails_fd, "dovecot.index", O_WRONLY | O_CREAT | O_TRUNC,
+		    0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	close(fd);
+}
+
+static void empty_folder(void)
+{
+	folder_fd = objtest_mkdir_open(tmp, "INBOX");
+	cr_assert_eq(mkdirat(folder_fd, "dbox-Mails", 0700), 0);
+	mails_fd = openat(folder_fd, "dbox-Mails", O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(mails_fd, 0);
+}
+
+/* the index header's next_uid counts as the logs' do */
+Test(putback_sdbox_uids, the_index_header_gives_the_next_uid)
+{
+	char name[MAILPATH_NAME_MAX + 1];
+	uint32_t next = 0;
+
+	empty_folder();
+	write_index(40);
+	cr_assert_eq(dovecotidx_next_uid(mails_fd, &next), 0);
+	cr_assert_eq(next, 40);
+	put_back("d88ff1001d4bf753a1b800001accfe22", "u.12", name);
+	cr_assert_str_eq(name, "u.40");
+}
+
+/* a next UID at the end of the range (damaged) or index files that
+   cannot be read never keep a mail out: the names alone decide */
+Test(putback_sdbox_uids, a_damaged_index_leaves_the_names_rule)
+{
+	char name[MAILPATH_NAME_MAX + 1];
+	uint32_t next = 0;
+
+	empty_folder();
+	write_index(UINT32_MAX);
+	put_back("d88ff1001d4bf753a1b800001accfe22", "u.4", name);
+	cr_assert_str_eq(name, "u.4");
+	/* a FIFO is not read (nor waited on) */
+	cr_assert_eq(unlinkat(mails_fd, "dovecot.index", 0), 0);
+	cr_assert_eq(mkfifoat(mails_fd, "dovecot.index.log", 0600), 0);
+	cr_assert_eq(dovecotidx_next_uid(mails_fd, &next), -1);
+	put_back("6b166fb420e21c404de86fa495146961", "u.9", name);
+	cr_assert_str_eq(name, "u.9");
 }
