@@ -45,13 +45,18 @@
 /* Dovecot rotates a log long before this (log_rotate_max_size) */
 #define LOG_MAX_BYTES (64 * 1024 * 1024)
 
+unsigned char dovecotidx_compat_flags(void)
+{
+	const union { uint16_t u; unsigned char c[2]; } one = { .u = 1 };
+
+	return one.c[0] == 1 ? COMPAT_LITTLE_ENDIAN : 0;
+}
+
 /* a file's compat flags say it is in this machine's byte order */
 static bool host_order(unsigned char compat_flags)
 {
-	const union { uint16_t u; unsigned char c[2]; } one = { .u = 1 };
-	bool little = one.c[0] == 1;
-
-	return ((compat_flags & COMPAT_LITTLE_ENDIAN) != 0) == little;
+	return (compat_flags & COMPAT_LITTLE_ENDIAN) ==
+		dovecotidx_compat_flags();
 }
 
 /* dir_fd's regular file name (not a symlink, FIFO or device: opened

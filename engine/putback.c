@@ -314,7 +314,6 @@ static void sdbox_log_header(unsigned char hdr[PUTBACK_SDBOX_LOG_HDR_SIZE])
 	uint32_t now = (uint32_t)time(NULL), one = 1;
 	uint16_t size = PUTBACK_SDBOX_LOG_HDR_SIZE;
 	uint64_t modseq = 1;
-	union { uint16_t u; unsigned char c[2]; } endian = { .u = 1 };
 
 	memset(hdr, 0, PUTBACK_SDBOX_LOG_HDR_SIZE);
 	hdr[0] = 1;			/* major version */
@@ -324,7 +323,7 @@ static void sdbox_log_header(unsigned char hdr[PUTBACK_SDBOX_LOG_HDR_SIZE])
 	memcpy(hdr + 8, &one, 4);	/* file_seq */
 	memcpy(hdr + 20, &now, 4);	/* create_stamp */
 	memcpy(hdr + 24, &modseq, 8);	/* initial_modseq */
-	hdr[32] = endian.c[0] == 1 ? 1 : 0;	/* compat_flags */
+	hdr[32] = dovecotidx_compat_flags();
 }
 
 /* A folder without any index (its files loaded from their objects alone):

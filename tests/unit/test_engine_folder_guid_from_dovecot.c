@@ -157,19 +157,15 @@ Test(folder_guid, a_folder_keeps_its_guid)
 	cr_assert_str_neq(again, GUID);
 }
 
-/* another folder of the user has the uidlist's GUID (a copy of the
-   folder's files): the folder gets a new one, never a second directory
-   of one GUID */
-Test(folder_guid, a_guid_another_folder_has_is_not_taken)
+/* another folder of the user (other, relative to the tree root) has the
+   uidlist's GUID: the folder gets a new one, never a second directory of
+   one GUID */
+static void assert_guid_not_taken_from(const char *other)
 {
 	char first[33];
-	int fd;
+	int fd = openat(meta_fd, other, O_RDONLY | O_DIRECTORY);
 
-	cr_assert_eq(mkdirat(meta_fd, "user@example.com/Maildir/.Copy", 0700),
-		     0);
-	fd = openat(meta_fd, "user@example.com/Maildir/.Copy",
-		    O_RDONLY | O_DIRECTORY);
-	cr_assert_geq(fd, 0);
+	cr_assert_geq(fd, 0, "%s", other);
 	cr_assert_eq(fsetxattr(fd, BUNDLE_XATTR_GUID, GUID, 32, 0), 0);
 	close(fd);
 	write_uidlist("3 V1796679108 N1 G" GUID "\n");
@@ -177,17 +173,16 @@ Test(folder_guid, a_guid_another_folder_has_is_not_taken)
 	cr_assert_str_neq(first, GUID);
 }
 
-/* the INBOX (the maildir root) too: a ".Name" folder with its GUID */
+/* a ".Name" sibling (a copy of the folder's files) */
+Test(folder_guid, a_guid_another_folder_has_is_not_taken)
+{
+	cr_assert_eq(mkdirat(meta_fd, "user@example.com/Maildir/.Copy", 0700),
+		     0);
+	assert_guid_not_taken_from("user@example.com/Maildir/.Copy");
+}
+
+/* the INBOX (the maildir root) */
 Test(folder_guid, the_inbox_is_another_folder)
 {
-	char first[33];
-	int fd = openat(meta_fd, "user@example.com/Maildir",
-			O_RDONLY | O_DIRECTORY);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(fsetxattr(fd, BUNDLE_XATTR_GUID, GUID, 32, 0), 0);
-	close(fd);
-	write_uidlist("3 V1796679108 N1 G" GUID "\n");
-	first_mail_guid(first);
-	cr_assert_str_neq(first, GUID);
+	assert_guid_not_taken_from("user@example.com/Maildir");
 }

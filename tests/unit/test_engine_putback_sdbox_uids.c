@@ -150,14 +150,20 @@ Test(putback_sdbox_uids, an_expunged_uid_is_not_given_again)
 	cr_assert_str_eq(name, "u.8");
 }
 
+static void empty_folder(void)
+{
+	folder_fd = objtest_mkdir_open(tmp, "INBOX");
+	cr_assert_eq(mkdirat(folder_fd, "dbox-Mails", 0700), 0);
+	mails_fd = openat(folder_fd, "dbox-Mails", O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(mails_fd, 0);
+}
+
 /* a folder with no index (made from its mails alone): the names rule */
 Test(putback_sdbox_uids, no_index_files_say_nothing)
 {
 	uint32_t next = 99;
 
-	folder_fd = objtest_mkdir_open(tmp, "INBOX");
-	cr_assert_eq(mkdirat(folder_fd, "dbox-Mails", 0700), 0);
-	mails_fd = openat(folder_fd, "dbox-Mails", O_RDONLY | O_DIRECTORY);
+	empty_folder();
 	cr_assert_eq(dovecotidx_next_uid(mails_fd, &next), 0);
 	cr_assert_eq(next, 0);
 }
@@ -214,8 +220,6 @@ ParameterizedTestParameters(putback_sdbox_uids, hand_made_logs)
 
 ParameterizedTest(struct log_case *c, putback_sdbox_uids, hand_made_logs)
 {
-	const union { uint16_t u; unsigned char c[2]; } one = { .u = 1 };
-	bool little = one.c[0] == 1;
 	unsigned char bytes[sizeof(c->bytes)];
 	uint32_t next = 0;
 
@@ -223,7 +227,8 @@ ParameterizedTest(struct log_case *c, putback_sdbox_uids, hand_made_logs)
 	   or the other one */
 	memcpy(bytes, c->bytes, sizeof(bytes));
 	if (bytes[0] == 1 && bytes[2] == 40)
-		bytes[32] = little != c->foreign ? 1 : 0;
+		bytes[32] = c->foreign ? dovecotidx_compat_flags() ^ 1 :
+			dovecotidx_compat_flags();
 	dovecotidx_log_next_uid(bytes, c->size, &next);
 	cr_assert_eq(next, c->next_uid, "%s: %u, not %u", c->what, next,
 		     c->next_uid);
@@ -234,10 +239,9 @@ ParameterizedTest(struct log_case *c, putback_sdbox_uids, hand_made_logs)
 static void write_index(uint32_t next_uid)
 {
 	unsigned char hdr[64] = { 7, 3 };
-	const union { uint16_t u; unsigned char c[2]; } one = { .u = 1 };
 	int fd;
 
-	hdr[12] = one.c[0] == 1 ? 1 : 0;	/* little endian? */
+	hdr[12] = dovecotidx_compat_flags();
 	memcpy(hdr + 28, &next_uid, 4);
 	fd = openat(mails_fd, "dovecot.index", O_WRONLY | O_CREAT | O_TRUNC,
 		    0600);
@@ -246,13 +250,6 @@ static void write_index(uint32_t next_uid)
 	close(fd);
 }
 
-static void empty_folder(void)
-{
-	folder_fd = objtest_mkdir_open(tmp, "INBOX");
-	cr_assert_eq(mkdirat(folder_fd, "dbox-Mails", 0700), 0);
-	mails_fd = openat(folder_fd, "dbox-Mails", O_RDONLY | O_DIRECTORY);
-	cr_assert_geq(mails_fd, 0);
-}
 
 /* the index header's next_uid counts as the logs' do */
 Test(putback_sdbox_uids, the_index_header_gives_the_next_uid)
