@@ -248,46 +248,55 @@ int dovecotidx_next_uid(int dir_fd, uint32_t *next_uid_r)
 	return 0;
 }
 
+int dovecotidx_uidlist_guid(const unsigned char *data, size_t size,
+			    char guid_r[33])
+{
+	const char *p = (const char *)data, *end;
+
+	if (size > UIDLIST_HEADER_MAX)
+		size = UIDLIST_HEADER_MAX;
+	end = memchr(p, '\n', size);
+	if (end == NULL)
+		end = p + size;	/* a first line cut at the bound */
+	/* version 3 only: the older formats have no GUID */
+	if (end - p < 2 || p[0] != '3' || p[1] != ' ')
+		return 0;
+	for (p += 2; p < end; ) {
+		size_t n = 0;
+
+		while (p + n < end && p[n] != ' ')
+			n++;
+		if (p[0] == 'G') {
+			size_t i;
+
+			if (n != 1 + MAILBOX_GUID_LEN)
+				return 0;
+			for (i = 1; i < n; i++) {
+				if (!isdigit((unsigned char)p[i]) &&
+				    (p[i] < 'a' || p[i] > 'f'))
+					return 0;
+			}
+			memcpy(guid_r, p + 1, MAILBOX_GUID_LEN);
+			guid_r[MAILBOX_GUID_LEN] = '\0';
+			return 1;
+		}
+		p += n;
+		while (p < end && *p == ' ')
+			p++;
+	}
+	return 0;
+}
+
 int dovecotidx_maildir_guid(int dir_fd, char guid_r[33])
 {
 	unsigned char *data;
-	char *text, *p, *end;
 	size_t len;
 	int ret = read_file(dir_fd, "dovecot-uidlist", UIDLIST_HEADER_MAX,
 			    &data, &len);
 
 	if (ret <= 0)
 		return ret;
-	text = (char *)data;
-	end = memchr(text, '\n', len);
-	if (end == NULL)
-		end = text + len;	/* a first line cut at the bound */
-	*end = '\0';
-	ret = 0;
-	/* version 3 only: the older formats have no GUID */
-	if (text[0] == '3' && text[1] == ' ') {
-		for (p = text + 2; *p != '\0'; ) {
-			size_t n = strcspn(p, " ");
-
-			if (p[0] == 'G' && n == 1 + MAILBOX_GUID_LEN) {
-				size_t i;
-
-				for (i = 1; i < n; i++) {
-					if (!isdigit((unsigned char)p[i]) &&
-					    (p[i] < 'a' || p[i] > 'f'))
-						break;
-				}
-				if (i == n) {
-					memcpy(guid_r, p + 1, MAILBOX_GUID_LEN);
-					guid_r[MAILBOX_GUID_LEN] = '\0';
-					ret = 1;
-				}
-				break;
-			}
-			p += n;
-			p += strspn(p, " ");
-		}
-	}
-	free(text);
+	ret = dovecotidx_uidlist_guid(data, len, guid_r);
+	free(data);
 	return ret;
 }

@@ -10,7 +10,9 @@
  *    names the folder's objects by it (mailstore.c), so that two writers
  *    of a split brain, each storing the first mail of a folder that was
  *    empty when they split, name it alike and their merge finds it one
- *    folder (splitbrain.c).
+ *    folder (splitbrain.c); and a merge (splitfolders.c) reads it from
+ *    each side's bundle tree to find a folder empty at the split that one
+ *    side renamed and the other gave its first mail.
  *
  * The files may be half-written or damaged, or come from a bundle of the
  * store: they are read as untrusted input, with bounds; what cannot be
@@ -44,5 +46,11 @@ unsigned char dovecotidx_compat_flags(void);
    guid_r: 1 if there is one, 0 if there is no such file or field (or it
    is not 32 hex digits), -1 with errno (the file could not be read). */
 int dovecotidx_maildir_guid(int dir_fd, char guid_r[33]);
+
+/* The same from a dovecot-uidlist's bytes (data, size: a bundle tree's
+   copy of the file; only the first line is read, at most 1 KiB): 1 with
+   guid_r, or 0 if there is no such field. */
+int dovecotidx_uidlist_guid(const unsigned char *data, size_t size,
+			    char guid_r[33]);
 
 #endif

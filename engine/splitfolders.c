@@ -2,6 +2,7 @@
  * and deleted by the other writer (see splitfolders.h). */
 #include "splitfolders.h"
 #include "bundle.h"
+#include "dovecotidx.h"
 #include "ids.h"
 #include "keys.h"
 #include "log.h"
@@ -105,6 +106,66 @@ find_guid(const struct bundle_tree *tree, const char *guid)
 
 		if (e->type == BUNDLE_ENTRY_DIR && strcmp(e->guid, guid) == 0)
 			return e;
+	}
+	return NULL;
+}
+
+/* the Dovecot mailbox GUID of tree's folder (its dovecot-uidlist's G
+   field: maildir) into guid_r: true if there is one */
+static bool dovecot_guid(const struct bundle_tree *tree, const char *folder,
+			 char guid_r[BUNDLE_GUID_HEX_LEN + 1])
+{
+	char path[BUNDLE_PATH_MAX + 32];
+	const struct bundle_entry *e;
+
+	snprintf(path, sizeof(path), "%s/dovecot-uidlist", folder);
+	e = bundle_tree_find(tree, path);
+	return e != NULL && e->type == BUNDLE_ENTRY_FILE && e->data != NULL &&
+		dovecotidx_uidlist_guid(e->data, (size_t)e->size, guid_r) > 0;
+}
+
+/* path is a folder without a GUID in the common base (it had held no
+   mail when the split began) that the other writer's tree no longer has
+   (renamed or deleted there) */
+static bool empty_at_split_gone_there(const struct splitmerge_trees *trees,
+				      const char *path)
+{
+	const struct bundle_entry *was;
+
+	if (trees->common == NULL)
+		return false;
+	was = bundle_tree_find(trees->common, path);
+	return was != NULL && was->type == BUNDLE_ENTRY_DIR &&
+		was->guid[0] == '\0' &&
+		bundle_tree_find(trees->other, path) == NULL;
+}
+
+/* A folder empty at the split, renamed here, that got its first mail
+   under its old name there (the other writer's e, with a GUID): the
+   local folder without a GUID, new here, whose Dovecot mailbox GUID is
+   e's (maildir: both sides' dovecot-uidlist has the GUID Dovecot gave the
+   folder at its creation, and a folder's first mail takes it as the
+   folder GUID: mailstore.c), or NULL */
+static const struct bundle_entry *
+renamed_here_before_first_mail(const struct bundle_tree *local,
+			       const struct splitmerge_trees *trees,
+			       const struct bundle_entry *e)
+{
+	char guid[BUNDLE_GUID_HEX_LEN + 1];
+
+	if (trees->common == NULL ||
+	    bundle_tree_find(trees->common, e->path) == NULL ||
+	    bundle_tree_find(trees->common, e->path)->guid[0] != '\0')
+		return NULL;
+	for (size_t i = 0; i < local->count; i++) {
+		const struct bundle_entry *l = &local->entries[i];
+
+		if (l->guid[0] == '\0' && is_folder(local, l) &&
+		    bundle_tree_find(trees->common, l->path) == NULL &&
+		    bundle_tree_find(trees->other, l->path) == NULL &&
+		    dovecot_guid(local, l->path, guid) &&
+		    strcmp(guid, e->guid) == 0)
+			return l;
 	}
 	return NULL;
 }
@@ -344,9 +405,14 @@ static void plan_missing(struct splitfolders_plan *plan,
 			mine = find_guid(local, e->guid);
 			was = find_guid(common, e->guid);
 			if (mine != NULL) {
-				/* renamed there, not here: renamed here */
-				if (was != NULL &&
-				    strcmp(was->path, mine->path) == 0) {
+				/* renamed there, not here: renamed here (also
+				   one empty at the split, whose first mail
+				   came here under the old name) */
+				if ((was != NULL &&
+				     strcmp(was->path, mine->path) == 0) ||
+				    (was == NULL &&
+				     empty_at_split_gone_there(trees,
+							       mine->path))) {
 					c = plan_add(plan, FOLDER_RENAME,
 						     e->path);
 					c->from = strdup(mine->path);
@@ -355,6 +421,16 @@ static void plan_missing(struct splitfolders_plan *plan,
 					memcpy(c->guid, e->guid,
 					       sizeof(c->guid));
 				}
+				continue;
+			}
+			if (was == NULL && !known_guid(e->guid, known_context) &&
+			    (mine = renamed_here_before_first_mail(
+					local, trees, e)) != NULL) {
+				/* renamed here, first mail there: its GUID
+				   here, so that its own merge brings the
+				   mail */
+				c = plan_add(plan, FOLDER_CLAIM, mine->path);
+				memcpy(c->guid, e->guid, sizeof(c->guid));
 				continue;
 			}
 			if (was != NULL ||
@@ -378,6 +454,22 @@ static void plan_missing(struct splitfolders_plan *plan,
 			memcpy(c->guid, e->guid, sizeof(c->guid));
 			c->attrs = *e;
 			c->tree = tree;
+			continue;
+		}
+		char dguid[BUNDLE_GUID_HEX_LEN + 1];
+
+		if (common != NULL &&
+		    bundle_tree_find(common, e->path) == NULL &&
+		    dovecot_guid(other, e->path, dguid) &&
+		    (mine = find_guid(local, dguid)) != NULL &&
+		    empty_at_split_gone_there(trees, mine->path)) {
+			/* empty at the split, renamed there before its
+			   first mail, which came here under the old name */
+			c = plan_add(plan, FOLDER_RENAME, e->path);
+			c->from = strdup(mine->path);
+			if (c->from == NULL)
+				abort();
+			memcpy(c->guid, dguid, sizeof(c->guid));
 			continue;
 		}
 		was = common == NULL ? NULL : bundle_tree_find(common, e->path);

@@ -4,8 +4,9 @@
  * directories of the INBOX root) each in their own way; the split-brain
  * merge (splitfolders.h) keeps both sides' new folders, follows a rename
  * made on one side, removes a folder the other side deleted only if it is
- * untouched here, and a third machine loading the merged state sees the
- * same. */
+ * untouched here, finds a folder empty at the split that one side renamed
+ * and the other gave its first mail by its Dovecot mailbox GUID, and a
+ * third machine loading the merged state sees the same. */
 #include "test_engine.h"
 #include "stub.h"
 
@@ -51,15 +52,23 @@ static void delete_old(struct obox *obox)
 	remove_empty_folder(obox, ".Old");
 }
 
+/* the Dovecot mailbox GUID of .Empty (its dovecot-uidlist's G field) */
+#define EMPTY_DOVECOT_GUID "0123456789abcdef0123456789abcdef"
+
 /* X and Y, both loaded from one base of: INBOX with a mail, ".Old" with
-   a mail (a folder GUID), ".Empty" without mails (none) */
-static void two_writers(struct obox **x_r, struct obox **y_r)
+   a mail (a folder GUID), ".Empty" without mails (none; with the
+   dovecot-uidlist Dovecot writes at its CREATE if uidlist) */
+static void two_writers_with(struct obox **x_r, struct obox **y_r,
+			     bool uidlist)
 {
 	eng_split_check_interval = 1;
 	*x_r = eng_open("cache-x");
 	eng_make_user(*x_r);
 	eng_make_folder(*x_r, ".Old");
 	eng_make_folder(*x_r, ".Empty");
+	if (uidlist)
+		eng_write_file(*x_r, MAILDIR "/.Empty/dovecot-uidlist",
+			       "3 V1700000000 N1 G" EMPTY_DOVECOT_GUID "\n");
 	eng_deliver(*x_r, MAILDIR, NAME1, ENG_MAIL);
 	eng_deliver(*x_r, MAILDIR "/.Old", NAME1, ENG_MAIL);
 	cr_assert_eq(obox_upload_now(*x_r), 0);
@@ -67,6 +76,29 @@ static void two_writers(struct obox **x_r, struct obox **y_r)
 	cr_assert_eq(obox_user_load(*y_r, ENG_USER), 0);
 	eng_assert_mail_stub(*y_r, MAILDIR "/.Old/new/" NAME1);
 	cr_assert(exists(*y_r, MAILDIR "/.Empty/cur"));
+}
+
+static void two_writers(struct obox **x_r, struct obox **y_r)
+{
+	two_writers_with(x_r, y_r, false);
+}
+
+/* as Dovecot's RENAME of a folder: change of the user */
+static void rename_folder(struct obox *obox, const char *from, const char *to)
+{
+	struct ouser *user = obox_user_get(obox, ENG_USER);
+
+	obox_change_begin(obox, user);
+	cr_assert_eq(renameat(obox_meta_fd(obox), from, obox_meta_fd(obox), to),
+		     0, "rename(%s, %s): %s", from, to, strerror(errno));
+	obox_change_end(user);
+}
+
+/* obox has NAME2 in .Renamed (from .Empty's first mail), no .Empty */
+static void assert_renamed_with_mail(struct obox *obox)
+{
+	cr_assert_not(exists(obox, MAILDIR "/.Empty"));
+	eng_assert_mail_stub(obox, MAILDIR "/.Renamed/new/" NAME2);
 }
 
 Test(engine_split_folders, folders_created_on_either_side_are_kept)
@@ -116,12 +148,7 @@ Test(engine_split_folders, rename_there_and_mail_to_the_old_name_here)
 
 	two_writers(&x, &y);
 	/* X renames .Old to .New */
-	struct ouser *ux = obox_user_get(x, ENG_USER);
-
-	obox_change_begin(x, ux);
-	cr_assert_eq(renameat(obox_meta_fd(x), MAILDIR "/.Old",
-			      obox_meta_fd(x), MAILDIR "/.New"), 0);
-	obox_change_end(ux);
+	rename_folder(x, MAILDIR "/.Old", MAILDIR "/.New");
 	cr_assert_eq(obox_upload_now(x), 0);
 	/* Y, not knowing, delivers to .Old */
 	eng_deliver(y, MAILDIR "/.Old", NAME2, ENG_MAIL);
@@ -394,4 +421,64 @@ Test(engine_split_folders, folder_deleted_here_before_a_change_there_comes_back)
 	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
 	cr_assert_eq(obox_upload_now(x), 0);
 	assert_old_came_back(x, y);
+}
+
+/* .Empty held no mail at the split, so no folder GUID is in the base:
+   X renames it, Y delivers its first mail under the old name.  Dovecot's
+   mailbox GUID (in both sides' dovecot-uidlist) makes it one folder: Y
+   follows X's rename, X gives its .Renamed Y's folder GUID and takes the
+   mail in; nothing stays under the old name */
+Test(engine_split_folders, empty_folder_renamed_there_first_mail_here)
+{
+	struct obox *x, *y, *z;
+
+	two_writers_with(&x, &y, true);
+	rename_folder(x, MAILDIR "/.Empty", MAILDIR "/.Renamed");
+	cr_assert_eq(obox_upload_now(x), 0);
+	eng_deliver(y, MAILDIR "/.Empty", NAME2, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_geq(eng_stat(y, "index_split_folders_merged"), 1);
+	assert_renamed_with_mail(y);
+
+	usleep(1100000);
+	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	usleep(1100000);
+	cr_assert_eq(obox_upload_now(x), 0);
+	assert_renamed_with_mail(x);
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	assert_renamed_with_mail(z);
+	obox_deinit(&z);
+}
+
+/* the same, the other way round: the side that renamed merges first */
+Test(engine_split_folders, empty_folder_renamed_here_first_mail_there)
+{
+	struct obox *x, *y, *z;
+
+	two_writers_with(&x, &y, true);
+	eng_deliver(x, MAILDIR "/.Empty", NAME2, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	rename_folder(y, MAILDIR "/.Empty", MAILDIR "/.Renamed");
+	cr_assert_eq(obox_upload_now(y), 0);
+	cr_assert_geq(eng_stat(y, "index_split_folders_merged"), 1);
+	usleep(1100000);
+	cr_assert_eq(obox_upload_now(y), 0);
+	assert_renamed_with_mail(y);
+
+	usleep(1100000);
+	eng_deliver(x, MAILDIR, NAME3, ENG_MAIL);
+	cr_assert_eq(obox_upload_now(x), 0);
+	assert_renamed_with_mail(x);
+	obox_deinit(&y);
+	obox_deinit(&x);
+
+	z = eng_open("cache-z");
+	cr_assert_eq(obox_user_load(z, ENG_USER), 0);
+	assert_renamed_with_mail(z);
+	obox_deinit(&z);
 }
