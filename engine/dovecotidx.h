@@ -38,10 +38,6 @@ int dovecotidx_next_uid(int dir_fd, uint32_t *next_uid_r);
 void dovecotidx_log_next_uid(const unsigned char *data, size_t size,
 			     uint32_t *next_uid);
 
-/* The compat flags byte of an index or log file Dovecot on this machine
-   writes (MAIL_INDEX_COMPAT_LITTLE_ENDIAN or none). */
-unsigned char dovecotidx_compat_flags(void);
-
 /* dir_fd's dovecot-uidlist mailbox GUID (32 lowercase hex digits) into
    guid_r: 1 if there is one, 0 if there is no such file or field (or it
    is not 32 hex digits), -1 with errno (the file could not be read). */

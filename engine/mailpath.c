@@ -55,6 +55,20 @@ bool mailpath_is_sdbox_mail_name(const char *name)
 	return true;
 }
 
+bool mailpath_sdbox_uid(const char *name, uint32_t *uid_r)
+{
+	uint64_t uid = 0;
+
+	if (!mailpath_is_sdbox_mail_name(name) || strlen(name) > 2 + 10)
+		return false;
+	for (const char *p = name + 2; *p != '\0'; p++)
+		uid = uid * 10 + (uint64_t)(*p - '0');
+	if (uid == 0 || uid > UINT32_MAX)
+		return false;
+	*uid_r = (uint32_t)uid;
+	return true;
+}
+
 enum mailpath_dir mailpath_mail_dir(const char *name)
 {
 	if (strcmp(name, "cur") == 0)

@@ -22,6 +22,7 @@
 #define OBOXFS_MAILPATH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #define MAILPATH_NAME_MAX 255
@@ -59,6 +60,9 @@ int mailpath_classify(const char *dir, const char *name,
 
 /* True if name is "u.<digits>" (an sdbox mail file name). */
 bool mailpath_is_sdbox_mail_name(const char *name);
+/* The UID of an sdbox mail name "u.<digits>" into *uid_r: false if name
+   is not one, or its number is 0 or above 2^32 - 1. */
+bool mailpath_sdbox_uid(const char *name, uint32_t *uid_r);
 
 /* the name of an sdbox folder's mail directory */
 #define MAILPATH_DBOX_MAILS "dbox-Mails"

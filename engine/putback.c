@@ -1,6 +1,7 @@
 /* putback.c: a mail back from the store as a stub (see putback.h). */
 #include "putback-private.h"
 #include "bundle.h"
+#include "dovecotfmt.h"
 #include "dovecotidx.h"
 #include "log.h"
 #include "stub.h"
@@ -290,7 +291,7 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
 	return ret;
 }
 
-/* A dovecot.index.log record that sets MAIL_INDEX_HDR_FLAG_FSCKD (0x4) in
+/* A dovecot.index.log record that sets MAIL_DOVECOTFMT_INDEX_FLAG_FSCKD (0x4) in
    the index header's flags (offset 20): a header update, 16 bytes, as
    Dovecot 2.3 writes it (size as mail_index_uint32_to_offset(16), type
    MAIL_TRANSACTION_EXTERNAL | MAIL_TRANSACTION_HEADER_UPDATE, then
@@ -301,8 +302,6 @@ const unsigned char putback_sdbox_fsckd[PUTBACK_SDBOX_FSCKD_SIZE] = {
 	0x80, 0x80, 0x80, 0x84, 0x20, 0x00, 0x00, 0x10,
 	0x14, 0x00, 0x04, 0x00, 0x04, 0x00, 0x00, 0x00,
 };
-#define INDEX_HDR_FLAGS_OFFSET 20
-#define INDEX_HDR_FLAG_FSCKD 0x4
 
 /* The header of a new dovecot.index.log as Dovecot 2.3 writes it
    (struct mail_transaction_log_header, 40 bytes, host byte order):
@@ -323,7 +322,7 @@ static void sdbox_log_header(unsigned char hdr[PUTBACK_SDBOX_LOG_HDR_SIZE])
 	memcpy(hdr + 8, &one, 4);	/* file_seq */
 	memcpy(hdr + 20, &now, 4);	/* create_stamp */
 	memcpy(hdr + 24, &modseq, 8);	/* initial_modseq */
-	hdr[32] = dovecotidx_compat_flags();
+	hdr[DOVECOTFMT_LOG_COMPAT_FLAGS] = dovecotfmt_compat_flags();
 }
 
 /* A folder without any index (its files loaded from their objects alone):
@@ -399,13 +398,13 @@ int putback_sdbox_force_rebuild(int dbox_mails_dir_fd)
 	}
 	if (fd < 0)
 		return -1;
-	if (pread(fd, flags, sizeof(flags), INDEX_HDR_FLAGS_OFFSET) !=
+	if (pread(fd, flags, sizeof(flags), DOVECOTFMT_INDEX_FLAGS) !=
 	    (ssize_t)sizeof(flags)) {
 		close(fd);
 		return 0;	/* too short to be an index: nothing to mark */
 	}
-	flags[0] |= INDEX_HDR_FLAG_FSCKD;
-	if (pwrite(fd, flags, 1, INDEX_HDR_FLAGS_OFFSET) != 1) {
+	flags[0] |= DOVECOTFMT_INDEX_FLAG_FSCKD;
+	if (pwrite(fd, flags, 1, DOVECOTFMT_INDEX_FLAGS) != 1) {
 		int saved = errno;
 
 		close(fd);

@@ -18,8 +18,10 @@
  * renamed or deleted by the other writer: splitfolders.h.  sdbox mails
  * come back as u.N stubs (a name another mail has here, or a UID given
  * here before: the next free one, putback.h) and the folder's index is
- * marked for Dovecot to
- * rebuild it from its files (their flags are not merged).
+ * marked for Dovecot to rebuild it from its files; the flags and
+ * keywords of the sdbox mails both have are merged (sdboxmerge.h), those
+ * of a mail put back at a later check, once Dovecot has rebuilt the
+ * index.
  */
 #include "ids.h"
 #include "lazydir.h"
@@ -33,6 +35,7 @@
 #include "objgc.h"
 #include "objstore.h"
 #include "putback.h"
+#include "sdboxmerge.h"
 #include "splitfolders.h"
 #include "splitmerge.h"
 #include "users.h"
@@ -238,6 +241,66 @@ static bool expunged_there(const struct splitmerge_trees *trees,
 		!keylist_sorted_has(other_keys, key);
 }
 
+/* The records of an sdbox flags merge (sdboxmerge.h) appended to the
+   dovecot.index.log of the folder at path: through the front end, under
+   Dovecot's lock, as sdbox_rebuild() appends its mark; without a front
+   end (no Dovecot on a mount) to the file here, under the snapshot lock.
+   Not at all without a log (nothing for Dovecot to read them from: the
+   next check tries again). */
+static void sdbox_flags_append(struct upload_ctx *ctx, struct ouser *user,
+			       const char *path,
+			       const struct sdboxmerge_result *flags)
+{
+	char log_path[PATH_MAX];
+	int user_fd, fd = -1, ret = -1;
+
+	snprintf(log_path, sizeof(log_path), "%s%s%s/dovecot.index.log", path,
+		 path[0] == '\0' ? "" : "/", MAILPATH_DBOX_MAILS);
+	if (ctx->file_append != NULL) {
+		ret = ctx->file_append(user, log_path, flags->records,
+				       flags->size, ctx->dir_changed_context);
+		if (ret == 0 || errno != ENOTSUP) {
+			if (ret < 0)
+				obox_log(OBOX_LOG_WARNING, "split brain: "
+					 "appending the other writer's flags "
+					 "to %s failed: %s: merged at the next "
+					 "check\n", log_path, strerror(errno));
+			return;
+		}
+	}
+	users_snapshot_lock(user);
+	user_fd = openat(ctx->meta_fd, user->name, O_RDONLY | O_DIRECTORY |
+			 O_NOFOLLOW | O_CLOEXEC);
+	if (user_fd >= 0) {
+		int folder_fd = path[0] == '\0' ? dup(user_fd) :
+			pathopen(user_fd, path, O_RDONLY | O_DIRECTORY);
+		int dbox_fd = folder_fd < 0 ? -1 :
+			openat(folder_fd, MAILPATH_DBOX_MAILS, O_RDONLY |
+			       O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (dbox_fd >= 0) {
+			fd = openat(dbox_fd, "dovecot.index.log", O_WRONLY |
+				    O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+			close(dbox_fd);
+		}
+		if (folder_fd >= 0)
+			close(folder_fd);
+		close(user_fd);
+	}
+	if (fd >= 0) {
+		ret = write(fd, flags->records, flags->size) ==
+			(ssize_t)flags->size ? 0 : -1;
+		close(fd);
+	}
+	users_snapshot_unlock(user);
+	if (ret < 0)
+		obox_log(OBOX_LOG_WARNING, "split brain: appending the other "
+			 "writer's flags to %s failed: %s: merged at the next "
+			 "check\n", log_path, strerror(errno));
+	else if (ctx->dir_changed != NULL)
+		ctx->dir_changed(user, log_path, ctx->dir_changed_context);
+}
+
 /* sdbox mails were put back into the dbox-Mails of the folder at path:
    Dovecot rebuilds its index from the u.N files (putback.h).  Called
    without the snapshot lock: the mark is appended to dovecot.index.log
@@ -382,7 +445,7 @@ static void names_changed(struct upload_ctx *ctx, struct ouser *user,
    not taken in: its next base must not claim them as parent). */
 static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 			const char *path, const struct keylist *listed,
-			const struct splitmerge_trees *trees,
+			struct splitmerge_trees *trees,
 			const struct splitfolders_plan *folders,
 			struct splitfolders_counts *folder_counts,
 			unsigned int *merged_r, unsigned int *dropped_r,
@@ -397,6 +460,7 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	unsigned int merged = 0, dropped = 0, expunged = 0, flagged = 0;
 	bool changed[SPLITMERGE_CHANGED_COUNT] = { false };
 	bool sdbox_put_back = false, folder_fd_ok;
+	struct sdboxmerge_result sdbox_flags = { 0 };
 	int user_fd, folder_fd;
 
 	users_snapshot_lock(user);
@@ -492,6 +556,13 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 					       &names);
 		flagged = splitmerge_flags(folder_fd, &local, &local_paths,
 					   trees->other, changed, &names);
+		if (trees->other != NULL &&
+		    sdboxmerge_flags(folder_fd, trees->other, &sdbox_flags) < 0)
+			obox_log(OBOX_LOG_WARNING, "split brain: reading the "
+				 "sdbox index of %s failed: %s: its flags are "
+				 "merged at the next check\n",
+				 path[0] == '\0' ? "." : path, strerror(errno));
+		flagged += sdbox_flags.mails;
 		(void)splitmerge_lines(folder_fd, trees->other, changed);
 	}
 	if (merged > 0 || dropped > 0 || expunged > 0 || flagged > 0 ||
@@ -516,6 +587,9 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	for (size_t i = 0; i < changed_dirs.count; i++)
 		tell_changed(ctx, user, path, changed_dirs.keys[i]);
 	keylist_clear(&changed_dirs);
+	if (sdbox_flags.records != NULL)
+		sdbox_flags_append(ctx, user, path, &sdbox_flags);
+	sdboxmerge_result_free(&sdbox_flags);
 	if (sdbox_put_back)
 		sdbox_rebuild(ctx, user, path);
 	*merged_r = merged;
@@ -570,7 +644,7 @@ bool splitbrain_check(struct upload_ctx *ctx, struct ouser *user,
 	unsigned int expunged = 0, gets = 0;
 	struct splitfolders_counts folder_counts = { 0 };
 	struct splitfolders_plan *folders;
-	struct splitmerge_trees trees;
+	struct splitmerge_trees trees = { 0 };
 	struct splitmerge_local local;
 	int64_t now = monotime_secs();
 

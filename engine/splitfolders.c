@@ -255,7 +255,7 @@ static struct bundle_tree *folder_tree(struct objstore *store,
 {
 	struct list_ctx lctx = { .user_prefix = user_prefix, .guid = guid,
 				 .gc = gc };
-	struct splitmerge_trees trees;
+	struct splitmerge_trees trees = { 0 };
 	struct bundle_tree *tree;
 	char prefix[KEYS_PREFIX_MAX];
 

@@ -2,6 +2,7 @@
  * maildir mails both writers have: flags and keywords, expunges (see
  * splitmerge.h). */
 #include "splitmerge.h"
+#include "sdboxflags.h"
 #include "bundle.h"
 #include "log.h"
 #include "mailpath.h"
@@ -121,6 +122,7 @@ void splitmerge_fetch(struct objstore *store, const struct keylist *foreign,
 	bool known_base = false;
 
 	trees_r->other = trees_r->common = NULL;
+	trees_r->sdbox_other = trees_r->sdbox_common = NULL;
 	memset(&trees_r->other_name, 0, sizeof(trees_r->other_name));
 	trees_r->other_mark_us = 0;
 	*gets_r = 0;
@@ -203,6 +205,13 @@ void splitmerge_trees_free(struct splitmerge_trees *trees)
 {
 	bundle_tree_free(&trees->other);
 	bundle_tree_free(&trees->common);
+	if (trees->sdbox_other != NULL)
+		sdboxflags_free(trees->sdbox_other);
+	if (trees->sdbox_common != NULL)
+		sdboxflags_free(trees->sdbox_common);
+	free(trees->sdbox_other);
+	free(trees->sdbox_common);
+	trees->sdbox_other = trees->sdbox_common = NULL;
 }
 
 struct key_name {
@@ -263,16 +272,82 @@ static const char *stub_path(const struct bundle_tree *tree, const char *key)
 	return NULL;
 }
 
-bool splitmerge_changed_there(const struct splitmerge_trees *trees,
+/* the UID of tree's sdbox stub of key (dbox-Mails/u.N), or 0 */
+static uint32_t sdbox_stub_uid(const struct bundle_tree *tree, const char *key)
+{
+	static const char prefix[] = MAILPATH_DBOX_MAILS "/";
+	uint32_t uid;
+
+	for (size_t i = 0; tree != NULL && i < tree->count; i++) {
+		const struct bundle_entry *e = &tree->entries[i];
+
+		if (e->type == BUNDLE_ENTRY_STUB && strcmp(e->key, key) == 0 &&
+		    strncmp(e->path, prefix, sizeof(prefix) - 1) == 0 &&
+		    mailpath_sdbox_uid(e->path + sizeof(prefix) - 1, &uid))
+			return uid;
+	}
+	return 0;
+}
+
+/* tree's sdbox flags, parsed into *cache at the first call */
+static const struct sdboxflags *sdbox_flags(const struct bundle_tree *tree,
+					    struct sdboxflags **cache)
+{
+	if (*cache == NULL) {
+		*cache = malloc(sizeof(**cache));
+		if (*cache == NULL)
+			abort();
+		sdboxflags_from_tree(tree, MAILPATH_DBOX_MAILS, *cache);
+	}
+	return *cache;
+}
+
+/* an sdbox mail's flags or keywords differ between its index entries a
+   (of fa) and b (of fb); a mail one index lacks: false (unknown) */
+static bool sdbox_differs(const struct sdboxflags *fa, uint32_t a,
+			  const struct sdboxflags *fb, uint32_t b)
+{
+	const struct sdboxflags_mail *ma = sdboxflags_find(fa, a);
+	const struct sdboxflags_mail *mb = sdboxflags_find(fb, b);
+
+	if (ma == NULL || mb == NULL)
+		return false;
+	if (ma->flags != mb->flags)
+		return true;
+	for (unsigned int k = 0; k < fa->keyword_count; k++) {
+		int kb = sdboxflags_keyword_index(fb, fa->keywords[k]);
+
+		if (sdboxflags_has_keyword(ma, k) !=
+		    (kb >= 0 && sdboxflags_has_keyword(mb, (unsigned int)kb)))
+			return true;
+	}
+	for (unsigned int k = 0; k < fb->keyword_count; k++) {
+		if (sdboxflags_has_keyword(mb, k) &&
+		    sdboxflags_keyword_index(fa, fb->keywords[k]) < 0)
+			return true;
+	}
+	return false;
+}
+
+bool splitmerge_changed_there(struct splitmerge_trees *trees,
 			      const char *key)
 {
 	const char *there, *base;
+	uint32_t uid_there, uid_base;
 
-	if (trees->other == NULL || trees->common == NULL ||
-	    (there = stub_path(trees->other, key)) == NULL ||
-	    (base = stub_path(trees->common, key)) == NULL)
+	if (trees->other == NULL || trees->common == NULL)
 		return false;
-	return !mailpath_maildir_same_flags(there + 4, base + 4);
+	if ((there = stub_path(trees->other, key)) != NULL &&
+	    (base = stub_path(trees->common, key)) != NULL)
+		return !mailpath_maildir_same_flags(there + 4, base + 4);
+	uid_there = sdbox_stub_uid(trees->other, key);
+	uid_base = sdbox_stub_uid(trees->common, key);
+	if (uid_there == 0 || uid_base == 0)
+		return false;
+	return sdbox_differs(sdbox_flags(trees->other, &trees->sdbox_other),
+			     uid_there,
+			     sdbox_flags(trees->common, &trees->sdbox_common),
+			     uid_base);
 }
 
 unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,

@@ -42,6 +42,10 @@ struct splitmerge_trees {
 	   (released: its object waits to be deleted) */
 	uint64_t other_mark_us;
 	unsigned int gets;	/* bundles fetched for them */
+	/* the flags of other's and common's sdbox indexes (sdboxflags.h),
+	   parsed at their first use by splitmerge_changed_there(); the
+	   caller's thread only, freed with the trees */
+	struct sdboxflags *sdbox_other, *sdbox_common;
 };
 
 /* What this machine has of the root: the name and tree of its base, or
@@ -88,9 +92,11 @@ extern const char *const splitmerge_changed_names[SPLITMERGE_CHANGED_COUNT];
    the count of stubs renamed. */
 /* The other writer changed the mail key since the common base: its
    tree has it with flags other than the common base's (false without a
-   common base, or if it lacks the mail).  A mail expunged here and
+   common base, or if it lacks the mail): a maildir mail's flags are in
+   its names, an sdbox mail's (flags and keywords) in each tree's copy of
+   the folder's index files (sdboxflags.h).  A mail expunged here and
    changed there stays (the rule above, from the other side). */
-bool splitmerge_changed_there(const struct splitmerge_trees *trees,
+bool splitmerge_changed_there(struct splitmerge_trees *trees,
 			      const char *key);
 unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,
 				 const struct keylist *keys,

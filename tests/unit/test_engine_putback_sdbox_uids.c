@@ -7,6 +7,7 @@
  * client saw expunged.  Hand-made logs, damaged ones among them, check
  * the reader's bounds. */
 #include "helper-objstore.h"
+#include "dovecotfmt.h"
 #include "dovecotidx.h"
 #include "keys.h"
 #include "putback.h"
@@ -227,8 +228,8 @@ ParameterizedTest(struct log_case *c, putback_sdbox_uids, hand_made_logs)
 	   or the other one */
 	memcpy(bytes, c->bytes, sizeof(bytes));
 	if (bytes[0] == 1 && bytes[2] == 40)
-		bytes[32] = c->foreign ? dovecotidx_compat_flags() ^ 1 :
-			dovecotidx_compat_flags();
+		bytes[32] = c->foreign ? dovecotfmt_compat_flags() ^ 1 :
+			dovecotfmt_compat_flags();
 	dovecotidx_log_next_uid(bytes, c->size, &next);
 	cr_assert_eq(next, c->next_uid, "%s: %u, not %u", c->what, next,
 		     c->next_uid);
@@ -241,7 +242,7 @@ static void write_index(uint32_t next_uid)
 	unsigned char hdr[64] = { 7, 3 };
 	int fd;
 
-	hdr[12] = dovecotidx_compat_flags();
+	hdr[12] = dovecotfmt_compat_flags();
 	memcpy(hdr + 28, &next_uid, 4);
 	fd = openat(mails_fd, "dovecot.index", O_WRONLY | O_CREAT | O_TRUNC,
 		    0600);
