@@ -1,4 +1,9 @@
-/* dovecotfmt.c: see dovecotfmt.h. */
+/* dovecotfmt.c: see dovecotfmt.h.  dovecot.index's extension list runs
+ * from the base header's end (8-byte aligned) to header_size: each
+ * {hdr_size 32, reset_id 32, record_offset 16, record_size 16,
+ * record_align 16, name_size 16}, the name, then (at the next 8-byte
+ * boundary from the extension's start) hdr_size bytes of data, the next
+ * one at the 8-byte boundary after them. */
 #include "dovecotfmt.h"
 
 #include <errno.h>
@@ -82,6 +87,72 @@ fail:
 	close(fd);
 	errno = saved;
 	return -1;
+}
+
+#define EXT_HEADER_SIZE 16
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+
+bool dovecotfmt_index_open(struct dovecotfmt_index *index_r,
+			   const unsigned char *d, size_t size)
+{
+	memset(index_r, 0, sizeof(*index_r));
+	if (d == NULL || size < DOVECOTFMT_INDEX_HEADER_MIN ||
+	    d[0] != DOVECOTFMT_INDEX_MAJOR_VERSION ||
+	    !dovecotfmt_host_order(d[DOVECOTFMT_INDEX_COMPAT_FLAGS]))
+		return false;
+	index_r->data = d;
+	index_r->size = size;
+	index_r->base_header_size =
+		dovecotfmt_u16(d + DOVECOTFMT_INDEX_BASE_HEADER_SIZE);
+	index_r->header_size = dovecotfmt_u32(d + DOVECOTFMT_INDEX_HEADER_SIZE);
+	index_r->record_size = dovecotfmt_u32(d + DOVECOTFMT_INDEX_RECORD_SIZE);
+	index_r->messages = dovecotfmt_u32(d + DOVECOTFMT_INDEX_MESSAGES_COUNT);
+	index_r->log_file_seq = dovecotfmt_u32(d + DOVECOTFMT_INDEX_LOG_FILE_SEQ);
+	index_r->log_head_offset =
+		dovecotfmt_u32(d + DOVECOTFMT_INDEX_LOG_HEAD_OFFSET);
+	return index_r->base_header_size >= DOVECOTFMT_INDEX_HEADER_MIN &&
+		index_r->header_size >= index_r->base_header_size &&
+		index_r->header_size <= size && index_r->record_size >= 5 &&
+		index_r->record_size <= 65536;
+}
+
+void dovecotfmt_index_exts(const struct dovecotfmt_index *index,
+			   bool (*fn)(const struct dovecotfmt_ext *ext,
+				      void *context),
+			   void *context)
+{
+	const unsigned char *d = index->data;
+	size_t hsize = index->header_size;
+	struct dovecotfmt_ext ext;
+
+	memset(&ext, 0, sizeof(ext));
+	for (size_t off = ALIGN8(index->base_header_size);
+	     off < hsize && hsize - off >= EXT_HEADER_SIZE; ext.index++) {
+		size_t hdr_size = dovecotfmt_u32(d + off);
+		size_t name_size = dovecotfmt_u16(d + off + 14);
+		size_t data = off + ALIGN8(EXT_HEADER_SIZE + name_size);
+
+		if (data > hsize || hdr_size > hsize - data)
+			return;
+		ext.name = d + off + EXT_HEADER_SIZE;
+		ext.name_size = name_size;
+		ext.data = d + data;
+		ext.data_size = hdr_size;
+		ext.record_offset = dovecotfmt_u16(d + off + 8);
+		ext.record_size = dovecotfmt_u16(d + off + 10);
+		if (ext.record_offset > index->record_size ||
+		    ext.record_size > index->record_size - ext.record_offset)
+			ext.record_offset = ext.record_size = 0;
+		if (!fn(&ext, context))
+			return;
+		off = data + ALIGN8(hdr_size);
+	}
+}
+
+bool dovecotfmt_ext_is(const struct dovecotfmt_ext *ext, const char *name)
+{
+	return ext->name_size == strlen(name) &&
+		memcmp(ext->name, name, ext->name_size) == 0;
 }
 
 /* mail_index_offset_to_uint32(): 0 if not in that encoding */

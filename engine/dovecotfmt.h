@@ -82,6 +82,38 @@ uint16_t dovecotfmt_u16(const unsigned char *p);
 int dovecotfmt_read_file(int dir_fd, const char *name, size_t max,
 			 unsigned char **data_r, size_t *size_r);
 
+/* an extension of dovecot.index (struct mail_index_ext_header): its
+   place in the header's list, its header data and its part of every
+   record */
+struct dovecotfmt_ext {
+	unsigned int index;		/* 0, 1, ...: the log's ext_id */
+	const unsigned char *name;	/* not NUL-terminated */
+	size_t name_size;
+	const unsigned char *data;	/* its header data */
+	size_t data_size;
+	size_t record_offset, record_size;	/* within a record's bounds */
+};
+
+/* dovecot.index's header (data, size): true if it is one in this
+   machine's byte order, with its sizes.  Every field read is bounded by
+   size. */
+struct dovecotfmt_index {
+	const unsigned char *data;
+	size_t size;
+	size_t base_header_size, header_size, record_size, messages;
+	uint32_t log_file_seq, log_head_offset;
+};
+bool dovecotfmt_index_open(struct dovecotfmt_index *index_r,
+			   const unsigned char *data, size_t size);
+/* The extensions, in order: fn(ext, context) for each, until it returns
+   false; an extension that does not fit the header ends the list. */
+void dovecotfmt_index_exts(const struct dovecotfmt_index *index,
+			   bool (*fn)(const struct dovecotfmt_ext *ext,
+				      void *context),
+			   void *context);
+/* extension ext is named name */
+bool dovecotfmt_ext_is(const struct dovecotfmt_ext *ext, const char *name);
+
 /* a log's bytes, read record by record */
 struct dovecotfmt_log {
 	const unsigned char *data;

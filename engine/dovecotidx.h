@@ -49,4 +49,16 @@ int dovecotidx_maildir_guid(int dir_fd, char guid_r[33]);
 int dovecotidx_uidlist_guid(const unsigned char *data, size_t size,
 			    char guid_r[33]);
 
+/* An sdbox folder's mailbox GUID (its index's "dbox-hdr" extension: in
+   dovecot.index, and in the logs after it, where a new folder has it
+   alone) into guid_r (32 lowercase hex digits), from dbox_fd's files (its
+   dbox-Mails): 1, 0 if none says one (or it is all zeros), -1 with errno
+   (a file could not be read). */
+int dovecotidx_sdbox_guid(int dbox_fd, char guid_r[33]);
+/* The same from the files' bytes (a bundle tree's copies; any NULL). */
+int dovecotidx_sdbox_guid_parse(const unsigned char *index, size_t index_size,
+				const unsigned char *log2, size_t log2_size,
+				const unsigned char *log, size_t log_size,
+				char guid_r[33]);
+
 #endif

@@ -101,6 +101,9 @@ static int read_guid(int dir_fd, char guid_r[33])
 	return 1;
 }
 
+/* how deep sdbox folders are looked for below "mailboxes" (a GUID taken) */
+#define SDBOX_FOLDER_DEPTH_MAX 16
+
 /* guid is the GUID of a folder of the maildir++ tree folder belongs to
    other than folder: its root (the INBOX) or a ".Name" directory in it.
    Errors count as taken (a new GUID is always safe). */
@@ -151,6 +154,111 @@ static bool guid_taken(int meta_fd, const char *folder, const char *guid)
 	return taken;
 }
 
+/* an sdbox folder's "mailboxes" directory (the prefix of folder, a
+   path below its user directory, up to and with its first "mailboxes"
+   segment after the user's: a folder may be named so too) into root:
+   false if none */
+static bool sdbox_mailboxes_root(const char *folder, char root[PATH_MAX])
+{
+	const char *p = NULL, *next = strchr(folder, '/');
+
+	while (next != NULL && p == NULL &&
+	       (next = strstr(next, "/mailboxes")) != NULL) {
+		next++;
+		if (next[9] == '/' || next[9] == '\0')
+			p = next;
+	}
+	if (p == NULL || (size_t)(p - folder) + 9 >= PATH_MAX)
+		return false;
+	snprintf(root, PATH_MAX, "%.*s", (int)(p - folder) + 9, folder);
+	return true;
+}
+
+/* guid is the GUID of a directory below dir_fd (depth levels at most)
+   other than the one at path skip (relative to the walk's start) */
+static bool sdbox_guid_below(int dir_fd, const char *rel, const char *skip,
+			     const char *guid, unsigned int depth)
+{
+	struct dirent *de;
+	bool taken = false;
+	DIR *dir;
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return true;	/* errors count as taken */
+	}
+	while (!taken && (de = readdir(dir)) != NULL) {
+		char path[PATH_MAX], other[33];
+		int sub;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, MAILPATH_DBOX_MAILS) == 0 ||
+		    (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+			continue;
+		snprintf(path, sizeof(path), "%s%s%s", rel,
+			 rel[0] == '\0' ? "" : "/", de->d_name);
+		sub = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY |
+			     O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			continue;
+		if (strcmp(path, skip) != 0 && read_guid(sub, other) > 0 &&
+		    strcmp(other, guid) == 0)
+			taken = true;
+		else if (depth > 1)
+			taken = sdbox_guid_below(sub, path, skip, guid,
+						 depth - 1);
+		close(sub);
+	}
+	closedir(dir);
+	return taken;
+}
+
+/* guid is the GUID of another sdbox folder of folder's user (below its
+   "mailboxes" directory); errors count as taken */
+static bool sdbox_guid_taken(int meta_fd, const char *folder,
+			     const char *guid)
+{
+	char root[PATH_MAX];
+	bool taken;
+	int fd;
+
+	if (!sdbox_mailboxes_root(folder, root))
+		return true;
+	fd = openat(meta_fd, root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	taken = sdbox_guid_below(fd, "", folder + strlen(root) +
+				 (folder[strlen(root)] == '/' ? 1 : 0), guid,
+				 SDBOX_FOLDER_DEPTH_MAX);
+	close(fd);
+	return taken;
+}
+
+/* the Dovecot mailbox GUID of the folder at dir_fd (folder, relative to
+   meta_fd) that no other folder of its user has: 1 with guid_r, 0 if
+   there is none such */
+static int dovecot_folder_guid(int meta_fd, const char *folder, int dir_fd,
+			       char guid_r[33])
+{
+	int dbox_fd = openat(dir_fd, MAILPATH_DBOX_MAILS, O_RDONLY |
+			     O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ret;
+
+	if (dbox_fd >= 0) {
+		/* sdbox: its index's dbox-hdr */
+		ret = dovecotidx_sdbox_guid(dbox_fd, guid_r) > 0 &&
+			!sdbox_guid_taken(meta_fd, folder, guid_r);
+		close(dbox_fd);
+		return ret;
+	}
+	return dovecotidx_maildir_guid(dir_fd, guid_r) > 0 &&
+		!guid_taken(meta_fd, folder, guid_r);
+}
+
 int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 			  char guid_r[33])
 {
@@ -165,12 +273,12 @@ int mailstore_folder_guid(struct mailstore *ms, const char *folder,
 		pthread_mutex_lock(&ms->guid_lock);
 		ret = read_guid(dir_fd, guid_r);
 		if (ret == 0) {
-			/* a maildir folder's Dovecot mailbox GUID, which the
+			/* the folder's Dovecot mailbox GUID, which the
 			   other writer of a split brain has too (dovecotidx.h),
 			   unless another folder of the user has it (a copy of
 			   the folder's files); else a new one */
-			if (dovecotidx_maildir_guid(dir_fd, guid_r) <= 0 ||
-			    guid_taken(ms->meta_fd, folder, guid_r))
+			if (dovecot_folder_guid(ms->meta_fd, folder, dir_fd,
+						guid_r) <= 0)
 				ret = ids_generate(guid_r);
 			if (ret == 0)
 				ret = fsetxattr(dir_fd, BUNDLE_XATTR_GUID, guid_r,

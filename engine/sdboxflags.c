@@ -1,15 +1,9 @@
 /* sdboxflags.c: see sdboxflags.h.  What is read of dovecot.index
- * (dovecotfmt.h has the header's fields):
- *   extension headers from the base header's end (8-byte aligned) to
- *   header_size, each {hdr_size 32, reset_id 32, record_offset 16,
- *   record_size 16, record_align 16, name_size 16}, the name, then (at the
- *   next 8-byte boundary from the extension's start) hdr_size bytes of
- *   data, the next one at the 8-byte boundary after them; the "keywords"
- *   one's data: {count 32} then count {unused 32, name_offset 32} and the
- *   NUL-terminated names, and in every record a bitmap at its
- *   record_offset (bit i: keyword i);
- *   records from header_size, messages_count of record_size bytes: uid
- *   (32 bits), flags (8 bits).
+ * (dovecotfmt.h has the header and the extension list): the "keywords"
+ * extension's header data, {count 32} then count {unused 32, name_offset
+ * 32} and the NUL-terminated names, and in every record its bitmap (bit
+ * i: keyword i); the records from header_size, messages_count of
+ * record_size bytes: uid (32 bits), flags (8 bits).
  * Of the logs, after the index's (log_file_seq, log_file_head_offset):
  *   APPEND: records of 8 bytes {uid, flags};
  *   FLAG_UPDATE: {uid1, uid2, add, remove, modseq, padding} entries;
@@ -31,8 +25,6 @@
 #define SDBOXFLAGS_MAILS_MAX (2U * 1024 * 1024)
 #define SDBOXFLAGS_INDEX_MAX_BYTES (256U * 1024 * 1024)
 #define KEYWORD_NAME_MAX 127
-#define EXT_HEADER_SIZE 16
-#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 #define ALIGN4(n) (((n) + 3) & ~(size_t)3)
 
 /* an IMAP atom (RFC 3501 flag-keyword): what Dovecot accepts as a
@@ -182,67 +174,61 @@ static void index_keyword_names(struct sdboxflags *f, const unsigned char *d,
 	}
 }
 
+struct kw_ext {
+	struct sdboxflags *f;
+	int map[SDBOXFLAGS_KEYWORDS_MAX];
+	unsigned int count;
+	size_t rec_off, rec_size;
+};
+
+static bool kw_ext_cb(const struct dovecotfmt_ext *ext, void *context)
+{
+	struct kw_ext *kw = context;
+
+	if (!dovecotfmt_ext_is(ext, "keywords"))
+		return true;
+	index_keyword_names(kw->f, ext->data, ext->data_size, kw->map,
+			    &kw->count);
+	kw->rec_off = ext->record_offset;
+	kw->rec_size = ext->record_size;
+	return false;
+}
+
 /* dovecot.index: 1 with its log position, 0 if it is not one */
 static int parse_index(struct sdboxflags *f, const unsigned char *d,
 		       size_t size, uint32_t *seq_r, uint32_t *head_r)
 {
-	int kw_map[SDBOXFLAGS_KEYWORDS_MAX];
-	unsigned int kw_count = 0;
-	size_t base, hsize, rsize, count, kw_off = 0, kw_size = 0;
+	struct kw_ext kw = { .f = f };
+	struct dovecotfmt_index index;
+	size_t count;
 
-	if (d == NULL || size < DOVECOTFMT_INDEX_HEADER_MIN ||
-	    d[0] != DOVECOTFMT_INDEX_MAJOR_VERSION ||
-	    !dovecotfmt_host_order(d[DOVECOTFMT_INDEX_COMPAT_FLAGS]))
+	if (!dovecotfmt_index_open(&index, d, size))
 		return 0;
-	base = dovecotfmt_u16(d + DOVECOTFMT_INDEX_BASE_HEADER_SIZE);
-	hsize = dovecotfmt_u32(d + DOVECOTFMT_INDEX_HEADER_SIZE);
-	rsize = dovecotfmt_u32(d + DOVECOTFMT_INDEX_RECORD_SIZE);
-	count = dovecotfmt_u32(d + DOVECOTFMT_INDEX_MESSAGES_COUNT);
-	if (base < DOVECOTFMT_INDEX_HEADER_MIN || hsize < base ||
-	    hsize > size || rsize < 5 || rsize > 65536)
-		return 0;
-	for (size_t off = ALIGN8(base); off < hsize &&
-	     hsize - off >= EXT_HEADER_SIZE; ) {
-		size_t hdr_size = dovecotfmt_u32(d + off);
-		size_t rec_off = dovecotfmt_u16(d + off + 8);
-		size_t rec_size = dovecotfmt_u16(d + off + 10);
-		size_t name_size = dovecotfmt_u16(d + off + 14);
-		size_t data = off + ALIGN8(EXT_HEADER_SIZE + name_size);
-
-		if (data > hsize || hdr_size > hsize - data)
-			break;
-		if (name_size == 8 && memcmp(d + off + 16, "keywords", 8) == 0) {
-			index_keyword_names(f, d + data, hdr_size, kw_map,
-					    &kw_count);
-			if (rec_off <= rsize && rec_size <= rsize - rec_off) {
-				kw_off = rec_off;
-				kw_size = rec_size;
-			}
-		}
-		off = data + ALIGN8(hdr_size);
-	}
-	if (count > (size - hsize) / rsize)
-		count = (size - hsize) / rsize;	/* cut short */
+	dovecotfmt_index_exts(&index, kw_ext_cb, &kw);
+	count = index.messages;
+	if (count > (size - index.header_size) / index.record_size)
+		count = (size - index.header_size) / index.record_size;
 	for (size_t i = 0; i < count; i++) {
-		const unsigned char *rec = d + hsize + i * rsize;
+		const unsigned char *rec =
+			d + index.header_size + i * index.record_size;
 		struct sdboxflags_mail *mail = mail_get(f, dovecotfmt_u32(rec));
 
 		if (mail == NULL)
 			continue;
 		mail->flags = rec[4] & DOVECOTFMT_MAIL_FLAGS;
-		for (size_t b = 0; b < kw_size; b++) {
+		for (size_t b = 0; b < kw.rec_size; b++) {
 			for (unsigned int bit = 0; bit < 8; bit++) {
 				size_t k = b * 8 + bit;
 
-				if ((rec[kw_off + b] & (1U << bit)) != 0 &&
-				    k < kw_count && kw_map[k] >= 0)
-					keyword_set(mail, (unsigned int)kw_map[k],
+				if ((rec[kw.rec_off + b] & (1U << bit)) != 0 &&
+				    k < kw.count && kw.map[k] >= 0)
+					keyword_set(mail, (unsigned int)kw.map[k],
 						    true);
 			}
 		}
 	}
-	*seq_r = dovecotfmt_u32(d + DOVECOTFMT_INDEX_LOG_FILE_SEQ);
-	*head_r = dovecotfmt_u32(d + DOVECOTFMT_INDEX_LOG_HEAD_OFFSET);
+	*seq_r = index.log_file_seq;
+	*head_r = index.log_head_offset;
 	return 1;
 }
 

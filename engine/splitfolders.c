@@ -110,18 +110,46 @@ find_guid(const struct bundle_tree *tree, const char *guid)
 	return NULL;
 }
 
-/* the Dovecot mailbox GUID of tree's folder (its dovecot-uidlist's G
-   field: maildir) into guid_r: true if there is one */
+/* tree's copy of folder/name: its bytes, or NULL */
+static const unsigned char *tree_file(const struct bundle_tree *tree,
+				      const char *folder, const char *name,
+				      size_t *size_r)
+{
+	char path[BUNDLE_PATH_MAX + 64];
+	const struct bundle_entry *e;
+
+	*size_r = 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", folder, name) >=
+	    sizeof(path))
+		return NULL;
+	e = bundle_tree_find(tree, path);
+	if (e == NULL || e->type != BUNDLE_ENTRY_FILE || e->data == NULL)
+		return NULL;
+	*size_r = (size_t)e->size;
+	return e->data;
+}
+
+/* the Dovecot mailbox GUID of tree's folder (maildir: its
+   dovecot-uidlist's G field; sdbox: its index's dbox-hdr) into guid_r:
+   true if there is one */
 static bool dovecot_guid(const struct bundle_tree *tree, const char *folder,
 			 char guid_r[BUNDLE_GUID_HEX_LEN + 1])
 {
-	char path[BUNDLE_PATH_MAX + 32];
-	const struct bundle_entry *e;
+	const unsigned char *uidlist, *index, *log2, *log;
+	size_t n0, n1, n2, n3;
 
-	snprintf(path, sizeof(path), "%s/dovecot-uidlist", folder);
-	e = bundle_tree_find(tree, path);
-	return e != NULL && e->type == BUNDLE_ENTRY_FILE && e->data != NULL &&
-		dovecotidx_uidlist_guid(e->data, (size_t)e->size, guid_r) > 0;
+	uidlist = tree_file(tree, folder, "dovecot-uidlist", &n0);
+	if (uidlist != NULL)
+		return dovecotidx_uidlist_guid(uidlist, n0, guid_r) > 0;
+	index = tree_file(tree, folder, MAILPATH_DBOX_MAILS "/dovecot.index",
+			  &n1);
+	log2 = tree_file(tree, folder,
+			 MAILPATH_DBOX_MAILS "/dovecot.index.log.2", &n2);
+	log = tree_file(tree, folder, MAILPATH_DBOX_MAILS "/dovecot.index.log",
+			&n3);
+	return (index != NULL || log != NULL) &&
+		dovecotidx_sdbox_guid_parse(index, n1, log2, n2, log, n3,
+					    guid_r) > 0;
 }
 
 /* path is a folder without a GUID in the common base (it had held no
@@ -143,9 +171,9 @@ static bool empty_at_split_gone_there(const struct splitmerge_trees *trees,
 /* A folder empty at the split, renamed here, that got its first mail
    under its old name there (the other writer's e, with a GUID): the
    local folder without a GUID, new here, whose Dovecot mailbox GUID is
-   e's (maildir: both sides' dovecot-uidlist has the GUID Dovecot gave the
-   folder at its creation, and a folder's first mail takes it as the
-   folder GUID: mailstore.c), or NULL */
+   e's (both sides' dovecot-uidlist, or sdbox index, has the GUID Dovecot
+   gave the folder at its creation, and a folder's first mail takes it as
+   the folder GUID: mailstore.c), or NULL */
 static const struct bundle_entry *
 renamed_here_before_first_mail(const struct bundle_tree *local,
 			       const struct splitmerge_trees *trees,

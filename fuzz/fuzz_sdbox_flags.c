@@ -5,14 +5,17 @@
  * index's and the .log.2's lengths (16 bits each, little endian), the
  * index, the .log.2, then the log.  No read out of bounds; the mails come
  * sorted by UID with only mail flags; merging the state with itself adds
- * nothing. */
+ * nothing.  The folder's mailbox GUID from the same files
+ * (dovecotidx_sdbox_guid_parse()): 32 hex digits when there is one. */
 #include "dovecotfmt.h"
+#include "dovecotidx.h"
 #include "sdboxflags.h"
 #include "sdboxmerge.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,6 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sdboxmerge_result r;
 	struct sdboxflags f;
 	size_t ilen, l2len;
+	char guid[33];
+	int ret;
 
 	if (size < 4)
 		return 0;
@@ -58,5 +63,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	free(pairs);
 	sdboxflags_free(&f);
+
+	ret = dovecotidx_sdbox_guid_parse(ilen > 0 ? data : NULL, ilen,
+					  l2len > 0 ? data + ilen : NULL, l2len,
+					  data + ilen + l2len,
+					  size - ilen - l2len, guid);
+	if (ret < 0 || (ret > 0 && (strlen(guid) != 32 ||
+				    strspn(guid, "0123456789abcdef") != 32))) {
+		fprintf(stderr, "sdbox GUID: %d %s\n", ret, guid);
+		abort();
+	}
 	return 0;
 }
