@@ -155,23 +155,28 @@ bool dovecotfmt_ext_is(const struct dovecotfmt_ext *ext, const char *name)
 		memcmp(ext->name, name, ext->name_size) == 0;
 }
 
-/* mail_index_offset_to_uint32(): 0 if not in that encoding */
-static uint32_t size_decode(uint32_t v)
+/* mail_index_offset_to_uint32(): a record's size, 7 bits of it (in units
+   of 4 bytes) in each of its 4 bytes, the top bit of each set, the most
+   significant byte first (the same bytes on any host): 0 if not in that
+   encoding */
+static uint32_t size_decode(const unsigned char *p)
 {
-	if ((v & 0x80808080U) != 0x80808080U)
+	if ((p[0] & p[1] & p[2] & p[3] & 0x80) == 0)
 		return 0;
-	return (((v & 0x0000007fU) << 21) | ((v & 0x00007f00U) << 6) |
-		((v & 0x007f0000U) >> 9) | ((v & 0x7f000000U) >> 24)) << 2;
+	return ((uint32_t)(p[0] & 0x7f) << 23) |
+		((uint32_t)(p[1] & 0x7f) << 16) |
+		((uint32_t)(p[2] & 0x7f) << 9) | ((uint32_t)(p[3] & 0x7f) << 2);
 }
 
 /* mail_index_uint32_to_offset() */
-static uint32_t size_encode(uint32_t size)
+static void size_encode(unsigned char p[4], uint32_t size)
 {
 	uint32_t v = size >> 2;
 
-	return 0x80808080U | ((v & 0x0000007fU) << 24) |
-		((v & 0x00003f80U) << 9) | ((v & 0x001fc000U) >> 6) |
-		((v & 0x0fe00000U) >> 21);
+	p[0] = (unsigned char)(0x80 | ((v >> 21) & 0x7f));
+	p[1] = (unsigned char)(0x80 | ((v >> 14) & 0x7f));
+	p[2] = (unsigned char)(0x80 | ((v >> 7) & 0x7f));
+	p[3] = (unsigned char)(0x80 | (v & 0x7f));
 }
 
 int dovecotfmt_log_open(struct dovecotfmt_log *log_r,
@@ -218,13 +223,14 @@ int dovecotfmt_log_next(struct dovecotfmt_log *log, struct dovecotfmt_rec *rec_r
 		return 0;
 	rec = log->data + log->pos;
 	left = log->size - log->pos;
-	size = size_decode(dovecotfmt_u32(rec));
+	size = size_decode(rec);
 	if (size < DOVECOTFMT_RECORD_HEADER_SIZE || size > left)
 		return 0;	/* damaged, or being written */
 	rec_r->type = dovecotfmt_u32(rec + 4);
 	rec_r->body = rec + DOVECOTFMT_RECORD_HEADER_SIZE;
 	rec_r->size = size - DOVECOTFMT_RECORD_HEADER_SIZE;
-	if ((rec_r->type & DOVECOTFMT_TYPE_MASK) == DOVECOTFMT_BOUNDARY &&
+	if (!log->past_boundaries &&
+	    (rec_r->type & DOVECOTFMT_TYPE_MASK) == DOVECOTFMT_BOUNDARY &&
 	    (rec_r->size < 4 || dovecotfmt_u32(rec_r->body) > left))
 		return 0;	/* a transaction not all written yet */
 	log->pos += size;
@@ -234,9 +240,6 @@ int dovecotfmt_log_next(struct dovecotfmt_log *log, struct dovecotfmt_rec *rec_r
 void dovecotfmt_rec_header(unsigned char hdr[DOVECOTFMT_RECORD_HEADER_SIZE],
 			   uint32_t type, size_t body_size)
 {
-	uint32_t size = size_encode((uint32_t)(body_size +
-					       DOVECOTFMT_RECORD_HEADER_SIZE));
-
-	memcpy(hdr, &size, 4);
+	size_encode(hdr, (uint32_t)(body_size + DOVECOTFMT_RECORD_HEADER_SIZE));
 	memcpy(hdr + 4, &type, 4);
 }

@@ -119,6 +119,9 @@ struct dovecotfmt_log {
 	const unsigned char *data;
 	size_t size, pos;
 	uint32_t file_seq;	/* the header's */
+	/* read on past a transaction not all written yet (a caller
+	   that wants every UID it may name) */
+	bool past_boundaries;
 };
 
 struct dovecotfmt_rec {
@@ -133,8 +136,8 @@ int dovecotfmt_log_open(struct dovecotfmt_log *log_r,
 			const unsigned char *data, size_t size);
 /* The next whole record: 1, or 0 at the end (also at a record whose size
    is not in Dovecot's encoding or goes past the end: damaged, or being
-   written; and at a transaction a BOUNDARY record says is not all
-   written yet). */
+   written; and, unless log->past_boundaries, at a transaction a BOUNDARY
+   record says is not all written yet). */
 int dovecotfmt_log_next(struct dovecotfmt_log *log, struct dovecotfmt_rec *rec_r);
 /* Skip to offset (a position the index header names), if it is inside
    the records: false if not. */

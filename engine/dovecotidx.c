@@ -67,6 +67,8 @@ void dovecotidx_log_next_uid(const unsigned char *data, size_t size,
 
 	if (dovecotfmt_log_open(&log, data, size) < 0)
 		return;
+	/* a UID of a transaction being written is given too */
+	log.past_boundaries = true;
 	while (dovecotfmt_log_next(&log, &rec) > 0) {
 		uint32_t type = rec.type & DOVECOTFMT_TYPE_MASK;
 
@@ -207,14 +209,14 @@ struct sdbox_hdr {
 	unsigned char hdr[DBOX_HDR_SIZE];
 };
 
-/* the extension of name's place in the list, added if new; -1 if the
-   list is full or the name too long */
+/* the extension of name's place in the list, added if new (a name too
+   long to be dbox-hdr holds its place as ""); -1 if the list is full */
 static int ext_place(struct sdbox_hdr *h, const unsigned char *name,
 		     size_t len)
 {
 	if (len > EXT_NAME_MAX)
-		return -1;
-	for (unsigned int i = 0; i < h->count; i++) {
+		len = 0;
+	for (unsigned int i = 0; len > 0 && i < h->count; i++) {
 		if (strlen(h->names[i]) == len &&
 		    memcmp(h->names[i], name, len) == 0)
 			return (int)i;

@@ -291,7 +291,7 @@ int putback_create(int folder_fd, const struct putback_mail *mail,
 	return ret;
 }
 
-/* A dovecot.index.log record that sets MAIL_DOVECOTFMT_INDEX_FLAG_FSCKD (0x4) in
+/* A dovecot.index.log record that sets MAIL_INDEX_HDR_FLAG_FSCKD (0x4) in
    the index header's flags (offset 20): a header update, 16 bytes, as
    Dovecot 2.3 writes it (size as mail_index_uint32_to_offset(16), type
    MAIL_TRANSACTION_EXTERNAL | MAIL_TRANSACTION_HEADER_UPDATE, then

@@ -24,6 +24,9 @@
 /* bounds for what a hostile file can make this hold */
 #define SDBOXFLAGS_MAILS_MAX (2U * 1024 * 1024)
 #define SDBOXFLAGS_INDEX_MAX_BYTES (256U * 1024 * 1024)
+/* mails the logs' ranges may touch in all: a real log touches each mail
+   a few times; a hostile one ({1, 2^32 - 1} again and again) stops here */
+#define SDBOXFLAGS_WORK_MAX (64U * 1024 * 1024)
 #define KEYWORD_NAME_MAX 127
 #define ALIGN4(n) (((n) + 3) & ~(size_t)3)
 
@@ -113,18 +116,13 @@ const struct sdboxflags_mail *sdboxflags_find(const struct sdboxflags *f,
 	return i < f->count && f->mails[i].uid == uid ? &f->mails[i] : NULL;
 }
 
-/* the mail with uid, made (without flags) if new; NULL if uid is 0 or
-   the bound is reached */
-static struct sdboxflags_mail *mail_get(struct sdboxflags *f, uint32_t uid)
+/* a new mail uid (without flags) after every mail f has: NULL if uid is
+   not above them (an index or log out of order is damaged: Dovecot gives
+   UIDs in ascending order) or the bound is reached */
+static struct sdboxflags_mail *mail_append(struct sdboxflags *f, uint32_t uid)
 {
-	size_t i = f->count > 0 && f->mails[f->count - 1].uid < uid ?
-		f->count : lower_bound(f, uid);
-
-	if (uid == 0)
-		return NULL;
-	if (i < f->count && f->mails[i].uid == uid)
-		return &f->mails[i];
-	if (f->count >= SDBOXFLAGS_MAILS_MAX)
+	if (uid == 0 || (f->count > 0 && f->mails[f->count - 1].uid >= uid) ||
+	    f->count >= SDBOXFLAGS_MAILS_MAX)
 		return NULL;
 	if (f->count == f->alloc) {
 		size_t alloc = f->alloc == 0 ? 64 : f->alloc * 2;
@@ -136,12 +134,9 @@ static struct sdboxflags_mail *mail_get(struct sdboxflags *f, uint32_t uid)
 		f->mails = m;
 		f->alloc = alloc;
 	}
-	memmove(&f->mails[i + 1], &f->mails[i],
-		(f->count - i) * sizeof(f->mails[0]));
-	f->count++;
-	memset(&f->mails[i], 0, sizeof(f->mails[i]));
-	f->mails[i].uid = uid;
-	return &f->mails[i];
+	memset(&f->mails[f->count], 0, sizeof(f->mails[0]));
+	f->mails[f->count].uid = uid;
+	return &f->mails[f->count++];
 }
 
 /* the index's "keywords" extension header: its names, mapped to f's
@@ -211,10 +206,13 @@ static int parse_index(struct sdboxflags *f, const unsigned char *d,
 	for (size_t i = 0; i < count; i++) {
 		const unsigned char *rec =
 			d + index.header_size + i * index.record_size;
-		struct sdboxflags_mail *mail = mail_get(f, dovecotfmt_u32(rec));
+		struct sdboxflags_mail *mail =
+			mail_append(f, dovecotfmt_u32(rec));
 
-		if (mail == NULL)
-			continue;
+		if (mail == NULL) {
+			f->incomplete = true;
+			break;	/* out of order: damaged */
+		}
 		mail->flags = rec[4] & DOVECOTFMT_MAIL_FLAGS;
 		for (size_t b = 0; b < kw.rec_size; b++) {
 			for (unsigned int bit = 0; bit < 8; bit++) {
@@ -237,11 +235,16 @@ static void each_in_range(struct sdboxflags *f, uint32_t uid1, uint32_t uid2,
 			  void (*fn)(struct sdboxflags_mail *, uint32_t),
 			  uint32_t arg)
 {
-	if (uid1 == 0 || uid1 > uid2)
+	if (uid1 == 0 || uid1 > uid2 || f->incomplete)
 		return;
 	for (size_t i = lower_bound(f, uid1);
-	     i < f->count && f->mails[i].uid <= uid2; i++)
+	     i < f->count && f->mails[i].uid <= uid2; i++) {
+		if (++f->work > SDBOXFLAGS_WORK_MAX) {
+			f->incomplete = true;
+			return;
+		}
 		fn(&f->mails[i], arg);
+	}
 }
 
 /* arg: add flags in the low byte, remove flags in the next */
@@ -274,8 +277,10 @@ static void log_record(struct sdboxflags *f, const struct dovecotfmt_rec *r)
 		for (i = 0; i + DOVECOTFMT_APPEND_RECORD_SIZE <= r->size;
 		     i += DOVECOTFMT_APPEND_RECORD_SIZE) {
 			struct sdboxflags_mail *mail =
-				mail_get(f, dovecotfmt_u32(b + i));
+				mail_append(f, dovecotfmt_u32(b + i));
 
+			/* a UID not above every one: a damaged log, or one
+			   the index has already (replayed twice) */
 			if (mail != NULL)
 				mail->flags = b[i + 4] & DOVECOTFMT_MAIL_FLAGS;
 		}

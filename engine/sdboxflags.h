@@ -7,7 +7,9 @@
  *
  * The files are untrusted (a bundle from the store, a half-written log):
  * every read is bounded, what does not parse is skipped (a log record
- * that does not fit ends that log).  Expunges are not followed: a mail
+ * that does not fit ends that log), and the work is bounded too (mails
+ * only ever appended in UID order, a budget for the logs' UID ranges:
+ * past it the state is "incomplete").  Expunges are not followed: a mail
  * is found by the u.N file of a stub, and a UID is never given twice.
  * At most SDBOXFLAGS_KEYWORDS_MAX keywords per folder are kept (a folder
  * with more: the others are not seen).
@@ -17,6 +19,7 @@
 #ifndef OBOXFS_SDBOXFLAGS_H
 #define OBOXFS_SDBOXFLAGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +39,11 @@ struct sdboxflags {
 	size_t count, alloc;
 	char *keywords[SDBOXFLAGS_KEYWORDS_MAX];	/* names */
 	unsigned int keyword_count;
+	/* the files said more than was followed (mails out of UID order,
+	   the bound of mails, or of the work the logs' ranges take): what
+	   this says may be wrong, a merge does not use it */
+	bool incomplete;
+	uint64_t work;
 };
 
 /* The state the files' bytes give (any may be NULL/0: missing). */

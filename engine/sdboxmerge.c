@@ -1,10 +1,12 @@
 /* sdboxmerge.c: see sdboxmerge.h. */
 #include "sdboxmerge.h"
 #include "bundle.h"
+#include "stubattr.h"
 #include "dovecotfmt.h"
 #include "mailpath.h"
 #include "sdboxflags.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -236,15 +238,85 @@ static struct keyed_uid *tree_uids(const struct bundle_tree *tree,
 	return out;
 }
 
+/* the u.N stubs of dbox_fd: (key, uid), sorted by key (keys point into
+   *keys_r, malloc()ed); -1 with errno */
+static int dir_uids(int dbox_fd, struct keyed_uid **out_r, size_t *count_r,
+		    char **keys_r)
+{
+	struct keyed_uid *out = NULL;
+	char *keys = NULL;
+	size_t n = 0, alloc = 0;
+	struct dirent *de;
+	DIR *dir;
+	int fd = openat(dbox_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		char key[BUNDLE_KEY_MAX + 1];
+		const char *error;
+		uint64_t size;
+		uint32_t uid;
+		int sfd, ret;
+
+		if (!mailpath_sdbox_uid(de->d_name, &uid))
+			continue;
+		sfd = openat(dirfd(dir), de->d_name, O_PATH | O_NOFOLLOW |
+			     O_CLOEXEC);
+		if (sfd < 0)
+			continue;	/* gone meanwhile */
+		ret = bundle_stub_attr_read(sfd, key, &size, &error);
+		close(sfd);
+		if (ret <= 0)
+			continue;	/* not a stub, or damaged: not paired */
+		if (n == alloc) {
+			alloc = alloc == 0 ? 64 : alloc * 2;
+			out = realloc(out, alloc * sizeof(*out));
+			keys = realloc(keys, alloc * (BUNDLE_KEY_MAX + 1));
+			if (out == NULL || keys == NULL)
+				abort();
+		}
+		memcpy(keys + n * (BUNDLE_KEY_MAX + 1), key, sizeof(key));
+		out[n].uid = uid;
+		n++;
+	}
+	closedir(dir);
+	for (size_t i = 0; i < n; i++)
+		out[i].key = keys + i * (BUNDLE_KEY_MAX + 1);
+	if (n > 0)
+		qsort(out, n, sizeof(*out), keyed_cmp);
+	*out_r = out;
+	*count_r = n;
+	*keys_r = keys;
+	return 0;
+}
+
+/* the entry of keyed (sorted) with key, if exactly one has it */
+static const struct keyed_uid *find_one(const struct keyed_uid *keyed,
+					size_t count, const char *key)
+{
+	struct keyed_uid want = { .key = key };
+	const struct keyed_uid *k = count == 0 ? NULL :
+		bsearch(&want, keyed, count, sizeof(*keyed), keyed_cmp);
+
+	if (k == NULL ||
+	    (k > keyed && strcmp(k[-1].key, key) == 0) ||
+	    (k + 1 < keyed + count && strcmp(k[1].key, key) == 0))
+		return NULL;	/* none, or copies: which one is unknown */
+	return k;
+}
+
 int sdboxmerge_flags(int folder_fd, const struct bundle_tree *other,
 		     struct sdboxmerge_result *r)
 {
 	struct sdboxflags local_flags, other_flags;
-	struct bundle_tree *local_tree = NULL;
-	struct keyed_uid *mine, *theirs;
+	struct keyed_uid *mine = NULL, *theirs;
 	struct sdboxmerge_pair *pairs;
-	size_t n_mine, n_theirs, n = 0;
-	const char *error;
+	size_t n_mine = 0, n_theirs, n = 0;
+	char *keys = NULL;
 	int dbox_fd, saved;
 
 	memset(r, 0, sizeof(*r));
@@ -252,26 +324,32 @@ int sdboxmerge_flags(int folder_fd, const struct bundle_tree *other,
 			 O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dbox_fd < 0)
 		return errno == ENOENT ? 0 : -1;
-	if (bundle_tree_scan(dbox_fd, &local_tree, &error) < 0 ||
+	if (dir_uids(dbox_fd, &mine, &n_mine, &keys) < 0 ||
 	    sdboxflags_read(dbox_fd, &local_flags) < 0) {
 		saved = errno;
-		bundle_tree_free(&local_tree);
+		free(mine);
+		free(keys);
 		close(dbox_fd);
-		errno = saved == 0 ? EIO : saved;
+		errno = saved;
 		return -1;
 	}
 	close(dbox_fd);
 	sdboxflags_from_tree(other, MAILPATH_DBOX_MAILS, &other_flags);
-	mine = tree_uids(local_tree, "", &n_mine);
+	if (local_flags.incomplete || other_flags.incomplete) {
+		/* damaged or hostile index files: nothing merged from them
+		   (not tried again: they stay so) */
+		r->incomplete = true;
+		n_mine = 0;
+	}
 	theirs = tree_uids(other, MAILPATH_DBOX_MAILS, &n_theirs);
 	pairs = calloc(n_mine + 1, sizeof(*pairs));
 	if (pairs == NULL)
 		abort();
 	for (size_t i = 0; i < n_mine; i++) {
-		struct keyed_uid *t = bsearch(&mine[i], theirs, n_theirs,
-					      sizeof(*theirs), keyed_cmp);
+		const struct keyed_uid *t = find_one(theirs, n_theirs,
+						     mine[i].key);
 
-		if (t != NULL) {
+		if (t != NULL && find_one(mine, n_mine, mine[i].key) != NULL) {
 			pairs[n].local_uid = mine[i].uid;
 			pairs[n].other_uid = t->uid;
 			n++;
@@ -280,10 +358,10 @@ int sdboxmerge_flags(int folder_fd, const struct bundle_tree *other,
 	sdboxmerge_records(&local_flags, &other_flags, pairs, n, r);
 	free(pairs);
 	free(mine);
+	free(keys);
 	free(theirs);
 	sdboxflags_free(&local_flags);
 	sdboxflags_free(&other_flags);
-	bundle_tree_free(&local_tree);
 	return 0;
 }
 

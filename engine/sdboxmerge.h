@@ -21,6 +21,7 @@
 #ifndef OBOXFS_SDBOXMERGE_H
 #define OBOXFS_SDBOXMERGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,8 @@ struct sdboxmerge_result {
 	unsigned char *records;	/* malloc()ed; NULL: nothing to add */
 	size_t size;
 	unsigned int mails;	/* mails given flags or keywords */
+	/* an index was damaged or hostile (sdboxflags.h): nothing merged */
+	bool incomplete;
 };
 
 /* a mail both writers have: its UID here and in the other writer's
@@ -40,8 +43,10 @@ struct sdboxmerge_pair {
 };
 
 /* folder_fd: the sdbox folder (its dbox-Mails below it); other: the
-   other writer's tree of the folder.  Returns 0 with r, or -1 with errno
-   (this machine's index files could not be read). */
+   other writer's tree of the folder.  A mail is matched by its key (one
+   u.N stub of it on each side: copies are left alone).  Returns 0 with r,
+   or -1 with errno (this machine's stubs or index files could not be
+   read: to be tried again). */
 int sdboxmerge_flags(int folder_fd, const struct bundle_tree *other,
 		     struct sdboxmerge_result *r);
 

@@ -246,10 +246,10 @@ static bool expunged_there(const struct splitmerge_trees *trees,
    Dovecot's lock, as sdbox_rebuild() appends its mark; without a front
    end (no Dovecot on a mount) to the file here, under the snapshot lock.
    Not at all without a log (nothing for Dovecot to read them from: the
-   next check tries again). */
-static void sdbox_flags_append(struct upload_ctx *ctx, struct ouser *user,
-			       const char *path,
-			       const struct sdboxmerge_result *flags)
+   next check tries again).  Returns 0, or -1 (logged). */
+static int sdbox_flags_append(struct upload_ctx *ctx, struct ouser *user,
+			      const char *path,
+			      const struct sdboxmerge_result *flags)
 {
 	char log_path[PATH_MAX];
 	int user_fd, fd = -1, ret = -1;
@@ -265,7 +265,7 @@ static void sdbox_flags_append(struct upload_ctx *ctx, struct ouser *user,
 					 "appending the other writer's flags "
 					 "to %s failed: %s: merged at the next "
 					 "check\n", log_path, strerror(errno));
-			return;
+			return ret;
 		}
 	}
 	users_snapshot_lock(user);
@@ -288,8 +288,12 @@ static void sdbox_flags_append(struct upload_ctx *ctx, struct ouser *user,
 		close(user_fd);
 	}
 	if (fd >= 0) {
-		ret = write(fd, flags->records, flags->size) ==
-			(ssize_t)flags->size ? 0 : -1;
+		ssize_t n = write(fd, flags->records, flags->size);
+
+		if (n == (ssize_t)flags->size)
+			ret = 0;
+		else if (n >= 0)
+			errno = EIO;	/* short: no space */
 		close(fd);
 	}
 	users_snapshot_unlock(user);
@@ -299,6 +303,7 @@ static void sdbox_flags_append(struct upload_ctx *ctx, struct ouser *user,
 			 "check\n", log_path, strerror(errno));
 	else if (ctx->dir_changed != NULL)
 		ctx->dir_changed(user, log_path, ctx->dir_changed_context);
+	return ret;
 }
 
 /* sdbox mails were put back into the dbox-Mails of the folder at path:
@@ -557,11 +562,18 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 		flagged = splitmerge_flags(folder_fd, &local, &local_paths,
 					   trees->other, changed, &names);
 		if (trees->other != NULL &&
-		    sdboxmerge_flags(folder_fd, trees->other, &sdbox_flags) < 0)
+		    sdboxmerge_flags(folder_fd, trees->other, &sdbox_flags) < 0) {
 			obox_log(OBOX_LOG_WARNING, "split brain: reading the "
 				 "sdbox index of %s failed: %s: its flags are "
 				 "merged at the next check\n",
 				 path[0] == '\0' ? "." : path, strerror(errno));
+			failed = true;
+		} else if (sdbox_flags.incomplete) {
+			obox_log(OBOX_LOG_WARNING, "split brain: the sdbox "
+				 "index files of %s (here or the other "
+				 "writer's) are damaged: its flags are not "
+				 "merged\n", path[0] == '\0' ? "." : path);
+		}
 		flagged += sdbox_flags.mails;
 		(void)splitmerge_lines(folder_fd, trees->other, changed);
 	}
@@ -587,8 +599,9 @@ static bool merge_mails(struct upload_ctx *ctx, struct ouser *user,
 	for (size_t i = 0; i < changed_dirs.count; i++)
 		tell_changed(ctx, user, path, changed_dirs.keys[i]);
 	keylist_clear(&changed_dirs);
-	if (sdbox_flags.records != NULL)
-		sdbox_flags_append(ctx, user, path, &sdbox_flags);
+	if (sdbox_flags.records != NULL &&
+	    sdbox_flags_append(ctx, user, path, &sdbox_flags) < 0)
+		failed = true;	/* the other writer's bundles wait */
 	sdboxmerge_result_free(&sdbox_flags);
 	if (sdbox_put_back)
 		sdbox_rebuild(ctx, user, path);

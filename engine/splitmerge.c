@@ -303,15 +303,21 @@ static const struct sdboxflags *sdbox_flags(const struct bundle_tree *tree,
 }
 
 /* an sdbox mail's flags or keywords differ between its index entries a
-   (of fa) and b (of fb); a mail one index lacks: false (unknown) */
+   (of fa: the other writer's) and b (of fb: the common base's); a mail
+   the other index lacks: false; one only the common base's lacks (not
+   indexed there yet): whether the other writer's has any flag (the side
+   that keeps the mail) */
 static bool sdbox_differs(const struct sdboxflags *fa, uint32_t a,
 			  const struct sdboxflags *fb, uint32_t b)
 {
 	const struct sdboxflags_mail *ma = sdboxflags_find(fa, a);
 	const struct sdboxflags_mail *mb = sdboxflags_find(fb, b);
+	static const struct sdboxflags_mail none;
 
-	if (ma == NULL || mb == NULL)
+	if (ma == NULL)
 		return false;
+	if (mb == NULL)
+		mb = &none;
 	if (ma->flags != mb->flags)
 		return true;
 	for (unsigned int k = 0; k < fa->keyword_count; k++) {
@@ -344,10 +350,15 @@ bool splitmerge_changed_there(struct splitmerge_trees *trees,
 	uid_base = sdbox_stub_uid(trees->common, key);
 	if (uid_there == 0 || uid_base == 0)
 		return false;
-	return sdbox_differs(sdbox_flags(trees->other, &trees->sdbox_other),
-			     uid_there,
-			     sdbox_flags(trees->common, &trees->sdbox_common),
-			     uid_base);
+	const struct sdboxflags *there_flags =
+		sdbox_flags(trees->other, &trees->sdbox_other);
+	const struct sdboxflags *base_flags =
+		sdbox_flags(trees->common, &trees->sdbox_common);
+
+	/* damaged index files say nothing sure: the mail stays */
+	if (there_flags->incomplete || base_flags->incomplete)
+		return true;
+	return sdbox_differs(there_flags, uid_there, base_flags, uid_base);
 }
 
 unsigned int splitmerge_expunges(int folder_fd, struct objgc *gc,

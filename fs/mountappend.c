@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,20 +45,36 @@ static void child_append(const char *full, const void *data, size_t len)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	struct timespec ms = { .tv_nsec = 1000000L };
+	unsigned int waited = 0;
+	struct stat locked, named;
 	ssize_t ret;
 	int fd;
 
 	/* nothing of the daemon's: above all not the FUSE device */
 	(void)syscall(SYS_close_range, 0U, ~0U, 0U);
-	fd = open(full, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		_exit(child_status(errno));
-	for (unsigned int waited = 0; fcntl(fd, F_SETLK, &fl) < 0; waited++) {
-		if (errno != EAGAIN && errno != EACCES)
+	for (;;) {
+		fd = open(full, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
 			_exit(child_status(errno));
-		if (waited >= MOUNT_APPEND_LOCK_MS)
+		for (; fcntl(fd, F_SETLK, &fl) < 0; waited++) {
+			if (errno != EAGAIN && errno != EACCES)
+				_exit(child_status(errno));
+			if (waited >= MOUNT_APPEND_LOCK_MS)
+				_exit(ENOLCK);
+			(void)nanosleep(&ms, NULL);
+		}
+		/* Dovecot rotates its log under this lock (the file
+		   renamed to .log.2, a new one in its place): the file
+		   locked must still be the one of that name, as Dovecot's
+		   own lock of the head checks */
+		if (fstat(fd, &locked) < 0)
+			_exit(child_status(errno));
+		if (stat(full, &named) == 0 && named.st_dev == locked.st_dev &&
+		    named.st_ino == locked.st_ino)
+			break;
+		(void)close(fd);
+		if (waited++ >= MOUNT_APPEND_LOCK_MS)
 			_exit(ENOLCK);
-		(void)nanosleep(&ms, NULL);
 	}
 	ret = write(fd, data, len);
 	if (ret < 0)

@@ -25,12 +25,13 @@ say nothing about both).
   --store file|s3  --ops all|deliver,flags,flagsnew,expunge,folders,subscribe
                    (default: CI_OPS; flags: on the base's mails, flagsnew:
                    on mails delivered during the split)
-  --fail-on any|loss  (default any; loss: only a mail or folder missing
-                   fails, the other mismatches are logged)
+  --fail-on any|loss|flags  (default any; loss: only a mail or folder
+                   missing fails, the other mismatches are logged; flags:
+                   those and a flag or keyword)
   --summary FILE   (a JSON line per seed, for bench/split-seeds)
 With no option (ctest) it runs CI_PLAN: the CI seeds with CI_OPS, every
 mismatch failing; then every op kind (maildir) and all but flagsnew
-(sdbox) on a few seeds, failing on a loss only.
+(sdbox) on a few seeds, failing on a loss only (sdbox: or a flag).
 Dovecot ports: OBOXFS_TEST_DOVECOT_PORT + 42 .. + 47 (those of
 test_dovecot_split_brain: ctest RESOURCE_LOCK dovecot_ports_42); C uses
 A's after A's Dovecot stopped."""
@@ -61,12 +62,15 @@ CI_OPS = 'deliver,flags,flagsnew,subscribe'
 # a mail or folder missing on the third mount: what CONTRACT section 6
 # forbids (the other mismatches are limits design.md lists)
 LOSS_KINDS = ('mail-missing', 'folder-missing')
+# fail_on 'flags': a loss, or a flag or keyword other than the rules give
+FLAG_KINDS = LOSS_KINDS + ('flags', 'keywords')
 # what ctest runs (no option given): (format, seeds, ops, fail on); every
-# op kind, failing on a loss only (sdbox: flags on mails delivered during
-# the split come with a later check, after Dovecot's rebuild: left out)
+# op kind, failing on a loss only (maildir) or on a loss or a flag (sdbox:
+# flags on mails delivered during the split come with a later check,
+# after Dovecot's rebuild: left out)
 CI_PLAN = [('maildir', CI_SEEDS, CI_OPS, 'any'),
            ('maildir', [4], 'all', 'loss'),
-           ('sdbox', [2], 'deliver,flags,expunge,folders,subscribe', 'loss')]
+           ('sdbox', [2], 'deliver,flags,expunge,folders,subscribe', 'flags')]
 # flags: on the base's mails; flagsnew: on mails delivered in the split
 OP_KINDS = ('deliver', 'flags', 'flagsnew', 'expunge', 'folders',
             'subscribe')
@@ -803,7 +807,8 @@ def run_seed(seed, fmt, kind, kinds):
 
 def run_plan(fmt, store, seeds, ops, fail_on, summary):
     """Run seeds; the failures (a line per failing seed): any mismatch,
-    or with fail_on 'loss' only LOSS_KINDS (the others are logged)."""
+    or with fail_on 'loss' only LOSS_KINDS, with 'flags' only FLAG_KINDS
+    (the others are logged)."""
     ops = ','.join(OP_KINDS) if ops == 'all' else ops
     kinds = tuple(k for k in ops.split(',') if k)
     bad_kinds = set(kinds) - set(OP_KINDS)
@@ -816,7 +821,8 @@ def run_plan(fmt, store, seeds, ops, fail_on, summary):
             with open(summary, 'a') as f:
                 f.write(json.dumps(s) + '\n')
         bad = {k: n for k, n in (s['mismatches'] or {}).items()
-               if fail_on == 'any' or k in LOSS_KINDS}
+               if fail_on == 'any' or k in LOSS_KINDS or
+               (fail_on == 'flags' and k in FLAG_KINDS)}
         if bad:
             failed.append(f'seed {seed} ({fmt}, ops {ops}): {bad}')
         elif s['mismatches']:
@@ -851,9 +857,11 @@ def parse_args():
     ap.add_argument('--store', choices=('file', 's3'), default='file')
     ap.add_argument('--ops', default=None,
                     help=f'op kinds to draw from, or all (default {CI_OPS})')
-    ap.add_argument('--fail-on', choices=('any', 'loss'), default=None,
+    ap.add_argument('--fail-on', choices=('any', 'loss', 'flags'),
+                    default=None,
                     help='fail on any mismatch (default), or only on a '
-                    f'loss ({", ".join(LOSS_KINDS)})')
+                    f'loss ({", ".join(LOSS_KINDS)}), or on those and '
+                    'flags and keywords')
     ap.add_argument('--summary', help='append a JSON line per seed here')
     return ap.parse_args()
 

@@ -642,3 +642,58 @@ Test(sdbox_flags, the_rebuild_mark_is_a_header_update_of_the_flags)
 	cr_assert_eq(r.size, 8);
 	cr_assert_eq(dovecotfmt_log_next(&log, &r), 0);
 }
+
+/* hostile files cost bounded work: mails out of UID order end the
+   index's records, and ranges over every mail again and again stop at a
+   budget; either way the state says it is incomplete (a merge leaves it
+   alone) */
+Test(sdbox_flags, hostile_files_cost_bounded_work)
+{
+	static struct bytes idx, log;
+	struct sdboxflags f;
+	unsigned char *big;
+	size_t n = 0, mails = 100000, ranges = 1000;
+
+	index_header(&idx, 120, 4);
+	put32(&idx, 9);
+	put32(&idx, 0x02);
+	put32(&idx, 7);		/* below 9: damaged from here */
+	put32(&idx, 0x02);
+	put32(&idx, 8);
+	put32(&idx, 0x02);
+	sdboxflags_parse(&f, idx.d, idx.n, NULL, 0, NULL, 0);
+	cr_assert_eq(f.count, 1);
+	cr_assert(f.incomplete);
+	sdboxflags_free(&f);
+
+	/* 100,000 mails, then 1,000 ranges {1, 2^32 - 1}: 10^8 steps
+	   without the budget */
+	big = malloc(DOVECOTFMT_LOG_HEADER_SIZE + 16 + mails * 8 + ranges * 12);
+	cr_assert_not_null(big);
+	log_header(&log, false);
+	memcpy(big, log.d, log.n);
+	n = log.n;
+	dovecotfmt_rec_header(big + n, DOVECOTFMT_APPEND, mails * 8);
+	n += DOVECOTFMT_RECORD_HEADER_SIZE;
+	for (uint32_t uid = 1; uid <= mails; uid++, n += 8) {
+		memcpy(big + n, &uid, 4);
+		memset(big + n + 4, 0, 4);
+	}
+	dovecotfmt_rec_header(big + n, DOVECOTFMT_FLAG_UPDATE, ranges * 12);
+	n += DOVECOTFMT_RECORD_HEADER_SIZE;
+	for (size_t i = 0; i < ranges; i++, n += 12) {
+		uint32_t one = 1, max = UINT32_MAX;
+
+		memset(big + n, 0, 12);
+		memcpy(big + n, &one, 4);
+		memcpy(big + n + 4, &max, 4);
+		big[n + 8] = (unsigned char)(i % 2 == 0 ? 0x02 : 0);
+		big[n + 9] = (unsigned char)(i % 2 == 0 ? 0 : 0x02);
+	}
+	sdboxflags_parse(&f, NULL, 0, NULL, 0, big, n);
+	cr_assert_eq(f.count, mails);
+	cr_assert(f.incomplete);
+	cr_assert_leq(f.work, 64U * 1024 * 1024 + 1);
+	sdboxflags_free(&f);
+	free(big);
+}
