@@ -224,7 +224,8 @@ def upload_with_logs_locked(mnt, user, what):
 
 def run(name, fmt='maildir'):
     """fmt sdbox: mails and folders (sdbox flags and subscriptions are not
-    merged: docs/design.md)."""
+    checked here: test_dovecot_split_seeded and test_engine_sdbox_flags
+    check the flags)."""
     maildir = fmt == 'maildir'
     env = TestEnv(name, 42)
     env_b = TestEnv(name, 45)

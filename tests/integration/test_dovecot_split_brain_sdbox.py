@@ -6,8 +6,9 @@ machine's mails back under the next free ones and marks the folder's index
 for Dovecot to rebuild from its files; every mail delivered on either
 side is on A, on B and on a third mount with an empty cache, bytes equal,
 and so are the folder changes (created on both sides, renamed with a mail
-appended to the old name, deleted).  Flags and subscriptions of sdbox are
-not merged (docs/design.md) and not checked.  The merge's rebuild mark
+appended to the old name, deleted).  Flags and subscriptions are not
+checked here (test_dovecot_split_seeded and test_engine_sdbox_flags check
+the sdbox flags merge).  The merge's rebuild mark
 waits for the log's lock, held by the test as a Dovecot appending would,
 in a child process of the daemon: the daemon itself never has a file of
 its own mount open (fs/mountappend.c).
